@@ -1,0 +1,16 @@
+//! vmail — a voicemail media server for SIP networks.
+//!
+//! The crate is a sans-IO core (configuration, routing, SIP, SDP, media,
+//! call and menu state machines that take `now` as an argument) plus a thin
+//! tokio shell in [`runtime`]. See `docs/` and `../shared/design/`.
+
+pub mod call;
+pub mod config;
+pub mod media;
+pub mod prompts;
+pub mod routing;
+pub mod runtime;
+pub mod sdp;
+pub mod sip;
+pub mod store;
+pub mod target;
