@@ -6,7 +6,9 @@
 
 pub mod call;
 pub mod config;
+pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod prompts;
 pub mod routing;
 pub mod runtime;

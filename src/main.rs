@@ -1,1 +1,307 @@
-fn main() {}
+//! The `vmail` command: wiring only. See `vmail --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use vmail::config::{Config, VmailRole};
+use vmail::routing::{Owner, RoutingTable};
+use vmail::store::{FsStore, MailboxId, MailboxSettings};
+
+/// The embedded default configuration (`config/vmail.json`).
+const DEFAULT_CONFIG: &str = include_str!("../config/vmail.json");
+
+#[derive(Parser, Debug)]
+#[command(name = "vmail", version, about = "Voicemail media server for SIP networks")]
+struct Cli {
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one vmail instance.
+    Run {
+        /// Site configuration file (default: the embedded config/vmail.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The instance to run (may be left out when the file has one enabled vmail instance).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the group that owns DOMAIN and its instances.
+    Route {
+        /// Site configuration file.
+        file: PathBuf,
+        /// Domain to look up.
+        domain: String,
+    },
+    /// Manage mailboxes in the instance's SiteShare store.
+    Mailbox {
+        /// Site configuration file (default: the embedded config/vmail.json).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// The instance whose store to use.
+        #[arg(long, global = true)]
+        name: Option<String>,
+        #[command(subcommand)]
+        command: MailboxCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate FILE and print the routing table.
+    Check {
+        /// Site configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MailboxCommand {
+    /// Create a mailbox.
+    Add {
+        /// user@domain
+        mailbox: String,
+        /// Initial PIN (digits).
+        #[arg(long)]
+        pin: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List mailboxes (of one domain, or all).
+    List {
+        /// Only this domain.
+        domain: Option<String>,
+    },
+    /// Remove a mailbox and all its messages.
+    Remove {
+        /// user@domain
+        mailbox: String,
+    },
+    /// Set the PIN of a mailbox.
+    SetPin {
+        /// user@domain
+        mailbox: String,
+        /// New PIN (digits).
+        pin: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    vmail::logging::init(cli.log_format == LogFormat::Json);
+    match cli.command {
+        Command::Run { config, name } => run(config, name),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
+        Command::Route { file, domain } => route(&file, &domain),
+        Command::Mailbox {
+            config,
+            name,
+            command,
+        } => mailbox(config, name, command),
+    }
+}
+
+/// Exit status for configuration errors (SPEC §2).
+const EXIT_CONFIG: u8 = 2;
+
+fn load(file: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    let loaded = match file {
+        Some(path) => Config::load(path),
+        None => Config::parse(DEFAULT_CONFIG),
+    };
+    loaded.map_err(|errors| {
+        let origin = file.map_or_else(
+            || "embedded config/vmail.json".to_owned(),
+            |p| p.display().to_string(),
+        );
+        eprintln!("{origin}: configuration is invalid:\n{errors}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn select<'a>(config: &'a Config, name: Option<&str>) -> Result<&'a VmailRole, ExitCode> {
+    config.select(name).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn routing_table(config: &Config) -> Result<RoutingTable, ExitCode> {
+    let groups = config.groups();
+    RoutingTable::new(
+        groups
+            .iter()
+            .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn run(file: Option<PathBuf>, name: Option<String>) -> ExitCode {
+    let config = match load(file.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let role = match select(&config, name.as_deref()) {
+        Ok(r) => r.clone(),
+        Err(code) => return code,
+    };
+    match vmail::runtime::run(config, role) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("vmail stopped: {e}");
+            eprintln!("vmail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(file: &PathBuf) -> ExitCode {
+    let config = match load(Some(file)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(code) = routing_table(&config) {
+        return code;
+    }
+    println!("{}: valid (site {})", file.display(), config.site);
+    println!();
+    print!("{}", vmail::config::describe(&config));
+    ExitCode::SUCCESS
+}
+
+fn route(file: &PathBuf, domain: &str) -> ExitCode {
+    let config = match load(Some(file)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let table = match routing_table(&config) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let normalized = match vmail::config::normalize_domain(domain) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("`{domain}` is not a valid domain name: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let Some(owner) = table.owner(&normalized) else {
+        println!("{normalized}: not served by any group (404 domain not served)");
+        return ExitCode::from(1);
+    };
+    let how = match owner {
+        Owner::Listed { .. } => "listed",
+        Owner::Default { .. } => "default group",
+    };
+    println!("{normalized}: group {} ({how})", owner.group());
+    if let Some(info) = config.groups().get(&owner.group()) {
+        for inst in &info.instances {
+            println!(
+                "  order {:>3}  {:<16} {}  sip {}  http {}",
+                inst.order, inst.name, inst.addr, inst.ext.sip_port, inst.ext.http_port
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand) -> ExitCode {
+    let config = match load(file.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let role = match select(&config, name.as_deref()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let store = match FsStore::open(&role.ext.siteshare) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot open the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let parse = |s: &str| {
+        MailboxId::parse(s).map_err(|e| {
+            eprintln!("`{s}`: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })
+    };
+    let result = match command {
+        MailboxCommand::Add {
+            mailbox,
+            pin,
+            display_name,
+        } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            let settings = MailboxSettings {
+                display_name,
+                ..MailboxSettings::default()
+            };
+            store
+                .create_mailbox(&id, settings, pin.as_deref())
+                .map(|_| println!("created {}@{}", id.user(), id.domain()))
+        }
+        MailboxCommand::List { domain } => store.list_mailboxes(domain.as_deref()).map(|ids| {
+            for id in ids {
+                let counts = store.counts(&id);
+                match counts {
+                    Ok(c) => println!("{}@{}  new {}  old {}", id.user(), id.domain(), c.new, c.old),
+                    Err(_) => println!("{}@{}", id.user(), id.domain()),
+                }
+            }
+        }),
+        MailboxCommand::Remove { mailbox } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            store
+                .remove_mailbox(&id)
+                .map(|()| println!("removed {}@{}", id.user(), id.domain()))
+        }
+        MailboxCommand::SetPin { mailbox, pin } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            store
+                .set_pin(&id, &pin)
+                .map(|()| println!("PIN set for {}@{}", id.user(), id.domain()))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

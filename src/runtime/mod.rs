@@ -1,1 +1,268 @@
-//! (module under construction)
+//! The tokio shell: sockets, timers and files around the sans-IO core.
+//!
+//! Start-up order (configuration is validated before anything binds):
+//! open the store → recover interrupted recordings → create the demo
+//! mailboxes → load the prompts → bind SIP UDP/TCP → serve until SIGINT or
+//! SIGTERM → hang up calls, finish their recordings, exit.
+
+mod call_driver;
+mod pacer;
+mod plan;
+mod sip_server;
+mod tcp;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::config::{Config, GroupInfo, SipTransport, VmailRole};
+use crate::media::PortPool;
+use crate::metrics::Metrics;
+use crate::prompts::PromptSet;
+use crate::routing::RoutingTable;
+use crate::store::{FsStore, MailboxId, MailboxSettings};
+
+use pacer::Pacer;
+use sip_server::SipServer;
+use tcp::TcpConns;
+
+/// Why vmail could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    /// The tokio runtime could not be built.
+    #[error("cannot start the runtime: {0}")]
+    Tokio(std::io::Error),
+    /// The store could not be opened.
+    #[error("cannot open the SiteShare store at {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    /// The prompts could not be loaded.
+    #[error("cannot load the prompts from {path}: {source}")]
+    Prompts {
+        path: String,
+        source: crate::prompts::PromptError,
+    },
+    /// A socket could not be bound.
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The routing table could not be built.
+    #[error("routing: {0}")]
+    Routing(#[from] crate::routing::RoutingError),
+}
+
+/// State shared by the SIP task and the call drivers.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub role: VmailRole,
+    pub routing: RoutingTable,
+    pub groups: BTreeMap<u32, GroupInfo>,
+    pub store: FsStore,
+    pub prompts: PromptSet,
+    pub metrics: Arc<Metrics>,
+    pub pacer: Pacer,
+    ports: Mutex<PortPool>,
+}
+
+impl Shared {
+    pub fn ports_allocate(&self) -> Option<u16> {
+        self.ports.lock().ok()?.allocate()
+    }
+
+    pub fn ports_release(&self, port: u16) {
+        if let Ok(mut p) = self.ports.lock() {
+            p.release(port);
+        }
+    }
+}
+
+/// Runs the instance `role` of `config` until SIGINT/SIGTERM.
+pub fn run(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("vmail")
+        .build()
+        .map_err(RuntimeError::Tokio)?;
+    rt.block_on(serve(config, role))
+}
+
+async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
+    let ext = role.ext.clone();
+    info!(
+        name = %role.name,
+        group = role.group,
+        order = role.order,
+        domains = ?role.include_domains,
+        addr = %role.addr,
+        sip_port = ext.sip_port,
+        "starting vmail"
+    );
+    let groups = config.groups();
+    let routing = RoutingTable::new(
+        groups
+            .iter()
+            .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
+    )?;
+
+    // The store: open, repair what a crash left in tmp/, demo mailboxes.
+    let store = FsStore::open(&ext.siteshare).map_err(|source| RuntimeError::Store {
+        path: ext.siteshare.display().to_string(),
+        source,
+    })?;
+    let metrics = Arc::new(Metrics::default());
+    match store.recover() {
+        Ok(recovered) => {
+            for (mailbox, id) in &recovered {
+                warn!(%mailbox, id = %id, "recovered an interrupted recording");
+            }
+            metrics.messages_recovered.add(recovered.len() as u64);
+        }
+        Err(e) => warn!("recovery of interrupted recordings failed: {e}"),
+    }
+    for demo in &ext.demo_mailboxes {
+        let Ok(id) = MailboxId::new(&demo.user, &demo.domain) else {
+            warn!(user = %demo.user, domain = %demo.domain, "invalid demo mailbox");
+            continue;
+        };
+        match store.mailbox(&id) {
+            Ok(Some(_)) => {}
+            Ok(None) => match store.create_mailbox(&id, MailboxSettings::default(), Some(&demo.pin))
+            {
+                Ok(_) => info!(mailbox = %id, "demo mailbox created"),
+                Err(e) => warn!(mailbox = %id, "cannot create demo mailbox: {e}"),
+            },
+            Err(e) => warn!(mailbox = %id, "store error: {e}"),
+        }
+    }
+
+    let prompts = {
+        let dir = ext.prompts.clone();
+        let lang = ext.language.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut langs = vec![lang.as_str()];
+            if lang != "en" {
+                langs.push("en");
+            }
+            PromptSet::load(&dir, &langs)
+        })
+        .await
+        .map_err(|e| RuntimeError::Tokio(std::io::Error::other(e)))?
+        .map_err(|source| RuntimeError::Prompts {
+            path: ext.prompts.display().to_string(),
+            source,
+        })?
+    };
+
+    // Sockets.
+    let sip_addr = SocketAddr::new(role.addr, ext.sip_port);
+    let udp = if ext.sip_transports.contains(&SipTransport::Udp) {
+        Some(
+            tokio::net::UdpSocket::bind(sip_addr)
+                .await
+                .map_err(|source| RuntimeError::Bind {
+                    what: "SIP/UDP",
+                    addr: sip_addr,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+    let tcp_listener = if ext.sip_transports.contains(&SipTransport::Tcp) {
+        Some(
+            tokio::net::TcpListener::bind(sip_addr)
+                .await
+                .map_err(|source| RuntimeError::Bind {
+                    what: "SIP/TCP",
+                    addr: sip_addr,
+                    source,
+                })?,
+        )
+    } else {
+        None
+    };
+
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let pacer = Pacer::start(workers, metrics.clone());
+    let shared = Arc::new(Shared {
+        config,
+        routing,
+        groups,
+        store,
+        prompts,
+        metrics,
+        pacer,
+        ports: Mutex::new(PortPool::new(ext.rtp_port_min, ext.rtp_port_max)),
+        role,
+    });
+
+    let (inbound_tx, inbound_rx) = mpsc::channel(4096);
+    let conns = TcpConns::default();
+    if let Some(listener) = tcp_listener {
+        tokio::spawn(tcp::accept_loop(
+            listener,
+            conns.clone(),
+            inbound_tx.clone(),
+            64 * 1024,
+        ));
+    }
+    // Without UDP the server still needs a socket value: bind an unused
+    // ephemeral one that never receives anything.
+    let udp = match udp {
+        Some(u) => u,
+        None => tokio::net::UdpSocket::bind(SocketAddr::new(shared.role.addr, 0))
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                what: "SIP/UDP",
+                addr: sip_addr,
+                source,
+            })?,
+    };
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx);
+    let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
+    info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
+
+    wait_for_signal().await;
+    info!("signal received: stopping");
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    drop(inbound_tx);
+    info!("vmail stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

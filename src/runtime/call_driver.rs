@@ -1,0 +1,307 @@
+//! One task per answered deposit call: receives the caller's RTP, feeds the
+//! jitter buffer, the DTMF decoder and the recording, and carries out what
+//! the [`Deposit`] state machine asks. Prompts are sent by the [`Pacer`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::call::{Action, Deposit, DepositPrompts, Opening, RecordingOutcome};
+use crate::prompts::PromptSet;
+use crate::media::{PushResult, RtpReceiver, RxConfig, SilenceDetector};
+use crate::metrics::Metrics;
+use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
+
+use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+use super::plan::DepositPlan;
+
+/// What the SIP side tells a call.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// BYE or CANCEL from the caller, or vmail is shutting down.
+    Hangup,
+    /// A re-INVITE changed the media.
+    Media(RxConfig, Option<SocketAddr>),
+    /// A DTMF digit from SIP INFO.
+    Dtmf(char),
+}
+
+/// What a call tells the SIP side.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// Send BYE for this call.
+    Hangup { call: u64 },
+    /// The call's task has ended; its resources are released.
+    Ended { call: u64 },
+}
+
+/// Everything a call driver needs.
+pub struct CallSetup {
+    pub call: u64,
+    pub mailbox: MailboxId,
+    pub socket: Arc<UdpSocket>,
+    pub remote: RemoteAddr,
+    pub rx: RxConfig,
+    pub plan: DepositPlan,
+    pub prompts: PromptSet,
+    pub store: FsStore,
+    pub recording: RecordingInfo,
+    pub slot: PacerSlot,
+    pub done_rx: mpsc::UnboundedReceiver<PlaybackDone>,
+    pub commands: mpsc::UnboundedReceiver<CallCommand>,
+    pub events: mpsc::UnboundedSender<CallEvent>,
+    pub metrics: Arc<Metrics>,
+}
+
+struct Recording {
+    writer: RecordingWriter,
+    silence: SilenceDetector,
+    silence_limit_ms: u64,
+    max_samples: u64,
+    limit_reported: bool,
+}
+
+/// Runs the call to its end.
+pub async fn drive(setup: CallSetup) {
+    let CallSetup {
+        call,
+        mailbox,
+        socket,
+        remote,
+        rx: rx_config,
+        plan,
+        prompts,
+        store,
+        recording: info,
+        slot,
+        mut done_rx,
+        mut commands,
+        events,
+        metrics,
+    } = setup;
+    let mut receiver = RtpReceiver::new(rx_config);
+    let mut recording: Option<Recording> = None;
+    let mut generation = 0u64;
+    let mut learned_remote = false;
+    let mut buf = vec![0u8; 2048];
+    let mut hung_up = false;
+
+    // Greetings are files of the mailbox: read and decode them off the
+    // async threads.
+    let (mut deposit, opening) = {
+        let store = store.clone();
+        let mailbox = mailbox.clone();
+        let limits = plan.limits.clone();
+        match tokio::task::spawn_blocking(move || plan.prepare(&store, &prompts, &mailbox)).await {
+            Ok((p, opening)) => (Deposit::new(limits, p), opening),
+            Err(e) => {
+                warn!("preparing the call failed: {e}");
+                (Deposit::new(limits, DepositPrompts::default()), Opening::StoreUnavailable)
+            }
+        }
+    };
+    deposit.start(Instant::now().into_std(), opening);
+    loop {
+        // Carry out what the flow asks.
+        while let Some(action) = deposit.poll_action() {
+            match action {
+                Action::Play(clips) => {
+                    generation += 1;
+                    slot.play(clips, generation);
+                }
+                Action::StopPlayback => {
+                    generation += 1;
+                    slot.stop();
+                }
+                Action::StartRecording { silence, max } => {
+                    match store.begin_recording(&mailbox, info.clone(), SystemTime::now()) {
+                        Ok(writer) => {
+                            recording = Some(Recording {
+                                writer,
+                                silence: SilenceDetector::new(),
+                                silence_limit_ms: silence.as_millis() as u64,
+                                max_samples: max.as_millis() as u64 * 8,
+                                limit_reported: false,
+                            });
+                        }
+                        Err(e) => {
+                            warn!("cannot start recording: {e}");
+                            deposit.on_store_error(Instant::now().into_std());
+                        }
+                    }
+                }
+                Action::StopRecording { min } => {
+                    let outcome = match recording.take() {
+                        Some(mut rec) => {
+                            receiver.flush(&mut |pcm| {
+                                let _ = rec.writer.append(pcm);
+                            });
+                            close_recording(rec.writer, min, &metrics).await
+                        }
+                        None => RecordingOutcome::Failed,
+                    };
+                    deposit.on_recording_closed(Instant::now().into_std(), outcome);
+                }
+                Action::Hangup => {
+                    if !hung_up {
+                        hung_up = true;
+                        let _ = events.send(CallEvent::Hangup { call });
+                    }
+                }
+                Action::Done => {}
+            }
+        }
+        if deposit.is_done() {
+            break;
+        }
+
+        let deadline = deposit
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let (n, from) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP port unreachable and the like: keep going.
+                        debug!("rtp recv error: {e}");
+                        continue;
+                    }
+                };
+                metrics.rtp_received.inc();
+                let Some(packet) = buf.get(..n) else { continue };
+                let result = receiver.push(packet);
+                let now = Instant::now().into_std();
+                match result {
+                    PushResult::Audio | PushResult::Dtmf => {
+                        deposit.on_media(now);
+                        if !learned_remote {
+                            learned_remote = true;
+                            if let Ok(mut r) = remote.lock() {
+                                *r = Some(from);
+                            }
+                        }
+                    }
+                    _ => metrics.rtp_ignored.inc(),
+                }
+                // Audio released by the jitter buffer.
+                match recording.as_mut() {
+                    Some(rec) => {
+                        let mut failed = false;
+                        receiver.drain(&mut |pcm| {
+                            rec.silence.feed(pcm);
+                            if rec.writer.append(pcm).is_err() {
+                                failed = true;
+                            }
+                        });
+                        if failed {
+                            warn!("writing the recording failed");
+                            if let Some(rec) = recording.take() {
+                                let _ = rec.writer.discard();
+                            }
+                            metrics.messages_failed.inc();
+                            deposit.on_store_error(now);
+                        } else if !rec.limit_reported {
+                            if rec.silence.silent_ms() >= rec.silence_limit_ms {
+                                rec.limit_reported = true;
+                                deposit.on_silence(now);
+                            } else if rec.writer.samples() >= rec.max_samples {
+                                rec.limit_reported = true;
+                                deposit.on_max_length(now);
+                            }
+                        }
+                    }
+                    None => receiver.drain(&mut |_| {}),
+                }
+                while let Some(ev) = receiver.poll_dtmf() {
+                    debug!(digit = %ev.digit, "dtmf (rfc 4733)");
+                    deposit.on_dtmf(now, ev.digit);
+                }
+            }
+            done = done_rx.recv() => {
+                if let Some(done) = done {
+                    if done.generation == generation {
+                        deposit.on_playback_done(Instant::now().into_std());
+                    }
+                }
+            }
+            cmd = commands.recv() => {
+                let now = Instant::now().into_std();
+                match cmd {
+                    Some(CallCommand::Hangup) | None => {
+                        hung_up = true;
+                        deposit.on_hangup(now);
+                    }
+                    Some(CallCommand::Media(cfg, addr)) => {
+                        receiver.set_config(cfg);
+                        if let (Some(addr), false) = (addr, learned_remote) {
+                            if let Ok(mut r) = remote.lock() {
+                                *r = Some(addr);
+                            }
+                        }
+                    }
+                    Some(CallCommand::Dtmf(d)) => deposit.on_dtmf(now, d),
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                deposit.handle_timeout(Instant::now().into_std());
+            }
+        }
+    }
+    let stats = receiver.stats();
+    metrics.rtp_lost.add(stats.lost);
+    metrics.rtp_late.add(stats.late);
+    info!(
+        received = stats.received,
+        lost = stats.lost,
+        late = stats.late,
+        "call ended"
+    );
+    slot.unregister();
+    let _ = events.send(CallEvent::Ended { call });
+}
+
+/// Completes (or drops) a recording off the async threads: fsync and renames.
+async fn close_recording(
+    writer: RecordingWriter,
+    min: Duration,
+    metrics: &Metrics,
+) -> RecordingOutcome {
+    let too_short = writer.duration_ms() < min.as_millis() as u64;
+    let result = tokio::task::spawn_blocking(move || {
+        if too_short {
+            writer.discard().map(|()| None)
+        } else {
+            writer.finish(SystemTime::now()).map(Some)
+        }
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(meta))) => {
+            metrics.messages_stored.inc();
+            info!(id = %meta.id, duration_ms = meta.duration_ms, "message stored");
+            RecordingOutcome::Stored
+        }
+        Ok(Ok(None)) => {
+            metrics.messages_discarded.inc();
+            info!("message shorter than the minimum: dropped");
+            RecordingOutcome::Discarded
+        }
+        Ok(Err(e)) => {
+            metrics.messages_failed.inc();
+            warn!("storing the message failed: {e}");
+            RecordingOutcome::Failed
+        }
+        Err(e) => {
+            metrics.messages_failed.inc();
+            warn!("storing the message failed: {e}");
+            RecordingOutcome::Failed
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Prompt pacing: one timer per shard sends the next RTP frame of every
+//! call that is playing something (not a task or a timer per call).
+//!
+//! A call registers once (socket, where to send, packetizer); then it asks
+//! to play a playlist or to stop. Each tick (10 ms) the shard sends every
+//! frame that has come due and reports finished playlists to the call's
+//! driver. Idle calls keep their RTP timestamp running with wall time so the
+//! next talkspurt starts at the right timestamp (with the marker bit).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::call::Clip;
+use crate::media::RtpPacketizer;
+
+use crate::metrics::Metrics;
+
+/// Where a call's RTP goes: learned from the caller's packets (symmetric
+/// RTP), initially from the SDP offer.
+pub type RemoteAddr = Arc<Mutex<Option<SocketAddr>>>;
+
+/// What the pacer tells a call's driver.
+#[derive(Debug)]
+pub struct PlaybackDone {
+    /// The generation of the finished playlist.
+    pub generation: u64,
+}
+
+enum Command {
+    Register {
+        call: u64,
+        socket: Arc<UdpSocket>,
+        remote: RemoteAddr,
+        packetizer: Box<RtpPacketizer>,
+        frame_samples: usize,
+        done: mpsc::UnboundedSender<PlaybackDone>,
+    },
+    Play {
+        call: u64,
+        clips: Vec<Clip>,
+        generation: u64,
+    },
+    Stop {
+        call: u64,
+    },
+    Unregister {
+        call: u64,
+    },
+}
+
+/// Handle to the pacer shards; cheap to clone.
+#[derive(Clone)]
+pub struct Pacer {
+    shards: Arc<[mpsc::UnboundedSender<Command>]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// A call's slot in one pacer shard.
+#[derive(Clone)]
+pub struct PacerSlot {
+    shard: mpsc::UnboundedSender<Command>,
+    call: u64,
+}
+
+const TICK: Duration = Duration::from_millis(10);
+
+impl Pacer {
+    /// Starts `shards` pacing tasks on the current runtime.
+    pub fn start(shards: usize, metrics: Arc<Metrics>) -> Pacer {
+        let shards = (0..shards.max(1))
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(shard(rx, metrics.clone()));
+                tx
+            })
+            .collect::<Vec<_>>();
+        Pacer {
+            shards: shards.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// Registers a call with the next shard (round robin).
+    pub fn register(
+        &self,
+        call: u64,
+        socket: Arc<UdpSocket>,
+        remote: RemoteAddr,
+        packetizer: RtpPacketizer,
+        frame_samples: usize,
+        done: mpsc::UnboundedSender<PlaybackDone>,
+    ) -> PacerSlot {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let shard = self.shards[i].clone();
+        let _ = shard.send(Command::Register {
+            call,
+            socket,
+            remote,
+            packetizer: Box::new(packetizer),
+            frame_samples: frame_samples.max(1),
+            done,
+        });
+        PacerSlot { shard, call }
+    }
+}
+
+impl PacerSlot {
+    /// Replaces whatever plays with `clips`.
+    pub fn play(&self, clips: Vec<Clip>, generation: u64) {
+        let _ = self.shard.send(Command::Play {
+            call: self.call,
+            clips,
+            generation,
+        });
+    }
+
+    /// Stops the playback; no `PlaybackDone` is sent for it.
+    pub fn stop(&self) {
+        let _ = self.shard.send(Command::Stop { call: self.call });
+    }
+
+    /// Forgets the call.
+    pub fn unregister(&self) {
+        let _ = self.shard.send(Command::Unregister { call: self.call });
+    }
+}
+
+struct Playing {
+    clips: Vec<Clip>,
+    clip: usize,
+    pos: usize,
+    generation: u64,
+    first: bool,
+}
+
+struct Entry {
+    socket: Arc<UdpSocket>,
+    remote: RemoteAddr,
+    packetizer: Box<RtpPacketizer>,
+    frame_samples: usize,
+    frame: Vec<i16>,
+    done: mpsc::UnboundedSender<PlaybackDone>,
+    playing: Option<Playing>,
+    next_due: Instant,
+}
+
+impl Entry {
+    /// Fills `self.frame` with the next frame; returns false when the
+    /// playlist was already exhausted before this frame.
+    fn next_frame(&mut self) -> bool {
+        let Some(p) = self.playing.as_mut() else {
+            return false;
+        };
+        let mut filled = 0;
+        while filled < self.frame_samples {
+            let Some(clip) = p.clips.get(p.clip) else {
+                break;
+            };
+            let rest = clip.get(p.pos..).unwrap_or(&[]);
+            if rest.is_empty() {
+                p.clip += 1;
+                p.pos = 0;
+                continue;
+            }
+            let n = rest.len().min(self.frame_samples - filled);
+            self.frame[filled..filled + n].copy_from_slice(&rest[..n]);
+            filled += n;
+            p.pos += n;
+        }
+        if filled == 0 {
+            return false;
+        }
+        self.frame[filled..].fill(0);
+        true
+    }
+}
+
+async fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>) {
+    let mut calls: HashMap<u64, Entry> = HashMap::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return };
+                apply(&mut calls, cmd);
+                // Take every queued command before the next tick.
+                while let Ok(cmd) = rx.try_recv() {
+                    apply(&mut calls, cmd);
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                for entry in calls.values_mut() {
+                    send_due(entry, now, &metrics);
+                }
+            }
+        }
+    }
+}
+
+fn apply(calls: &mut HashMap<u64, Entry>, cmd: Command) {
+    match cmd {
+        Command::Register {
+            call,
+            socket,
+            remote,
+            packetizer,
+            frame_samples,
+            done,
+        } => {
+            calls.insert(
+                call,
+                Entry {
+                    socket,
+                    remote,
+                    packetizer,
+                    frame_samples,
+                    frame: vec![0; frame_samples],
+                    done,
+                    playing: None,
+                    next_due: Instant::now(),
+                },
+            );
+        }
+        Command::Play {
+            call,
+            clips,
+            generation,
+        } => {
+            if let Some(e) = calls.get_mut(&call) {
+                e.playing = Some(Playing {
+                    clips,
+                    clip: 0,
+                    pos: 0,
+                    generation,
+                    first: true,
+                });
+                // Start now, not at the idle schedule.
+                let now = Instant::now();
+                if e.next_due > now {
+                    e.next_due = now;
+                }
+            }
+        }
+        Command::Stop { call } => {
+            if let Some(e) = calls.get_mut(&call) {
+                e.playing = None;
+            }
+        }
+        Command::Unregister { call } => {
+            calls.remove(&call);
+        }
+    }
+}
+
+fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
+    let frame_time = Duration::from_micros(e.frame_samples as u64 * 125);
+    // Never burst more than a few frames after a stall.
+    if now.saturating_duration_since(e.next_due) > frame_time * 5 {
+        e.next_due = now;
+    }
+    while e.next_due <= now {
+        e.next_due += frame_time;
+        if !e.next_frame() {
+            if let Some(p) = e.playing.take() {
+                let _ = e.done.send(PlaybackDone {
+                    generation: p.generation,
+                });
+            }
+            e.packetizer.skip(e.frame_samples as u32);
+            continue;
+        }
+        let marker = e.playing.as_mut().is_some_and(|p| std::mem::take(&mut p.first));
+        let remote = e.remote.lock().ok().and_then(|r| *r);
+        let packet = e.packetizer.packetize(&e.frame, marker);
+        if let Some(to) = remote {
+            match e.socket.try_send_to(packet, to) {
+                Ok(_) => metrics.rtp_sent.inc(),
+                Err(_) => metrics.rtp_send_errors.inc(),
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! What a deposit call will say: the greeting by SPEC §6 precedence
+//! (temporary > busy/unavailable by cause > the default prompt that speaks
+//! the mailbox number), the other prompts of the flow, and whether the
+//! mailbox can take a message at all.
+
+use tracing::warn;
+
+use crate::call::{Clip, DepositLimits, DepositPrompts, Opening};
+use crate::prompts::PromptSet;
+use crate::store::{FsStore, GreetingKind, MailboxId};
+use crate::target::Cause;
+
+/// The inputs of a deposit call, fixed when the INVITE is accepted.
+#[derive(Debug, Clone)]
+pub struct DepositPlan {
+    /// Prompt language (mailbox, else instance setting).
+    pub language: String,
+    /// Why the call was diverted.
+    pub cause: Cause,
+    /// Limits of the recording.
+    pub limits: DepositLimits,
+    /// `max_messages` of the instance.
+    pub max_messages: u32,
+}
+
+impl DepositPlan {
+    /// Reads the mailbox state and greetings (blocking file I/O).
+    pub fn prepare(
+        &self,
+        store: &FsStore,
+        prompts: &PromptSet,
+        mailbox: &MailboxId,
+    ) -> (DepositPrompts, Opening) {
+        let p = |name: &str| -> Vec<Clip> {
+            match prompts.get(&self.language, name) {
+                Some(prompt) => vec![prompt.clip()],
+                None => {
+                    warn!(prompt = name, "prompt missing");
+                    Vec::new()
+                }
+            }
+        };
+        let mut out = DepositPrompts {
+            greeting: Vec::new(),
+            beep: p("beep"),
+            saved: p("message-saved"),
+            goodbye: p("goodbye"),
+            mailbox_full: p("mailbox-full"),
+            max_length: p("max-length"),
+            cannot_take: p("cannot-take"),
+        };
+        let opening = match store.counts(mailbox) {
+            Ok(c) if (c.new + c.old) as u64 >= u64::from(self.max_messages) => Opening::MailboxFull,
+            Ok(_) => Opening::Record,
+            Err(e) => {
+                warn!("cannot read the mailbox: {e}");
+                Opening::StoreUnavailable
+            }
+        };
+        if opening != Opening::Record {
+            return (out, opening);
+        }
+        let by_cause = match self.cause {
+            Cause::Busy => GreetingKind::Busy,
+            _ => GreetingKind::Unavailable,
+        };
+        let custom = [GreetingKind::Temporary, by_cause]
+            .into_iter()
+            .find_map(|kind| load_greeting(store, mailbox, kind));
+        out.greeting = match custom {
+            Some(clip) => vec![clip],
+            None => {
+                // "The person at extension <name or digits> is busy / is not available.
+                //  Please leave your message after the tone."
+                let mut g = p("greeting-intro");
+                match load_greeting(store, mailbox, GreetingKind::Name) {
+                    Some(name) => g.push(name),
+                    None => g.extend(
+                        prompts
+                            .digits(&self.language, mailbox.user())
+                            .into_iter()
+                            .map(|pr| pr.clip()),
+                    ),
+                }
+                g.extend(p(match self.cause {
+                    Cause::Busy => "is-busy",
+                    _ => "is-unavailable",
+                }));
+                g.extend(p("leave-message"));
+                g
+            }
+        };
+        (out, opening)
+    }
+}
+
+fn load_greeting(store: &FsStore, mailbox: &MailboxId, kind: GreetingKind) -> Option<Clip> {
+    let path = match store.greeting_path(mailbox, kind) {
+        Ok(Some(path)) => path,
+        Ok(None) => return None,
+        Err(e) => {
+            warn!("greeting lookup failed: {e}");
+            return None;
+        }
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(path = %path.display(), "cannot read greeting: {e}");
+            return None;
+        }
+    };
+    match crate::prompts::decode_to_8k(bytes, Some("wav")) {
+        Ok(samples) if !samples.is_empty() => Some(Clip::from(samples)),
+        Ok(_) => None,
+        Err(e) => {
+            warn!(path = %path.display(), "cannot decode greeting: {e}");
+            None
+        }
+    }
+}

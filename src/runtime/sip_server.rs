@@ -1,0 +1,775 @@
+//! The SIP task: owns the transaction layer ([`Endpoint`]), the UDP socket
+//! and the TCP connections' channels, decides what to do with each request
+//! (SPEC §3, §5) and starts a call driver per answered deposit.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsipstack::sip::{Header, Method, Request, Response};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::call::{DepositLimits, Opening};
+use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
+use crate::sdp::{self, Codec, Negotiated};
+use crate::sip::{self as sipcore, Dialog, Endpoint, Event, Peer, Transmit, Transport, TxKey};
+use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
+use crate::target::{self, Cause, Target};
+
+use super::call_driver::{self, CallCommand, CallEvent, CallSetup};
+use super::plan::DepositPlan;
+use super::tcp::TcpConns;
+use super::Shared;
+
+/// Messages into the SIP task from the TCP connections.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A framed SIP message from a TCP connection.
+    Message { peer: Peer, bytes: Vec<u8> },
+}
+
+struct CallEntry {
+    call_id: String,
+    dialog: Dialog,
+    peer: Peer,
+    invite_tx: TxKey,
+    commands: mpsc::UnboundedSender<CallCommand>,
+    port: u16,
+    local_sdp: String,
+    sdp_version: u64,
+    /// Set until the 200 is sent (answer delay).
+    pending: Option<Box<PendingAnswer>>,
+    answered: bool,
+}
+
+struct PendingAnswer {
+    setup: CallSetup,
+    response: Response,
+}
+
+/// The SIP task.
+pub struct SipServer {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    udp: Arc<UdpSocket>,
+    tcp: TcpConns,
+    inbound: mpsc::Receiver<Inbound>,
+    events_tx: mpsc::UnboundedSender<CallEvent>,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    calls: HashMap<u64, CallEntry>,
+    by_call_id: HashMap<String, u64>,
+    by_invite_tx: HashMap<TxKey, u64>,
+    answers_due: BTreeSet<(Instant, u64)>,
+    next_call: u64,
+    shutting_down: bool,
+}
+
+impl SipServer {
+    /// A server on bound sockets.
+    pub fn new(
+        shared: Arc<Shared>,
+        udp: Arc<UdpSocket>,
+        tcp: TcpConns,
+        inbound: mpsc::Receiver<Inbound>,
+    ) -> Self {
+        let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
+        let endpoint = Endpoint::new(sipcore::EndpointConfig {
+            local_addr: local,
+            user_agent: format!("vmail/{}", env!("CARGO_PKG_VERSION")),
+            ..sipcore::EndpointConfig::default()
+        });
+        let (events_tx, events) = mpsc::unbounded_channel();
+        SipServer {
+            shared,
+            endpoint,
+            udp,
+            tcp,
+            inbound,
+            events_tx,
+            events,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_invite_tx: HashMap::new(),
+            answers_due: BTreeSet::new(),
+            next_call: 1,
+            shutting_down: false,
+        }
+    }
+
+    /// Serves until `shutdown` flips, then hangs up every call, waits for
+    /// them to end (at most `grace`) and returns.
+    pub async fn serve(mut self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let mut buf = vec![0u8; 65536];
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            self.flush();
+            if let Some(deadline) = drain_deadline {
+                if self.calls.is_empty() || Instant::now() >= deadline {
+                    if !self.calls.is_empty() {
+                        warn!(calls = self.calls.len(), "grace period over; calls left");
+                    }
+                    return;
+                }
+            }
+            let next = [
+                self.endpoint.poll_timeout().map(Instant::from_std),
+                self.answers_due.first().map(|(t, _)| *t),
+                drain_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                r = self.udp.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        if let Some(bytes) = buf.get(..n) {
+                            let peer = Peer { transport: Transport::Udp, addr: from, conn: None };
+                            self.endpoint.handle_input(Instant::now().into_std(), peer, bytes);
+                        }
+                    }
+                    Err(e) => debug!("sip udp recv: {e}"),
+                },
+                msg = self.inbound.recv() => {
+                    if let Some(Inbound::Message { peer, bytes }) = msg {
+                        self.endpoint.handle_input(Instant::now().into_std(), peer, &bytes);
+                    }
+                }
+                ev = self.events.recv() => {
+                    if let Some(ev) = ev {
+                        self.on_call_event(ev);
+                    }
+                }
+                _ = tokio::time::sleep_until(next) => {
+                    let now = Instant::now();
+                    self.endpoint.handle_timeout(now.into_std());
+                    self.answer_due(now);
+                }
+                changed = shutdown.changed(), if drain_deadline.is_none() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        info!(calls = self.calls.len(), "shutting down: hanging up calls");
+                        self.shutting_down = true;
+                        for call in self.calls.values() {
+                            let _ = call.commands.send(CallCommand::Hangup);
+                        }
+                        drain_deadline = Some(Instant::now() + grace);
+                    }
+                }
+            }
+            self.process_events();
+        }
+    }
+
+    fn flush(&mut self) {
+        while let Some(Transmit { to, bytes }) = self.endpoint.poll_transmit() {
+            match to.transport {
+                Transport::Udp => {
+                    if let Err(e) = self.udp.try_send_to(&bytes, to.addr) {
+                        debug!(to = %to.addr, "sip udp send: {e}");
+                    }
+                }
+                Transport::Tcp => self.tcp.send(&to, bytes),
+            }
+        }
+    }
+
+    fn process_events(&mut self) {
+        while let Some(ev) = self.endpoint.poll_event() {
+            match ev {
+                Event::Request { tx, request, from } => {
+                    self.shared.metrics.sip_requests.inc();
+                    self.on_request(tx, request, from);
+                }
+                Event::Ack { request, .. } => {
+                    if let Some(id) = call_id(&request).and_then(|c| self.by_call_id.get(&c)) {
+                        if let Some(call) = self.calls.get_mut(id) {
+                            call.answered = true;
+                        }
+                    }
+                }
+                Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
+                Event::AckTimeout { tx } => {
+                    if let Some(&id) = self.by_invite_tx.get(&tx) {
+                        warn!(call = id, "no ACK for the 200: ending the call");
+                        self.hang_up_call(id, true);
+                    }
+                }
+                Event::Response { .. } | Event::RequestTimeout { .. } => {}
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
+            self.flush();
+        }
+    }
+
+    fn respond(&mut self, tx: TxKey, response: Response) {
+        let code = u16::from(response.status_code.clone());
+        if code >= 200 {
+            self.shared.metrics.count_response(code);
+        }
+        self.endpoint.respond(Instant::now().into_std(), tx, response);
+    }
+
+    fn reply(&mut self, tx: TxKey, req: &Request, code: u16, reason: Option<&str>) {
+        let resp = sipcore::make_response(req, code, reason, None);
+        self.respond(tx, resp);
+    }
+
+    fn on_request(&mut self, tx: TxKey, req: Request, from: Peer) {
+        match req.method {
+            Method::Invite => {
+                if has_to_tag(&req) {
+                    self.on_reinvite(tx, req);
+                } else {
+                    self.on_invite(tx, req, from);
+                }
+            }
+            Method::Bye => self.on_bye(tx, req),
+            Method::Options => {
+                let resp = sipcore::options_response(&req);
+                self.respond(tx, resp);
+            }
+            Method::Info => self.on_info(tx, req),
+            Method::Ack | Method::Cancel => {}
+            _ => {
+                let resp = sipcore::unsupported_method_response(&req);
+                self.respond(tx, resp);
+            }
+        }
+    }
+
+    fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer) {
+        let shared = self.shared.clone();
+        let ext = &shared.role.ext;
+        let trying = sipcore::make_response(&req, 100, None, None);
+        self.respond(tx, trying);
+        let Some(cid) = call_id(&req) else {
+            self.reply(tx, &req, 400, Some("Missing Call-ID"));
+            return;
+        };
+        if self.shutting_down {
+            let mut r = sipcore::make_response(&req, 503, Some("Shutting down"), None);
+            r.headers.push(Header::RetryAfter("30".into()));
+            self.respond(tx, r);
+            return;
+        }
+        if self.calls.len() >= ext.max_calls as usize {
+            shared.metrics.calls_rejected_overload.inc();
+            let mut r = sipcore::make_response(&req, 503, Some("Overloaded"), None);
+            r.headers.push(Header::RetryAfter("5".into()));
+            self.respond(tx, r);
+            return;
+        }
+        // Which mailbox, and is it ours (SPEC §3, §5)?
+        let target = match target::select(&req, &ext.access_numbers) {
+            Ok(t) => t,
+            Err(e) => {
+                info!(call_id = %cid, "rejected: {e}");
+                self.reply(tx, &req, 404, Some("Invalid mailbox"));
+                return;
+            }
+        };
+        let (mailbox_addr, cause) = match target {
+            Target::Deposit { mailbox, cause, .. } => (mailbox, cause),
+            Target::Retrieval { .. } => {
+                self.reply(tx, &req, 480, Some("Mailbox access not available"));
+                return;
+            }
+            #[allow(unreachable_patterns)]
+            _ => {
+                self.reply(tx, &req, 404, None);
+                return;
+            }
+        };
+        match self.route(&mailbox_addr.user, &mailbox_addr.domain) {
+            Route::Serve => {}
+            Route::Redirect(contacts) => {
+                let mut r = sipcore::make_response(&req, 302, None, None);
+                r.headers.push(Header::Contact(contacts.join(", ").into()));
+                info!(call_id = %cid, domain = %mailbox_addr.domain, "redirected to the owner group");
+                self.respond(tx, r);
+                return;
+            }
+            Route::NotServed => {
+                let mut r = sipcore::make_response(&req, 404, Some("Domain not served"), None);
+                r.headers.push(Header::Reason(
+                    "SIP;cause=404;text=\"domain not served\"".into(),
+                ));
+                self.respond(tx, r);
+                return;
+            }
+        }
+        let mailbox = match MailboxId::new(&mailbox_addr.user, &mailbox_addr.domain) {
+            Ok(m) => m,
+            Err(_) => {
+                self.reply(tx, &req, 404, Some("Invalid mailbox"));
+                return;
+            }
+        };
+        let settings = match shared.store.mailbox(&mailbox) {
+            Ok(Some(mb)) => mb.settings,
+            Ok(None) if ext.auto_create_mailboxes => {
+                match shared
+                    .store
+                    .create_mailbox(&mailbox, MailboxSettings::default(), None)
+                {
+                    Ok(mb) => {
+                        info!(mailbox = %mailbox, "mailbox created on first deposit");
+                        mb.settings
+                    }
+                    Err(e) => {
+                        warn!(mailbox = %mailbox, "cannot create mailbox: {e}");
+                        let mut r =
+                            sipcore::make_response(&req, 503, Some("Store unavailable"), None);
+                        r.headers.push(Header::RetryAfter("30".into()));
+                        self.respond(tx, r);
+                        return;
+                    }
+                }
+            }
+            Ok(None) => {
+                self.reply(tx, &req, 404, Some("No such mailbox"));
+                return;
+            }
+            Err(e) => {
+                warn!(mailbox = %mailbox, "store error: {e}");
+                let mut r = sipcore::make_response(&req, 503, Some("Store unavailable"), None);
+                r.headers.push(Header::RetryAfter("30".into()));
+                self.respond(tx, r);
+                return;
+            }
+        };
+        // Media.
+        let negotiated = match sdp::parse(req.body())
+            .map_err(|e| e.to_string())
+            .and_then(|offer| {
+                sdp::negotiate(&offer, &[Codec::Pcmu, Codec::Pcma]).map_err(|e| e.to_string())
+            }) {
+            Ok(n) => n,
+            Err(e) => {
+                info!(call_id = %cid, "no usable SDP offer: {e}");
+                self.reply(tx, &req, 488, Some("Not Acceptable Here"));
+                return;
+            }
+        };
+        let Some((socket, port)) = self.bind_rtp() else {
+            let mut r = sipcore::make_response(&req, 503, Some("No media port"), None);
+            r.headers.push(Header::RetryAfter("5".into()));
+            self.respond(tx, r);
+            return;
+        };
+        let id = self.next_call;
+        self.next_call += 1;
+        let sdp_version = 1;
+        let local_sdp = sdp::answer(
+            &negotiated,
+            &sdp::AnswerParams {
+                local_ip: shared.role.addr,
+                local_port: port,
+                session_id: id,
+                session_version: sdp_version,
+                username: "vmail",
+            },
+        );
+        let local_tag = sipcore::new_tag();
+        let contact = self.local_contact(from.transport);
+        let dialog = match Dialog::new_uas(&req, &local_tag, &contact) {
+            Ok(d) => d,
+            Err(e) => {
+                info!(call_id = %cid, "cannot form a dialog: {e}");
+                self.shared.ports_release(port);
+                self.reply(tx, &req, 400, Some("Bad Request"));
+                return;
+            }
+        };
+        let mut ok = sipcore::make_response(&req, 200, None, Some(&local_tag));
+        ok.headers.push(Header::Contact(format!("<{contact}>").into()));
+        ok.headers.push(Header::ContentType("application/sdp".into()));
+        *ok.body_mut() = local_sdp.clone().into_bytes();
+        sipcore::set_content_length(&mut ok);
+
+        let language = settings
+            .language
+            .clone()
+            .unwrap_or_else(|| ext.language.clone());
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let remote = Arc::new(std::sync::Mutex::new(negotiated.remote));
+        let codec = media_codec(&negotiated);
+        let frame_samples = (negotiated.ptime_ms as usize) * 8;
+        let slot = shared.pacer.register(
+            id,
+            socket.clone(),
+            remote.clone(),
+            RtpPacketizer::new_random(negotiated.pt, codec),
+            frame_samples,
+            done_tx,
+        );
+        let setup = CallSetup {
+            call: id,
+            mailbox: mailbox.clone(),
+            socket,
+            remote,
+            rx: rx_config(&negotiated),
+            plan: DepositPlan {
+                language,
+                cause,
+                limits: DepositLimits {
+                    max_message: Duration::from_secs(u64::from(ext.max_message_seconds)),
+                    min_message: Duration::from_secs(u64::from(ext.min_message_seconds)),
+                    silence: Duration::from_secs(u64::from(ext.silence_seconds)),
+                    media_timeout: Duration::from_secs(u64::from(ext.media_timeout_seconds)),
+                },
+                max_messages: ext.max_messages,
+            },
+            prompts: shared.prompts.clone(),
+            store: shared.store.clone(),
+            recording: RecordingInfo {
+                caller_uri: from_uri(&req),
+                caller_name: from_display_name(&req),
+                called_uri: req.uri.to_string(),
+                cause: cause_name(cause).to_owned(),
+                codec: codec_name(&negotiated).to_owned(),
+                site: shared.config.site.clone(),
+                instance: shared.role.name.clone(),
+                epoch: 0,
+                sample_rate: 8000,
+            },
+            slot,
+            done_rx,
+            commands: cmd_rx,
+            events: self.events_tx.clone(),
+            metrics: shared.metrics.clone(),
+        };
+        info!(call_id = %cid, mailbox = %mailbox, ?cause, port, "deposit call accepted");
+        self.calls.insert(
+            id,
+            CallEntry {
+                call_id: cid.clone(),
+                dialog,
+                peer: from,
+                invite_tx: tx,
+                commands: cmd_tx,
+                port,
+                local_sdp,
+                sdp_version,
+                pending: Some(Box::new(PendingAnswer {
+                    setup,
+                    response: ok,
+                })),
+                answered: false,
+            },
+        );
+        self.by_call_id.insert(cid, id);
+        self.by_invite_tx.insert(tx, id);
+        shared.metrics.calls_active.inc();
+        let delay = Duration::from_millis(ext.answer_delay_ms);
+        if delay.is_zero() {
+            self.send_answer(id);
+        } else {
+            let ringing = sipcore::make_response(&req, 180, None, Some(&local_tag));
+            self.respond(tx, ringing);
+            self.answers_due.insert((Instant::now() + delay, id));
+        }
+    }
+
+    fn answer_due(&mut self, now: Instant) {
+        while let Some(&(t, id)) = self.answers_due.first() {
+            if t > now {
+                break;
+            }
+            self.answers_due.remove(&(t, id));
+            self.send_answer(id);
+        }
+    }
+
+    /// Sends the 200 and starts the call's driver.
+    fn send_answer(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(pending) = call.pending.take() else {
+            return;
+        };
+        let PendingAnswer { setup, response } = *pending;
+        let tx = call.invite_tx;
+        let span = info_span!("call", call_id = %call.call_id, mailbox = %setup.mailbox);
+        self.respond(tx, response);
+        self.shared.metrics.calls_total.inc();
+        tokio::spawn(call_driver::drive(setup).instrument(span));
+    }
+
+    fn on_reinvite(&mut self, tx: TxKey, req: Request) {
+        let Some(id) = call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) else {
+            self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"));
+            return;
+        };
+        let local_ip = self.shared.role.addr;
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.reply(tx, &req, 481, None);
+            return;
+        };
+        if call.pending.is_some() {
+            // A re-INVITE before our answer: glare-like; ask to retry.
+            let mut r = sipcore::make_response(&req, 491, None, None);
+            r.headers.push(Header::RetryAfter("1".into()));
+            self.respond(tx, r);
+            return;
+        }
+        call.dialog.update_from_reinvite(&req);
+        let body = if req.body().is_empty() {
+            // An offerless re-INVITE: offer the current session again.
+            call.local_sdp.clone()
+        } else {
+            match sdp::parse(req.body())
+                .map_err(|e| e.to_string())
+                .and_then(|o| {
+                    sdp::negotiate(&o, &[Codec::Pcmu, Codec::Pcma]).map_err(|e| e.to_string())
+                }) {
+                Ok(n) => {
+                    call.sdp_version += 1;
+                    call.local_sdp = sdp::answer(
+                        &n,
+                        &sdp::AnswerParams {
+                            local_ip,
+                            local_port: call.port,
+                            session_id: id,
+                            session_version: call.sdp_version,
+                            username: "vmail",
+                        },
+                    );
+                    let _ = call.commands.send(CallCommand::Media(rx_config(&n), n.remote));
+                    call.local_sdp.clone()
+                }
+                Err(e) => {
+                    info!(call = id, "re-INVITE refused: {e}");
+                    self.reply(tx, &req, 488, None);
+                    return;
+                }
+            }
+        };
+        let mut ok = sipcore::make_response(&req, 200, None, None);
+        let contact = self.local_contact(Transport::Udp);
+        ok.headers.push(Header::Contact(format!("<{contact}>").into()));
+        ok.headers.push(Header::ContentType("application/sdp".into()));
+        *ok.body_mut() = body.into_bytes();
+        sipcore::set_content_length(&mut ok);
+        self.respond(tx, ok);
+    }
+
+    fn on_bye(&mut self, tx: TxKey, req: Request) {
+        match call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) {
+            Some(id) => {
+                self.reply(tx, &req, 200, None);
+                self.hang_up_call(id, false);
+            }
+            None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
+        }
+    }
+
+    fn on_info(&mut self, tx: TxKey, req: Request) {
+        let Some(id) = call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) else {
+            self.reply(tx, &req, 481, None);
+            return;
+        };
+        if let Some(digit) = sipcore::dtmf_from_info(&req) {
+            if let Some(call) = self.calls.get(&id) {
+                let _ = call.commands.send(CallCommand::Dtmf(digit));
+            }
+        }
+        self.reply(tx, &req, 200, None);
+    }
+
+    fn on_cancel(&mut self, invite_tx: TxKey) {
+        let Some(&id) = self.by_invite_tx.get(&invite_tx) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.pending.is_none() {
+            // Already answered: the CANCEL lost the race; a BYE will follow.
+            return;
+        }
+        call.pending = None;
+        let resp = sipcore::make_response(call.dialog.invite(), 487, None, Some(call.dialog.local_tag()));
+        self.respond(invite_tx, resp);
+        self.remove_call(id);
+    }
+
+    /// Ends a call from the SIP side: tell the driver; if `send_bye`, vmail
+    /// sends BYE too.
+    fn hang_up_call(&mut self, id: u64, send_bye: bool) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.pending.is_some() {
+            // Not answered yet (BYE cannot come before 200; CANCEL did).
+            self.remove_call(id);
+            return;
+        }
+        let _ = call.commands.send(CallCommand::Hangup);
+        if send_bye {
+            self.send_bye(id);
+        }
+    }
+
+    fn send_bye(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let bye = call.dialog.make_request(Method::Bye);
+        let peer = call.peer.clone();
+        self.endpoint.send_request(Instant::now().into_std(), bye, peer);
+    }
+
+    fn on_call_event(&mut self, ev: CallEvent) {
+        match ev {
+            CallEvent::Hangup { call } => self.send_bye(call),
+            CallEvent::Ended { call } => self.remove_call(call),
+        }
+    }
+
+    fn remove_call(&mut self, id: u64) {
+        if let Some(call) = self.calls.remove(&id) {
+            self.by_call_id.remove(&call.call_id);
+            self.by_invite_tx.remove(&call.invite_tx);
+            if let Some(p) = call.pending {
+                p.setup.slot.unregister();
+            }
+            self.shared.ports_release(call.port);
+            self.shared.metrics.calls_active.dec();
+        }
+    }
+
+    fn bind_rtp(&self) -> Option<(Arc<UdpSocket>, u16)> {
+        let ip = self.shared.role.addr;
+        for _ in 0..64 {
+            let port = self.shared.ports_allocate()?;
+            match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
+                Ok(sock) => {
+                    if sock.set_nonblocking(true).is_err() {
+                        self.shared.ports_release(port);
+                        continue;
+                    }
+                    match UdpSocket::from_std(sock) {
+                        Ok(s) => return Some((Arc::new(s), port)),
+                        Err(_) => self.shared.ports_release(port),
+                    }
+                }
+                Err(_) => self.shared.ports_release(port),
+            }
+        }
+        None
+    }
+
+    fn local_contact(&self, transport: Transport) -> String {
+        let addr = SocketAddr::new(self.shared.role.addr, self.shared.role.ext.sip_port);
+        let host = match addr.ip() {
+            IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        };
+        match transport {
+            Transport::Tcp => format!("sip:vmail@{host};transport=tcp"),
+            _ => format!("sip:vmail@{host}"),
+        }
+    }
+
+    fn route(&self, user: &str, domain: &str) -> Route {
+        let Some(owner) = self.shared.routing.owner(domain) else {
+            return Route::NotServed;
+        };
+        let group = owner.group();
+        if group == self.shared.role.group {
+            return Route::Serve;
+        }
+        let Some(info) = self.shared.groups.get(&group) else {
+            return Route::NotServed;
+        };
+        // Until Active-Passive knows who is active, offer every instance of
+        // the owner group by order, with falling q-values.
+        let n = info.instances.len().max(1);
+        let contacts = info
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| {
+                let q = 1.0 - (i as f64) / (n as f64 * 1.25);
+                let host = match inst.addr {
+                    IpAddr::V4(ip) => ip.to_string(),
+                    IpAddr::V6(ip) => format!("[{ip}]"),
+                };
+                format!("<sip:{user}@{host}:{}>;q={q:.1}", inst.ext.sip_port)
+            })
+            .collect();
+        Route::Redirect(contacts)
+    }
+}
+
+enum Route {
+    Serve,
+    Redirect(Vec<String>),
+    NotServed,
+}
+
+fn media_codec(n: &Negotiated) -> MediaCodec {
+    match n.codec {
+        Codec::Pcma => MediaCodec::Pcma,
+        _ => MediaCodec::Pcmu,
+    }
+}
+
+fn codec_name(n: &Negotiated) -> &'static str {
+    match n.codec {
+        Codec::Pcma => "PCMA",
+        Codec::Pcmu => "PCMU",
+        _ => "other",
+    }
+}
+
+fn rx_config(n: &Negotiated) -> RxConfig {
+    RxConfig {
+        audio_pt: n.pt,
+        codec: media_codec(n),
+        dtmf_pt: n.dtmf_pt,
+        clock_rate: 8000,
+        jitter_depth_ms: 60,
+    }
+}
+
+fn cause_name(c: Cause) -> &'static str {
+    match c {
+        Cause::Busy => "busy",
+        Cause::Unavailable => "unavailable",
+        _ => "unknown",
+    }
+}
+
+fn call_id(req: &Request) -> Option<String> {
+    sipcore::call_id(req)
+}
+
+fn has_to_tag(req: &Request) -> bool {
+    sipcore::to_tag(req).is_some()
+}
+
+fn from_uri(req: &Request) -> String {
+    sipcore::from_uri(req).unwrap_or_default()
+}
+
+fn from_display_name(req: &Request) -> Option<String> {
+    sipcore::from_display_name(req)
+}
+
+#[allow(dead_code)]
+fn opening_name(o: Opening) -> &'static str {
+    match o {
+        Opening::Record => "record",
+        Opening::MailboxFull => "full",
+        Opening::StoreUnavailable => "store unavailable",
+    }
+}
