@@ -127,7 +127,7 @@ pub enum Rule {
         other: String,
     },
     /// A malformed domain name.
-    #[error("{domain:?} is not a valid domain name: {error}")]
+    #[error("{} is not a valid domain name: {error}", short(.domain))]
     BadDomain {
         /// The value as written.
         domain: String,
@@ -400,6 +400,11 @@ pub enum SelectError {
     /// validated file, kept for completeness).
     #[error("the configuration has no enabled vmail role")]
     NoVmailRole,
+}
+
+/// A string as JSON, shortened to keep one error on one readable line.
+fn short(s: &str) -> String {
+    super::value::shown_str(s)
 }
 
 fn did_you_mean(suggestion: &Option<String>) -> String {

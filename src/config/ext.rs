@@ -714,4 +714,16 @@ mod tests {
             assert!(!is_sip_user(bad), "{bad}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn sip_uri_check_never_panics(rest in "[ -~]{0,40}", scheme in "(sip|sips|SIP|tel):") {
+            let _ = is_sip_uri(&format!("{scheme}{rest}"));
+        }
+
+        #[test]
+        fn timezone_check_never_panics(s in "\\PC{0,8}") {
+            let _ = parse_timezone(&s);
+        }
+    }
 }

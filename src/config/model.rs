@@ -243,6 +243,7 @@ pub(super) fn parse_with(
             Err(rule) => sink.field(&file, "roles", rule),
             Ok(items) => {
                 let mut names = Vec::new();
+                let mut broken = false;
                 for (index, item) in items.iter().enumerate() {
                     if let Some(name) = item.get("name").and_then(Value::as_str) {
                         names.push((entry_of(index, item), name.to_owned()));
@@ -250,11 +251,13 @@ pub(super) fn parse_with(
                     match parse_entry(index, item, &interfaces, host, &mut sink) {
                         Parsed::Vmail(d) => drafts.push(d),
                         Parsed::Role(r) => roles.push(r),
-                        Parsed::Broken => {}
+                        Parsed::Broken => broken = true,
                     }
                 }
                 unique_names(&names, &mut sink);
-                if drafts.is_empty() {
+                // an entry that could not be classified may be the vmail
+                // role; its own error says enough
+                if drafts.is_empty() && !broken {
                     sink.field(&file, "roles", Rule::NoVmailRole);
                 }
             }

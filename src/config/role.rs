@@ -58,6 +58,8 @@ impl VmailRole {
 }
 
 /// One element of `roles`, kept in file order.
+// A file holds a handful of roles, built once: no point boxing the big one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Role {
     /// An enabled vmail instance.
