@@ -1,0 +1,729 @@
+//! `ext`: the typed options of one vmail instance, with their defaults.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+
+use super::domain::normalize_domain;
+use super::error::{Entry, Rule};
+use super::value::{boolean, list, object, port, shown, string, suggest, u32_in, u64_in, Sink};
+
+/// A SIP transport vmail listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SipTransport {
+    /// SIP over UDP.
+    Udp,
+    /// SIP over TCP.
+    Tcp,
+}
+
+impl SipTransport {
+    /// The lower-case name used in the file and in `Via`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+        }
+    }
+}
+
+impl fmt::Display for SipTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A mailbox created on the first start if it does not exist yet (demos
+/// and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoMailbox {
+    /// Mailbox user (the number), e.g. `1001`.
+    pub user: String,
+    /// Mailbox domain, normalized.
+    pub domain: String,
+    /// The PIN, 4 to 16 digits (stored by the mailbox store only as a hash).
+    pub pin: String,
+}
+
+/// The `ext` options of one vmail instance; every field has the default
+/// that SPEC §2 gives (see `config/README.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ext {
+    /// SIP listening port (UDP and/or TCP).
+    pub sip_port: u16,
+    /// SIP transports to listen on; never empty, no repeats.
+    pub sip_transports: Vec<SipTransport>,
+    /// Lowest local RTP port.
+    pub rtp_port_min: u16,
+    /// Highest local RTP port.
+    pub rtp_port_max: u16,
+    /// HTTP API port.
+    pub http_port: u16,
+    /// Root of the shared storage; relative paths are taken from the
+    /// working directory of the process.
+    pub siteshare: PathBuf,
+    /// Folder of prompts (`<prompts>/<language>/…`).
+    pub prompts: PathBuf,
+    /// Default prompt language of this instance (a folder name in `prompts`).
+    pub language: String,
+    /// Request-URI users that reach the mailbox menu instead of a deposit.
+    pub access_numbers: Vec<String>,
+    /// Create a mailbox on a deposit to an unknown one instead of `404`.
+    pub auto_create_mailboxes: bool,
+    /// Longest recording, seconds.
+    pub max_message_seconds: u32,
+    /// Recordings shorter than this are dropped, seconds (0 keeps all).
+    pub min_message_seconds: u32,
+    /// Silence that ends a recording, seconds.
+    pub silence_seconds: u32,
+    /// Messages a mailbox holds (new plus old) before it counts as full.
+    pub max_messages: u32,
+    /// Bearer tokens accepted by the `/api/` routes.
+    pub api_tokens: Vec<String>,
+    /// SIP URIs that get an unsolicited NOTIFY on every mailbox change.
+    pub mwi_notify: Vec<String>,
+    /// Calls in progress beyond which new INVITEs get `503`.
+    pub max_calls: u32,
+    /// A call with no RTP for this long is ended, seconds.
+    pub media_timeout_seconds: u32,
+    /// A lease not renewed for this long is dead, milliseconds.
+    pub lease_ms: u64,
+    /// Wrong PINs in a row that lock a mailbox.
+    pub lockout_failures: u32,
+    /// How long a locked mailbox stays locked, seconds.
+    pub lockout_seconds: u64,
+    /// Time zone for spoken dates and times: `UTC` or `+HH:MM`/`-HH:MM`.
+    pub timezone: String,
+    /// Mailboxes created on the first start if absent.
+    pub demo_mailboxes: Vec<DemoMailbox>,
+}
+
+impl Default for Ext {
+    fn default() -> Self {
+        Ext {
+            sip_port: 5060,
+            sip_transports: vec![SipTransport::Udp, SipTransport::Tcp],
+            rtp_port_min: 20000,
+            rtp_port_max: 39999,
+            http_port: 8080,
+            siteshare: PathBuf::from("./var/siteshare"),
+            prompts: PathBuf::from("./prompts"),
+            language: "en".to_string(),
+            access_numbers: vec!["*98".to_string(), "voicemail".to_string()],
+            auto_create_mailboxes: false,
+            max_message_seconds: 180,
+            min_message_seconds: 1,
+            silence_seconds: 10,
+            max_messages: 100,
+            api_tokens: Vec::new(),
+            mwi_notify: Vec::new(),
+            max_calls: 2000,
+            media_timeout_seconds: 30,
+            lease_ms: 3000,
+            lockout_failures: 5,
+            lockout_seconds: 300,
+            timezone: "UTC".to_string(),
+            demo_mailboxes: Vec::new(),
+        }
+    }
+}
+
+impl Ext {
+    /// The fixed UTC offset of [`Ext::timezone`] (validated at load).
+    pub fn utc_offset(&self) -> time::UtcOffset {
+        parse_timezone(&self.timezone).unwrap_or(time::UtcOffset::UTC)
+    }
+
+    /// Whether SIP listens on `t`.
+    pub fn has_transport(&self, t: SipTransport) -> bool {
+        self.sip_transports.contains(&t)
+    }
+}
+
+/// Every key `ext` knows.
+pub(super) const EXT_KEYS: &[&str] = &[
+    "sip_port",
+    "sip_transports",
+    "rtp_port_min",
+    "rtp_port_max",
+    "http_port",
+    "siteshare",
+    "prompts",
+    "language",
+    "access_numbers",
+    "auto_create_mailboxes",
+    "max_message_seconds",
+    "min_message_seconds",
+    "silence_seconds",
+    "max_messages",
+    "api_tokens",
+    "mwi_notify",
+    "max_calls",
+    "media_timeout_seconds",
+    "lease_ms",
+    "lockout_failures",
+    "lockout_seconds",
+    "timezone",
+    "demo_mailboxes",
+];
+
+/// Read `ext` (absent, an object, or a list of objects merged in order).
+/// Returns `None` when it broke a rule (the errors are in `sink`).
+pub(super) fn parse_ext(value: Option<&Value>, entry: &Entry, sink: &mut Sink) -> Option<Ext> {
+    let before = sink.count();
+    // key -> (value, field prefix of the object it came from)
+    let mut merged: Map<String, Value> = Map::new();
+    let mut origin: Vec<(String, String)> = Vec::new();
+    let mut put = |prefix: String, obj: &Map<String, Value>| {
+        for (k, v) in obj {
+            merged.insert(k.clone(), v.clone());
+            origin.retain(|(key, _)| key != k);
+            origin.push((k.clone(), prefix.clone()));
+        }
+    };
+    match value {
+        None => {}
+        Some(Value::Object(obj)) => put("ext".to_string(), obj),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match object(item) {
+                    Ok(obj) => put(format!("ext[{i}]"), obj),
+                    Err(rule) => sink.field(entry, format!("ext[{i}]"), rule),
+                }
+            }
+        }
+        Some(other) => sink.field(
+            entry,
+            "ext",
+            Rule::WrongType {
+                expected: "an object or a list of objects",
+                found: shown(other),
+            },
+        ),
+    }
+
+    let mut ext = Ext::default();
+    for (key, prefix) in &origin {
+        let Some(v) = merged.get(key) else { continue };
+        let field = format!("{prefix}.{key}");
+        if let Err(rule) = set_key(&mut ext, key, v, &field, entry, sink) {
+            sink.field(entry, field, rule);
+        }
+    }
+    if sink.count() != before {
+        return None;
+    }
+
+    // Rules between keys, checked once every key is valid.
+    let field_of = |key: &str| {
+        origin
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or_else(|| format!("ext.{key}"), |(_, p)| format!("{p}.{key}"))
+    };
+    if ext.rtp_port_min >= ext.rtp_port_max {
+        sink.field(
+            entry,
+            field_of("rtp_port_min"),
+            Rule::RtpRange {
+                min: ext.rtp_port_min,
+                max: ext.rtp_port_max,
+            },
+        );
+    } else if ext.has_transport(SipTransport::Udp)
+        && (ext.rtp_port_min..=ext.rtp_port_max).contains(&ext.sip_port)
+    {
+        sink.field(
+            entry,
+            field_of("sip_port"),
+            Rule::SipPortInRtpRange {
+                port: ext.sip_port,
+                min: ext.rtp_port_min,
+                max: ext.rtp_port_max,
+            },
+        );
+    }
+    if ext.min_message_seconds > ext.max_message_seconds {
+        sink.field(
+            entry,
+            field_of("min_message_seconds"),
+            Rule::MessageLength {
+                min: ext.min_message_seconds,
+                max: ext.max_message_seconds,
+            },
+        );
+    }
+    if ext.has_transport(SipTransport::Tcp) && ext.http_port == ext.sip_port {
+        sink.field(
+            entry,
+            field_of("http_port"),
+            Rule::HttpPortIsSipPort {
+                port: ext.http_port,
+            },
+        );
+    }
+    (sink.count() == before).then_some(ext)
+}
+
+/// Set one key; element-level errors of lists go to `sink` directly (with
+/// their index), a whole-value error is returned.
+fn set_key(
+    ext: &mut Ext,
+    key: &str,
+    v: &Value,
+    field: &str,
+    entry: &Entry,
+    sink: &mut Sink,
+) -> Result<(), Rule> {
+    match key {
+        "sip_port" => ext.sip_port = port(v)?,
+        "rtp_port_min" => ext.rtp_port_min = port(v)?,
+        "rtp_port_max" => ext.rtp_port_max = port(v)?,
+        "http_port" => ext.http_port = port(v)?,
+        "sip_transports" => {
+            let items = non_empty_list(v)?;
+            let mut out = Vec::new();
+            for_each(items, field, entry, sink, |item| {
+                let s = string(item)?;
+                let t = match s.to_ascii_lowercase().as_str() {
+                    "udp" => SipTransport::Udp,
+                    "tcp" => SipTransport::Tcp,
+                    _ => return Err(Rule::BadTransport { found: shown(item) }),
+                };
+                if !out.contains(&t) {
+                    out.push(t);
+                }
+                Ok(())
+            });
+            ext.sip_transports = out;
+        }
+        "siteshare" => ext.siteshare = path(v)?,
+        "prompts" => ext.prompts = path(v)?,
+        "language" => {
+            let s = string(v)?;
+            if !is_language(s) {
+                return Err(Rule::BadLanguage { found: shown(v) });
+            }
+            ext.language = s.to_string();
+        }
+        "access_numbers" => {
+            let items = non_empty_list(v)?;
+            let mut out: Vec<String> = Vec::new();
+            for_each(items, field, entry, sink, |item| {
+                let s = string(item)?;
+                if !is_sip_user(s) {
+                    return Err(Rule::BadSipUser { found: shown(item) });
+                }
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
+                }
+                Ok(())
+            });
+            ext.access_numbers = out;
+        }
+        "auto_create_mailboxes" => ext.auto_create_mailboxes = boolean(v)?,
+        "max_message_seconds" => ext.max_message_seconds = u32_in(v, 1, 86_400)?,
+        "min_message_seconds" => ext.min_message_seconds = u32_in(v, 0, 86_400)?,
+        "silence_seconds" => ext.silence_seconds = u32_in(v, 1, 86_400)?,
+        "max_messages" => ext.max_messages = u32_in(v, 1, 1_000_000)?,
+        "api_tokens" => {
+            let items = list(v)?;
+            let mut out: Vec<String> = Vec::new();
+            for_each(items, field, entry, sink, |item| {
+                let s = string(item)?;
+                if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(Rule::BadToken);
+                }
+                if !out.iter().any(|o| o == s) {
+                    out.push(s.to_string());
+                }
+                Ok(())
+            });
+            ext.api_tokens = out;
+        }
+        "mwi_notify" => {
+            let items = list(v)?;
+            let mut out = Vec::new();
+            for_each(items, field, entry, sink, |item| {
+                let s = string(item)?;
+                if !is_sip_uri(s) {
+                    return Err(Rule::BadSipUri { found: shown(item) });
+                }
+                out.push(s.to_string());
+                Ok(())
+            });
+            ext.mwi_notify = out;
+        }
+        "max_calls" => ext.max_calls = u32_in(v, 1, 1_000_000)?,
+        "media_timeout_seconds" => ext.media_timeout_seconds = u32_in(v, 1, 86_400)?,
+        "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
+        "lockout_failures" => ext.lockout_failures = u32_in(v, 1, 1000)?,
+        "lockout_seconds" => ext.lockout_seconds = u64_in(v, 1, 31_536_000)?,
+        "timezone" => {
+            let s = string(v)?;
+            if parse_timezone(s).is_none() {
+                return Err(Rule::BadTimezone { found: shown(v) });
+            }
+            ext.timezone = s.to_string();
+        }
+        "demo_mailboxes" => {
+            let items = list(v)?;
+            let mut out: Vec<DemoMailbox> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let at = format!("{field}[{i}]");
+                if let Some(mb) = demo_mailbox(item, &at, entry, sink) {
+                    if out
+                        .iter()
+                        .any(|o| o.user == mb.user && o.domain == mb.domain)
+                    {
+                        let mailbox = format!("{}@{}", mb.user, mb.domain);
+                        sink.field(entry, at, Rule::DuplicateMailbox { mailbox });
+                    } else {
+                        out.push(mb);
+                    }
+                }
+            }
+            ext.demo_mailboxes = out;
+        }
+        _ => {
+            return Err(Rule::UnknownKey {
+                suggestion: suggest(key, EXT_KEYS),
+            })
+        }
+    }
+    Ok(())
+}
+
+fn non_empty_list(v: &Value) -> Result<&Vec<Value>, Rule> {
+    let items = list(v)?;
+    if items.is_empty() {
+        return Err(Rule::EmptyList);
+    }
+    Ok(items)
+}
+
+/// Run `f` on each element, reporting a failure under `field[i]`.
+fn for_each(
+    items: &[Value],
+    field: &str,
+    entry: &Entry,
+    sink: &mut Sink,
+    mut f: impl FnMut(&Value) -> Result<(), Rule>,
+) {
+    for (i, item) in items.iter().enumerate() {
+        if let Err(rule) = f(item) {
+            sink.field(entry, format!("{field}[{i}]"), rule);
+        }
+    }
+}
+
+fn path(v: &Value) -> Result<PathBuf, Rule> {
+    let s = string(v)?;
+    if s.is_empty() {
+        return Err(Rule::EmptyPath);
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn demo_mailbox(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<DemoMailbox> {
+    const KEYS: &[&str] = &["user", "domain", "pin"];
+    let obj = match object(v) {
+        Ok(obj) => obj,
+        Err(rule) => {
+            sink.field(entry, at, rule);
+            return None;
+        }
+    };
+    let before = sink.count();
+    for k in obj.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+        let suggestion = suggest(k, KEYS);
+        sink.field(entry, format!("{at}.{k}"), Rule::UnknownKey { suggestion });
+    }
+    let mut get = |key: &str, check: &dyn Fn(&Value) -> Result<String, Rule>| match obj.get(key) {
+        None => {
+            sink.field(entry, format!("{at}.{key}"), Rule::Missing);
+            None
+        }
+        Some(v) => check(v)
+            .map_err(|rule| sink.field(entry, format!("{at}.{key}"), rule))
+            .ok(),
+    };
+    let user = get("user", &|v| {
+        let s = string(v)?;
+        if is_sip_user(s) {
+            Ok(s.to_string())
+        } else {
+            Err(Rule::BadSipUser { found: shown(v) })
+        }
+    });
+    let domain = get("domain", &|v| {
+        let s = string(v)?;
+        normalize_domain(s).map_err(|error| Rule::BadDomain {
+            domain: s.to_string(),
+            error,
+        })
+    });
+    let pin = get("pin", &|v| {
+        let s = string(v)?;
+        if (4..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(s.to_string())
+        } else {
+            Err(Rule::BadPin)
+        }
+    });
+    if sink.count() != before {
+        return None;
+    }
+    Some(DemoMailbox {
+        user: user?,
+        domain: domain?,
+        pin: pin?,
+    })
+}
+
+/// A language code usable as a folder name: `en`, `ru`, `en-US`, `pt_BR`.
+fn is_language(s: &str) -> bool {
+    let (primary, region) = match s.find(['-', '_']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let primary_ok =
+        (2..=3).contains(&primary.len()) && primary.bytes().all(|b| b.is_ascii_lowercase());
+    let region_ok = region
+        .is_none_or(|r| (2..=8).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_alphanumeric()));
+    primary_ok && region_ok
+}
+
+/// A SIP user part that is also safe as a file name: letters, digits and
+/// `- _ . ! ~ * +`, 1 to 64 characters, not beginning with `.`.
+pub(super) fn is_sip_user(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*+".contains(&b))
+}
+
+fn is_sip_uri(s: &str) -> bool {
+    if s.is_empty() || s.len() > 512 || s.bytes().any(|b| !b.is_ascii_graphic()) {
+        return false;
+    }
+    let lower = s.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:")) {
+        return false;
+    }
+    match rsipstack::sip::Uri::try_from(s) {
+        Ok(uri) => !uri.host().to_string().is_empty(),
+        Err(_) => false,
+    }
+}
+
+/// `UTC`/`Z` or a fixed offset `+HH:MM` / `-HH:MM`.
+fn parse_timezone(s: &str) -> Option<time::UtcOffset> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(time::UtcOffset::UTC);
+    }
+    let b = s.as_bytes();
+    if b.len() != 6 || b.get(3) != Some(&b':') {
+        return None;
+    }
+    let sign: i8 = match b.first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return None,
+    };
+    let h: i8 = s.get(1..3)?.parse().ok()?;
+    let m: i8 = s.get(4..6)?.parse().ok()?;
+    if !(0..=14).contains(&h) || !(0..=59).contains(&m) {
+        return None;
+    }
+    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(v: Value) -> (Option<Ext>, Vec<String>) {
+        let mut sink = Sink::default();
+        let entry = Entry::Role {
+            index: 0,
+            name: Some("vmail1".into()),
+        };
+        let ext = parse_ext(Some(&v), &entry, &mut sink);
+        (ext, sink.errors.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let (ext, errs) = run(json!({}));
+        assert!(errs.is_empty());
+        let ext = ext.unwrap();
+        assert_eq!(ext, Ext::default());
+        assert_eq!(ext.sip_port, 5060);
+        assert_eq!(ext.sip_transports, [SipTransport::Udp, SipTransport::Tcp]);
+        assert_eq!((ext.rtp_port_min, ext.rtp_port_max), (20000, 39999));
+        assert_eq!(ext.http_port, 8080);
+        assert_eq!(ext.siteshare, PathBuf::from("./var/siteshare"));
+        assert_eq!(ext.prompts, PathBuf::from("./prompts"));
+        assert_eq!(ext.language, "en");
+        assert_eq!(ext.access_numbers, ["*98", "voicemail"]);
+        assert!(!ext.auto_create_mailboxes);
+        assert_eq!((ext.max_message_seconds, ext.min_message_seconds), (180, 1));
+        assert_eq!((ext.silence_seconds, ext.max_messages), (10, 100));
+        assert!(ext.api_tokens.is_empty() && ext.mwi_notify.is_empty());
+        assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
+        assert_eq!(ext.lease_ms, 3000);
+        assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
+        assert_eq!(ext.utc_offset(), time::UtcOffset::UTC);
+        assert!(ext.demo_mailboxes.is_empty());
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let (ext, errs) = run(json!({
+            "sip_port": 5070, "sip_transports": ["TCP"], "rtp_port_min": 30000,
+            "rtp_port_max": 30001, "http_port": 8081, "siteshare": "/srv/share",
+            "prompts": "/srv/prompts", "language": "ru", "access_numbers": ["*86"],
+            "auto_create_mailboxes": true, "max_message_seconds": 60,
+            "min_message_seconds": 0, "silence_seconds": 5, "max_messages": 10,
+            "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=tcp"],
+            "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
+            "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
+            "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}]
+        }));
+        assert!(errs.is_empty(), "{errs:?}");
+        let ext = ext.unwrap();
+        assert_eq!(ext.sip_transports, [SipTransport::Tcp]);
+        assert_eq!(ext.demo_mailboxes[0].domain, "example.ru");
+        assert_eq!(ext.utc_offset().whole_hours(), 3);
+        // every known key was exercised
+        assert_eq!(EXT_KEYS.len(), 23);
+    }
+
+    #[test]
+    fn a_list_merges_in_order() {
+        let (ext, errs) = run(json!([{"sip_port": 5070, "http_port": 8081}, {"sip_port": 5080}]));
+        assert!(errs.is_empty());
+        let ext = ext.unwrap();
+        assert_eq!((ext.sip_port, ext.http_port), (5080, 8081));
+    }
+
+    #[test]
+    fn a_bad_list_element_is_named() {
+        let (ext, errs) = run(json!([{"sip_port": 5070}, 7, {"sip_port": "x"}]));
+        assert!(ext.is_none());
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].contains("field `ext[1]`: must be an object"),
+            "{errs:?}"
+        );
+        assert!(errs[1].contains("field `ext[2].sip_port`"), "{errs:?}");
+    }
+
+    #[test]
+    fn unknown_keys_and_typos() {
+        let (_, errs) = run(json!({"sip_prot": 1, "colour": 2}));
+        assert_eq!(errs.len(), 2);
+        assert!(errs
+            .iter()
+            .any(|e| e.contains("`ext.sip_prot`: unknown key (did you mean `sip_port`?)")));
+        assert!(errs
+            .iter()
+            .any(|e| e.ends_with("`ext.colour`: unknown key")));
+    }
+
+    #[test]
+    fn sanity_rules() {
+        let cases = [
+            (
+                json!({"rtp_port_min": 30000, "rtp_port_max": 30000}),
+                "at least 2 ports",
+            ),
+            (
+                json!({"rtp_port_min": 30001, "rtp_port_max": 30000}),
+                "at least 2 ports",
+            ),
+            (json!({"sip_port": 0}), "from 1 to 65535"),
+            (json!({"http_port": 70000}), "from 1 to 65535"),
+            (
+                json!({"min_message_seconds": 10, "max_message_seconds": 5}),
+                "must not exceed",
+            ),
+            (json!({"sip_transports": []}), "must not be empty"),
+            (json!({"sip_transports": ["tls"]}), "\"udp\" or \"tcp\""),
+            (json!({"language": "../etc"}), "language code"),
+            (json!({"language": "EN"}), "language code"),
+            (json!({"access_numbers": []}), "must not be empty"),
+            (json!({"access_numbers": [""]}), "access_numbers[0]"),
+            (
+                json!({"access_numbers": ["*98", "a b"]}),
+                "access_numbers[1]",
+            ),
+            (json!({"access_numbers": ["../x"]}), "access_numbers[0]"),
+            (json!({"api_tokens": ["has space"]}), "visible ASCII"),
+            (json!({"mwi_notify": ["http://x"]}), "sip: or sips:"),
+            (json!({"timezone": "Europe/Moscow"}), "fixed offset"),
+            (json!({"timezone": "+25:00"}), "fixed offset"),
+            (json!({"siteshare": ""}), "non-empty path"),
+            (json!({"sip_port": 20000}), "inside the RTP port range"),
+            (json!({"http_port": 5060}), "equals sip_port"),
+            (json!({"lease_ms": 100}), "from 500 to 600000"),
+            (json!({"auto_create_mailboxes": "yes"}), "true or false"),
+            (
+                json!({"demo_mailboxes": [{"user": "1001", "domain": "a..b", "pin": "1"}]}),
+                "4 to 16 digits",
+            ),
+            (
+                json!({"demo_mailboxes": [{"user": "1001", "domain": "a.ru", "pin": "1234", "pn": 1}]}),
+                "unknown key",
+            ),
+            (
+                json!({"demo_mailboxes": [{"user": "1", "domain": "a.ru", "pin": "1234"}, {"user": "1", "domain": "A.ru", "pin": "5678"}]}),
+                "listed twice",
+            ),
+            (json!("sip_port"), "an object or a list of objects"),
+        ];
+        for (v, expect) in cases {
+            let (ext, errs) = run(v.clone());
+            assert!(ext.is_none(), "{v} passed");
+            assert!(errs.iter().any(|e| e.contains(expect)), "{v}: {errs:?}");
+        }
+        // SIP over UDP only: http_port may equal sip_port
+        let (ext, errs) = run(json!({"sip_transports": ["udp"], "http_port": 5060}));
+        assert!(ext.is_some(), "{errs:?}");
+        // SIP over TCP only: sip_port may lie inside the (UDP) RTP range
+        let (ext, errs) = run(json!({"sip_transports": ["tcp"], "sip_port": 20000}));
+        assert!(ext.is_some(), "{errs:?}");
+    }
+
+    #[test]
+    fn languages_and_users() {
+        for ok in ["en", "ru", "en-US", "pt_BR", "deu"] {
+            assert!(is_language(ok), "{ok}");
+        }
+        for bad in ["", "e", "english", "en/", "en-", "..", "en-US-x"] {
+            assert!(!is_language(bad), "{bad}");
+        }
+        for ok in ["*98", "voicemail", "1001", "+74951234567", "a.b"] {
+            assert!(is_sip_user(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", ".x", "a/b", "a@b", "a b", "#1"] {
+            assert!(!is_sip_user(bad), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sip_uri_check_never_panics(rest in "[ -~]{0,40}", scheme in "(sip|sips|SIP|tel):") {
+            let _ = is_sip_uri(&format!("{scheme}{rest}"));
+        }
+
+        #[test]
+        fn timezone_check_never_panics(s in "\\PC{0,8}") {
+            let _ = parse_timezone(&s);
+        }
+    }
+}
