@@ -189,8 +189,45 @@ fn config_check(file: &PathBuf) -> ExitCode {
     }
     println!("{}: valid (site {})", file.display(), config.site);
     println!();
-    print!("{}", vmail::config::describe(&config));
+    print!("{}", describe(&config));
     ExitCode::SUCCESS
+}
+
+/// The routing table in words: groups, instances by order, domains served.
+fn describe(config: &Config) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for (group, info) in config.groups() {
+        let domains = if info.include_domains.is_empty() {
+            "(default group: every domain no other group claims)".to_owned()
+        } else {
+            info.include_domains.join(", ")
+        };
+        let _ = writeln!(out, "group {group}: {domains}");
+        for inst in &info.instances {
+            let _ = writeln!(
+                out,
+                "  order {:>3}  {:<16} {:<15} sip {:<5} http {}",
+                inst.order, inst.name, inst.addr, inst.ext.sip_port, inst.ext.http_port
+            );
+        }
+    }
+    for role in &config.roles {
+        match role {
+            vmail::config::Role::Disabled { index, name, .. } => {
+                let _ = writeln!(out, "disabled: roles[{index}] {}", name.as_deref().unwrap_or("(no name)"));
+            }
+            vmail::config::Role::Other { index, name, roletype, .. } => {
+                let _ = writeln!(
+                    out,
+                    "other role: roles[{index}] {} ({roletype}), not used by vmail",
+                    name.as_deref().unwrap_or("(no name)")
+                );
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn route(file: &PathBuf, domain: &str) -> ExitCode {

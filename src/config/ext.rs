@@ -98,6 +98,9 @@ pub struct Ext {
     pub timezone: String,
     /// Mailboxes created on the first start if absent.
     pub demo_mailboxes: Vec<DemoMailbox>,
+    /// Ring this long (`180 Ringing`) before answering a deposit call,
+    /// milliseconds (0 answers at once).
+    pub answer_delay_ms: u64,
 }
 
 impl Default for Ext {
@@ -126,6 +129,7 @@ impl Default for Ext {
             lockout_seconds: 300,
             timezone: "UTC".to_string(),
             demo_mailboxes: Vec::new(),
+            answer_delay_ms: 0,
         }
     }
 }
@@ -167,6 +171,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "lockout_seconds",
     "timezone",
     "demo_mailboxes",
+    "answer_delay_ms",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -361,6 +366,7 @@ fn set_key(
         "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
         "lockout_failures" => ext.lockout_failures = u32_in(v, 1, 1000)?,
         "lockout_seconds" => ext.lockout_seconds = u64_in(v, 1, 31_536_000)?,
+        "answer_delay_ms" => ext.answer_delay_ms = u64_in(v, 0, 60_000)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
