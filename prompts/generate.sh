@@ -43,7 +43,7 @@ speak() {
     espeak-ng "${voice[@]}" -w "$raw" -- "$text"
     # Trim silence at both ends (reverse trick), resample, normalise, then a
     # short tail of silence so that concatenated prompts do not run together.
-    sox "$raw" -r 8000 -c 1 -b 16 "$out" \
+    sox -R "$raw" -r 8000 -c 1 -b 16 "$out" \
         silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse \
         gain -6 rate -v 8000 gain -n -3 pad 0 "$pad"
 }
@@ -51,7 +51,7 @@ speak() {
 # The beep: 1 kHz, 400 ms, 10 ms fades; stored as 16 kHz FLAC.
 make_beep() {
     local lang="$1"
-    sox -n -r 16000 -c 1 -b 16 "$here/$lang/beep.flac" \
+    sox -R -n -r 16000 -c 1 -b 16 "$here/$lang/beep.flac" \
         synth 0.4 sine 1000 fade h 0.01 0.4 0.01 norm -3
 }
 
@@ -60,7 +60,7 @@ to_ogg() {
     local lang="$1" name="$2"
     local -n voice="voice_$lang"
     espeak-ng "${voice[@]}" -w "$work/raw.wav" -- "$3"
-    sox "$work/raw.wav" -r 16000 -c 1 -C 3 "$here/$lang/$name.ogg" \
+    sox -R "$work/raw.wav" -r 16000 -c 1 -C 3 "$here/$lang/$name.ogg" \
         silence 1 0.01 0.5% reverse silence 1 0.01 0.5% reverse \
         gain -6 rate -v 16000 gain -n -3 pad 0 0.08
 }
