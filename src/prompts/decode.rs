@@ -164,15 +164,19 @@ fn decode_mono(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<(Vec<f32>, u32)
 /// Resample mono audio from `from_rate` to `to_rate` with rubato (an FFT
 /// resampler for ratios that reduce well, a windowed-sinc one otherwise).
 /// The output has `round(len * to / from)` samples: the duration is kept
-/// and the resampler's delay is removed.
+/// and the resampler's delay is removed. Both rates must lie within
+/// 4 kHz..=384 kHz.
 pub fn resample_to(samples: &[f32], from_rate: u32, to_rate: u32) -> Result<Vec<f32>, PromptError> {
     let err = |reason: String| PromptError::Resample {
         from: from_rate,
         to: to_rate,
         reason,
     };
-    if from_rate == 0 || to_rate == 0 {
-        return Err(err("sample rate must be above zero".into()));
+    let range = MIN_RATE..=MAX_RATE;
+    if !range.contains(&from_rate) || !range.contains(&to_rate) {
+        return Err(err(format!(
+            "rates must be within {MIN_RATE}..={MAX_RATE} Hz"
+        )));
     }
     if from_rate == to_rate || samples.is_empty() {
         return Ok(samples.to_vec());
@@ -324,6 +328,8 @@ mod tests {
             Err(PromptError::Resample { .. })
         ));
         assert!(resample_to(&x, 16000, 0).is_err());
+        assert!(resample_to(&x, 8000, u32::MAX).is_err());
+        assert!(resample_to(&x, 1, 8000).is_err());
         // Upsampling works too.
         let y = resample_to(&tone(440.0, 8000, 0.5, 0.5), 8000, 16000).unwrap();
         assert_eq!(y.len(), 8000);
