@@ -370,10 +370,8 @@ impl Deposit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
     fn clip(n: usize) -> Clip {
-        Arc::from(vec![0i16; n])
+        Clip::new(vec![0i16; n])
     }
 
     fn prompts() -> DepositPrompts {

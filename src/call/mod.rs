@@ -7,4 +7,4 @@ mod deposit;
 pub use deposit::{Action, Deposit, DepositLimits, DepositPrompts, Opening, RecordingOutcome};
 
 /// A piece of audio to play: 8 kHz mono 16-bit samples, shared by all calls.
-pub type Clip = std::sync::Arc<[i16]>;
+pub type Clip = crate::prompts::Prompt;

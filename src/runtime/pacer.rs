@@ -163,7 +163,7 @@ impl Entry {
             let Some(clip) = p.clips.get(p.clip) else {
                 break;
             };
-            let rest = clip.get(p.pos..).unwrap_or(&[]);
+            let rest = clip.samples().get(p.pos..).unwrap_or(&[]);
             if rest.is_empty() {
                 p.clip += 1;
                 p.pos = 0;

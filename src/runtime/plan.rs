@@ -33,7 +33,7 @@ impl DepositPlan {
     ) -> (DepositPrompts, Opening) {
         let p = |name: &str| -> Vec<Clip> {
             match prompts.get(&self.language, name) {
-                Some(prompt) => vec![prompt.clip()],
+                Some(prompt) => vec![prompt],
                 None => {
                     warn!(prompt = name, "prompt missing");
                     Vec::new()
@@ -78,8 +78,7 @@ impl DepositPlan {
                     None => g.extend(
                         prompts
                             .digits(&self.language, mailbox.user())
-                            .into_iter()
-                            .map(|pr| pr.clip()),
+                            .into_iter(),
                     ),
                 }
                 g.extend(p(match self.cause {
@@ -111,7 +110,7 @@ fn load_greeting(store: &FsStore, mailbox: &MailboxId, kind: GreetingKind) -> Op
         }
     };
     match crate::prompts::decode_to_8k(bytes, Some("wav")) {
-        Ok(samples) if !samples.is_empty() => Some(Clip::from(samples)),
+        Ok(samples) if !samples.is_empty() => Some(Clip::new(samples)),
         Ok(_) => None,
         Err(e) => {
             warn!(path = %path.display(), "cannot decode greeting: {e}");
