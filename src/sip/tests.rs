@@ -1,0 +1,1 @@
+//! Endpoint scenarios on simulated time.
