@@ -94,7 +94,9 @@ impl Dialog {
             .map_err(|_| SipError::MissingHeader("CSeq"))?
             .seq()
             .map_err(|_| SipError::BadHeader("CSeq"))?;
-        let from = req.from_header().map_err(|_| SipError::MissingHeader("From"))?;
+        let from = req
+            .from_header()
+            .map_err(|_| SipError::MissingHeader("From"))?;
         let from_typed = from.typed().map_err(|_| SipError::BadHeader("From"))?;
         let to = req.to_header().map_err(|_| SipError::MissingHeader("To"))?;
         to.typed().map_err(|_| SipError::BadHeader("To"))?;
@@ -278,7 +280,10 @@ impl Dialog {
         };
         headers.push(Header::To(To::new(to)));
         headers.push(Header::CallId(CallId::new(self.call_id.clone())));
-        headers.push(Header::CSeq(CSeq::new(format!("{} {}", self.local_cseq, method))));
+        headers.push(Header::CSeq(CSeq::new(format!(
+            "{} {}",
+            self.local_cseq, method
+        ))));
         if matches!(
             method,
             Method::Invite | Method::Notify | Method::Subscribe | Method::Update | Method::Refer
@@ -328,9 +333,15 @@ mod tests {
     fn bye_without_route_set_goes_to_the_contact() {
         let mut d = Dialog::new_uas(&invite(""), "vmtag", "<sip:vmail@192.0.2.10:5060>").unwrap();
         let bye = d.make_request(Method::Bye).unwrap();
-        assert_eq!(bye.uri.to_string(), "sip:alice@192.0.2.1:5070;transport=UDP");
+        assert_eq!(
+            bye.uri.to_string(),
+            "sip:alice@192.0.2.1:5070;transport=UDP"
+        );
         assert_eq!(header(&bye, "From"), vec!["<sip:vm@example.com>;tag=vmtag"]);
-        assert_eq!(header(&bye, "To"), vec!["<sip:+15550001@example.com>;tag=from1"]);
+        assert_eq!(
+            header(&bye, "To"),
+            vec!["<sip:+15550001@example.com>;tag=from1"]
+        );
         assert_eq!(header(&bye, "CSeq"), vec!["1 BYE"]);
         assert_eq!(header(&bye, "Call-ID"), vec!["dlg-1@192.0.2.1"]);
         assert_eq!(header(&bye, "Max-Forwards"), vec!["70"]);
@@ -338,8 +349,14 @@ mod tests {
         assert!(header(&bye, "Contact").is_empty());
         let notify = d.make_request(Method::Notify).unwrap();
         assert_eq!(header(&notify, "CSeq"), vec!["2 NOTIFY"]);
-        assert_eq!(header(&notify, "Contact"), vec!["<sip:vmail@192.0.2.10:5060>"]);
-        assert_eq!(d.remote_peer_hint(), Some("192.0.2.1:5070".parse().unwrap()));
+        assert_eq!(
+            header(&notify, "Contact"),
+            vec!["<sip:vmail@192.0.2.10:5060>"]
+        );
+        assert_eq!(
+            d.remote_peer_hint(),
+            Some("192.0.2.1:5070".parse().unwrap())
+        );
     }
 
     #[test]
@@ -350,7 +367,10 @@ mod tests {
         );
         let mut d = Dialog::new_uas(&inv, "t", "<sip:vm@192.0.2.10>").unwrap();
         let bye = d.make_request(Method::Bye).unwrap();
-        assert_eq!(bye.uri.to_string(), "sip:alice@192.0.2.1:5070;transport=UDP");
+        assert_eq!(
+            bye.uri.to_string(),
+            "sip:alice@192.0.2.1:5070;transport=UDP"
+        );
         assert_eq!(
             header(&bye, "Route"),
             vec![
@@ -371,7 +391,10 @@ mod tests {
         assert_eq!(bye.uri.to_string(), "sip:10.0.0.9:5060");
         assert_eq!(
             header(&bye, "Route"),
-            vec!["<sip:10.0.0.2;lr>", "<sip:alice@192.0.2.1:5070;transport=udp>"]
+            vec![
+                "<sip:10.0.0.2;lr>",
+                "<sip:alice@192.0.2.1:5070;transport=udp>"
+            ]
         );
         assert_eq!(d.remote_peer_hint(), Some("10.0.0.9:5060".parse().unwrap()));
     }

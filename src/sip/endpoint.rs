@@ -6,9 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rsipstack::sip::headers::untyped::{
-    Allow, MaxForwards, Server, ToTypedHeader, UserAgent, Via,
-};
+use rsipstack::sip::headers::untyped::{Allow, MaxForwards, Server, ToTypedHeader, UserAgent, Via};
 use rsipstack::sip::{Header, HeadersExt, Method, Request, Response, SipMessage};
 use tracing::{debug, trace, warn};
 
@@ -112,9 +110,15 @@ enum InviteServer {
     /// Waiting for the application's final answer.
     Proceeding { provisional: Option<Vec<u8>> },
     /// Non-2xx sent; resent (timer G) until the ACK, timer H gives up.
-    Completed { response: Vec<u8>, interval: Duration },
+    Completed {
+        response: Vec<u8>,
+        interval: Duration,
+    },
     /// 2xx sent; resent until the ACK (matched by Call-ID and CSeq).
-    Accepted { response: Vec<u8>, interval: Duration },
+    Accepted {
+        response: Vec<u8>,
+        interval: Duration,
+    },
     /// Non-2xx acknowledged; absorbs ACK retransmissions (timer I).
     Confirmed,
     /// 2xx acknowledged; absorbs late copies (timer L).
@@ -125,16 +129,25 @@ enum InviteServer {
 #[derive(Debug)]
 enum NonInviteServer {
     Trying,
-    Proceeding { provisional: Vec<u8> },
+    Proceeding {
+        provisional: Vec<u8>,
+    },
     /// Final sent; answers retransmissions until timer J.
-    Completed { response: Vec<u8> },
+    Completed {
+        response: Vec<u8>,
+    },
 }
 
 /// Non-INVITE client transaction states (RFC 3261 §17.1.2).
 #[derive(Debug)]
 enum Client {
-    Trying { request: Vec<u8>, interval: Duration },
-    Proceeding { request: Vec<u8> },
+    Trying {
+        request: Vec<u8>,
+        interval: Duration,
+    },
+    Proceeding {
+        request: Vec<u8>,
+    },
     /// Final received; absorbs response retransmissions until timer K.
     Completed,
 }
@@ -144,6 +157,14 @@ enum TxState {
     InviteServer(InviteServer),
     NonInviteServer(NonInviteServer),
     Client(Client),
+}
+
+/// Why a request opens no transaction for the application.
+enum Refusal {
+    /// Not answerable (a header a response copies is missing).
+    Drop(String),
+    /// Answer with this code; the text goes into a Warning header.
+    Answer(u16, String),
 }
 
 #[derive(Debug)]
@@ -268,7 +289,10 @@ impl Endpoint {
         let mut response = response;
         set_content_length(&mut response.headers, response.body.len());
         let t1 = self.cfg.t1;
-        let t = self.txs.get_mut(&tx).ok_or(SipError::UnknownTransaction(tx))?;
+        let t = self
+            .txs
+            .get_mut(&tx)
+            .ok_or(SipError::UnknownTransaction(tx))?;
         let reliable = t.peer.transport.is_reliable();
         let to = t.peer;
         let mut forget = false;
@@ -297,17 +321,21 @@ impl Endpoint {
                         self.ack_index.insert(k.clone(), tx);
                         t.ack_index = Some(k);
                     }
-                    self.timers.arm(&mut t.timers, tx, Slot::Retransmit, now + t1);
-                    self.timers.arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
+                    self.timers
+                        .arm(&mut t.timers, tx, Slot::Retransmit, now + t1);
+                    self.timers
+                        .arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
                 } else {
                     t.state = TxState::InviteServer(InviteServer::Completed {
                         response: bytes.clone(),
                         interval: t1,
                     });
                     if !reliable {
-                        self.timers.arm(&mut t.timers, tx, Slot::Retransmit, now + t1);
+                        self.timers
+                            .arm(&mut t.timers, tx, Slot::Retransmit, now + t1);
                     }
-                    self.timers.arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
+                    self.timers
+                        .arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
                 }
                 self.transmits.push_back(Transmit { to, bytes });
             }
@@ -326,7 +354,8 @@ impl Endpoint {
                     if reliable {
                         forget = true;
                     } else {
-                        self.timers.arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
+                        self.timers
+                            .arm(&mut t.timers, tx, Slot::Lifetime, now + 64 * t1);
                     }
                 }
                 self.transmits.push_back(Transmit { to, bytes });
@@ -345,10 +374,17 @@ impl Endpoint {
     /// request has none, `Max-Forwards: 70` and `User-Agent` when absent.
     /// Responses come as [`Event::Response`], silence as
     /// [`Event::RequestTimeout`] (timer F).
-    pub fn send_request(&mut self, now: Instant, request: Request, to: Peer) -> Result<TxKey, SipError> {
+    pub fn send_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        to: Peer,
+    ) -> Result<TxKey, SipError> {
         let mut request = request;
         if matches!(request.method, Method::Invite | Method::Ack) {
-            return Err(SipError::UnsupportedClientMethod(request.method.to_string()));
+            return Err(SipError::UnsupportedClientMethod(
+                request.method.to_string(),
+            ));
         }
         let branch = self.ensure_via(&mut request, to.transport)?;
         if request.max_forwards_header().is_err() {
@@ -357,9 +393,9 @@ impl Endpoint {
                 .push(Header::MaxForwards(MaxForwards::new("70")));
         }
         if request.user_agent_header().is_none() {
-            request
-                .headers
-                .push(Header::UserAgent(UserAgent::new(self.cfg.user_agent.clone())));
+            request.headers.push(Header::UserAgent(UserAgent::new(
+                self.cfg.user_agent.clone(),
+            )));
         }
         set_content_length(&mut request.headers, request.body.len());
         let index = client_key(&branch, &request.method.to_string());
@@ -461,7 +497,11 @@ impl Endpoint {
 
         let info = match self.check_request(&req, &facts) {
             Ok(info) => info,
-            Err((code, why)) => {
+            Err(Refusal::Drop(why)) => {
+                debug!(%from.addr, %method, %why, "request dropped");
+                return;
+            }
+            Err(Refusal::Answer(code, why)) => {
                 debug!(%from.addr, %method, code, why, "request refused");
                 let mut resp = self.own_response(&req, code, None);
                 add_warning(&mut resp, &self.cfg.user_agent, &why);
@@ -500,24 +540,30 @@ impl Endpoint {
         });
     }
 
-    /// Validate a request that opens a transaction; `Err((code, reason))`.
-    fn check_request(&self, req: &Request, facts: &ViaFacts) -> Result<RequestInfo, (u16, String)> {
-        let info = RequestInfo::of(req).map_err(|e| (400, e.to_string()))?;
+    /// Validate a request that opens a transaction. A request missing one
+    /// of the headers a response copies cannot be answered: dropped.
+    fn check_request(&self, req: &Request, facts: &ViaFacts) -> Result<RequestInfo, Refusal> {
+        let info = RequestInfo::of(req).map_err(|e| match e {
+            SipError::MissingHeader(_) => Refusal::Drop(e.to_string()),
+            _ => Refusal::Answer(400, e.to_string()),
+        })?;
         if facts.branch.is_none() {
-            return Err((400, "missing Via branch".into()));
+            return Err(Refusal::Answer(400, "missing Via branch".into()));
         }
         let declared = match req.headers.iter().find_map(|h| match h {
             Header::ContentLength(cl) => Some(cl.value().trim()),
             _ => None,
         }) {
             None => None,
-            Some(v) => Some(
-                v.parse::<usize>()
-                    .map_err(|_| (400, "malformed Content-Length header".to_string()))?,
-            ),
+            Some(v) => Some(v.parse::<usize>().map_err(|_| {
+                Refusal::Answer(400, "malformed Content-Length header".to_string())
+            })?),
         };
         if declared.is_some_and(|d| d > req.body.len()) {
-            return Err((400, "body shorter than Content-Length".into()));
+            return Err(Refusal::Answer(
+                400,
+                "body shorter than Content-Length".into(),
+            ));
         }
         Ok(info)
     }
@@ -575,7 +621,13 @@ impl Endpoint {
         }
     }
 
-    fn open_server_tx(&mut self, now: Instant, index: String, invite: bool, reply_to: Peer) -> TxKey {
+    fn open_server_tx(
+        &mut self,
+        now: Instant,
+        index: String,
+        invite: bool,
+        reply_to: Peer,
+    ) -> TxKey {
         let key = self.new_key();
         let (state, limit) = if invite {
             (
@@ -583,7 +635,10 @@ impl Endpoint {
                 INVITE_ANSWER_LIMIT,
             )
         } else {
-            (TxState::NonInviteServer(NonInviteServer::Trying), 64 * self.cfg.t1)
+            (
+                TxState::NonInviteServer(NonInviteServer::Trying),
+                64 * self.cfg.t1,
+            )
         };
         let mut tx = Transaction {
             peer: reply_to,
@@ -593,7 +648,8 @@ impl Endpoint {
             timers: Armed::default(),
             state,
         };
-        self.timers.arm(&mut tx.timers, key, Slot::Lifetime, now + limit);
+        self.timers
+            .arm(&mut tx.timers, key, Slot::Lifetime, now + limit);
         self.txs.insert(key, tx);
         self.server_index.insert(index, key);
         key
@@ -631,7 +687,11 @@ impl Endpoint {
             }
             _ => None,
         };
-        trace!(?key, resend = resend.is_some(), "request retransmission absorbed");
+        trace!(
+            ?key,
+            resend = resend.is_some(),
+            "request retransmission absorbed"
+        );
         if let Some(bytes) = resend {
             self.transmits.push_back(Transmit { to: t.peer, bytes });
         }
@@ -648,7 +708,10 @@ impl Endpoint {
         let (code, pending, tag) = match invite {
             None => (481, None, None),
             Some((k, t)) => {
-                let pending = matches!(t.state, TxState::InviteServer(InviteServer::Proceeding { .. }));
+                let pending = matches!(
+                    t.state,
+                    TxState::InviteServer(InviteServer::Proceeding { .. })
+                );
                 (200, pending.then_some(k), t.to_tag.clone())
             }
         };
@@ -674,8 +737,12 @@ impl Endpoint {
                             if t.peer.transport.is_reliable() {
                                 self.remove_tx(key);
                             } else {
-                                self.timers
-                                    .arm(&mut t.timers, key, Slot::Lifetime, now + self.cfg.t4);
+                                self.timers.arm(
+                                    &mut t.timers,
+                                    key,
+                                    Slot::Lifetime,
+                                    now + self.cfg.t4,
+                                );
                             }
                             trace!(?key, "ACK for a non-2xx final absorbed");
                             return;
@@ -787,7 +854,10 @@ impl Endpoint {
             debug!(%from.addr, "response without Via branch or CSeq dropped");
             return;
         };
-        let Some(&key) = self.client_index.get(&client_key(&branch, &method.to_string())) else {
+        let Some(&key) = self
+            .client_index
+            .get(&client_key(&branch, &method.to_string()))
+        else {
             trace!(%from.addr, "response matching no transaction dropped");
             return;
         };
@@ -813,7 +883,10 @@ impl Endpoint {
                             .arm(&mut t.timers, key, Slot::Lifetime, now + self.cfg.t4);
                     }
                 }
-                self.events.push_back(Event::Response { tx: key, response: resp });
+                self.events.push_back(Event::Response {
+                    tx: key,
+                    response: resp,
+                });
             }
             Client::Completed => trace!(?key, "response retransmission absorbed"),
         }
@@ -874,7 +947,10 @@ impl Endpoint {
                 self.events.push_back(Event::AckTimeout { tx: key });
                 self.remove_tx(key);
             }
-            (TxState::Client(Client::Trying { .. } | Client::Proceeding { .. }), Slot::Lifetime) => {
+            (
+                TxState::Client(Client::Trying { .. } | Client::Proceeding { .. }),
+                Slot::Lifetime,
+            ) => {
                 debug!(?key, "request timed out");
                 self.events.push_back(Event::RequestTimeout { tx: key });
                 self.remove_tx(key);
@@ -885,10 +961,15 @@ impl Endpoint {
             }
             (
                 TxState::InviteServer(InviteServer::Proceeding { .. })
-                | TxState::NonInviteServer(NonInviteServer::Trying | NonInviteServer::Proceeding { .. }),
+                | TxState::NonInviteServer(
+                    NonInviteServer::Trying | NonInviteServer::Proceeding { .. },
+                ),
                 Slot::Lifetime,
             ) => {
-                warn!(?key, "request never answered by the application; transaction dropped");
+                warn!(
+                    ?key,
+                    "request never answered by the application; transaction dropped"
+                );
                 self.remove_tx(key);
             }
             (_, Slot::Lifetime) => {

@@ -105,10 +105,7 @@ impl StreamFramer {
         }
         self.crlf_run = 0;
         let from = self.scanned.saturating_sub(3);
-        let head_end = data
-            .get(from..)
-            .and_then(find_crlfcrlf)
-            .map(|p| p + from);
+        let head_end = data.get(from..).and_then(find_crlfcrlf).map(|p| p + from);
         let Some(pos) = head_end else {
             if data.len() > self.max {
                 return Err(SipError::HeadersTooLarge { limit: self.max });
@@ -257,7 +254,10 @@ mod tests {
         f.push(b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 1000\r\n\r\n");
         assert!(matches!(
             f.next_message(),
-            Err(SipError::MessageTooLarge { size: 1048, limit: 200 })
+            Err(SipError::MessageTooLarge {
+                size: 1048,
+                limit: 200
+            })
         ));
 
         let mut f = StreamFramer::new(200);

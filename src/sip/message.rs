@@ -69,8 +69,14 @@ fn is_phrase_safe(s: &str) -> bool {
 /// Record-Route into dialog-establishing responses (101..=299 to INVITE and
 /// SUBSCRIBE); adds `Server` and `Content-Length: 0`. Put a body in with
 /// [`set_body`]. `reason` replaces the standard phrase.
-pub fn make_response(req: &Request, code: u16, reason: Option<&str>, to_tag: Option<&str>) -> Response {
-    let copy_rr = (101..300).contains(&code) && matches!(req.method, Method::Invite | Method::Subscribe);
+pub fn make_response(
+    req: &Request,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+) -> Response {
+    let copy_rr =
+        (101..300).contains(&code) && matches!(req.method, Method::Invite | Method::Subscribe);
     let mut headers = Headers::default();
     let (mut from, mut to, mut call_id, mut cseq) = (false, false, false, false);
     for h in req.headers.iter() {
@@ -109,7 +115,10 @@ pub fn make_response(req: &Request, code: u16, reason: Option<&str>, to_tag: Opt
 
 /// The To header with `tag` appended when it has none. The value is kept as
 /// written; a To that does not parse is copied unchanged.
-fn with_to_tag(to: &rsipstack::sip::headers::untyped::To, tag: Option<&str>) -> rsipstack::sip::headers::untyped::To {
+fn with_to_tag(
+    to: &rsipstack::sip::headers::untyped::To,
+    tag: Option<&str>,
+) -> rsipstack::sip::headers::untyped::To {
     match (tag, to.tag()) {
         (Some(tag), Ok(None)) if is_token(tag) => {
             rsipstack::sip::headers::untyped::To::new(format!("{};tag={}", to.value().trim(), tag))
@@ -233,8 +242,9 @@ pub fn add_warning(resp: &mut Response, agent: &str, text: &str) {
         .chars()
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
         .collect();
-    resp.headers
-        .push(Header::Warning(Warning::new(format!("399 {agent} \"{clean}\""))));
+    resp.headers.push(Header::Warning(Warning::new(format!(
+        "399 {agent} \"{clean}\""
+    ))));
 }
 
 /// The fields of a request the call logic looks at first, parsed once.

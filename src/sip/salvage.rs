@@ -36,7 +36,9 @@ fn is_clean(v: &str) -> bool {
 pub(crate) fn salvage(bytes: &[u8]) -> Option<Salvaged> {
     let head_end = find_crlfcrlf(bytes).unwrap_or(bytes.len());
     let head = bytes.get(..head_end)?;
-    let mut lines = head.split(|b| *b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
 
     let start = std::str::from_utf8(lines.next()?).ok()?;
     let mut parts = start.split_ascii_whitespace();
@@ -118,7 +120,13 @@ pub(crate) fn salvage(bytes: &[u8]) -> Option<Salvaged> {
 impl Salvaged {
     /// A response copying the salvaged headers; `to_tag` is added when the
     /// To has none.
-    pub fn response(&self, code: u16, reason: Option<&str>, to_tag: &str, server: &str) -> Response {
+    pub fn response(
+        &self,
+        code: u16,
+        reason: Option<&str>,
+        to_tag: &str,
+        server: &str,
+    ) -> Response {
         let mut headers = Headers::default();
         for v in &self.vias {
             headers.push(Header::Via(Via::new(v.clone())));
@@ -165,7 +173,10 @@ mod tests {
         assert_eq!(s.cseq, "1 FOO");
         let r = s.response(501, None, "t1", "vmail");
         let text = String::from_utf8(r.to_bytes()).unwrap();
-        assert!(text.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{text}");
+        assert!(
+            text.starts_with("SIP/2.0 501 Not Implemented\r\n"),
+            "{text}"
+        );
         assert!(text.contains("To: <sip:vm@example.com>;tag=t1\r\n"));
         assert!(text.contains("Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bK0\r\n"));
     }

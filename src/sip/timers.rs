@@ -64,10 +64,4 @@ impl TimerTable {
         let ((at, _), (key, slot)) = self.map.pop_first()?;
         Some((at, key, slot))
     }
-
-    /// Number of armed timers.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
 }
