@@ -71,7 +71,36 @@ fn parse_checked(raw: &str, header: &'static str) -> Result<Uri, SipError> {
     if raw.is_empty() {
         return Err(SipError::BadHeader(header));
     }
-    parse_uri(raw).map_err(|_| SipError::BadHeader(header))
+    let mut uri = parse_uri(raw).map_err(|_| SipError::BadHeader(header))?;
+    // rsip keeps `%XX` escapes of the user part as written but escapes
+    // again when printing: decode them so the printed form is escaped once.
+    if let Some(auth) = uri.auth.as_mut() {
+        if auth.user.contains('%') {
+            if let Some(decoded) = percent_decode(&auth.user) {
+                auth.user = decoded;
+            }
+        }
+    }
+    Ok(uri)
+}
+
+/// Decode `%XX` escapes; `None` for a malformed escape or non-UTF-8 result.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn socket_of(uri: &Uri) -> Option<SocketAddr> {
@@ -446,6 +475,19 @@ mod tests {
             back.make_request(Method::Bye).unwrap().to_bytes(),
             d.make_request(Method::Bye).unwrap().to_bytes()
         );
+    }
+
+    #[test]
+    fn an_escaped_contact_user_is_escaped_once_in_the_request_uri() {
+        let raw = String::from_utf8(invite("").to_bytes()).unwrap().replace(
+            "Contact: <sip:alice@192.0.2.1:5070;transport=udp>",
+            "Contact: <sip:%2B1555%23x@192.0.2.1>",
+        );
+        let inv = Request::try_from(raw.as_str()).unwrap();
+        let mut d = Dialog::new_uas(&inv, "t", "<sip:vm@h>").unwrap();
+        let bye = d.make_request(Method::Bye).unwrap();
+        assert_eq!(bye.uri.to_string(), "sip:+1555%23x@192.0.2.1");
+        assert_eq!(percent_decode("%4"), None);
     }
 
     #[test]

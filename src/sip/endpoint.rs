@@ -6,7 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rsipstack::sip::headers::untyped::{Allow, MaxForwards, Server, ToTypedHeader, UserAgent, Via};
+use rsipstack::sip::headers::untyped::{
+    Allow, MaxForwards, Server, ToTypedHeader, Unsupported, UserAgent, Via,
+};
 use rsipstack::sip::{Header, HeadersExt, Method, Request, Response, SipMessage};
 use tracing::{debug, trace, warn};
 
@@ -504,7 +506,7 @@ impl Endpoint {
             Err(Refusal::Answer(code, why)) => {
                 debug!(%from.addr, %method, code, why, "request refused");
                 let mut resp = self.own_response(&req, code, None);
-                add_warning(&mut resp, &self.cfg.user_agent, &why);
+                add_warning(&mut resp, &self.warn_agent(), &why);
                 self.answer_new(now, &facts, index, req.method == Method::Invite, resp);
                 return;
             }
@@ -520,6 +522,14 @@ impl Endpoint {
         }
         if info.max_forwards == Some(0) {
             let resp = self.own_response(&req, 483, None);
+            self.answer_new(now, &facts, Some(index), req.method == Method::Invite, resp);
+            return;
+        }
+        if let Some(tags) = required_extensions(&req) {
+            // vmail supports no extension (see SUPPORTED): RFC 3261 §8.2.2.3.
+            let mut resp = self.own_response(&req, 420, None);
+            resp.headers
+                .push(Header::Unsupported(Unsupported::new(tags)));
             self.answer_new(now, &facts, Some(index), req.method == Method::Invite, resp);
             return;
         }
@@ -582,6 +592,11 @@ impl Endpoint {
         let mut resp = make_response(req, code, None, tag);
         self.brand(&mut resp);
         resp
+    }
+
+    /// The warn-agent of our Warning headers: our host and port.
+    fn warn_agent(&self) -> String {
+        rsipstack::sip::HostWithPort::from(self.cfg.local_addr).to_string()
     }
 
     fn brand(&self, resp: &mut Response) {
@@ -837,7 +852,7 @@ impl Endpoint {
         if code == 501 {
             resp.headers.push(Header::Allow(Allow::new(ALLOW)));
         }
-        add_warning(&mut resp, &self.cfg.user_agent, why);
+        add_warning(&mut resp, &self.warn_agent(), why);
         self.answer_new(now, &facts, index, s.method == "INVITE", resp);
     }
 
@@ -980,6 +995,16 @@ impl Endpoint {
         }
     }
 
+    /// Whether every index is empty (no state left behind).
+    #[cfg(test)]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.txs.is_empty()
+            && self.server_index.is_empty()
+            && self.client_index.is_empty()
+            && self.ack_index.is_empty()
+            && self.timers.next_deadline().is_none()
+    }
+
     fn remove_tx(&mut self, key: TxKey) {
         let Some(mut t) = self.txs.remove(&key) else {
             return;
@@ -998,4 +1023,21 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// The option tags of the request's `Require` headers, comma-joined, when
+/// there are any (vmail supports none).
+fn required_extensions(req: &Request) -> Option<String> {
+    let mut tags: Vec<&str> = Vec::new();
+    for h in req.headers.iter() {
+        if let Header::Require(r) = h {
+            tags.extend(
+                r.value()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty()),
+            );
+        }
+    }
+    (!tags.is_empty()).then(|| tags.join(", "))
 }

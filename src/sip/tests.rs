@@ -138,6 +138,7 @@ fn two_xx_is_resent_on_the_t1_t2_schedule_until_ack_timeout() {
     assert_eq!(ev[0].0, Duration::from_secs(32));
     assert_eq!(ev[0].1, Event::AckTimeout { tx });
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
     assert_eq!(ep.poll_timeout(), None);
 }
 
@@ -161,6 +162,7 @@ fn a_late_ack_stops_the_2xx_retransmission() {
     assert!(sent.is_empty(), "no retransmission after the ACK");
     assert!(ev.is_empty(), "no AckTimeout after the ACK");
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
 }
 
 #[test]
@@ -222,6 +224,7 @@ fn cancel_before_the_answer_then_487_and_its_ack_absorbed() {
     assert!(sent.is_empty());
     assert!(ev.is_empty());
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
 }
 
 #[test]
@@ -324,6 +327,7 @@ fn a_non_invite_retransmission_is_absorbed_and_answered_from_the_store() {
     // Timer J (64*T1 on UDP) forgets it.
     run_until(&mut ep, t0, ms(600 + 32_000));
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
 }
 
 #[test]
@@ -339,6 +343,7 @@ fn over_tcp_a_non_invite_transaction_ends_with_its_final_answer() {
     let sent = transmits(&mut ep);
     assert_eq!(sent[0].to, peer, "the answer goes back on the connection");
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
 }
 
 #[test]
@@ -401,6 +406,7 @@ fn a_bye_inside_a_dialog_and_our_own_bye_out() {
     assert!(events(&mut ep).is_empty());
     run_until(&mut ep, t0, Duration::from_secs(100));
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
 }
 
 #[test]
@@ -514,7 +520,7 @@ fn a_broken_request_with_the_needed_headers_gets_400() {
     let sent = transmits(&mut ep);
     assert_eq!(status_line(&sent[0]), "SIP/2.0 400 Bad Request");
     assert!(
-        text(&sent[0]).contains("Warning: 399 vmail/"),
+        text(&sent[0]).contains("Warning: 399 192.0.2.10:5060 \"malformed CSeq header\"\r\n"),
         "{}",
         text(&sent[0])
     );
@@ -574,6 +580,21 @@ fn a_broken_request_with_the_needed_headers_gets_400() {
     // Garbage: dropped.
     ep.handle_input(t0, caller(), b"hello world\r\n\r\n");
     assert!(transmits(&mut ep).is_empty());
+    assert!(events(&mut ep).is_empty());
+}
+
+#[test]
+fn a_required_extension_gets_420_with_unsupported() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let inv = invite("z9hG4bKreq", "req").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRequire: 100rel\r\nRequire: timer\r\n",
+    );
+    ep.handle_input(t0, caller(), inv.as_bytes());
+    let sent = transmits(&mut ep);
+    assert_eq!(status_line(&sent[0]), "SIP/2.0 420 Bad Extension");
+    assert!(text(&sent[0]).contains("Unsupported: 100rel, timer\r\n"));
     assert!(events(&mut ep).is_empty());
 }
 
@@ -815,6 +836,7 @@ fn thousands_of_calls_keep_no_state_behind() {
     transmits(&mut ep);
     run_until(&mut ep, t0, Duration::from_secs(100));
     assert_eq!(ep.transaction_count(), 0);
+    assert!(ep.is_idle());
     assert!(transmits(&mut ep).is_empty());
 }
 
