@@ -914,3 +914,104 @@ proptest! {
         feed(msg.as_bytes());
     }
 }
+
+#[test]
+fn an_unacknowledged_non_2xx_is_resent_by_timer_g_until_timer_h() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    ep.handle_input(t0, caller(), invite("z9hG4bKh", "timer-h").as_bytes());
+    let (tx, req) = take_request(&mut ep);
+    ep.respond(t0, tx, make_response(&req, 404, None, Some("h")))
+        .unwrap();
+    transmits(&mut ep);
+    let (sent, ev) = run_until(&mut ep, t0, Duration::from_secs(40));
+    let times: Vec<u64> = sent.iter().map(|(d, _)| d.as_millis() as u64).collect();
+    assert_eq!(
+        times,
+        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+    );
+    assert!(ev.is_empty(), "timer H ends the transaction silently");
+    assert!(ep.is_idle());
+}
+
+#[test]
+fn a_2xx_is_resent_over_tcp_too() {
+    // RFC 3261 §13.3.1.4: the 2xx is retransmitted end to end whatever the
+    // first hop's transport.
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let peer = Peer::tcp(addr("192.0.2.1:40000"), ConnId(2));
+    let inv = invite("z9hG4bKtcp2", "tcp-2xx").replace("UDP", "TCP");
+    ep.handle_input(t0, peer, inv.as_bytes());
+    let (tx, req) = take_request(&mut ep);
+    ep.respond(t0, tx, make_response(&req, 200, None, Some("t")))
+        .unwrap();
+    transmits(&mut ep);
+    let (sent, _) = run_until(&mut ep, t0, ms(1600));
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, t)| t.to == peer));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// The caller ACKs every 2xx copy it gets; the network loses 2xx copies
+    /// and ACKs at random and delays them. Whatever is lost, the call ends
+    /// with exactly one Ack event or one AckTimeout, never both, nothing is
+    /// sent after the ACK arrived, and no state is left behind.
+    #[test]
+    fn lossy_2xx_ack_exchange(
+        lost_2xx in proptest::collection::vec(any::<bool>(), 12),
+        lost_ack in proptest::collection::vec(any::<bool>(), 12),
+        delay_ms in 1u64..400,
+    ) {
+        let t0 = Instant::now();
+        let mut ep = endpoint();
+        ep.handle_input(t0, caller(), invite("z9hG4bKloss", "loss").as_bytes());
+        let (tx, req) = take_request(&mut ep);
+        ep.respond(t0, tx, make_response(&req, 200, None, Some("L"))).unwrap();
+        let ack = request("ACK", "z9hG4bKlossack", "loss", 1, Some("L"));
+        let (mut acks, mut timeouts, mut copy) = (0, 0, 0usize);
+        let mut pending_acks: Vec<Instant> = Vec::new();
+        let mut now = t0;
+        let mut acked_at: Option<Instant> = None;
+        loop {
+            for t in transmits(&mut ep) {
+                prop_assert!(acked_at.is_none(), "2xx sent after the ACK");
+                let i = copy;
+                copy += 1;
+                if !lost_2xx.get(i).copied().unwrap_or(false)
+                    && !lost_ack.get(i).copied().unwrap_or(false)
+                {
+                    prop_assert_eq!(status_line(&t), "SIP/2.0 200 OK");
+                    pending_acks.push(now + ms(delay_ms));
+                }
+            }
+            for e in events(&mut ep) {
+                match e {
+                    Event::Ack { .. } => { acks += 1; acked_at = Some(now); }
+                    Event::AckTimeout { .. } => timeouts += 1,
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            pending_acks.sort();
+            let next_ack = pending_acks.first().copied();
+            let next_timer = ep.poll_timeout();
+            let ack_first = match (next_ack, next_timer) {
+                (Some(a), Some(t)) => a <= t,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if ack_first {
+                now = pending_acks.remove(0);
+                ep.handle_input(now, caller(), ack.as_bytes());
+            } else if let Some(t) = next_timer {
+                now = t;
+                ep.handle_timeout(now);
+            }
+        }
+        prop_assert_eq!(acks + timeouts, 1);
+        prop_assert!(ep.is_idle());
+    }
+}
