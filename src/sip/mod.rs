@@ -1,1 +1,57 @@
-//! (module under construction)
+//! SIP for vmail (SPEC §5): messages through rsipstack's `sip` module (the
+//! rsip model), and vmail's own sans-IO transaction layer ([`Endpoint`]),
+//! UAS dialogs ([`Dialog`]) and TCP framing ([`StreamFramer`]).
+//!
+//! Nothing here touches a socket or reads a clock: the runtime shell feeds
+//! bytes and `now` in, and drains [`Transmit`]s, [`Event`]s and the next
+//! deadline.
+//!
+//! Decisions a newcomer asks about:
+//! - rsipstack's own transaction, dialog and transport layers are async and
+//!   own sockets; vmail uses only its message model and keeps its state
+//!   machines here, testable on simulated time.
+//! - The endpoint answers by itself what needs no application logic:
+//!   retransmissions (from the stored response; an unanswered INVITE gets
+//!   `100 Trying`), CANCEL (`200`/`481`, then [`Event::Cancel`]), malformed
+//!   requests (`400` with a Warning, dropped when a header a response copies
+//!   is missing), `483` for Max-Forwards 0, `420` for any `Require`, `405`
+//!   for known methods vmail refuses and `501` for unknown ones, `413` for
+//!   oversized TCP messages (oversized UDP datagrams are dropped).
+//! - A 2xx to INVITE is resent until its ACK on every transport (RFC 3261
+//!   §13.3.1.4: the retransmission is end to end). The ACK is matched by
+//!   Call-ID and CSeq number (plus the To tag when both carry one); after
+//!   it the transaction absorbs copies for 64*T1 (RFC 6026 timer L).
+//! - Transactions are found through hash maps keyed by branch, sent-by and
+//!   method (RFC 3261 §17.2.3); timers sit in one ordered table, so the next
+//!   deadline is the table's first key.
+
+mod dialog;
+mod endpoint;
+mod error;
+mod framer;
+mod message;
+mod peer;
+mod salvage;
+mod timers;
+mod via;
+
+#[cfg(test)]
+mod tests;
+
+pub use dialog::Dialog;
+pub use endpoint::{Endpoint, EndpointConfig, Event, INVITE_ANSWER_LIMIT};
+pub use error::SipError;
+pub use framer::{Frame, StreamFramer};
+pub use message::{
+    add_warning, make_response, method_support, method_support_of, new_branch, new_tag,
+    options_response, set_body, set_content_length, set_request_body, status_code,
+    unsupported_method_response, MethodSupport, RequestInfo, ACCEPT, ALLOW, ALLOW_EVENTS,
+    BRANCH_COOKIE, SERVER, SUPPORTED,
+};
+pub use peer::{ConnId, Peer, Transmit, Transport, TxKey};
+
+/// The rsip message model vmail builds on, re-exported for the call logic.
+pub use rsipstack::sip::{
+    headers, typed, Header, Headers, HeadersExt, Method, Request, Response, SipMessage, StatusCode,
+    Uri,
+};
