@@ -16,15 +16,15 @@ use std::time::{Duration, SystemTime};
 
 use super::error::StoreError;
 use super::fsutil::{
-    create_dir_all, dir_names, exists, parent, read_json, remove_if_exists, sync_dir,
-    tmp_sibling, write_json_atomic,
+    create_dir_all, dir_names, exists, parent, read_json, remove_if_exists, sync_dir, tmp_sibling,
+    write_json_atomic,
 };
 use super::ids::{new_message_id, rfc3339};
 use super::names::{
     normalize_domain, validate_message_id, validate_user, Folder, GreetingKind, MailboxId,
     MAX_MESSAGE_ID_LEN,
 };
-use super::pin::{validate_pin, PinHasher};
+use super::pin::{validate_pin, PinCost, PinHasher};
 use super::types::{
     Counts, LoginRecord, LoginState, Mailbox, MailboxRecord, MailboxSettings, MessageMeta,
 };
@@ -79,10 +79,13 @@ impl FsStore {
     /// Opens (creating if needed) the store under `<siteshare>/vmail/` and
     /// checks that it is writable.
     pub fn open(siteshare: &Path) -> Result<Self, StoreError> {
-        Self::open_with(siteshare, PinHasher::default())
+        Self::open_with_pin_cost(siteshare, PinCost::Recommended)
     }
 
-    pub(super) fn open_with(siteshare: &Path, pin: PinHasher) -> Result<Self, StoreError> {
+    /// Like [`open`](Self::open) with a chosen PIN hashing cost
+    /// ([`PinCost::TestOnly`] keeps debug-build tests fast).
+    pub fn open_with_pin_cost(siteshare: &Path, cost: PinCost) -> Result<Self, StoreError> {
+        let pin = PinHasher::new(cost);
         let root = siteshare.join("vmail");
         let domains = root.join("domains");
         create_dir_all(&domains)?;
@@ -747,7 +750,7 @@ impl FsStore {
 
     #[cfg(test)]
     pub(super) fn open_for_tests(siteshare: &Path) -> Result<Self, StoreError> {
-        Self::open_with(siteshare, PinHasher::cheap())
+        Self::open_with_pin_cost(siteshare, PinCost::TestOnly)
     }
 }
 

@@ -32,7 +32,12 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     let f = File::open(dir).map_err(|e| StoreError::io("open directory", dir, e))?;
     match f.sync_all() {
         Ok(()) => Ok(()),
-        Err(e) if matches!(e.kind(), io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+            ) =>
+        {
             Ok(())
         }
         Err(e) => Err(StoreError::io("sync directory", dir, e)),
@@ -162,7 +167,9 @@ mod tests {
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(dir_names(dir.path()).unwrap(), vec!["a.json".to_string()]);
-        assert!(read_json::<u32>(&dir.path().join("missing")).unwrap().is_none());
+        assert!(read_json::<u32>(&dir.path().join("missing"))
+            .unwrap()
+            .is_none());
         assert!(matches!(
             read_json::<u32>(&p),
             Err(StoreError::Corrupt { .. })

@@ -39,10 +39,8 @@ pub use error::StoreError;
 pub use fs::{FsStore, Observer};
 pub use ids::{new_message_id, parse_rfc3339, rfc3339};
 pub use names::{validate_message_id, Folder, GreetingKind, MailboxId};
-pub use pin::validate_pin;
+pub use pin::{validate_pin, PinCost};
 pub use recording::RecordingWriter;
-pub use recover::RecoverOptions;
+pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
-pub use types::{
-    cause, Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
-};
+pub use types::{cause, Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo};

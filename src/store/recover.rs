@@ -16,13 +16,16 @@ use super::recording::{finalize_wav, meta_from_sidecar};
 use super::types::{cause, MessageMeta, RecordingInfo, Sidecar};
 use super::wav;
 
+/// Decides whether `recover_with` repairs a domain.
+pub type DomainFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// Which parts of the store `recover_with` repairs.
 #[derive(Clone, Default)]
 pub struct RecoverOptions {
     /// Only the domains for which this returns true (all when `None`):
     /// an instance repairs the domains its group serves, not another
     /// group's recordings in progress.
-    pub domain_filter: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub domain_filter: Option<DomainFilter>,
     /// Leave files younger than this alone (their writer, possibly another
     /// process, may still be at work). Zero repairs everything.
     pub min_idle: Duration,
@@ -331,4 +334,3 @@ impl FsStore {
         Ok(())
     }
 }
-

@@ -8,9 +8,7 @@ use super::error::StoreError;
 use super::fs::{FsStore, Observer};
 use super::names::{Folder, GreetingKind, MailboxId};
 use super::recording::RecordingWriter;
-use super::types::{
-    Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
-};
+use super::types::{Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo};
 
 /// A recording in progress (see [`RecordingWriter`]).
 pub trait MessageRecorder: Send {

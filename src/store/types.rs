@@ -46,7 +46,8 @@ impl MailboxSettings {
         text(&self.email, "email", 254)?;
         if let Some(l) = &self.language {
             let ok = (1..=16).contains(&l.len())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && l.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
             if !ok {
                 return Err(StoreError::InvalidValue {
