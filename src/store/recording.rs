@@ -1,0 +1,325 @@
+//! Recording a message: audio goes to `tmp/<id>.wav` as it arrives and is
+//! put into `INBOX/` when the call ends.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::error::StoreError;
+use super::fs::FsStore;
+use super::fsutil::{create_dir_all, remove_if_exists, write_json_atomic};
+use super::ids::{new_message_id, rfc3339};
+use super::names::{Folder, MailboxId};
+use super::types::{MessageMeta, RecordingInfo, Sidecar};
+use super::wav;
+
+/// Write buffer of a recording (about 1 s of 8 kHz audio).
+const BUFFER_BYTES: usize = 16 * 1024;
+
+/// Keeps a temporary WAV in the store's set of live recordings, so that
+/// `recover` in this process leaves it alone.
+struct LiveGuard {
+    store: FsStore,
+    path: PathBuf,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        let mut live = self
+            .store
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        live.remove(&self.path);
+    }
+}
+
+/// A message being recorded. Dropping it without [`finish`](Self::finish)
+/// or [`discard`](Self::discard) leaves the files in `tmp/`, and the next
+/// `recover` completes them.
+pub struct RecordingWriter {
+    store: FsStore,
+    mailbox: MailboxId,
+    wav_path: PathBuf,
+    sidecar_path: PathBuf,
+    sidecar: Sidecar,
+    out: BufWriter<File>,
+    scratch: Vec<u8>,
+    samples: u64,
+    samples_in_header: u64,
+    _live: LiveGuard,
+}
+
+impl std::fmt::Debug for RecordingWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingWriter")
+            .field("mailbox", &self.mailbox)
+            .field("id", &self.sidecar.id)
+            .field("samples", &self.samples)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FsStore {
+    /// Starts recording a message for `id`, received at `now`.
+    pub fn begin_recording(
+        &self,
+        id: &MailboxId,
+        info: RecordingInfo,
+        now: SystemTime,
+    ) -> Result<RecordingWriter, StoreError> {
+        if !wav::valid_rate(info.sample_rate) {
+            return Err(StoreError::InvalidValue {
+                what: "sample_rate",
+                reason: "unsupported sample rate",
+            });
+        }
+        self.require_mailbox(id)?;
+        let tmp = self.tmp_dir(id);
+        create_dir_all(&tmp)?;
+        let mut attempt = 0;
+        let (msg_id, wav_path, file) = loop {
+            let msg_id = new_message_id(now, &info.instance);
+            let wav_path = tmp.join(format!("{msg_id}.wav"));
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&wav_path)
+            {
+                Ok(f) => break (msg_id, wav_path, f),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(StoreError::io("create", &wav_path, e)),
+            }
+        };
+        let sidecar_path = tmp.join(format!("{msg_id}.json"));
+        let sidecar = Sidecar {
+            id: msg_id.clone(),
+            received: rfc3339(now),
+            urgent: false,
+            info,
+        };
+        let started = (|| {
+            write_json_atomic(&sidecar_path, &sidecar)?;
+            let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
+            out.write_all(&wav::header(sidecar.info.sample_rate, 0))
+                .map_err(|e| StoreError::io("write", &wav_path, e))?;
+            Ok(out)
+        })();
+        let out = match started {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = fs::remove_file(&wav_path);
+                let _ = fs::remove_file(&sidecar_path);
+                return Err(e);
+            }
+        };
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(wav_path.clone());
+        tracing::debug!(mailbox = %id, message = %msg_id, "recording started");
+        Ok(RecordingWriter {
+            store: self.clone(),
+            mailbox: id.clone(),
+            _live: LiveGuard {
+                store: self.clone(),
+                path: wav_path.clone(),
+            },
+            wav_path,
+            sidecar_path,
+            sidecar,
+            out,
+            scratch: Vec::with_capacity(4096),
+            samples: 0,
+            samples_in_header: 0,
+        })
+    }
+}
+
+impl RecordingWriter {
+    /// The message id it will have.
+    pub fn id(&self) -> &str {
+        &self.sidecar.id
+    }
+
+    /// The mailbox it is for.
+    pub fn mailbox(&self) -> &MailboxId {
+        &self.mailbox
+    }
+
+    /// Sample rate of the audio.
+    pub fn sample_rate(&self) -> u32 {
+        self.sidecar.info.sample_rate
+    }
+
+    /// Samples appended so far.
+    pub fn samples(&self) -> u64 {
+        self.samples
+    }
+
+    /// Audio length so far.
+    pub fn duration_ms(&self) -> u64 {
+        wav::duration_ms(self.samples, self.sample_rate())
+    }
+
+    /// Marks the message urgent (or not); kept in the sidecar so that a
+    /// recovered message keeps it too.
+    pub fn set_urgent(&mut self, urgent: bool) -> Result<(), StoreError> {
+        if self.sidecar.urgent != urgent {
+            self.sidecar.urgent = urgent;
+            write_json_atomic(&self.sidecar_path, &self.sidecar)?;
+        }
+        Ok(())
+    }
+
+    /// Appends PCM samples (buffered). After every second of audio the
+    /// WAV header is brought up to date, so a killed process leaves a
+    /// readable file.
+    pub fn append(&mut self, pcm: &[i16]) -> Result<(), StoreError> {
+        if pcm.is_empty() {
+            return Ok(());
+        }
+        let total = self.samples + pcm.len() as u64;
+        if total.saturating_mul(2) > wav::MAX_DATA_LEN {
+            return Err(StoreError::InvalidValue {
+                what: "recording",
+                reason: "too long for a WAV file",
+            });
+        }
+        self.scratch.clear();
+        for s in pcm {
+            self.scratch.extend_from_slice(&s.to_le_bytes());
+        }
+        self.out
+            .write_all(&self.scratch)
+            .map_err(|e| StoreError::io("write", &self.wav_path, e))?;
+        self.samples = total;
+        if self.samples - self.samples_in_header >= u64::from(self.sample_rate()) {
+            self.update_header()?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the buffer, then rewrites the header for the data on disk.
+    fn update_header(&mut self) -> Result<(), StoreError> {
+        let path = &self.wav_path;
+        let io = |e| StoreError::io("write", path, e);
+        self.out.flush().map_err(io)?;
+        let header = wav::header(self.sidecar.info.sample_rate, self.samples * 2);
+        let f = self.out.get_mut();
+        f.seek(SeekFrom::Start(0)).map_err(io)?;
+        f.write_all(&header).map_err(io)?;
+        f.seek(SeekFrom::End(0)).map_err(io)?;
+        self.samples_in_header = self.samples;
+        Ok(())
+    }
+
+    /// Completes the message: final header, fsync, metadata into `INBOX/`
+    /// (atomic), then the WAV by rename, then directory fsyncs. On error
+    /// the recording stays in `tmp/` and the next `recover` completes it.
+    /// A recording without audio is discarded and reported as an error.
+    pub fn finish(self) -> Result<MessageMeta, StoreError> {
+        let RecordingWriter {
+            store,
+            mailbox,
+            wav_path,
+            sidecar_path,
+            sidecar,
+            out,
+            _live,
+            ..
+        } = self;
+        let mut file = out
+            .into_inner()
+            .map_err(|e| StoreError::io("write", &wav_path, e.into_error()))?;
+        let data_len = finalize_wav(&mut file, &wav_path, sidecar.info.sample_rate)?;
+        drop(file);
+        if data_len == 0 {
+            remove_if_exists(&wav_path)?;
+            remove_if_exists(&sidecar_path)?;
+            return Err(StoreError::InvalidValue {
+                what: "recording",
+                reason: "no audio",
+            });
+        }
+        let meta = meta_from_sidecar(&sidecar, data_len, false);
+        let meta = store.commit_message(&mailbox, meta, &wav_path, Some(&sidecar_path))?;
+        tracing::info!(mailbox = %mailbox, message = %meta.id, duration_ms = meta.duration_ms, "message stored");
+        Ok(meta)
+    }
+
+    /// Drops the recording (too short, caller hung up during the greeting).
+    pub fn discard(self) -> Result<(), StoreError> {
+        let RecordingWriter {
+            wav_path,
+            sidecar_path,
+            out,
+            _live,
+            ..
+        } = self;
+        // The buffered tail is of no interest.
+        let _ = out.into_parts();
+        remove_if_exists(&wav_path)?;
+        remove_if_exists(&sidecar_path)?;
+        Ok(())
+    }
+
+    /// Simulates `kill -9`: the buffered tail is lost, nothing is closed
+    /// properly.
+    #[cfg(test)]
+    pub(super) fn simulate_kill(self) {
+        let RecordingWriter { out, _live, .. } = self;
+        let _ = out.into_parts();
+    }
+}
+
+/// Truncates a WAV written by the store to whole samples, writes the
+/// header for the data present and fsyncs. Returns the data length.
+pub(super) fn finalize_wav(
+    file: &mut File,
+    path: &std::path::Path,
+    sample_rate: u32,
+) -> Result<u64, StoreError> {
+    let io = |op| move |e| StoreError::io(op, path, e);
+    let len = file.metadata().map_err(io("stat"))?.len();
+    let data_len = (len.saturating_sub(wav::HEADER_LEN) & !1).min(wav::MAX_DATA_LEN);
+    if len < wav::HEADER_LEN || len != wav::HEADER_LEN + data_len {
+        file.set_len(wav::HEADER_LEN + data_len)
+            .map_err(io("truncate"))?;
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io("seek"))?;
+    file.write_all(&wav::header(sample_rate, data_len))
+        .map_err(io("write"))?;
+    file.sync_all().map_err(io("sync"))?;
+    Ok(data_len)
+}
+
+/// Message metadata for a recording described by its sidecar.
+pub(super) fn meta_from_sidecar(s: &Sidecar, data_len: u64, recovered: bool) -> MessageMeta {
+    let i = &s.info;
+    MessageMeta {
+        id: s.id.clone(),
+        folder: Folder::Inbox,
+        caller_uri: i.caller_uri.clone(),
+        caller_name: i.caller_name.clone(),
+        called_uri: i.called_uri.clone(),
+        cause: i.cause.clone(),
+        received: s.received.clone(),
+        duration_ms: wav::duration_ms(data_len / 2, i.sample_rate),
+        codec: i.codec.clone(),
+        site: i.site.clone(),
+        instance: i.instance.clone(),
+        epoch: i.epoch,
+        heard: false,
+        urgent: s.urgent,
+        recovered,
+        forwarded_by: None,
+        sample_rate: i.sample_rate,
+    }
+}

@@ -1,0 +1,282 @@
+//! Plain data the store hands out and takes in.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::StoreError;
+use super::names::{Folder, MailboxId};
+
+/// Subscriber settings kept in `mailbox.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MailboxSettings {
+    /// Name shown in listings.
+    pub display_name: Option<String>,
+    /// Prompt language (`en`, `ru`, ...), a directory name under `prompts/`.
+    pub language: Option<String>,
+    /// IANA time zone for the envelope (`Europe/Moscow`).
+    pub timezone: Option<String>,
+    /// Address for notifications.
+    pub email: Option<String>,
+}
+
+impl MailboxSettings {
+    /// Checks the values (lengths, and the characters of those that other
+    /// modules may turn into paths: language and time zone).
+    pub fn validate(&self) -> Result<(), StoreError> {
+        fn text(v: &Option<String>, what: &'static str, max: usize) -> Result<(), StoreError> {
+            if let Some(s) = v {
+                if s.len() > max {
+                    return Err(StoreError::InvalidValue {
+                        what,
+                        reason: "too long",
+                    });
+                }
+                if s.chars().any(char::is_control) {
+                    return Err(StoreError::InvalidValue {
+                        what,
+                        reason: "control characters are not allowed",
+                    });
+                }
+            }
+            Ok(())
+        }
+        text(&self.display_name, "display_name", 256)?;
+        text(&self.email, "email", 254)?;
+        if let Some(l) = &self.language {
+            let ok = (1..=16).contains(&l.len())
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.as_bytes().first().is_some_and(u8::is_ascii_alphabetic);
+            if !ok {
+                return Err(StoreError::InvalidValue {
+                    what: "language",
+                    reason: "expected a language tag such as en or pt-BR",
+                });
+            }
+        }
+        if let Some(tz) = &self.timezone {
+            let ok = (1..=64).contains(&tz.len())
+                && tz
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'-'))
+                && tz.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+                && !tz.contains("//");
+            if !ok {
+                return Err(StoreError::InvalidValue {
+                    what: "timezone",
+                    reason: "expected an IANA zone name such as Europe/Moscow",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mailbox as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mailbox {
+    /// Its address.
+    pub id: MailboxId,
+    /// Subscriber settings.
+    pub settings: MailboxSettings,
+    /// Whether a PIN is set (the hash itself never leaves the store).
+    pub has_pin: bool,
+    /// Creation time, RFC 3339.
+    pub created: String,
+}
+
+/// Why the call reached voicemail.
+pub mod cause {
+    /// The subscriber was busy.
+    pub const BUSY: &str = "busy";
+    /// The subscriber did not answer / was unreachable.
+    pub const UNAVAILABLE: &str = "unavailable";
+    /// Not known.
+    pub const UNKNOWN: &str = "unknown";
+}
+
+fn default_rate() -> u32 {
+    8000
+}
+
+/// A stored message's metadata (`<id>.json`).
+///
+/// `id` and `folder` are taken from where the file lies, whatever the
+/// JSON says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Message id (sortable by time).
+    #[serde(default)]
+    pub id: String,
+    /// Folder it is in.
+    #[serde(default = "inbox")]
+    pub folder: Folder,
+    /// Caller's URI (From / P-Asserted-Identity).
+    #[serde(default)]
+    pub caller_uri: String,
+    /// Caller's display name.
+    #[serde(default)]
+    pub caller_name: Option<String>,
+    /// The URI that was called (the diverting user).
+    #[serde(default)]
+    pub called_uri: String,
+    /// `busy`, `unavailable` or `unknown` (see [`cause`]).
+    #[serde(default = "unknown_cause")]
+    pub cause: String,
+    /// When the recording began, RFC 3339 UTC.
+    #[serde(default)]
+    pub received: String,
+    /// Length of the audio.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Codec the caller sent (`PCMU`, `PCMA`, `G722`).
+    #[serde(default)]
+    pub codec: String,
+    /// Site where it was recorded.
+    #[serde(default)]
+    pub site: String,
+    /// Instance that recorded it.
+    #[serde(default)]
+    pub instance: String,
+    /// Active-Passive epoch of the recording instance (fencing).
+    #[serde(default)]
+    pub epoch: u64,
+    /// Listened to.
+    #[serde(default)]
+    pub heard: bool,
+    /// Marked urgent.
+    #[serde(default)]
+    pub urgent: bool,
+    /// Completed by recovery after a crash, not by a normal end of call.
+    #[serde(default)]
+    pub recovered: bool,
+    /// Mailbox that forwarded it here, if forwarded.
+    #[serde(default)]
+    pub forwarded_by: Option<String>,
+    /// Sample rate of the WAV.
+    #[serde(default = "default_rate")]
+    pub sample_rate: u32,
+}
+
+fn inbox() -> Folder {
+    Folder::Inbox
+}
+
+fn unknown_cause() -> String {
+    cause::UNKNOWN.to_owned()
+}
+
+/// What the call layer knows when a recording starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    /// Caller's URI.
+    pub caller_uri: String,
+    /// Caller's display name.
+    #[serde(default)]
+    pub caller_name: Option<String>,
+    /// The URI that was called.
+    pub called_uri: String,
+    /// `busy`, `unavailable` or `unknown`.
+    pub cause: String,
+    /// Negotiated codec name.
+    pub codec: String,
+    /// Site name.
+    pub site: String,
+    /// Instance name.
+    pub instance: String,
+    /// Active-Passive epoch.
+    pub epoch: u64,
+    /// Sample rate of the audio handed to `append` (8000, or 16000 for G.722).
+    pub sample_rate: u32,
+}
+
+/// Message counts of a mailbox (for the menu and MWI).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Messages in `INBOX/`.
+    pub new: usize,
+    /// Messages in `Old/`.
+    pub old: usize,
+    /// Urgent messages in `INBOX/`.
+    pub urgent_new: usize,
+    /// Urgent messages in `Old/`.
+    pub urgent_old: usize,
+}
+
+/// PIN login failures of a mailbox, kept across calls and restarts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoginState {
+    /// Failures in a row since the last success or lock.
+    pub failures: u32,
+    /// Locked until this time, if locked.
+    pub locked_until: Option<SystemTime>,
+}
+
+impl LoginState {
+    /// True while the lock is in force at `now`.
+    pub fn is_locked(&self, now: SystemTime) -> bool {
+        self.locked_until.is_some_and(|t| now < t)
+    }
+}
+
+/// On-disk form of [`LoginState`] (`login.json`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(crate) struct LoginRecord {
+    pub failures: u32,
+    /// Unix time in milliseconds.
+    pub locked_until_ms: Option<u64>,
+}
+
+impl From<LoginRecord> for LoginState {
+    fn from(r: LoginRecord) -> Self {
+        LoginState {
+            failures: r.failures,
+            locked_until: r
+                .locked_until_ms
+                .and_then(|ms| UNIX_EPOCH.checked_add(Duration::from_millis(ms))),
+        }
+    }
+}
+
+impl From<LoginState> for LoginRecord {
+    fn from(s: LoginState) -> Self {
+        LoginRecord {
+            failures: s.failures,
+            locked_until_ms: s.locked_until.map(|t| {
+                let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+                u64::try_from(ms).unwrap_or(u64::MAX)
+            }),
+        }
+    }
+}
+
+/// On-disk form of a mailbox (`mailbox.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MailboxRecord {
+    #[serde(default = "one")]
+    pub version: u32,
+    #[serde(default)]
+    pub settings: MailboxSettings,
+    /// Argon2 PHC string.
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+    #[serde(default)]
+    pub created: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The sidecar written next to a recording in progress (`tmp/<id>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Sidecar {
+    pub id: String,
+    pub received: String,
+    #[serde(default)]
+    pub urgent: bool,
+    pub info: RecordingInfo,
+}
