@@ -111,10 +111,9 @@ pub fn parse(body: &[u8]) -> Result<Offer, SdpError> {
         }
         match key {
             b'v' => return Err(SdpError::BadVersion { line }),
-            b'o' => {
-                if origin.is_none() {
-                    origin = Some(parse_origin(value).ok_or(SdpError::BadOrigin { line })?);
-                }
+            // A second `o=` is ignored.
+            b'o' if origin.is_none() => {
+                origin = Some(parse_origin(value).ok_or(SdpError::BadOrigin { line })?);
             }
             b'c' => {
                 let addr = parse_connection(value).ok_or(SdpError::BadConnection { line })?;

@@ -889,7 +889,8 @@ proptest! {
         ptime in prop::option::of(prop::sample::select(vec![10u32, 20, 30, 40, 60])),
         lf_only in any::<bool>(),
     ) {
-        prop_assume!(session_ip.is_some() || media_ip.is_some());
+        // Some `c=` is required; default to a session-level one.
+        let session_ip = session_ip.or(media_ip.is_none().then_some(Ipv4Addr::new(192, 0, 2, 50)));
         let mut pts = pts;
         if let Some(p) = pcmu_dynamic { pts.push(p); }
         if let Some(p) = dtmf { pts.push(p); }
