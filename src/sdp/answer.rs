@@ -1,0 +1,90 @@
+//! Writing vmail's SDP answer.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use super::negotiate::Negotiated;
+
+/// Our side of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnswerParams<'a> {
+    /// Address we receive RTP on (written in `o=` and `c=`).
+    pub local_ip: IpAddr,
+    /// Port we receive RTP on.
+    pub local_port: u16,
+    /// `o=` session id, fixed for the call.
+    pub session_id: u64,
+    /// `o=` session version, incremented whenever our SDP changes.
+    pub session_version: u64,
+    /// `o=` user name; characters other than visible ASCII become `-`.
+    pub username: &'a str,
+}
+
+/// Write the answer for a negotiation: one active audio stream with the
+/// chosen codec (at the offer's payload type), `telephone-event` with
+/// events 0-16 when the offer had it, `a=ptime` and our direction. Every
+/// other `m=` line of the offer is rejected with port 0 (RFC 3264 §6).
+/// `a=rtcp-mux` is not answered: vmail neither sends nor needs RTCP.
+pub fn answer(neg: &Negotiated, p: &AnswerParams<'_>) -> String {
+    let ip_type = match p.local_ip {
+        IpAddr::V4(_) => "IP4",
+        IpAddr::V6(_) => "IP6",
+    };
+    let username: String = if p.username.is_empty() {
+        "-".to_owned()
+    } else {
+        p.username
+            .chars()
+            .map(|c| if c.is_ascii_graphic() { c } else { '-' })
+            .collect()
+    };
+
+    let mut s = String::with_capacity(320);
+    // Writing into a String cannot fail.
+    let _ = write!(
+        s,
+        "v=0\r\no={username} {} {} IN {ip_type} {ip}\r\ns=vmail\r\nc=IN {ip_type} {ip}\r\nt=0 0\r\n",
+        p.session_id,
+        p.session_version,
+        ip = p.local_ip,
+    );
+    let mut wrote_audio = false;
+    for (i, m) in neg.media.iter().enumerate() {
+        if i == neg.audio_index {
+            write_audio(&mut s, neg, p.local_port);
+            wrote_audio = true;
+        } else {
+            let _ = write!(s, "m={} 0 {} {}\r\n", m.media, m.proto, m.first_format);
+        }
+    }
+    if !wrote_audio {
+        write_audio(&mut s, neg, p.local_port);
+    }
+    s
+}
+
+fn write_audio(s: &mut String, neg: &Negotiated, port: u16) {
+    let _ = write!(s, "m=audio {port} {} {}", neg.proto, neg.pt);
+    if let Some(dtmf) = neg.dtmf_pt {
+        let _ = write!(s, " {dtmf}");
+    }
+    let _ = write!(
+        s,
+        "\r\na=rtpmap:{} {}/{}\r\n",
+        neg.pt,
+        neg.codec.encoding_name(),
+        neg.codec.rtp_clock_rate()
+    );
+    if let Some(dtmf) = neg.dtmf_pt {
+        let _ = write!(
+            s,
+            "a=rtpmap:{dtmf} telephone-event/8000\r\na=fmtp:{dtmf} 0-16\r\n"
+        );
+    }
+    let _ = write!(
+        s,
+        "a=ptime:{}\r\na={}\r\n",
+        neg.ptime_ms,
+        neg.direction.attribute()
+    );
+}

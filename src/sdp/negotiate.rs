@@ -1,0 +1,106 @@
+//! Choosing the stream, codec, DTMF payload type, packet time and direction.
+
+use std::net::SocketAddr;
+
+use super::model::{Codec, Direction, MediaLine, Offer};
+
+/// Why no answer can be made; the caller answers `488 Not Acceptable Here`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NegotiateError {
+    /// The offer has no usable audio stream (none, or all with port 0).
+    #[error("the offer has no audio stream")]
+    NoAudio,
+    /// The audio stream offers none of the codecs vmail prefers.
+    #[error("no codec in common with the offer")]
+    NoCommonCodec,
+    /// The audio stream needs SRTP/DTLS, which vmail does not do.
+    #[error("unsupported media profile {proto}")]
+    UnsupportedProfile {
+        /// The offered transport protocol.
+        proto: String,
+    },
+}
+
+/// The outcome of a negotiation: what the media path uses and what the
+/// answer says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The codec both sides use.
+    pub codec: Codec,
+    /// Its payload type, as the offer numbered it.
+    pub pt: u8,
+    /// The payload type of `telephone-event/8000`, when offered.
+    pub dtmf_pt: Option<u8>,
+    /// Packet time in ms: 20 or 30 as offered, else 20.
+    pub ptime_ms: u32,
+    /// Where to send RTP; `None` while the peer holds with `c=0.0.0.0`.
+    pub remote: Option<SocketAddr>,
+    /// Our direction, the mirror of the peer's (peer `sendonly` → we
+    /// `recvonly`).
+    pub direction: Direction,
+    /// The offered transport protocol, echoed in the answer.
+    pub proto: String,
+    /// Every `m=` line of the offer (the answer rejects all but the audio).
+    pub media: Vec<MediaLine>,
+    /// Which of `media` is the audio stream.
+    pub audio_index: usize,
+}
+
+impl Negotiated {
+    /// Whether the peer holds the call (we must not, or cannot, send).
+    pub fn on_hold(&self) -> bool {
+        !self.direction.sends()
+    }
+}
+
+/// Negotiate the offer's audio stream against `prefer`, our codecs in order
+/// of preference: the first of them that the offer carries wins (at the
+/// first payload type the offer lists for it). To keep the codec of a call
+/// on a re-INVITE, put the current codec first.
+pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, NegotiateError> {
+    let audio = offer.audio.as_ref().ok_or(NegotiateError::NoAudio)?;
+    if !audio.is_plain_rtp() {
+        return Err(NegotiateError::UnsupportedProfile {
+            proto: audio.proto.clone(),
+        });
+    }
+    let (codec, pt) = prefer
+        .iter()
+        .find_map(|&c| {
+            audio
+                .formats
+                .iter()
+                .find(|f| f.codec == Some(c))
+                .map(|f| (c, f.pt))
+        })
+        .ok_or(NegotiateError::NoCommonCodec)?;
+
+    let ptime_ms = match audio.ptime_ms {
+        Some(30) => 30,
+        _ => 20,
+    };
+
+    // `c=0.0.0.0` (RFC 2543 hold) means the peer does not want media.
+    let addr = offer.audio_connection();
+    let peer_receives = addr.is_some_and(|a| !a.is_unspecified());
+    let peer = Direction::from_flags(
+        audio.direction.sends(),
+        audio.direction.receives() && peer_receives,
+    );
+    let remote = addr
+        .filter(|a| !a.is_unspecified())
+        .map(|a| SocketAddr::new(a, audio.port));
+
+    Ok(Negotiated {
+        codec,
+        pt,
+        dtmf_pt: audio.telephone_event,
+        ptime_ms,
+        remote,
+        direction: peer.mirrored(),
+        proto: audio.proto.clone(),
+        media: offer.media.clone(),
+        audio_index: audio.index,
+    })
+}
