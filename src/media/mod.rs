@@ -1,1 +1,34 @@
-//! (module under construction)
+//! The media layer of vmail (SPEC §5, §6): pure RTP processing, no sockets
+//! and no clock.
+//!
+//! - [`RtpReceiver`]: one per call; the shell pushes each received datagram
+//!   and drains in-order PCM (jitter buffer, gaps as silence so the recording
+//!   is as long as the media time) plus RFC 4733 digits.
+//! - [`RtpPacketizer`]: the outgoing stream (prompts, beeps) for the pacing timer.
+//! - [`SilenceDetector`]: "N seconds of silence ends the recording".
+//! - [`PortPool`]: even RTP ports, round robin.
+//! - G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
+//!
+//! In-band DTMF (Goertzel) will sit next to [`SilenceDetector`] as another
+//! consumer of the drained PCM.
+
+mod codec;
+mod dtmf;
+mod error;
+mod packetizer;
+mod ports;
+mod receiver;
+mod silence;
+mod tone;
+
+#[cfg(test)]
+mod tests;
+
+pub use codec::{decode, encode, Codec};
+pub use dtmf::{digit_to_event, event_to_digit, DtmfEvent};
+pub use error::MediaError;
+pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
+pub use ports::PortPool;
+pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};
+pub use silence::{SilenceDetector, DEFAULT_SILENCE_DBFS};
+pub use tone::{dtmf_frequencies, dtmf_tone, tone};
