@@ -13,10 +13,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::call::{DepositLimits, Opening};
+use crate::call::DepositLimits;
 use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
 use crate::sdp::{self, Codec, Negotiated};
-use crate::sip::{self as sipcore, Dialog, Endpoint, Event, Peer, Transmit, Transport, TxKey};
+use crate::sip::{
+    self as sipcore, Dialog, Endpoint, Event, Peer, RequestInfo, Transmit, Transport, TxKey,
+};
 use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
 use crate::target::{self, Cause, Target};
 
@@ -49,6 +51,7 @@ struct CallEntry {
 struct PendingAnswer {
     setup: CallSetup,
     response: Response,
+    invite: Request,
 }
 
 /// The SIP task.
@@ -77,11 +80,7 @@ impl SipServer {
         inbound: mpsc::Receiver<Inbound>,
     ) -> Self {
         let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
-        let endpoint = Endpoint::new(sipcore::EndpointConfig {
-            local_addr: local,
-            user_agent: format!("vmail/{}", env!("CARGO_PKG_VERSION")),
-            ..sipcore::EndpointConfig::default()
-        });
+        let endpoint = Endpoint::new(sipcore::EndpointConfig::new(local));
         let (events_tx, events) = mpsc::unbounded_channel();
         SipServer {
             shared,
@@ -180,15 +179,21 @@ impl SipServer {
     fn process_events(&mut self) {
         while let Some(ev) = self.endpoint.poll_event() {
             match ev {
-                Event::Request { tx, request, from } => {
+                Event::Request {
+                    tx,
+                    request,
+                    from,
+                    info,
+                } => {
                     self.shared.metrics.sip_requests.inc();
-                    self.on_request(tx, request, from);
+                    self.on_request(tx, request, from, info);
                 }
                 Event::Ack { request, .. } => {
-                    if let Some(id) = call_id(&request).and_then(|c| self.by_call_id.get(&c)) {
-                        if let Some(call) = self.calls.get_mut(id) {
-                            call.answered = true;
-                        }
+                    let id = RequestInfo::of(&request)
+                        .ok()
+                        .and_then(|i| self.by_call_id.get(&i.call_id).copied());
+                    if let Some(call) = id.and_then(|id| self.calls.get_mut(&id)) {
+                        call.answered = true;
                     }
                 }
                 Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
@@ -219,38 +224,51 @@ impl SipServer {
         self.respond(tx, resp);
     }
 
-    fn on_request(&mut self, tx: TxKey, req: Request, from: Peer) {
+    fn on_request(&mut self, tx: TxKey, req: Request, from: Peer, info: RequestInfo) {
+        let call = self.by_call_id.get(&info.call_id).copied();
         match req.method {
-            Method::Invite => {
-                if has_to_tag(&req) {
-                    self.on_reinvite(tx, req);
-                } else {
-                    self.on_invite(tx, req, from);
+            Method::Invite => match (info.to_tag.is_some(), call) {
+                (false, _) => self.on_invite(tx, req, from, info.call_id),
+                (true, Some(id)) => self.on_reinvite(tx, req, id),
+                (true, None) => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
+            },
+            Method::Bye => match call {
+                Some(id) => {
+                    self.reply(tx, &req, 200, None);
+                    self.hang_up_call(id, false);
                 }
-            }
-            Method::Bye => self.on_bye(tx, req),
+                None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
+            },
             Method::Options => {
-                let resp = sipcore::options_response(&req);
+                let resp = sipcore::options_response(&req, None);
                 self.respond(tx, resp);
             }
-            Method::Info => self.on_info(tx, req),
+            Method::Info => match call {
+                Some(id) => {
+                    if let Some(digit) = sipcore::dtmf_from_info(&req) {
+                        if let Some(call) = self.calls.get(&id) {
+                            let _ = call.commands.send(CallCommand::Dtmf(digit));
+                        }
+                    }
+                    self.reply(tx, &req, 200, None);
+                }
+                None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
+            },
             Method::Ack | Method::Cancel => {}
+            Method::Subscribe => self.reply(tx, &req, 489, Some("Bad Event")),
             _ => {
-                let resp = sipcore::unsupported_method_response(&req);
+                let resp = sipcore::unsupported_method_response(&req, None)
+                    .unwrap_or_else(|| sipcore::make_response(&req, 501, None, None));
                 self.respond(tx, resp);
             }
         }
     }
 
-    fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer) {
+    fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer, cid: String) {
         let shared = self.shared.clone();
         let ext = &shared.role.ext;
         let trying = sipcore::make_response(&req, 100, None, None);
         self.respond(tx, trying);
-        let Some(cid) = call_id(&req) else {
-            self.reply(tx, &req, 400, Some("Missing Call-ID"));
-            return;
-        };
         if self.shutting_down {
             let mut r = sipcore::make_response(&req, 503, Some("Shutting down"), None);
             r.headers.push(Header::RetryAfter("30".into()));
@@ -388,10 +406,9 @@ impl SipServer {
         };
         let mut ok = sipcore::make_response(&req, 200, None, Some(&local_tag));
         ok.headers.push(Header::Contact(format!("<{contact}>").into()));
-        ok.headers.push(Header::ContentType("application/sdp".into()));
-        *ok.body_mut() = local_sdp.clone().into_bytes();
-        sipcore::set_content_length(&mut ok);
+        sipcore::set_body(&mut ok, "application/sdp", local_sdp.clone().into_bytes());
 
+        let (caller_uri, caller_name) = sipcore::caller(&req);
         let language = settings
             .language
             .clone()
@@ -429,8 +446,8 @@ impl SipServer {
             prompts: shared.prompts.clone(),
             store: shared.store.clone(),
             recording: RecordingInfo {
-                caller_uri: from_uri(&req),
-                caller_name: from_display_name(&req),
+                caller_uri: caller_uri.unwrap_or_default(),
+                caller_name,
                 called_uri: req.uri.to_string(),
                 cause: cause_name(cause).to_owned(),
                 codec: codec_name(&negotiated).to_owned(),
@@ -460,6 +477,7 @@ impl SipServer {
                 pending: Some(Box::new(PendingAnswer {
                     setup,
                     response: ok,
+                    invite: req,
                 })),
                 answered: false,
             },
@@ -495,7 +513,9 @@ impl SipServer {
         let Some(pending) = call.pending.take() else {
             return;
         };
-        let PendingAnswer { setup, response } = *pending;
+        let PendingAnswer {
+            setup, response, ..
+        } = *pending;
         let tx = call.invite_tx;
         let span = info_span!("call", call_id = %call.call_id, mailbox = %setup.mailbox);
         self.respond(tx, response);
@@ -503,11 +523,7 @@ impl SipServer {
         tokio::spawn(call_driver::drive(setup).instrument(span));
     }
 
-    fn on_reinvite(&mut self, tx: TxKey, req: Request) {
-        let Some(id) = call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) else {
-            self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"));
-            return;
-        };
+    fn on_reinvite(&mut self, tx: TxKey, req: Request, id: u64) {
         let local_ip = self.shared.role.addr;
         let Some(call) = self.calls.get_mut(&id) else {
             self.reply(tx, &req, 481, None);
@@ -521,6 +537,7 @@ impl SipServer {
             return;
         }
         call.dialog.update_from_reinvite(&req);
+        let peer_transport = call.peer.transport;
         let body = if req.body().is_empty() {
             // An offerless re-INVITE: offer the current session again.
             call.local_sdp.clone()
@@ -553,35 +570,10 @@ impl SipServer {
             }
         };
         let mut ok = sipcore::make_response(&req, 200, None, None);
-        let contact = self.local_contact(Transport::Udp);
+        let contact = self.local_contact(peer_transport);
         ok.headers.push(Header::Contact(format!("<{contact}>").into()));
-        ok.headers.push(Header::ContentType("application/sdp".into()));
-        *ok.body_mut() = body.into_bytes();
-        sipcore::set_content_length(&mut ok);
+        sipcore::set_body(&mut ok, "application/sdp", body.into_bytes());
         self.respond(tx, ok);
-    }
-
-    fn on_bye(&mut self, tx: TxKey, req: Request) {
-        match call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) {
-            Some(id) => {
-                self.reply(tx, &req, 200, None);
-                self.hang_up_call(id, false);
-            }
-            None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
-        }
-    }
-
-    fn on_info(&mut self, tx: TxKey, req: Request) {
-        let Some(id) = call_id(&req).and_then(|c| self.by_call_id.get(&c).copied()) else {
-            self.reply(tx, &req, 481, None);
-            return;
-        };
-        if let Some(digit) = sipcore::dtmf_from_info(&req) {
-            if let Some(call) = self.calls.get(&id) {
-                let _ = call.commands.send(CallCommand::Dtmf(digit));
-            }
-        }
-        self.reply(tx, &req, 200, None);
     }
 
     fn on_cancel(&mut self, invite_tx: TxKey) {
@@ -591,12 +583,17 @@ impl SipServer {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.pending.is_none() {
-            // Already answered: the CANCEL lost the race; a BYE will follow.
+        // Already answered: the CANCEL lost the race; a BYE will follow.
+        let Some(pending) = call.pending.take() else {
             return;
-        }
-        call.pending = None;
-        let resp = sipcore::make_response(call.dialog.invite(), 487, None, Some(call.dialog.local_tag()));
+        };
+        let resp = sipcore::make_response(
+            &pending.invite,
+            487,
+            None,
+            Some(call.dialog.local_tag()),
+        );
+        pending.setup.slot.unregister();
         self.respond(invite_tx, resp);
         self.remove_call(id);
     }
@@ -622,9 +619,17 @@ impl SipServer {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let bye = call.dialog.make_request(Method::Bye);
-        let peer = call.peer.clone();
-        self.endpoint.send_request(Instant::now().into_std(), bye, peer);
+        let bye = match call.dialog.make_request(Method::Bye) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(call = id, "cannot build BYE: {e}");
+                return;
+            }
+        };
+        let peer = call.peer;
+        if let Err(e) = self.endpoint.send_request(Instant::now().into_std(), bye, peer) {
+            warn!(call = id, "cannot send BYE: {e}");
+        }
     }
 
     fn on_call_event(&mut self, ev: CallEvent) {
@@ -749,27 +754,3 @@ fn cause_name(c: Cause) -> &'static str {
     }
 }
 
-fn call_id(req: &Request) -> Option<String> {
-    sipcore::call_id(req)
-}
-
-fn has_to_tag(req: &Request) -> bool {
-    sipcore::to_tag(req).is_some()
-}
-
-fn from_uri(req: &Request) -> String {
-    sipcore::from_uri(req).unwrap_or_default()
-}
-
-fn from_display_name(req: &Request) -> Option<String> {
-    sipcore::from_display_name(req)
-}
-
-#[allow(dead_code)]
-fn opening_name(o: Opening) -> &'static str {
-    match o {
-        Opening::Record => "record",
-        Opening::MailboxFull => "full",
-        Opening::StoreUnavailable => "store unavailable",
-    }
-}

@@ -134,6 +134,21 @@ pub(crate) fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
 }
 
+/// The caller of a request: the From URI (without parameters) and its
+/// display name, as far as they parse.
+pub fn caller(req: &Request) -> (Option<String>, Option<String>) {
+    match req.from_header().ok().and_then(|h| h.typed().ok()) {
+        Some(from) => {
+            let name = from
+                .display_name
+                .map(|n| n.trim().trim_matches('"').to_owned())
+                .filter(|n| !n.is_empty());
+            (Some(from.uri.to_string()), name)
+        }
+        None => (None, None),
+    }
+}
+
 /// Put a body into a response: replaces `Content-Type` and fixes
 /// `Content-Length`.
 pub fn set_body(resp: &mut Response, content_type: &str, body: Vec<u8>) {

@@ -29,6 +29,7 @@ mod dialog;
 mod endpoint;
 mod error;
 mod framer;
+mod info_dtmf;
 mod message;
 mod peer;
 mod salvage;
@@ -42,8 +43,9 @@ pub use dialog::Dialog;
 pub use endpoint::{Endpoint, EndpointConfig, Event, INVITE_ANSWER_LIMIT};
 pub use error::SipError;
 pub use framer::{Frame, StreamFramer};
+pub use info_dtmf::dtmf_from_info;
 pub use message::{
-    add_warning, make_response, method_support, method_support_of, new_branch, new_tag,
+    add_warning, caller, make_response, method_support, method_support_of, new_branch, new_tag,
     options_response, set_body, set_content_length, set_request_body, status_code,
     unsupported_method_response, MethodSupport, RequestInfo, ACCEPT, ALLOW, ALLOW_EVENTS,
     BRANCH_COOKIE, SERVER, SUPPORTED,
