@@ -16,10 +16,12 @@
 //! the time covered by DTMF events), so the total number of samples equals the
 //! media time of the call. Telephone-event and comfort-noise (PT 13) packets
 //! produce that silence as soon as they are released, so the silence detector
-//! keeps counting through a key press or a comfort-noise pause. Absurd timestamp jumps (backwards, or forward by
-//! more than 5 s and not explained by lost packets) resynchronise the timeline
-//! instead: the frame is written at the current position. A new SSRC continues
-//! at the current position (no gap, no overlap).
+//! keeps counting through a key press or a comfort-noise pause (a sender that
+//! sends nothing at all while silent is for the shell's clock to notice).
+//! Absurd timestamp jumps (backwards, or forward by more than 5 s and not
+//! explained by lost packets) resynchronise the timeline instead: the frame
+//! is written at the current position. A new SSRC continues at the current
+//! position (no gap, no overlap).
 //!
 //! # Sequence discontinuities
 //! Following RFC 3550 A.1, a jump of more than 3000 ahead or 100 behind is
