@@ -14,10 +14,14 @@
 //! Output follows RTP timestamps: a released frame whose timestamp is ahead of
 //! the output position gets silence inserted first (loss, silence suppression,
 //! the time covered by DTMF events), so the total number of samples equals the
-//! media time of the call. Absurd timestamp jumps (backwards, or forward by
-//! more than 5 s and not explained by lost packets) resynchronise the timeline
-//! instead: the frame is written at the current position. A new SSRC continues
-//! at the current position (no gap, no overlap).
+//! media time of the call. Telephone-event and comfort-noise (PT 13) packets
+//! produce that silence as soon as they are released, so the silence detector
+//! keeps counting through a key press or a comfort-noise pause (a sender that
+//! sends nothing at all while silent is for the shell's clock to notice).
+//! Absurd timestamp jumps (backwards, or forward by more than 5 s and not
+//! explained by lost packets) resynchronise the timeline instead: the frame
+//! is written at the current position. A new SSRC continues at the current
+//! position (no gap, no overlap).
 //!
 //! # Sequence discontinuities
 //! Following RFC 3550 A.1, a jump of more than 3000 ahead or 100 behind is
@@ -89,6 +93,8 @@ pub enum PushResult {
     Audio,
     /// A telephone-event packet was taken (check [`RtpReceiver::poll_dtmf`]).
     Dtmf,
+    /// A comfort-noise packet was taken (its time becomes silence).
+    ComfortNoise,
     /// The datagram was counted and dropped.
     Ignored(IgnoreReason),
 }
@@ -103,6 +109,8 @@ pub struct RxStats {
     pub audio: u64,
     /// Telephone-event packets buffered.
     pub dtmf: u64,
+    /// Comfort-noise (payload type 13) packets buffered.
+    pub comfort_noise: u64,
     /// Sequence numbers released as missing (filled with silence).
     pub lost: u64,
     /// Packets that arrived after their slot was released.
@@ -124,6 +132,8 @@ pub struct RxStats {
 /// RFC 3550 A.1 limits.
 const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
+/// Static payload type of comfort noise (RFC 3389).
+const CN_PT: u8 = 13;
 /// Largest audio payload accepted (120 ms of G.711).
 const MAX_AUDIO_PAYLOAD: usize = 960;
 /// Forward timestamp jumps up to this are silence, beyond it a resync.
@@ -139,7 +149,9 @@ enum SlotKind {
     Audio(Codec),
     /// Telephone-event: covers `ts..end` of media time with silence.
     Event,
-    /// Another payload type (e.g. comfort noise): holds its sequence number only.
+    /// Comfort noise (RFC 3389): silence at least up to its timestamp.
+    ComfortNoise,
+    /// Another payload type: holds its sequence number only.
     Other,
 }
 
@@ -257,8 +269,6 @@ struct Synced {
     next_ts: u32,
     /// Extended seq and length of the last audio frame written.
     last_audio: Option<(u64, u32)>,
-    /// End of telephone-events released after the last audio frame.
-    tail_end: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -291,7 +301,6 @@ impl Output {
             Timeline::Unsynced => Synced {
                 next_ts: ts,
                 last_audio: None,
-                tail_end: None,
             },
         }
     }
@@ -338,17 +347,19 @@ impl Output {
         self.samples += u64::from(frame);
         s.next_ts = ts.wrapping_add(frame);
         s.last_audio = Some((ext, frame));
-        s.tail_end = None;
         self.timeline = Timeline::Synced(s);
     }
 
-    fn event(&mut self, ts: u32, end: u32) {
+    /// A telephone-event or comfort-noise packet: the sender's media time
+    /// reached `to` with nothing to play, so the output is silence up to there
+    /// (unless that is a jump backwards or an absurd one: then audio decides).
+    fn silent_until(&mut self, ts: u32, to: u32, sink: &mut impl FnMut(&[i16])) {
         let mut s = self.sync(ts);
-        if (end.wrapping_sub(s.next_ts) as i32) > 0 {
-            s.tail_end = Some(match s.tail_end {
-                Some(t) if (t.wrapping_sub(end) as i32) > 0 => t,
-                _ => end,
-            });
+        let d = to.wrapping_sub(s.next_ts) as i32;
+        if d > 0 && d.unsigned_abs() <= self.max_jump {
+            self.silence(d.unsigned_abs(), sink);
+            self.samples += u64::from(d.unsigned_abs());
+            s.next_ts = to;
         }
         self.timeline = Timeline::Synced(s);
     }
@@ -356,21 +367,6 @@ impl Output {
     fn other(&mut self, ts: u32) {
         let s = self.sync(ts);
         self.timeline = Timeline::Synced(s);
-    }
-
-    /// Silence for the time covered by trailing telephone-events.
-    fn pad_tail(&mut self, sink: &mut impl FnMut(&[i16])) {
-        if let Timeline::Synced(mut s) = self.timeline {
-            if let Some(end) = s.tail_end.take() {
-                let d = end.wrapping_sub(s.next_ts) as i32;
-                if d > 0 && d.unsigned_abs() <= self.max_jump {
-                    self.silence(d.unsigned_abs(), sink);
-                    self.samples += u64::from(d.unsigned_abs());
-                    s.next_ts = end;
-                }
-            }
-            self.timeline = Timeline::Synced(s);
-        }
     }
 }
 
@@ -430,6 +426,7 @@ pub struct RtpReceiver {
 enum Incoming {
     Audio(Codec),
     Event(EventPayload),
+    ComfortNoise,
     Other,
 }
 
@@ -510,6 +507,8 @@ impl RtpReceiver {
                 Some(ev) => Incoming::Event(ev),
                 None => return self.malformed(),
             }
+        } else if pt == CN_PT {
+            Incoming::ComfortNoise
         } else {
             Incoming::Other
         };
@@ -519,6 +518,7 @@ impl RtpReceiver {
                 ts.wrapping_add(payload.len() as u32),
             ),
             Incoming::Event(ev) => (SlotKind::Event, ts.wrapping_add(u32::from(ev.duration))),
+            Incoming::ComfortNoise => (SlotKind::ComfortNoise, ts),
             Incoming::Other => (SlotKind::Other, ts),
         };
 
@@ -539,7 +539,8 @@ impl RtpReceiver {
             if let Some(prev) = active.previous {
                 let d = seq.wrapping_sub(prev.highest_seq) as i16;
                 let young = active.highest - active.first < STRAGGLER_PACKETS;
-                if prev.ssrc == ssrc && (d <= 0 || (young && d <= STRAGGLER_AHEAD)) {
+                let behind = (-(MAX_DROPOUT as i16)..=0).contains(&d);
+                if prev.ssrc == ssrc && (behind || (young && d <= STRAGGLER_AHEAD && d > 0)) {
                     self.stats.late += 1;
                     return PushResult::Ignored(IgnoreReason::StaleSsrc);
                 }
@@ -578,6 +579,10 @@ impl RtpReceiver {
             active.bad_seq = None;
             if kind == SlotKind::Other {
                 return self.wrong_pt();
+            }
+            if let Parked::Held(_) = self.parked {
+                self.stats.discarded += 1;
+                return PushResult::Ignored(IgnoreReason::Overflow);
             }
             tracing::debug!(seq, "RTP sequence restart");
             self.stats.resyncs += 1;
@@ -676,7 +681,6 @@ impl RtpReceiver {
             self.apply_parked(sink);
             self.release(true, sink);
         }
-        self.out.pad_tail(sink);
         self.dtmf.finish();
     }
 
@@ -722,6 +726,10 @@ impl RtpReceiver {
             Incoming::Event(_) => {
                 self.stats.dtmf += 1;
                 PushResult::Dtmf
+            }
+            Incoming::ComfortNoise => {
+                self.stats.comfort_noise += 1;
+                PushResult::ComfortNoise
             }
             Incoming::Other => self.wrong_pt(),
         }
@@ -803,7 +811,8 @@ impl RtpReceiver {
                     self.out
                         .audio(head, codec, slot.ts, &slot.payload, &mut self.stats, sink)
                 }
-                SlotKind::Event => self.out.event(slot.ts, slot.end),
+                SlotKind::Event => self.out.silent_until(slot.ts, slot.end, sink),
+                SlotKind::ComfortNoise => self.out.silent_until(slot.ts, slot.ts, sink),
                 SlotKind::Other => self.out.other(slot.ts),
                 SlotKind::Empty => {}
             }
@@ -833,7 +842,6 @@ impl RtpReceiver {
                 ext
             }
             Transition::Restart => {
-                self.out.pad_tail(sink);
                 if let Timeline::Synced(s) = &mut self.out.timeline {
                     s.last_audio = None;
                 }
@@ -841,7 +849,6 @@ impl RtpReceiver {
                 a.head
             }
             Transition::NewSsrc => {
-                self.out.pad_tail(sink);
                 self.out.timeline = Timeline::Unsynced;
                 let previous = Previous {
                     ssrc: a.ssrc,

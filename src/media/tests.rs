@@ -220,6 +220,41 @@ fn silence_suppression_gap_is_filled() {
 }
 
 #[test]
+fn comfort_noise_pause_is_silence_as_it_arrives() {
+    let mut rx = receiver();
+    let mut out = Vec::new();
+    let mut seq = 0u16;
+    for p in stream(10, 0, 0) {
+        rx.push(&p);
+        seq += 1;
+    }
+    rx.drain(&mut |s: &[i16]| out.extend_from_slice(s));
+    // 8 s pause signalled by comfort noise every 200 ms (longer than the jump clamp).
+    let mut last = rx.media_samples();
+    for k in 0..40u32 {
+        let r = rx.push(&rtp(13, seq, 1600 + k * 1600, SSRC, k == 0, &[60]));
+        assert_eq!(r, PushResult::ComfortNoise);
+        seq += 1;
+        rx.drain(&mut |s: &[i16]| out.extend_from_slice(s));
+        if k > 3 {
+            assert!(rx.media_samples() > last, "silence flows during the pause");
+        }
+        last = rx.media_samples();
+    }
+    for i in 10..15u32 {
+        rx.push(&audio(seq, 1600 + 64000 + (i - 10) * 160, i));
+        seq += 1;
+    }
+    rx.flush(&mut |s: &[i16]| out.extend_from_slice(s));
+    let mut want = expected(10, &[]);
+    want.extend(std::iter::repeat_n(0, 64000));
+    want.extend((10..15).flat_map(expected_frame));
+    assert_eq!(out, want);
+    let st = rx.stats();
+    assert_eq!((st.comfort_noise, st.lost, st.resyncs), (40, 0, 0));
+}
+
+#[test]
 fn absurd_timestamp_jumps_resync() {
     let mut pk = stream(10, 0, 0);
     // 1 hour forward with the next sequence number, then 10 s backwards.
@@ -411,14 +446,14 @@ fn garbage_and_wrong_payload_types_counted() {
     );
     // Unknown payload type before any stream: ignored, starts nothing.
     assert_eq!(
-        rx.push(&rtp(13, 1, 0, 99, false, &[40])),
+        rx.push(&rtp(96, 1, 0, 99, false, &[40])),
         PushResult::Ignored(IgnoreReason::WrongPayloadType)
     );
     assert_eq!(rx.ssrc(), None);
     assert_eq!(rx.push(&audio(1, 0, 0)), PushResult::Audio);
-    // Comfort noise inside the stream: not audio, but its sequence number is no loss.
+    // Unknown payload type inside the stream: not audio, but its sequence number is no loss.
     assert_eq!(
-        rx.push(&rtp(13, 2, 160, SSRC, false, &[40])),
+        rx.push(&rtp(96, 2, 160, SSRC, false, &[40])),
         PushResult::Ignored(IgnoreReason::WrongPayloadType)
     );
     assert_eq!(rx.push(&audio(3, 1600, 2)), PushResult::Audio);
@@ -580,7 +615,7 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (
             prop_oneof![8 => Just(1i16), 2 => -3i16..4, 1 => any::<i16>()],
             prop_oneof![8 => Just(160i32), 2 => -500i32..50_000, 1 => any::<i32>()],
-            prop_oneof![6 => Just(0u8), 2 => Just(101u8), 1 => Just(13u8)],
+            prop_oneof![6 => Just(0u8), 2 => Just(101u8), 1 => Just(13u8), 1 => Just(96u8)],
             prop_oneof![20 => Just(1u32), 1 => Just(2u32)],
             prop_oneof![6 => Just(160usize), 1 => 0usize..1200],
             any::<bool>(),
@@ -629,7 +664,7 @@ proptest! {
         rx.flush(&mut |s: &[i16]| written += s.len() as u64);
         prop_assert_eq!(rx.media_samples(), written);
         let st = rx.stats();
-        prop_assert!(st.audio + st.dtmf + st.late + st.duplicate + st.wrong_pt + st.malformed + st.discarded <= st.received);
+        prop_assert!(st.audio + st.dtmf + st.comfort_noise + st.late + st.duplicate + st.wrong_pt + st.malformed + st.discarded <= st.received);
     }
 
     /// Reordering by adjacent swaps plus random loss: the output is exactly the
