@@ -5,7 +5,9 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. Calling it twice is harmless.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,symphonia=warn,symphonia_core=warn,symphonia_format_ogg=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -13,7 +13,11 @@ use vmail::store::{FsStore, MailboxId, MailboxSettings};
 const DEFAULT_CONFIG: &str = include_str!("../config/vmail.json");
 
 #[derive(Parser, Debug)]
-#[command(name = "vmail", version, about = "Voicemail media server for SIP networks")]
+#[command(
+    name = "vmail",
+    version,
+    about = "Voicemail media server for SIP networks"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -215,9 +219,18 @@ fn describe(config: &Config) -> String {
     for role in &config.roles {
         match role {
             vmail::config::Role::Disabled { index, name, .. } => {
-                let _ = writeln!(out, "disabled: roles[{index}] {}", name.as_deref().unwrap_or("(no name)"));
+                let _ = writeln!(
+                    out,
+                    "disabled: roles[{index}] {}",
+                    name.as_deref().unwrap_or("(no name)")
+                );
             }
-            vmail::config::Role::Other { index, name, roletype, .. } => {
+            vmail::config::Role::Other {
+                index,
+                name,
+                roletype,
+                ..
+            } => {
                 let _ = writeln!(
                     out,
                     "other role: roles[{index}] {} ({roletype}), not used by vmail",
@@ -310,7 +323,13 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
             for id in ids {
                 let counts = store.counts(&id);
                 match counts {
-                    Ok(c) => println!("{}@{}  new {}  old {}", id.user(), id.domain(), c.new, c.old),
+                    Ok(c) => println!(
+                        "{}@{}  new {}  old {}",
+                        id.user(),
+                        id.domain(),
+                        c.new,
+                        c.old
+                    ),
                     Err(_) => println!("{}@{}", id.user(), id.domain()),
                 }
             }

@@ -100,24 +100,76 @@ impl Metrics {
         let mut g = |name: &str, help: &str, v: i64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        g("vmail_calls_active", "Calls in progress.", self.calls_active.get());
+        g(
+            "vmail_calls_active",
+            "Calls in progress.",
+            self.calls_active.get(),
+        );
         let counters: [(&str, &str, &Counter); 13] = [
-            ("vmail_calls_total", "Deposit calls answered.", &self.calls_total),
-            ("vmail_calls_rejected_overload_total", "INVITEs refused for overload.", &self.calls_rejected_overload),
-            ("vmail_messages_stored_total", "Messages stored.", &self.messages_stored),
-            ("vmail_messages_discarded_total", "Messages dropped as too short.", &self.messages_discarded),
-            ("vmail_messages_failed_total", "Recordings the store could not take.", &self.messages_failed),
-            ("vmail_messages_recovered_total", "Messages recovered from tmp/.", &self.messages_recovered),
-            ("vmail_rtp_received_total", "RTP packets received.", &self.rtp_received),
+            (
+                "vmail_calls_total",
+                "Deposit calls answered.",
+                &self.calls_total,
+            ),
+            (
+                "vmail_calls_rejected_overload_total",
+                "INVITEs refused for overload.",
+                &self.calls_rejected_overload,
+            ),
+            (
+                "vmail_messages_stored_total",
+                "Messages stored.",
+                &self.messages_stored,
+            ),
+            (
+                "vmail_messages_discarded_total",
+                "Messages dropped as too short.",
+                &self.messages_discarded,
+            ),
+            (
+                "vmail_messages_failed_total",
+                "Recordings the store could not take.",
+                &self.messages_failed,
+            ),
+            (
+                "vmail_messages_recovered_total",
+                "Messages recovered from tmp/.",
+                &self.messages_recovered,
+            ),
+            (
+                "vmail_rtp_received_total",
+                "RTP packets received.",
+                &self.rtp_received,
+            ),
             ("vmail_rtp_lost_total", "RTP packets lost.", &self.rtp_lost),
-            ("vmail_rtp_late_total", "RTP packets too late for the jitter buffer.", &self.rtp_late),
-            ("vmail_rtp_ignored_total", "RTP packets ignored.", &self.rtp_ignored),
+            (
+                "vmail_rtp_late_total",
+                "RTP packets too late for the jitter buffer.",
+                &self.rtp_late,
+            ),
+            (
+                "vmail_rtp_ignored_total",
+                "RTP packets ignored.",
+                &self.rtp_ignored,
+            ),
             ("vmail_rtp_sent_total", "RTP packets sent.", &self.rtp_sent),
-            ("vmail_rtp_send_errors_total", "RTP sends that failed.", &self.rtp_send_errors),
-            ("vmail_sip_requests_total", "SIP requests received.", &self.sip_requests),
+            (
+                "vmail_rtp_send_errors_total",
+                "RTP sends that failed.",
+                &self.rtp_send_errors,
+            ),
+            (
+                "vmail_sip_requests_total",
+                "SIP requests received.",
+                &self.sip_requests,
+            ),
         ];
         for (name, help, c) in counters {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.get());
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                c.get()
+            );
         }
         let _ = writeln!(
             s,
@@ -129,7 +181,11 @@ impl Metrics {
             ("4xx", &self.sip_responses_4xx),
             ("5xx", &self.sip_responses_5xx),
         ] {
-            let _ = writeln!(s, "vmail_sip_responses_total{{class=\"{class}\"}} {}", c.get());
+            let _ = writeln!(
+                s,
+                "vmail_sip_responses_total{{class=\"{class}\"}} {}",
+                c.get()
+            );
         }
         s
     }

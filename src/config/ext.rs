@@ -598,7 +598,8 @@ mod tests {
             "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=tcp"],
             "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
-            "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}]
+            "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
+            "answer_delay_ms": 1500
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -606,7 +607,8 @@ mod tests {
         assert_eq!(ext.demo_mailboxes[0].domain, "example.ru");
         assert_eq!(ext.utc_offset().whole_hours(), 3);
         // every known key was exercised
-        assert_eq!(EXT_KEYS.len(), 23);
+        assert_eq!(ext.answer_delay_ms, 1500);
+        assert_eq!(EXT_KEYS.len(), 24);
     }
 
     #[test]

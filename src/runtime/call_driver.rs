@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::call::{Action, Deposit, DepositPrompts, Opening, RecordingOutcome};
-use crate::prompts::PromptSet;
 use crate::media::{PushResult, RtpReceiver, RxConfig, SilenceDetector};
 use crate::metrics::Metrics;
+use crate::prompts::PromptSet;
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
@@ -101,7 +101,10 @@ pub async fn drive(setup: CallSetup) {
             Ok((p, opening)) => (Deposit::new(limits, p), opening),
             Err(e) => {
                 warn!("preparing the call failed: {e}");
-                (Deposit::new(limits, DepositPrompts::default()), Opening::StoreUnavailable)
+                (
+                    Deposit::new(limits, DepositPrompts::default()),
+                    Opening::StoreUnavailable,
+                )
             }
         }
     };
@@ -123,7 +126,7 @@ pub async fn drive(setup: CallSetup) {
                         Ok(writer) => {
                             recording = Some(Recording {
                                 writer,
-                                silence: SilenceDetector::new(),
+                                silence: SilenceDetector::new(8000),
                                 silence_limit_ms: silence.as_millis() as u64,
                                 max_samples: max.as_millis() as u64 * 8,
                                 limit_reported: false,
@@ -278,7 +281,7 @@ async fn close_recording(
         if too_short {
             writer.discard().map(|()| None)
         } else {
-            writer.finish(SystemTime::now()).map(Some)
+            writer.finish().map(Some)
         }
     })
     .await;

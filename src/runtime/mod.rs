@@ -19,12 +19,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::config::{Config, GroupInfo, SipTransport, VmailRole};
+use crate::config::{Config, SipTransport, VmailRole};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
 use crate::routing::RoutingTable;
-use crate::store::{FsStore, MailboxId, MailboxSettings};
+use crate::store::{FsStore, MailboxId, MailboxSettings, RecoverOptions};
 
 use pacer::Pacer;
 use sip_server::SipServer;
@@ -66,7 +66,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub role: VmailRole,
     pub routing: RoutingTable,
-    pub groups: BTreeMap<u32, GroupInfo>,
+    /// Instances of every group, by order (for redirects).
+    pub groups: BTreeMap<u32, Vec<Instance>>,
     pub store: FsStore,
     pub prompts: PromptSet,
     pub metrics: Arc<Metrics>,
@@ -84,6 +85,13 @@ impl Shared {
             p.release(port);
         }
     }
+}
+
+/// Where another instance takes SIP.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub addr: std::net::IpAddr,
+    pub sip_port: u16,
 }
 
 /// Runs the instance `role` of `config` until SIGINT/SIGTERM.
@@ -107,12 +115,29 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         sip_port = ext.sip_port,
         "starting vmail"
     );
-    let groups = config.groups();
-    let routing = RoutingTable::new(
-        groups
+    let (routing, groups) = {
+        let groups = config.groups();
+        let routing = RoutingTable::new(
+            groups
+                .iter()
+                .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
+        )?;
+        let instances = groups
             .iter()
-            .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
-    )?;
+            .map(|(g, info)| {
+                let list = info
+                    .instances
+                    .iter()
+                    .map(|r| Instance {
+                        addr: r.addr,
+                        sip_port: r.ext.sip_port,
+                    })
+                    .collect();
+                (*g, list)
+            })
+            .collect::<BTreeMap<_, _>>();
+        (routing, instances)
+    };
 
     // The store: open, repair what a crash left in tmp/, demo mailboxes.
     let store = FsStore::open(&ext.siteshare).map_err(|source| RuntimeError::Store {
@@ -120,7 +145,15 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         source,
     })?;
     let metrics = Arc::new(Metrics::default());
-    match store.recover() {
+    let own_group = role.group;
+    let table = routing.clone();
+    let options = RecoverOptions {
+        domain_filter: Some(Arc::new(move |domain: &str| {
+            table.owner(domain).map(|o| o.group()) == Some(own_group)
+        })),
+        min_idle: Duration::ZERO,
+    };
+    match store.recover_with(&options) {
         Ok(recovered) => {
             for (mailbox, id) in &recovered {
                 warn!(%mailbox, id = %id, "recovered an interrupted recording");
@@ -136,11 +169,12 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         };
         match store.mailbox(&id) {
             Ok(Some(_)) => {}
-            Ok(None) => match store.create_mailbox(&id, MailboxSettings::default(), Some(&demo.pin))
-            {
-                Ok(_) => info!(mailbox = %id, "demo mailbox created"),
-                Err(e) => warn!(mailbox = %id, "cannot create demo mailbox: {e}"),
-            },
+            Ok(None) => {
+                match store.create_mailbox(&id, MailboxSettings::default(), Some(&demo.pin)) {
+                    Ok(_) => info!(mailbox = %id, "demo mailbox created"),
+                    Err(e) => warn!(mailbox = %id, "cannot create demo mailbox: {e}"),
+                }
+            }
             Err(e) => warn!(mailbox = %id, "store error: {e}"),
         }
     }
@@ -192,6 +226,12 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         None
     };
 
+    let ports =
+        PortPool::new(ext.rtp_port_min, ext.rtp_port_max).map_err(|e| RuntimeError::Bind {
+            what: "RTP port range",
+            addr: sip_addr,
+            source: std::io::Error::other(e),
+        })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pacer = Pacer::start(workers, metrics.clone());
     let shared = Arc::new(Shared {
@@ -202,7 +242,7 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         prompts,
         metrics,
         pacer,
-        ports: Mutex::new(PortPool::new(ext.rtp_port_min, ext.rtp_port_max)),
+        ports: Mutex::new(ports),
         role,
     });
 

@@ -278,7 +278,10 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
             e.packetizer.skip(e.frame_samples as u32);
             continue;
         }
-        let marker = e.playing.as_mut().is_some_and(|p| std::mem::take(&mut p.first));
+        let marker = e
+            .playing
+            .as_mut()
+            .is_some_and(|p| std::mem::take(&mut p.first));
         let remote = e.remote.lock().ok().and_then(|r| *r);
         let packet = e.packetizer.packetize(&e.frame, marker);
         if let Some(to) = remote {

@@ -75,11 +75,7 @@ impl DepositPlan {
                 let mut g = p("greeting-intro");
                 match load_greeting(store, mailbox, GreetingKind::Name) {
                     Some(name) => g.push(name),
-                    None => g.extend(
-                        prompts
-                            .digits(&self.language, mailbox.user())
-                            .into_iter(),
-                    ),
+                    None => g.extend(prompts.digits(&self.language, mailbox.user())),
                 }
                 g.extend(p(match self.cause {
                     Cause::Busy => "is-busy",

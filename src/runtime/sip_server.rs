@@ -152,8 +152,10 @@ impl SipServer {
                     if changed.is_err() || *shutdown.borrow() {
                         info!(calls = self.calls.len(), "shutting down: hanging up calls");
                         self.shutting_down = true;
-                        for call in self.calls.values() {
-                            let _ = call.commands.send(CallCommand::Hangup);
+                        let ids: Vec<u64> = self.calls.keys().copied().collect();
+                        for id in ids {
+                            // Answered calls get a BYE; their recordings are stored.
+                            self.hang_up_call(id, true);
                         }
                         drain_deadline = Some(Instant::now() + grace);
                     }
@@ -212,11 +214,16 @@ impl SipServer {
     }
 
     fn respond(&mut self, tx: TxKey, response: Response) {
-        let code = u16::from(response.status_code.clone());
+        let code = response.status_code.code();
         if code >= 200 {
             self.shared.metrics.count_response(code);
         }
-        self.endpoint.respond(Instant::now().into_std(), tx, response);
+        if let Err(e) = self
+            .endpoint
+            .respond(Instant::now().into_std(), tx, response)
+        {
+            debug!(code, "response not sent: {e}");
+        }
     }
 
     fn reply(&mut self, tx: TxKey, req: &Request, code: u16, reason: Option<&str>) {
@@ -405,7 +412,8 @@ impl SipServer {
             }
         };
         let mut ok = sipcore::make_response(&req, 200, None, Some(&local_tag));
-        ok.headers.push(Header::Contact(format!("<{contact}>").into()));
+        ok.headers
+            .push(Header::Contact(format!("<{contact}>").into()));
         sipcore::set_body(&mut ok, "application/sdp", local_sdp.clone().into_bytes());
 
         let (caller_uri, caller_name) = sipcore::caller(&req);
@@ -463,6 +471,9 @@ impl SipServer {
             metrics: shared.metrics.clone(),
         };
         info!(call_id = %cid, mailbox = %mailbox, ?cause, port, "deposit call accepted");
+        let delay = Duration::from_millis(ext.answer_delay_ms);
+        let ringing =
+            (!delay.is_zero()).then(|| sipcore::make_response(&req, 180, None, Some(&local_tag)));
         self.calls.insert(
             id,
             CallEntry {
@@ -485,13 +496,12 @@ impl SipServer {
         self.by_call_id.insert(cid, id);
         self.by_invite_tx.insert(tx, id);
         shared.metrics.calls_active.inc();
-        let delay = Duration::from_millis(ext.answer_delay_ms);
-        if delay.is_zero() {
-            self.send_answer(id);
-        } else {
-            let ringing = sipcore::make_response(&req, 180, None, Some(&local_tag));
-            self.respond(tx, ringing);
-            self.answers_due.insert((Instant::now() + delay, id));
+        match ringing {
+            None => self.send_answer(id),
+            Some(ringing) => {
+                self.respond(tx, ringing);
+                self.answers_due.insert((Instant::now() + delay, id));
+            }
         }
     }
 
@@ -559,7 +569,9 @@ impl SipServer {
                             username: "vmail",
                         },
                     );
-                    let _ = call.commands.send(CallCommand::Media(rx_config(&n), n.remote));
+                    let _ = call
+                        .commands
+                        .send(CallCommand::Media(rx_config(&n), n.remote));
                     call.local_sdp.clone()
                 }
                 Err(e) => {
@@ -571,7 +583,8 @@ impl SipServer {
         };
         let mut ok = sipcore::make_response(&req, 200, None, None);
         let contact = self.local_contact(peer_transport);
-        ok.headers.push(Header::Contact(format!("<{contact}>").into()));
+        ok.headers
+            .push(Header::Contact(format!("<{contact}>").into()));
         sipcore::set_body(&mut ok, "application/sdp", body.into_bytes());
         self.respond(tx, ok);
     }
@@ -587,12 +600,8 @@ impl SipServer {
         let Some(pending) = call.pending.take() else {
             return;
         };
-        let resp = sipcore::make_response(
-            &pending.invite,
-            487,
-            None,
-            Some(call.dialog.local_tag()),
-        );
+        let resp =
+            sipcore::make_response(&pending.invite, 487, None, Some(call.dialog.local_tag()));
         pending.setup.slot.unregister();
         self.respond(invite_tx, resp);
         self.remove_call(id);
@@ -627,7 +636,10 @@ impl SipServer {
             }
         };
         let peer = call.peer;
-        if let Err(e) = self.endpoint.send_request(Instant::now().into_std(), bye, peer) {
+        if let Err(e) = self
+            .endpoint
+            .send_request(Instant::now().into_std(), bye, peer)
+        {
             warn!(call = id, "cannot send BYE: {e}");
         }
     }
@@ -692,14 +704,13 @@ impl SipServer {
         if group == self.shared.role.group {
             return Route::Serve;
         }
-        let Some(info) = self.shared.groups.get(&group) else {
+        let Some(instances) = self.shared.groups.get(&group) else {
             return Route::NotServed;
         };
         // Until Active-Passive knows who is active, offer every instance of
         // the owner group by order, with falling q-values.
-        let n = info.instances.len().max(1);
-        let contacts = info
-            .instances
+        let n = instances.len().max(1);
+        let contacts = instances
             .iter()
             .enumerate()
             .map(|(i, inst)| {
@@ -708,7 +719,7 @@ impl SipServer {
                     IpAddr::V4(ip) => ip.to_string(),
                     IpAddr::V6(ip) => format!("[{ip}]"),
                 };
-                format!("<sip:{user}@{host}:{}>;q={q:.1}", inst.ext.sip_port)
+                format!("<sip:{user}@{host}:{}>;q={q:.1}", inst.sip_port)
             })
             .collect();
         Route::Redirect(contacts)
@@ -753,4 +764,3 @@ fn cause_name(c: Cause) -> &'static str {
         _ => "unknown",
     }
 }
-

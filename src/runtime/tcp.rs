@@ -48,16 +48,6 @@ impl TcpConns {
             None => debug!(to = %to.addr, "tcp connection gone: dropped"),
         }
     }
-
-    /// Number of open connections.
-    pub fn len(&self) -> usize {
-        self.writers.len()
-    }
-
-    /// True when no connection is open.
-    pub fn is_empty(&self) -> bool {
-        self.writers.is_empty()
-    }
 }
 
 /// Accepts connections until the listener fails.
@@ -126,7 +116,11 @@ async fn connection(
                         addr,
                         conn: Some(id),
                     };
-                    if inbound.send(Inbound::Message { peer, bytes }).await.is_err() {
+                    if inbound
+                        .send(Inbound::Message { peer, bytes })
+                        .await
+                        .is_err()
+                    {
                         writer.abort();
                         return;
                     }

@@ -9,7 +9,12 @@ pub fn dtmf_from_info(req: &Request) -> Option<char> {
         Header::ContentType(ct) => Some(ct.value().to_ascii_lowercase()),
         _ => None,
     })?;
-    let media = content_type.split(';').next().unwrap_or("").trim().to_owned();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let body = std::str::from_utf8(req.body()).ok()?;
     match media.as_str() {
         "application/dtmf-relay" => body.lines().find_map(|line| {
@@ -56,13 +61,31 @@ mod tests {
 
     #[test]
     fn relay_and_plain() {
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n")), Some('5'));
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Signal= #\r\n")), Some('#'));
-        assert_eq!(dtmf_from_info(&info("Application/DTMF-Relay", "signal=11\r\n")), Some('#'));
+        assert_eq!(
+            dtmf_from_info(&info(
+                "application/dtmf-relay",
+                "Signal=5\r\nDuration=160\r\n"
+            )),
+            Some('5')
+        );
+        assert_eq!(
+            dtmf_from_info(&info("application/dtmf-relay", "Signal= #\r\n")),
+            Some('#')
+        );
+        assert_eq!(
+            dtmf_from_info(&info("Application/DTMF-Relay", "signal=11\r\n")),
+            Some('#')
+        );
         assert_eq!(dtmf_from_info(&info("application/dtmf", "*")), Some('*'));
         assert_eq!(dtmf_from_info(&info("application/dtmf", "12")), None);
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Duration=160")), None);
+        assert_eq!(
+            dtmf_from_info(&info("application/dtmf-relay", "Duration=160")),
+            None
+        );
         assert_eq!(dtmf_from_info(&info("text/plain", "5")), None);
-        assert_eq!(dtmf_from_info(&info("application/dtmf-relay", "Signal=x")), None);
+        assert_eq!(
+            dtmf_from_info(&info("application/dtmf-relay", "Signal=x")),
+            None
+        );
     }
 }
