@@ -611,6 +611,48 @@ fn pjsua_deposit_reports_a_refusal_and_works_over_tcp() {
     );
 }
 
+#[test]
+fn pjsua_deposit_waits_for_the_servers_bye() {
+    if pjsua_python().is_none() {
+        return;
+    }
+    let peer = RtpPeer::listen();
+    let Some(uas) = Sipp::uas("uas_answer.xml")
+        .key("rtp_port", &peer.port().to_string())
+        .set("hangup", "1")
+        .hold_ms(1500)
+        .spawn()
+    else {
+        return;
+    };
+    let proxy = uas.addr().to_string();
+    let wav = media("tones.wav").display().to_string();
+    let run = pjsua(
+        "deposit.py",
+        &[
+            "--target",
+            "sip:1001@test.rootdomain.ru",
+            "--proxy",
+            &proxy,
+            "--wav",
+            &wav,
+            "--wait-bye",
+            "--timeout",
+            "15",
+        ],
+    )
+    .expect("python present");
+    run.assert_success("deposit.py --wait-bye");
+    uas.wait()
+        .assert_success("uas_answer.xml (hangup) vs pjsua");
+    assert_eq!(run.field("hung_up_by"), "remote");
+    let n = peer.finish().audio().count();
+    assert!(
+        (60..=90).contains(&n),
+        "about 1.5 s of audio before the BYE, got {n} packets"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // The Vmail helper (vmail's `run` is still being written: accept both outcomes)
 
