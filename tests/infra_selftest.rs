@@ -73,6 +73,24 @@ fn dtmf_event_codes_round_trip() {
     assert_eq!(dtmf_event('x'), None);
 }
 
+#[test]
+fn port_helpers_see_bound_sockets() {
+    let udp = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let port = udp.local_addr().unwrap().port();
+    assert!(port_bound(port, Transport::Udp));
+    drop(udp);
+    assert!(!port_bound(port, Transport::Udp));
+    let tcp = std::net::TcpListener::bind((LOCALHOST, 0)).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    assert!(port_bound(port, Transport::Tcp));
+    drop(tcp);
+    assert!(!port_bound(port, Transport::Tcp));
+    let m = free_media_port();
+    assert!(m.is_multiple_of(2) && !udp_port_taken(m) && !udp_port_taken(m + 2));
+    let s = free_sip_port();
+    assert!(std::net::TcpListener::bind((LOCALHOST, s)).is_ok());
+}
+
 // ---------------------------------------------------------------------------
 // sipp UAC scenarios against sipp UAS peers
 

@@ -231,9 +231,45 @@ pub fn wait_for_files(dir: &Path, suffix: &str, count: usize, timeout: Duration)
     )
 }
 
-/// True when something already holds UDP `port` on 127.0.0.1.
+/// True when something already holds UDP `port` on 127.0.0.1 (tries to bind it).
 pub fn udp_port_taken(port: u16) -> bool {
     UdpSocket::bind((LOCALHOST, port)).is_err()
+}
+
+/// True when a socket is bound to UDP `port` (or listens on TCP `port`),
+/// read from /proc/net without touching the port. Falls back to a bind attempt
+/// (UDP) or a connect (TCP) where /proc/net is not readable.
+pub fn port_bound(port: u16, transport: Transport) -> bool {
+    let (files, listen_only) = match transport {
+        Transport::Udp => (["/proc/net/udp", "/proc/net/udp6"], false),
+        Transport::Tcp => (["/proc/net/tcp", "/proc/net/tcp6"], true),
+    };
+    let mut readable = false;
+    for f in files {
+        let Ok(text) = fs::read_to_string(f) else {
+            continue;
+        };
+        readable = true;
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            let Some((_, hex_port)) = local.rsplit_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(hex_port, 16) == Ok(port) && (!listen_only || *state == "0A") {
+                return true;
+            }
+        }
+    }
+    if readable {
+        return false;
+    }
+    match transport {
+        Transport::Udp => udp_port_taken(port),
+        Transport::Tcp => TcpStream::connect((LOCALHOST, port)).is_ok(),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -594,11 +630,7 @@ impl Sipp {
             let port = self.sip_port;
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
-                let bound = match self.transport {
-                    Transport::Udp => udp_port_taken(port),
-                    Transport::Tcp => TcpStream::connect((LOCALHOST, port)).is_ok(),
-                };
-                if bound {
+                if port_bound(port, self.transport) {
                     break;
                 }
                 if let Some(Ok(Some(_))) = c.child.as_mut().map(|ch| ch.try_wait()) {
