@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# vmail's one test command.
+#
+# Installs what the tests need when it is missing (Debian):
+#   - sipp (package sip-tester), plus CAP_NET_RAW on it when not run as root
+#     (sipp replays RTP captures through a raw socket);
+#   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
+#     library) -- python3-venv is installed first when needed;
+# then runs `cargo test --all-targets` with VMAIL_PYTHON pointing at the venv.
+# Quick and silent about installing when everything is there already.
+# Extra arguments go to cargo test, e.g. `bash scripts/test.sh --test infra_selftest`.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "test.sh: $*"; }
+die() { echo "test.sh: $*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    SUDO=(sudo)
+  fi
+fi
+
+as_root() {
+  if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    die "need root or sudo to run: $*"
+  fi
+  "${SUDO[@]}" "$@"
+}
+
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    say "apt-get update"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 update -qq
+    APT_UPDATED=1
+  fi
+  say "installing Debian packages: $*"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$@" >/dev/null
+}
+
+# --- sipp ------------------------------------------------------------------
+if ! command -v sipp >/dev/null 2>&1; then
+  apt_install sip-tester
+fi
+SIPP="$(command -v sipp)" || die "sipp is still missing after installing sip-tester"
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v setcap >/dev/null 2>&1 && ! [ -x /usr/sbin/setcap ] && ! [ -x /sbin/setcap ]; then
+    apt_install libcap2-bin
+  fi
+  GETCAP="$(command -v getcap || echo /usr/sbin/getcap)"
+  SETCAP="$(command -v setcap || echo /usr/sbin/setcap)"
+  if ! "$GETCAP" "$SIPP" 2>/dev/null | grep -q cap_net_raw; then
+    say "giving $SIPP cap_net_raw (its RTP capture replay uses a raw socket)"
+    as_root "$SETCAP" cap_net_raw+ep "$SIPP"
+  fi
+fi
+
+# --- Python venv with pjsua2 -------------------------------------------------
+VENV=.venv
+PY="$VENV/bin/python"
+
+pick_python() {
+  # pjsua2-python ships wheels for CPython 3.11 and 3.12 (x86_64 Linux).
+  local c
+  for c in python3 python3.12 python3.11; do
+    if command -v "$c" >/dev/null 2>&1 &&
+      "$c" -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if ! { [ -x "$PY" ] && "$PY" -c 'import pjsua2' >/dev/null 2>&1; }; then
+  BASE_PY="$(pick_python)" ||
+    die "no python3.11 or python3.12 found: pjsua2-python has wheels only for those"
+  if ! [ -x "$PY" ]; then
+    rm -rf "$VENV"
+    say "creating $VENV with $BASE_PY"
+    if ! "$BASE_PY" -m venv "$VENV" >/dev/null 2>&1; then
+      rm -rf "$VENV"
+      apt_install python3-venv
+      "$BASE_PY" -m venv "$VENV"
+    fi
+  fi
+  say "installing pjsua2-python into $VENV"
+  "$PY" -m pip install -q --disable-pip-version-check pjsua2-python
+  "$PY" -c 'import pjsua2' || die "pjsua2 does not import in $VENV"
+fi
+
+VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
+export VMAIL_PYTHON
+
+# --- the tests -----------------------------------------------------------------
+say "cargo test --all-targets (VMAIL_PYTHON=$VMAIL_PYTHON)"
+cargo test --all-targets "$@"

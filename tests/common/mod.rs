@@ -1,0 +1,1789 @@
+//! Shared helpers for vmail's integration tests (`mod common;` in a test file).
+//!
+//! - [`Vmail`]: the real `vmail` binary, started on free 127.0.0.1 ports with a
+//!   temporary configuration and SiteShare; killed on drop, its log printed
+//!   when the test fails.
+//! - [`Sipp`]: sipp scenarios from `tests/sipp/` (bounded, 127.0.0.1 only),
+//!   with the trace files collected into a [`SippRun`].
+//! - [`pjsua`]: the pjsua2 scripts in `tests/pjsua/` (a real SIP client
+//!   library), run with `VMAIL_PYTHON`.
+//! - [`RtpPeer`]: a plain UDP socket that is the caller's RTP endpoint: records
+//!   exactly what vmail sends, can send audio and RFC 4733 DTMF back.
+//! - [`read_wav`] / [`tone_sequence`]: find the tones of `media/tones.wav`
+//!   (Goertzel) in a recorded message or in what a caller heard.
+//!
+//! Policy for external tools (sipp, python with pjsua2): when one is missing the
+//! helper prints `SKIP: ...` and returns `None`, so the test returns early;
+//! with `CI=true` a missing tool is a failure (panic). `bash scripts/test.sh`
+//! installs them. See docs/testing.md.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// The domain the test configurations serve.
+pub const DOMAIN: &str = "test.rootdomain.ru";
+/// The loopback address every test process uses.
+pub const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
+/// Frequencies (Hz) of the tones in `media/tones.wav`, in order.
+pub const TEST_TONES_HZ: [u32; 5] = [400, 600, 800, 1000, 1200];
+/// Onsets (ms) of the tones in `media/tones.wav`.
+pub const TEST_TONES_ONSET_MS: [u32; 5] = [200, 700, 1200, 1700, 2200];
+/// Hard limit for any external process a helper starts.
+pub const PROCESS_LIMIT: Duration = Duration::from_secs(90);
+
+// ---------------------------------------------------------------------------
+// Paths and environment
+
+/// The repository root (where Cargo.toml is).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `media/`.
+pub fn media(name: &str) -> PathBuf {
+    repo_root().join("media").join(name)
+}
+
+/// A scenario file under `tests/sipp/`.
+pub fn sipp_scenario(name: &str) -> PathBuf {
+    repo_root().join("tests").join("sipp").join(name)
+}
+
+/// A script under `tests/pjsua/`.
+pub fn pjsua_script(name: &str) -> PathBuf {
+    repo_root().join("tests").join("pjsua").join(name)
+}
+
+/// True when running in CI (`CI=true`): missing tools fail instead of skipping.
+pub fn in_ci() -> bool {
+    matches!(
+        std::env::var("CI")
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Ok("true" | "1" | "yes")
+    )
+}
+
+/// Report a missing tool: panic in CI, print `SKIP: ...` otherwise.
+pub fn skip_or_fail(what: &str) {
+    if in_ci() {
+        panic!("{what} (CI=true: a missing test tool is a failure; `bash scripts/test.sh` installs it)");
+    }
+    eprintln!("SKIP: {what} -- run `bash scripts/test.sh` to install the test tools");
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The sipp binary (`VMAIL_SIPP`, else `sipp` on PATH), or `None` after
+/// [`skip_or_fail`].
+pub fn sipp_bin() -> Option<PathBuf> {
+    static SIPP: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = SIPP
+        .get_or_init(|| {
+            std::env::var_os("VMAIL_SIPP")
+                .map(PathBuf::from)
+                .or_else(|| find_in_path("sipp"))
+        })
+        .clone();
+    if found.is_none() {
+        skip_or_fail("sipp not found (Debian package sip-tester)");
+    }
+    found
+}
+
+/// The Python that has pjsua2 (`VMAIL_PYTHON`, else `<repo>/.venv/bin/python`),
+/// or `None` after [`skip_or_fail`].
+pub fn pjsua_python() -> Option<PathBuf> {
+    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PY.get_or_init(|| {
+        let py = std::env::var_os("VMAIL_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+        if !py.exists() {
+            return Err(format!("python for pjsua2 not found at {}", py.display()));
+        }
+        let mut cmd = Command::new(&py);
+        cmd.args(["-c", "import pjsua2"]);
+        match run_bounded(cmd, Duration::from_secs(30)) {
+            Ok(out) if out.status.success() => Ok(py),
+            Ok(out) => Err(format!(
+                "{} cannot import pjsua2: {}",
+                py.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Err(format!("cannot run {}: {e}", py.display())),
+        }
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(msg) => {
+            skip_or_fail(msg);
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Ports and waiting
+
+/// A UDP port free on 127.0.0.1 right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind((LOCALHOST, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind a UDP socket on 127.0.0.1")
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind((LOCALHOST, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind a TCP socket on 127.0.0.1")
+}
+
+/// A port free for both UDP and TCP (a SIP port serves both).
+pub fn free_sip_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind((LOCALHOST, 0)).expect("bind UDP");
+        let port = udp.local_addr().expect("local addr").port();
+        if TcpListener::bind((LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on 127.0.0.1");
+}
+
+/// An even UDP port `p` with `p` and `p + 2` free: sipp's `-mp` binds both
+/// (audio and video media sockets).
+pub fn free_media_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    for _ in 0..500 {
+        let step = NEXT.fetch_add(4, Ordering::Relaxed);
+        let base = 30000 + (std::process::id() as u16 % 2000) * 8 + step % 8000;
+        let base = base & !1;
+        let a = UdpSocket::bind((LOCALHOST, base));
+        let b = UdpSocket::bind((LOCALHOST, base + 2));
+        if a.is_ok() && b.is_ok() {
+            return base;
+        }
+    }
+    panic!("no free media port pair on 127.0.0.1");
+}
+
+/// Poll `f` every 50 ms until it returns `Some`, or panic with `what` after
+/// `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Files directly in `dir` whose name ends with `suffix` (e.g. ".wav"), sorted.
+pub fn files_with_suffix(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.to_string_lossy().ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Wait until `dir` holds at least `count` files ending with `suffix`.
+pub fn wait_for_files(dir: &Path, suffix: &str, count: usize, timeout: Duration) -> Vec<PathBuf> {
+    wait_for(
+        timeout,
+        &format!("{count} '*{suffix}' file(s) in {}", dir.display()),
+        || {
+            let files = files_with_suffix(dir, suffix);
+            (files.len() >= count).then_some(files)
+        },
+    )
+}
+
+/// True when something already holds UDP `port` on 127.0.0.1 (tries to bind it).
+pub fn udp_port_taken(port: u16) -> bool {
+    UdpSocket::bind((LOCALHOST, port)).is_err()
+}
+
+/// True when a socket is bound to UDP `port` (or listens on TCP `port`),
+/// read from /proc/net without touching the port. Falls back to a bind attempt
+/// (UDP) or a connect (TCP) where /proc/net is not readable.
+pub fn port_bound(port: u16, transport: Transport) -> bool {
+    let (files, listen_only) = match transport {
+        Transport::Udp => (["/proc/net/udp", "/proc/net/udp6"], false),
+        Transport::Tcp => (["/proc/net/tcp", "/proc/net/tcp6"], true),
+    };
+    let mut readable = false;
+    for f in files {
+        let Ok(text) = fs::read_to_string(f) else {
+            continue;
+        };
+        readable = true;
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (cols.get(1), cols.get(3)) else {
+                continue;
+            };
+            let Some((_, hex_port)) = local.rsplit_once(':') else {
+                continue;
+            };
+            if u16::from_str_radix(hex_port, 16) == Ok(port) && (!listen_only || *state == "0A") {
+                return true;
+            }
+        }
+    }
+    if readable {
+        return false;
+    }
+    match transport {
+        Transport::Udp => udp_port_taken(port),
+        Transport::Tcp => TcpStream::connect((LOCALHOST, port)).is_ok(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bounded processes
+
+/// Run `cmd` to completion with its output captured, killing it after
+/// `timeout`. Output goes through temporary files, so a chatty child never
+/// blocks on a full pipe.
+pub fn run_bounded(mut cmd: Command, timeout: Duration) -> std::io::Result<Output> {
+    let dir = tempfile::tempdir()?;
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    cmd.stdin(Stdio::null())
+        .stdout(File::create(&out_path)?)
+        .stderr(File::create(&err_path)?);
+    let mut child = cmd.spawn()?;
+    let status = wait_child(&mut child, timeout)?;
+    Ok(Output {
+        status,
+        stdout: fs::read(&out_path)?,
+        stderr: fs::read(&err_path)?,
+    })
+}
+
+/// Wait for `child` at most `timeout`, then kill it (SIGKILL) and reap it.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> std::io::Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        if Instant::now() >= deadline {
+            eprintln!("killing pid {} after {timeout:?}", child.id());
+            let _ = child.kill();
+            return child.wait();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send_signal(pid: u32, signal: &str) {
+    let mut cmd = Command::new("kill");
+    cmd.arg(format!("-{signal}")).arg(pid.to_string());
+    let _ = run_bounded(cmd, Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------
+// sipp
+
+/// The raw sipp wrapper: runs `sipp ARGS` in a temporary folder and returns its
+/// output, or `None` when sipp is missing outside CI. Adds what is not given:
+/// `-i 127.0.0.1 -mi 127.0.0.1 -m 1 -nostdin -timeout 60s -timeout_error`.
+/// The process is killed after [`PROCESS_LIMIT`] whatever happens.
+pub fn sipp(args: &[&str]) -> Option<Output> {
+    let bin = sipp_bin()?;
+    let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+    add_bounds(&mut argv, 60);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(bin);
+    cmd.args(&argv).current_dir(dir.path());
+    Some(run_bounded(cmd, PROCESS_LIMIT).expect("run sipp"))
+}
+
+fn has_arg(argv: &[OsString], name: &str) -> bool {
+    argv.iter().any(|a| a == name)
+}
+
+fn add_bounds(argv: &mut Vec<OsString>, timeout_s: u64) {
+    let mut add = |name: &str, value: Option<String>| {
+        if !has_arg(argv, name) {
+            argv.push(name.into());
+            if let Some(v) = value {
+                argv.push(v.into());
+            }
+        }
+    };
+    add("-i", Some("127.0.0.1".into()));
+    add("-mi", Some("127.0.0.1".into()));
+    add("-m", Some("1".into()));
+    add("-nostdin", None);
+    add("-timeout", Some(format!("{timeout_s}s")));
+    add("-timeout_error", None);
+}
+
+/// SIP transport for sipp (`-t u1` / `-t t1`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP, one socket.
+    Udp,
+    /// TCP, one connection.
+    Tcp,
+}
+
+/// A sipp run being prepared: scenario, keys, variables, ports. Every
+/// scenario key of `tests/sipp/*.xml` gets a default (see docs/testing.md):
+///
+/// | key | default |
+/// |---|---|
+/// | `-s` (service) / `to_user` | `1001` |
+/// | `domain` | [`DOMAIN`] |
+/// | `caller` | `5551234` |
+/// | `payloads` / `rtpmaps` | `8 0 101`: PCMA, PCMU, telephone-event/8000 |
+/// | `extra_headers` | none |
+/// | `audio_pcap` | `media/g711a.pcap` (7.08 s of speech, PCMA) |
+/// | `dtmf_pcap` | `media/dtmf_2833_pound.pcap` (`#`) |
+/// | `rtp_port` | `0` |
+/// | `-d` (hold / pause) | 7500 ms |
+pub struct Sipp {
+    scenario: PathBuf,
+    remote: Option<SocketAddr>,
+    keys: BTreeMap<String, String>,
+    sets: BTreeMap<String, String>,
+    headers: Vec<String>,
+    extra_args: Vec<OsString>,
+    transport: Transport,
+    sip_port: u16,
+    media_port: u16,
+    hold_ms: u64,
+    timeout_s: u64,
+}
+
+/// The result of a sipp run, with its trace files read back.
+#[derive(Debug)]
+pub struct SippRun {
+    /// sipp's exit status (0: all calls succeeded, 1: a call failed, 97/99/255: other).
+    pub status: ExitStatus,
+    /// sipp's screen output.
+    pub stdout: String,
+    /// sipp's stderr.
+    pub stderr: String,
+    /// `<log>` actions (-trace_logs).
+    pub log: String,
+    /// Every SIP message sent and received (-trace_msg).
+    pub messages: String,
+    /// Unexpected messages and errors (-trace_err).
+    pub errors: String,
+    /// sipp's SIP port.
+    pub sip_port: u16,
+    /// sipp's media port (`[media_port]`).
+    pub media_port: u16,
+}
+
+impl Sipp {
+    /// A UAC scenario (file name in `tests/sipp/`) sending to `remote`.
+    pub fn uac(scenario: &str, remote: SocketAddr) -> Sipp {
+        let mut s = Sipp::new(scenario);
+        s.remote = Some(remote);
+        s
+    }
+
+    /// A UAS scenario (a test peer) listening on a free port.
+    pub fn uas(scenario: &str) -> Sipp {
+        Sipp::new(scenario)
+    }
+
+    fn new(scenario: &str) -> Sipp {
+        let path = if Path::new(scenario).is_absolute() {
+            PathBuf::from(scenario)
+        } else {
+            sipp_scenario(scenario)
+        };
+        let rtpmaps = "\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000\
+                       \r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15";
+        let mut keys = BTreeMap::new();
+        for (k, v) in [
+            ("domain", DOMAIN.to_string()),
+            ("to_user", "1001".to_string()),
+            ("caller", "5551234".to_string()),
+            ("payloads", "8 0 101".to_string()),
+            ("rtpmaps", rtpmaps.to_string()),
+            ("audio_pcap", media("g711a.pcap").display().to_string()),
+            (
+                "dtmf_pcap",
+                media("dtmf_2833_pound.pcap").display().to_string(),
+            ),
+            ("uas_pcap", media("tones_pcma.pcap").display().to_string()),
+            ("rtp_port", "0".to_string()),
+            ("status_line", "SIP/2.0 200 OK".to_string()),
+            ("resp_headers", String::new()),
+        ] {
+            keys.insert(k.to_string(), v);
+        }
+        Sipp {
+            scenario: path,
+            remote: None,
+            keys,
+            sets: BTreeMap::new(),
+            headers: Vec::new(),
+            extra_args: Vec::new(),
+            transport: Transport::Udp,
+            sip_port: free_sip_port(),
+            media_port: free_media_port(),
+            hold_ms: 7500,
+            timeout_s: 60,
+        }
+    }
+
+    /// The mailbox user: Request-URI user (`-s`) and To user.
+    pub fn mailbox(mut self, user: &str) -> Self {
+        self.keys.insert("to_user".into(), user.into());
+        self.keys.insert("service".into(), user.into());
+        self
+    }
+
+    /// The Request-URI user only (`-s`), e.g. a pilot or access number.
+    pub fn service(mut self, user: &str) -> Self {
+        self.keys.insert("service".into(), user.into());
+        self
+    }
+
+    /// Set a scenario key (`-key NAME VALUE`).
+    pub fn key(mut self, name: &str, value: &str) -> Self {
+        self.keys.insert(name.into(), value.into());
+        self
+    }
+
+    /// Set a global scenario variable (`-set NAME VALUE`), e.g. `expected`.
+    pub fn set(mut self, name: &str, value: &str) -> Self {
+        self.sets.insert(name.into(), value.into());
+        self
+    }
+
+    /// Add a header line to the INVITE, e.g. `Diversion: <sip:1001@d>;reason=user-busy`.
+    pub fn header(mut self, line: &str) -> Self {
+        self.headers.push(line.into());
+        self
+    }
+
+    /// Offer these RTP payload types with these `a=` lines, e.g.
+    /// `offer("18", &["a=rtpmap:18 G729/8000"])`.
+    pub fn offer(mut self, payloads: &str, attributes: &[&str]) -> Self {
+        self.keys.insert("payloads".into(), payloads.into());
+        let lines: String = attributes.iter().map(|a| format!("\r\n{a}")).collect();
+        self.keys.insert("rtpmaps".into(), lines);
+        self
+    }
+
+    /// The pause (`-d`), e.g. how long deposit.xml holds the call.
+    pub fn hold_ms(mut self, ms: u64) -> Self {
+        self.hold_ms = ms;
+        self
+    }
+
+    /// sipp's global timeout (`-timeout`), 60 s by default.
+    pub fn timeout_s(mut self, s: u64) -> Self {
+        self.timeout_s = s;
+        self
+    }
+
+    /// Use TCP (`-t t1`).
+    pub fn tcp(mut self) -> Self {
+        self.transport = Transport::Tcp;
+        self
+    }
+
+    /// Any other sipp argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+
+    /// The SIP port sipp will use.
+    pub fn sip_port(&self) -> u16 {
+        self.sip_port
+    }
+
+    /// The media port sipp will use (`-mp`, `[media_port]`).
+    pub fn media_port(&self) -> u16 {
+        self.media_port
+    }
+
+    /// sipp's SIP address (for a UAS: where to send to).
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.sip_port))
+    }
+
+    fn command(&self, bin: &Path, dir: &Path) -> Command {
+        let mut argv: Vec<OsString> = vec!["-sf".into(), self.scenario.clone().into()];
+        if let Some(remote) = self.remote {
+            argv.push(remote.to_string().into());
+        }
+        for (flag, value) in [
+            ("-p", self.sip_port.to_string()),
+            ("-mp", self.media_port.to_string()),
+            ("-d", self.hold_ms.to_string()),
+            (
+                "-t",
+                match self.transport {
+                    Transport::Udp => "u1".to_string(),
+                    Transport::Tcp => "t1".to_string(),
+                },
+            ),
+        ] {
+            argv.push(flag.into());
+            argv.push(value.into());
+        }
+        let mut keys = self.keys.clone();
+        let service = keys.remove("service").unwrap_or_else(|| "1001".into());
+        argv.push("-s".into());
+        argv.push(service.into());
+        let extra: String = self.headers.iter().map(|h| format!("\r\n{h}")).collect();
+        keys.insert("extra_headers".into(), extra);
+        for (k, v) in &keys {
+            argv.push("-key".into());
+            argv.push(k.into());
+            argv.push(v.into());
+        }
+        for (k, v) in &self.sets {
+            argv.push("-set".into());
+            argv.push(k.into());
+            argv.push(v.into());
+        }
+        for (flag, file) in [
+            ("-trace_msg", None),
+            ("-message_file", Some("messages.log")),
+            ("-trace_err", None),
+            ("-error_file", Some("errors.log")),
+            ("-trace_logs", None),
+            ("-log_file", Some("actions.log")),
+        ] {
+            argv.push(flag.into());
+            if let Some(f) = file {
+                argv.push(dir.join(f).into());
+            }
+        }
+        argv.extend(self.extra_args.iter().cloned());
+        add_bounds(&mut argv, self.timeout_s);
+        let mut cmd = Command::new(bin);
+        cmd.args(argv).current_dir(dir);
+        cmd
+    }
+
+    /// Run to completion (bounded). `None`: sipp is missing (test skipped).
+    pub fn run(self) -> Option<SippRun> {
+        let child = self.spawn()?;
+        Some(child.wait())
+    }
+
+    /// Start in the background (a UAS peer); returns once its SIP port is bound.
+    /// `None`: sipp is missing (test skipped).
+    pub fn spawn(self) -> Option<SippChild> {
+        let bin = sipp_bin()?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cmd = self.command(&bin, dir.path());
+        cmd.stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(File::create(dir.path().join("stderr")).expect("stderr file"));
+        let child = cmd.spawn().expect("start sipp");
+        let mut c = SippChild {
+            child: Some(child),
+            dir,
+            sip_port: self.sip_port,
+            media_port: self.media_port,
+            limit: Duration::from_secs(self.timeout_s + 15),
+            started: Instant::now(),
+        };
+        if self.remote.is_none() {
+            let port = self.sip_port;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if port_bound(port, self.transport) {
+                    break;
+                }
+                if let Some(Ok(Some(_))) = c.child.as_mut().map(|ch| ch.try_wait()) {
+                    break; // exited early: wait() will show why
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Some(c)
+    }
+}
+
+/// A sipp process running in the background; killed on drop.
+pub struct SippChild {
+    child: Option<Child>,
+    dir: TempDir,
+    sip_port: u16,
+    media_port: u16,
+    limit: Duration,
+    started: Instant,
+}
+
+impl SippChild {
+    /// sipp's SIP address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.sip_port))
+    }
+
+    /// sipp's media port.
+    pub fn media_port(&self) -> u16 {
+        self.media_port
+    }
+
+    /// Wait for sipp to end (bounded by its -timeout plus a margin).
+    pub fn wait(mut self) -> SippRun {
+        let mut child = self.child.take().expect("sipp child");
+        let left = self.limit.saturating_sub(self.started.elapsed());
+        let status = wait_child(&mut child, left).expect("wait for sipp");
+        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        SippRun {
+            status,
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+            log: read("actions.log"),
+            messages: read("messages.log"),
+            errors: read("errors.log"),
+            sip_port: self.sip_port,
+            media_port: self.media_port,
+        }
+    }
+}
+
+impl Drop for SippChild {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl SippRun {
+    /// sipp exited 0 (every call succeeded).
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panic with the errors log and the screen's tail unless sipp exited 0.
+    pub fn assert_success(&self, what: &str) {
+        if !self.success() {
+            panic!("{what}: sipp failed ({})\n{}", self.status, self.report());
+        }
+    }
+
+    /// Errors, stderr and the last screen, for a failure message.
+    pub fn report(&self) -> String {
+        let tail: Vec<&str> = self.stdout.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "--- errors ---\n{}\n--- stderr ---\n{}\n--- log ---\n{}\n--- screen (tail) ---\n{}",
+            self.errors.trim(),
+            self.stderr.trim(),
+            self.log.trim(),
+            tail.join("\n")
+        )
+    }
+
+    /// The SIP messages sipp received whose first line starts with `start`
+    /// (e.g. `"SIP/2.0 302"`, `"INVITE "`), in order.
+    pub fn received(&self, start: &str) -> Vec<String> {
+        self.trace_messages("received")
+            .into_iter()
+            .filter(|m| m.starts_with(start))
+            .collect()
+    }
+
+    /// The SIP messages sipp sent whose first line starts with `start`.
+    pub fn sent(&self, start: &str) -> Vec<String> {
+        self.trace_messages("sent")
+            .into_iter()
+            .filter(|m| m.starts_with(start))
+            .collect()
+    }
+
+    fn trace_messages(&self, direction: &str) -> Vec<String> {
+        // -trace_msg blocks: a dashed line with a time, "UDP message received
+        // [N] bytes :" / "UDP message sent (N bytes):", a blank line, the message.
+        let mut out = Vec::new();
+        for block in self
+            .messages
+            .split("-----------------------------------------------")
+        {
+            let mut lines = block
+                .lines()
+                .skip_while(|l| l.trim().is_empty() || l.starts_with(' '));
+            let Some(head) = lines.next() else { continue };
+            let head = if head.contains("message") {
+                head
+            } else {
+                lines.next().unwrap_or("")
+            };
+            if !head.contains(&format!("message {direction}")) {
+                continue;
+            }
+            let body: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
+            out.push(body.join("\n").trim_end().to_string());
+        }
+        out
+    }
+}
+
+/// The value of the first header `name` (case-insensitive) in a SIP message.
+pub fn header_value<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    header_values(message, name).into_iter().next()
+}
+
+/// All values of header `name` (case-insensitive) in a SIP message, in order.
+pub fn header_values<'a>(message: &'a str, name: &str) -> Vec<&'a str> {
+    message
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// pjsua2 scripts
+
+/// The result of a pjsua2 script.
+#[derive(Debug)]
+pub struct PjsuaRun {
+    /// The script's exit status and output.
+    pub output: Output,
+    /// The JSON line the script printed on stdout (deposit.py), if any.
+    pub result: Option<Value>,
+}
+
+impl PjsuaRun {
+    /// The script exited 0.
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+
+    /// Panic with the script's stderr unless it exited 0.
+    pub fn assert_success(&self, what: &str) {
+        if !self.success() {
+            panic!(
+                "{what}: pjsua script failed ({})\nresult: {:?}\n--- stderr ---\n{}",
+                self.output.status,
+                self.result,
+                String::from_utf8_lossy(&self.output.stderr)
+            );
+        }
+    }
+
+    /// A field of the JSON result.
+    pub fn field(&self, name: &str) -> &Value {
+        self.result
+            .as_ref()
+            .and_then(|r| r.get(name))
+            .unwrap_or(&Value::Null)
+    }
+}
+
+/// Run `tests/pjsua/<script>` with the pjsua2 Python (bounded by
+/// [`PROCESS_LIMIT`]). `None`: Python with pjsua2 is missing (test skipped).
+pub fn pjsua(script: &str, args: &[&str]) -> Option<PjsuaRun> {
+    let py = pjsua_python()?;
+    let mut cmd = Command::new(py);
+    cmd.arg(pjsua_script(script)).args(args);
+    let output = run_bounded(cmd, PROCESS_LIMIT).expect("run pjsua script");
+    let result = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<Value>(l.trim()).ok());
+    Some(PjsuaRun { output, result })
+}
+
+// ---------------------------------------------------------------------------
+// vmail itself
+
+/// How [`Vmail`] decides that the instance is up.
+#[derive(Clone, Copy, Debug)]
+pub enum Ready {
+    /// Any SIP response to an OPTIONS sent over UDP to the SIP port.
+    SipOptions,
+    /// `GET /healthz` on the HTTP port answers 200.
+    HttpHealthz,
+    /// Just wait this long (for a binary that answers nothing yet).
+    Delay(Duration),
+}
+
+/// Why [`Vmail`] did not start.
+#[derive(Debug)]
+pub enum VmailStartError {
+    /// The process ended before it was ready.
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log so far.
+        log: String,
+    },
+    /// Not ready within the timeout.
+    NotReady {
+        /// Its log so far.
+        log: String,
+    },
+}
+
+type Tweak = Box<dyn FnOnce(&mut Value)>;
+
+/// How to start a [`Vmail`]: configuration tweaks, name, readiness check.
+pub struct VmailBuilder {
+    name: String,
+    ready: Ready,
+    ready_timeout: Duration,
+    tweaks: Vec<Tweak>,
+    ext_tweaks: Vec<Tweak>,
+    env: Vec<(String, String)>,
+}
+
+/// The real vmail binary, running on 127.0.0.1 with a temporary configuration
+/// and SiteShare. Killed on drop; its log is printed when the test panics.
+pub struct Vmail {
+    /// SIP port (UDP and TCP).
+    pub sip_port: u16,
+    /// HTTP API port.
+    pub http_port: u16,
+    /// First and last RTP port of its range.
+    pub rtp_ports: (u16, u16),
+    /// The SiteShare root (`ext.siteshare`).
+    pub siteshare: TempDir,
+    /// Instance name (`--name`).
+    pub name: String,
+    dir: TempDir,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+    ready: Ready,
+    ready_timeout: Duration,
+    env: Vec<(String, String)>,
+}
+
+impl Default for VmailBuilder {
+    fn default() -> Self {
+        VmailBuilder {
+            name: "vmail1".into(),
+            ready: Ready::SipOptions,
+            ready_timeout: Duration::from_secs(10),
+            tweaks: Vec::new(),
+            ext_tweaks: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+}
+
+impl VmailBuilder {
+    /// Change the instance's `ext` object (ports and paths are already set).
+    pub fn ext(mut self, f: impl FnOnce(&mut Value) + 'static) -> Self {
+        self.ext_tweaks.push(Box::new(f));
+        self
+    }
+
+    /// Change the whole configuration document (after the `ext` tweaks).
+    pub fn config(mut self, f: impl FnOnce(&mut Value) + 'static) -> Self {
+        self.tweaks.push(Box::new(f));
+        self
+    }
+
+    /// Instance name written into the configuration and passed as `--name`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Readiness check (default: SIP OPTIONS answered).
+    pub fn ready(mut self, ready: Ready) -> Self {
+        self.ready = ready;
+        self
+    }
+
+    /// How long to wait for readiness (default 10 s).
+    pub fn ready_timeout(mut self, t: Duration) -> Self {
+        self.ready_timeout = t;
+        self
+    }
+
+    /// An environment variable for the process (`RUST_LOG` is `debug` unless set).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Start it; panics with the log when it does not come up.
+    pub fn start(self) -> Vmail {
+        match self.try_start() {
+            Ok(v) => v,
+            Err(VmailStartError::Exited { status, log }) => {
+                panic!("vmail exited before it was ready ({status})\n--- vmail log ---\n{log}")
+            }
+            Err(VmailStartError::NotReady { log }) => {
+                panic!("vmail was not ready in time\n--- vmail log ---\n{log}")
+            }
+        }
+    }
+
+    /// Start it, reporting failure as a value.
+    pub fn try_start(self) -> Result<Vmail, VmailStartError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let siteshare = tempfile::tempdir().expect("siteshare dir");
+        let sip_port = free_sip_port();
+        let http_port = free_tcp_port();
+        let rtp_ports = rtp_range();
+        let mut ext = json!({
+            "sip_port": sip_port,
+            "http_port": http_port,
+            "rtp_port_min": rtp_ports.0,
+            "rtp_port_max": rtp_ports.1,
+            "siteshare": siteshare.path(),
+            "prompts": repo_root().join("prompts"),
+        });
+        for t in self.ext_tweaks {
+            t(&mut ext);
+        }
+        let mut config = json!({
+            "site": "site1",
+            "interfaces": { "lo": "127.0.0.1" },
+            "roles": [{
+                "name": self.name,
+                "roletype": "vmail",
+                "iface": "lo",
+                "group": 11390,
+                "order": 1,
+                "include_domains": [DOMAIN],
+                "ext": ext,
+            }],
+        });
+        for t in self.tweaks {
+            t(&mut config);
+        }
+        let config_path = dir.path().join("vmail.json");
+        let text = serde_json::to_string_pretty(&config).expect("serialize config");
+        fs::write(&config_path, text).expect("write config");
+        let log_path = dir.path().join("vmail.log");
+        let mut vmail = Vmail {
+            sip_port,
+            http_port,
+            rtp_ports,
+            siteshare,
+            name: self.name,
+            dir,
+            config_path,
+            log_path,
+            child: None,
+            ready: self.ready,
+            ready_timeout: self.ready_timeout,
+            env: self.env,
+        };
+        vmail.spawn_and_wait()?;
+        Ok(vmail)
+    }
+}
+
+fn rtp_range() -> (u16, u16) {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let slot = (std::process::id() as u16 % 40 + NEXT.fetch_add(1, Ordering::Relaxed)) % 90;
+    let min = 20000 + slot * 200;
+    (min, min + 199)
+}
+
+impl Vmail {
+    /// Start with the default configuration (one instance serving [`DOMAIN`]).
+    pub fn start() -> Vmail {
+        Vmail::builder().start()
+    }
+
+    /// Start with a tweak of the instance's `ext` object.
+    pub fn start_with(f: impl FnOnce(&mut Value) + 'static) -> Vmail {
+        Vmail::builder().ext(f).start()
+    }
+
+    /// A builder for other settings.
+    pub fn builder() -> VmailBuilder {
+        VmailBuilder::default()
+    }
+
+    /// SIP address (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.sip_port))
+    }
+
+    /// HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.http_port))
+    }
+
+    /// The configuration file it runs with (rewrite it and [`Vmail::sighup`]).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The store root, `<siteshare>/vmail`.
+    pub fn store(&self) -> PathBuf {
+        self.siteshare.path().join("vmail")
+    }
+
+    /// A mailbox folder, `<siteshare>/vmail/domains/<domain>/<user>`.
+    pub fn mailbox_dir(&self, user: &str, domain: &str) -> PathBuf {
+        self.store().join("domains").join(domain).join(user)
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), VmailStartError> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open vmail log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmail"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--name")
+            .arg(&self.name)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "debug");
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start the vmail binary"));
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), VmailStartError> {
+        let deadline = Instant::now() + self.ready_timeout;
+        if let Ready::Delay(d) = self.ready {
+            std::thread::sleep(d);
+        }
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(VmailStartError::Exited {
+                        status,
+                        log: self.log(),
+                    });
+                }
+            }
+            let ok = match self.ready {
+                Ready::SipOptions => {
+                    sip_options_probe(self.sip_addr(), Duration::from_millis(200)).is_some()
+                }
+                Ready::HttpHealthz => {
+                    http_get(self.http_addr(), "/healthz", Duration::from_millis(500))
+                        .map(|(code, _)| code == 200)
+                        .unwrap_or(false)
+                }
+                Ready::Delay(_) => true,
+            };
+            if ok {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(VmailStartError::NotReady { log: self.log() });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kill it with SIGKILL (a crash); the SiteShare stays.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Ask it to stop (SIGTERM) and wait up to `timeout`; SIGKILL after that.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        send_signal(child.id(), "TERM");
+        wait_child(&mut child, timeout).ok()
+    }
+
+    /// Send SIGHUP (reload the configuration file).
+    pub fn sighup(&self) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, "HUP");
+        }
+    }
+
+    /// Kill (SIGKILL) if running, then start again with the same
+    /// configuration, ports and SiteShare, and wait until ready.
+    pub fn restart(&mut self) {
+        self.kill9();
+        if let Err(e) = self.spawn_and_wait() {
+            panic!("vmail did not come back after restart: {e:?}");
+        }
+    }
+
+    /// Everything it has logged so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Print the log to stderr (shown by cargo test for a failing test).
+    pub fn print_log(&self) {
+        eprintln!(
+            "--- vmail {} log ({}) ---\n{}",
+            self.name,
+            self.log_path.display(),
+            self.log()
+        );
+    }
+}
+
+impl Drop for Vmail {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            self.print_log();
+        }
+    }
+}
+
+/// Send one SIP OPTIONS over UDP to `addr` and return the first line of the
+/// response, if one comes within `wait`.
+pub fn sip_options_probe(addr: SocketAddr, wait: Duration) -> Option<String> {
+    let sock = UdpSocket::bind((LOCALHOST, 0)).ok()?;
+    let local = sock.local_addr().ok()?;
+    let branch = format!("z9hG4bK-probe-{}-{}", std::process::id(), local.port());
+    let msg = format!(
+        "OPTIONS sip:{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:probe@{local}>;tag=probe{port}\r\n\
+         To: <sip:{addr}>\r\n\
+         Call-ID: probe-{port}-{pid}@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Contact: <sip:probe@{local}>\r\n\
+         Accept: application/sdp\r\n\
+         Content-Length: 0\r\n\r\n",
+        port = local.port(),
+        pid = std::process::id(),
+    );
+    sock.set_read_timeout(Some(wait)).ok()?;
+    sock.send_to(msg.as_bytes(), addr).ok()?;
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    let first = text.lines().next()?.to_string();
+    first.starts_with("SIP/2.0 ").then_some(first)
+}
+
+/// A minimal HTTP/1.0 GET on 127.0.0.1: `(status, body)`.
+pub fn http_get(addr: SocketAddr, path: &str, wait: Duration) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, wait).ok()?;
+    stream.set_read_timeout(Some(wait)).ok()?;
+    stream.set_write_timeout(Some(wait)).ok()?;
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).ok()?;
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((code, body))
+}
+
+// ---------------------------------------------------------------------------
+// RTP peer
+
+/// One RTP packet an [`RtpPeer`] received.
+#[derive(Clone, Debug)]
+pub struct RtpPacket {
+    /// When it arrived, since the peer started.
+    pub at: Duration,
+    /// Where it came from.
+    pub from: SocketAddr,
+    /// Payload type.
+    pub payload_type: u8,
+    /// Marker bit.
+    pub marker: bool,
+    /// Sequence number.
+    pub seq: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+}
+
+/// What an [`RtpPeer`] sends.
+#[derive(Clone, Debug)]
+pub struct RtpPlan {
+    /// 8 kHz PCM sent once, in 20 ms packets.
+    pub audio: Vec<i16>,
+    /// Payload type: 8 (PCMA) or 0 (PCMU).
+    pub payload_type: u8,
+    /// Where to send; `None`: to wherever the first packet came from
+    /// (symmetric RTP, the way vmail does it).
+    pub dest: Option<SocketAddr>,
+    /// Wait this long after the destination is known before sending.
+    pub start_after: Duration,
+    /// RFC 4733 events: (time after sending starts, digit `0-9*#A-D`).
+    /// An event replaces the audio for 160 ms (100 ms of event, then 3 end
+    /// packets); silence is sent between the end of the audio and a later event.
+    pub dtmf: Vec<(Duration, char)>,
+    /// Payload type of telephone-event.
+    pub dtmf_payload_type: u8,
+    /// After the audio, keep sending silence this long.
+    pub tail_silence: Duration,
+}
+
+impl Default for RtpPlan {
+    fn default() -> Self {
+        RtpPlan {
+            audio: Vec::new(),
+            payload_type: 8,
+            dest: None,
+            start_after: Duration::ZERO,
+            dtmf: Vec::new(),
+            dtmf_payload_type: 101,
+            tail_silence: Duration::ZERO,
+        }
+    }
+}
+
+/// Everything an [`RtpPeer`] saw and did.
+#[derive(Clone, Debug, Default)]
+pub struct RtpCapture {
+    /// Packets received, in arrival order.
+    pub packets: Vec<RtpPacket>,
+    /// Packets sent.
+    pub sent: usize,
+    /// Where they were sent.
+    pub sent_to: Option<SocketAddr>,
+}
+
+/// A caller's RTP endpoint on 127.0.0.1: a UDP socket in a thread that records
+/// every packet and (optionally) sends an [`RtpPlan`]. Put [`RtpPeer::port`]
+/// into the SDP (sipp `deposit_rtp_peer.xml`, key `rtp_port`).
+pub struct RtpPeer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<RtpCapture>>,
+}
+
+impl RtpPeer {
+    /// Only listen.
+    pub fn listen() -> RtpPeer {
+        RtpPeer::start(None)
+    }
+
+    /// Listen and send `plan`.
+    pub fn with_plan(plan: RtpPlan) -> RtpPeer {
+        RtpPeer::start(Some(plan))
+    }
+
+    fn start(plan: Option<RtpPlan>) -> RtpPeer {
+        let sock = UdpSocket::bind((LOCALHOST, 0)).expect("bind RTP socket");
+        let port = sock.local_addr().expect("local addr").port();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("read timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let handle = std::thread::spawn(move || rtp_peer_loop(sock, plan, stop2));
+        RtpPeer {
+            port,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// The local RTP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The local RTP address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.port))
+    }
+
+    /// Stop and return what happened.
+    pub fn finish(mut self) -> RtpCapture {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .map(|h| h.join().expect("RTP peer thread"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RtpPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// RFC 4733 event code of a DTMF digit.
+pub fn dtmf_event(digit: char) -> Option<u8> {
+    match digit {
+        '0'..='9' => Some(digit as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        'A'..='D' => Some(digit as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
+/// The DTMF digit of an RFC 4733 event code.
+pub fn dtmf_digit(event: u8) -> Option<char> {
+    match event {
+        0..=9 => Some((b'0' + event) as char),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some((b'A' + event - 12) as char),
+        _ => None,
+    }
+}
+
+/// G.711 encode one sample (payload type 0 = PCMU, 8 = PCMA).
+pub fn g711_encode(payload_type: u8, sample: i16) -> u8 {
+    if payload_type == 0 {
+        audio_codec_algorithms::encode_ulaw(sample)
+    } else {
+        audio_codec_algorithms::encode_alaw(sample)
+    }
+}
+
+/// G.711 decode one byte (payload type 0 = PCMU, 8 = PCMA).
+pub fn g711_decode(payload_type: u8, byte: u8) -> i16 {
+    if payload_type == 0 {
+        audio_codec_algorithms::decode_ulaw(byte)
+    } else {
+        audio_codec_algorithms::decode_alaw(byte)
+    }
+}
+
+fn rtp_peer_loop(sock: UdpSocket, plan: Option<RtpPlan>, stop: Arc<AtomicBool>) -> RtpCapture {
+    const FRAME: usize = 160;
+    let start = Instant::now();
+    let hard_stop = start + Duration::from_secs(300);
+    let mut cap = RtpCapture::default();
+    let mut buf = [0u8; 2048];
+    let mut dest = plan.as_ref().and_then(|p| p.dest);
+    let mut send_start: Option<Instant> = None;
+    let mut frame_no: u64 = 0;
+    let ssrc: u32 = 0x7465_7374; // "test"
+    let mut seq: u16 = 1000;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < hard_stop {
+        match sock.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if let Ok(r) = rtp_rs::RtpReader::new(&buf[..n]) {
+                    cap.packets.push(RtpPacket {
+                        at: start.elapsed(),
+                        from,
+                        payload_type: r.payload_type(),
+                        marker: r.mark(),
+                        seq: u16::from(r.sequence_number()),
+                        timestamp: r.timestamp(),
+                        ssrc: r.ssrc(),
+                        payload: r.payload().to_vec(),
+                    });
+                }
+                if dest.is_none() && plan.is_some() {
+                    dest = Some(from);
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => {}
+        }
+        let (Some(plan), Some(to)) = (plan.as_ref(), dest) else {
+            continue;
+        };
+        let t0 = *send_start.get_or_insert_with(|| Instant::now() + plan.start_after);
+        let now = Instant::now();
+        if now < t0 {
+            continue;
+        }
+        let audio_frames = plan.audio.len().div_ceil(FRAME) as u64;
+        let tail_frames = (plan.tail_silence.as_millis() / 20) as u64;
+        let dtmf_frames = plan
+            .dtmf
+            .iter()
+            .map(|(at, _)| at.as_millis() as u64 / 20 + 8)
+            .max()
+            .unwrap_or(0);
+        let total_frames = (audio_frames + tail_frames).max(dtmf_frames);
+        // Send every frame that is due (20 ms each).
+        while frame_no * 20 <= now.duration_since(t0).as_millis() as u64 {
+            if frame_no >= total_frames {
+                break;
+            }
+            let t_ms = frame_no * 20;
+            let ts = (frame_no as u32).wrapping_mul(FRAME as u32);
+            let event = plan.dtmf.iter().find_map(|(at, digit)| {
+                let at_ms = at.as_millis() as u64;
+                (t_ms >= at_ms && t_ms < at_ms + 160).then_some((at_ms, *digit))
+            });
+            let packet = if let Some((at_ms, digit)) = event {
+                // 100 ms of event (5 packets), then 3 end packets; the event's
+                // timestamp is the one of its first packet.
+                let k = (t_ms - at_ms) / 20;
+                let start_ts = ((at_ms / 20) as u32).wrapping_mul(FRAME as u32);
+                let end = k >= 5;
+                let dur = ((k.min(5) + 1) * FRAME as u64) as u16;
+                let code = dtmf_event(digit).unwrap_or(0);
+                let payload = [
+                    code,
+                    if end { 0x80 | 10 } else { 10 },
+                    (dur >> 8) as u8,
+                    dur as u8,
+                ];
+                rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(plan.dtmf_payload_type)
+                    .marked(k == 0)
+                    .ssrc(ssrc)
+                    .sequence(rtp_rs::Seq::from(seq))
+                    .timestamp(start_ts)
+                    .payload(&payload)
+                    .build()
+            } else {
+                let from = (frame_no as usize) * FRAME;
+                let payload: Vec<u8> = (from..from + FRAME)
+                    .map(|i| {
+                        g711_encode(plan.payload_type, plan.audio.get(i).copied().unwrap_or(0))
+                    })
+                    .collect();
+                rtp_rs::RtpPacketBuilder::new()
+                    .payload_type(plan.payload_type)
+                    .marked(frame_no == 0)
+                    .ssrc(ssrc)
+                    .sequence(rtp_rs::Seq::from(seq))
+                    .timestamp(ts)
+                    .payload(&payload)
+                    .build()
+            };
+            if let Ok(bytes) = packet {
+                if sock.send_to(&bytes, to).is_ok() {
+                    cap.sent += 1;
+                    cap.sent_to = Some(to);
+                }
+            }
+            seq = seq.wrapping_add(1);
+            frame_no += 1;
+        }
+    }
+    cap
+}
+
+impl RtpCapture {
+    /// Audio packets (payload type 0 or 8), in arrival order.
+    pub fn audio(&self) -> impl Iterator<Item = &RtpPacket> {
+        self.packets
+            .iter()
+            .filter(|p| p.payload_type == 0 || p.payload_type == 8)
+    }
+
+    /// Packets of payload type `pt`.
+    pub fn of_type(&self, pt: u8) -> impl Iterator<Item = &RtpPacket> {
+        self.packets.iter().filter(move |p| p.payload_type == pt)
+    }
+
+    /// Source addresses seen.
+    pub fn sources(&self) -> BTreeSet<SocketAddr> {
+        self.packets.iter().map(|p| p.from).collect()
+    }
+
+    /// The received G.711 audio as 8 kHz PCM on the RTP timeline of the
+    /// stream with the most audio packets: each packet is placed at its
+    /// timestamp, gaps are silence.
+    pub fn audio_pcm(&self) -> Vec<i16> {
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for p in self.audio() {
+            *counts.entry(p.ssrc).or_default() += 1;
+        }
+        let Some((&ssrc, _)) = counts.iter().max_by_key(|(_, n)| **n) else {
+            return Vec::new();
+        };
+        let stream: Vec<&RtpPacket> = self.audio().filter(|p| p.ssrc == ssrc).collect();
+        let ts0 = stream.iter().map(|p| p.timestamp).min().unwrap_or(0);
+        let mut out: Vec<i16> = Vec::new();
+        for p in stream {
+            let off = p.timestamp.wrapping_sub(ts0) as usize;
+            if off > 8000 * 600 {
+                continue; // wrapped or absurd
+            }
+            let end = off + p.payload.len();
+            if out.len() < end {
+                out.resize(end, 0);
+            }
+            for (i, b) in p.payload.iter().enumerate() {
+                out[off + i] = g711_decode(p.payload_type, *b);
+            }
+        }
+        out
+    }
+
+    /// The received G.711 audio placed by arrival time (robust to SSRC and
+    /// timestamp jumps, off by the network jitter): sample 0 is the first
+    /// packet's arrival.
+    pub fn audio_pcm_by_arrival(&self) -> Vec<i16> {
+        let mut it = self.audio().peekable();
+        let Some(first) = it.peek() else {
+            return Vec::new();
+        };
+        let t0 = first.at;
+        let mut out: Vec<i16> = Vec::new();
+        for p in self.audio() {
+            let off = ((p.at - t0).as_micros() as usize * 8) / 1000;
+            let off = off.max(out.len().saturating_sub(80)); // never overlap more than 10 ms
+            let end = off + p.payload.len();
+            if out.len() < end {
+                out.resize(end, 0);
+            }
+            for (i, b) in p.payload.iter().enumerate() {
+                out[off + i] = g711_decode(p.payload_type, *b);
+            }
+        }
+        out
+    }
+
+    /// DTMF digits carried as RFC 4733 events of payload type `pt`, one per
+    /// event (retransmitted end packets and updates counted once).
+    pub fn dtmf_digits(&self, pt: u8) -> String {
+        let mut seen: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let mut out = String::new();
+        for p in self.of_type(pt) {
+            if p.payload.len() < 4 || !seen.insert((p.ssrc, p.timestamp)) {
+                continue;
+            }
+            if let Some(d) = dtmf_digit(p.payload[0]) {
+                out.push(d);
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// WAV and tones
+
+/// Read a WAV file: its format and its samples as i16 (first channel).
+pub fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+    let mut reader =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("open WAV {}: {e}", path.display()));
+    let spec = reader.spec();
+    let channels = spec.channels.max(1) as usize;
+    let samples: Vec<i16> = match (spec.sample_format, spec.bits_per_sample) {
+        (hound::SampleFormat::Int, 16) => reader
+            .samples::<i16>()
+            .map(|s| s.expect("sample"))
+            .collect(),
+        (hound::SampleFormat::Int, bits) => reader
+            .samples::<i32>()
+            .map(|s| (s.expect("sample") >> (bits.saturating_sub(16))) as i16)
+            .collect(),
+        (hound::SampleFormat::Float, _) => reader
+            .samples::<f32>()
+            .map(|s| (s.expect("sample").clamp(-1.0, 1.0) * 32767.0) as i16)
+            .collect(),
+    };
+    let mono = samples.chunks(channels).map(|c| c[0]).collect();
+    (spec, mono)
+}
+
+/// Write 16-bit mono PCM as a WAV file.
+pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("create WAV");
+    for s in samples {
+        w.write_sample(*s).expect("write sample");
+    }
+    w.finalize().expect("finish WAV");
+}
+
+/// A steady tone found by [`tone_sequence`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tone {
+    /// Frequency in Hz (on a 25 Hz grid).
+    pub freq: u32,
+    /// Start, ms from the first sample.
+    pub onset_ms: u32,
+    /// Length in ms.
+    pub duration_ms: u32,
+}
+
+/// Goertzel power of `freq` in `frame` (unnormalised |X|^2).
+pub fn goertzel_power(frame: &[i16], rate: u32, freq: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * freq / rate as f64;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in frame {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
+/// Find the steady tones (200-3400 Hz) in `samples`: 20 ms Goertzel frames
+/// every 10 ms; a frame is tonal when one frequency holds at least 60 % of
+/// the frame's energy and the level is above -45 dBFS; runs of at least 60 ms
+/// at one frequency are tones. Onsets are accurate to about 10 ms. Speech,
+/// noise and silence give nothing.
+pub fn tone_sequence(samples: &[i16], rate: u32) -> Vec<Tone> {
+    let candidates: Vec<f64> = (200..=3400).step_by(25).map(f64::from).collect();
+    let n = (rate as usize) / 50; // 20 ms
+    let hop = (rate as usize) / 100; // 10 ms
+    if n == 0 || samples.len() < n {
+        return Vec::new();
+    }
+    let min_rms = 32768.0 * 10f64.powf(-45.0 / 20.0);
+    let mut frames: Vec<Option<u32>> = Vec::new();
+    let mut pos = 0;
+    while pos + n <= samples.len() {
+        let frame = &samples[pos..pos + n];
+        let energy: f64 = frame.iter().map(|&x| (x as f64) * (x as f64)).sum();
+        let rms = (energy / n as f64).sqrt();
+        let mut best = None;
+        if rms >= min_rms {
+            let (f, p) = candidates
+                .iter()
+                .map(|&f| (f, goertzel_power(frame, rate, f)))
+                .fold((0.0, 0.0), |acc, x| if x.1 > acc.1 { x } else { acc });
+            // For a pure tone 2|X|^2 / (N * sum x^2) is about 1.
+            let fraction = 2.0 * p / (n as f64 * energy);
+            if fraction >= 0.6 {
+                best = Some(f as u32);
+            }
+        }
+        frames.push(best);
+        pos += hop;
+    }
+    let hop_ms = 10u32;
+    let mut tones = Vec::new();
+    let mut i = 0;
+    while i < frames.len() {
+        let Some(f) = frames[i] else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + 1;
+        while j < frames.len() && frames[j].is_some_and(|g| g.abs_diff(f) <= 25) {
+            j += 1;
+        }
+        // frames i..j: the tone covers [i*hop, (j-1)*hop + 20ms]; a frame counts
+        // once it is about half full, so shift the ends by a quarter frame.
+        let duration = (j - i) as u32 * hop_ms + 10;
+        if duration >= 60 {
+            tones.push(Tone {
+                freq: f,
+                onset_ms: i as u32 * hop_ms + 5,
+                duration_ms: duration,
+            });
+        }
+        i = j;
+    }
+    // Merge neighbours split by a dropped frame (same frequency, gap <= 20 ms).
+    let mut merged: Vec<Tone> = Vec::new();
+    for t in tones {
+        if let Some(last) = merged.last_mut() {
+            let last_end = last.onset_ms + last.duration_ms;
+            if last.freq.abs_diff(t.freq) <= 25 && t.onset_ms <= last_end + 20 {
+                last.duration_ms = t.onset_ms + t.duration_ms - last.onset_ms;
+                continue;
+            }
+        }
+        merged.push(t);
+    }
+    merged
+}
+
+/// Check that `found` contains the tones of `media/tones.wav` in order, with
+/// the same spacing (onsets relative to the first tone) within `tol_ms`.
+/// Returns the onset of the first test tone in `found`'s time base.
+pub fn assert_test_tones(found: &[Tone], tol_ms: u32) -> u32 {
+    let seq: Vec<&Tone> = found
+        .iter()
+        .filter(|t| TEST_TONES_HZ.contains(&t.freq))
+        .collect();
+    let start = seq
+        .windows(TEST_TONES_HZ.len())
+        .position(|w| w.iter().zip(TEST_TONES_HZ).all(|(t, f)| t.freq == f))
+        .unwrap_or_else(|| panic!("tones {TEST_TONES_HZ:?} not found in order in {found:?}"));
+    let run = &seq[start..start + TEST_TONES_HZ.len()];
+    let base = run[0].onset_ms;
+    for (k, t) in run.iter().enumerate() {
+        let want = TEST_TONES_ONSET_MS[k] - TEST_TONES_ONSET_MS[0];
+        let got = t.onset_ms - base;
+        assert!(
+            got.abs_diff(want) <= tol_ms,
+            "tone {} Hz at +{got} ms, expected +{want} ms (±{tol_ms}); all: {found:?}",
+            t.freq
+        );
+        assert!(
+            t.duration_ms.abs_diff(300) <= 2 * tol_ms,
+            "tone {} Hz lasts {} ms, expected 300 (±{}); all: {found:?}",
+            t.freq,
+            t.duration_ms,
+            2 * tol_ms
+        );
+    }
+    base
+}
