@@ -112,6 +112,7 @@ pub async fn drive(setup: CallSetup) {
     loop {
         // Carry out what the flow asks.
         while let Some(action) = deposit.poll_action() {
+            debug!(?action, "deposit action");
             match action {
                 Action::Play(clips) => {
                     generation += 1;

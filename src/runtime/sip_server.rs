@@ -43,6 +43,7 @@ struct CallEntry {
     port: u16,
     local_sdp: String,
     sdp_version: u64,
+    codec: Codec,
     /// Set until the 200 is sent (answer delay).
     pending: Option<Box<PendingAnswer>>,
     answered: bool,
@@ -369,11 +370,7 @@ impl SipServer {
             }
         };
         // Media.
-        let negotiated = match sdp::parse(req.body())
-            .map_err(|e| e.to_string())
-            .and_then(|offer| {
-                sdp::negotiate(&offer, &[Codec::Pcmu, Codec::Pcma]).map_err(|e| e.to_string())
-            }) {
+        let negotiated = match negotiate(req.body(), None) {
             Ok(n) => n,
             Err(e) => {
                 info!(call_id = %cid, "no usable SDP offer: {e}");
@@ -485,6 +482,7 @@ impl SipServer {
                 port,
                 local_sdp,
                 sdp_version,
+                codec: negotiated.codec,
                 pending: Some(Box::new(PendingAnswer {
                     setup,
                     response: ok,
@@ -552,12 +550,9 @@ impl SipServer {
             // An offerless re-INVITE: offer the current session again.
             call.local_sdp.clone()
         } else {
-            match sdp::parse(req.body())
-                .map_err(|e| e.to_string())
-                .and_then(|o| {
-                    sdp::negotiate(&o, &[Codec::Pcmu, Codec::Pcma]).map_err(|e| e.to_string())
-                }) {
+            match negotiate(req.body(), Some(call.codec)) {
                 Ok(n) => {
+                    call.codec = n.codec;
                     call.sdp_version += 1;
                     call.local_sdp = sdp::answer(
                         &n,
@@ -730,6 +725,25 @@ enum Route {
     Serve,
     Redirect(Vec<String>),
     NotServed,
+}
+
+/// Parses an SDP offer and picks the codec: the offerer's order among the
+/// codecs vmail decodes (RFC 3264 lets the answerer choose; following the
+/// caller's preference is what phones expect), keeping `current` on a
+/// re-INVITE when it is still offered.
+fn negotiate(body: &[u8], current: Option<Codec>) -> Result<Negotiated, String> {
+    let offer = sdp::parse(body).map_err(|e| e.to_string())?;
+    let mut prefer: Vec<Codec> = current.into_iter().collect();
+    if let Some(audio) = &offer.audio {
+        for f in &audio.formats {
+            if let Some(c @ (Codec::Pcmu | Codec::Pcma)) = f.codec {
+                if !prefer.contains(&c) {
+                    prefer.push(c);
+                }
+            }
+        }
+    }
+    sdp::negotiate(&offer, &prefer).map_err(|e| e.to_string())
 }
 
 fn media_codec(n: &Negotiated) -> MediaCodec {
