@@ -683,24 +683,17 @@ fn vmail_helper_starts_the_binary_with_a_temp_config() {
         })
         .ready_timeout(Duration::from_secs(5))
         .try_start();
-    match started {
-        Ok(mut vmail) => {
-            let line = sip_options_probe(vmail.sip_addr(), Duration::from_secs(2));
-            assert!(line.is_some_and(|l| l.starts_with("SIP/2.0 ")));
-            let cfg: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(vmail.config_path()).unwrap())
-                    .unwrap();
-            assert_eq!(cfg["roles"][0]["ext"]["sip_port"], vmail.sip_port);
-            assert_eq!(cfg["roles"][0]["ext"]["max_message_seconds"], 30);
-            vmail.restart();
-            assert!(sip_options_probe(vmail.sip_addr(), Duration::from_secs(2)).is_some());
-            vmail.kill9();
-        }
-        Err(VmailStartError::Exited { status, .. }) => {
-            eprintln!("vmail binary exited at once ({status}): `vmail run` is not wired yet");
-        }
-        Err(VmailStartError::NotReady { log }) => {
-            eprintln!("vmail did not answer OPTIONS yet; log:\n{log}");
-        }
-    }
+    let mut vmail = match started {
+        Ok(v) => v,
+        Err(e) => panic!("vmail did not start: {e:?}"),
+    };
+    let line = sip_options_probe(vmail.sip_addr(), Duration::from_secs(2));
+    assert!(line.is_some_and(|l| l.starts_with("SIP/2.0 ")));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(vmail.config_path()).unwrap()).unwrap();
+    assert_eq!(cfg["roles"][0]["ext"]["sip_port"], vmail.sip_port);
+    assert_eq!(cfg["roles"][0]["ext"]["max_message_seconds"], 30);
+    vmail.restart();
+    assert!(sip_options_probe(vmail.sip_addr(), Duration::from_secs(2)).is_some());
+    vmail.kill9();
 }

@@ -34,6 +34,7 @@ def parse_args(argv):
     p.add_argument("--transport", choices=["udp", "tcp"], default="udp")
     p.add_argument("--caller", default="sip:5551234@test.rootdomain.ru", help="From URI (the local account)")
     p.add_argument("--wav", help="WAV file played into the call once, from when media is up")
+    p.add_argument("--wav-delay", type=float, default=0.0, help="start the --wav this many seconds after media is up (e.g. after the greeting)")
     p.add_argument(
         "--hangup-after-seconds",
         type=float,
@@ -115,7 +116,7 @@ def main(argv):
     elif args.hangup_after_seconds is not None:
         hold = args.hangup_after_seconds
     elif wav_len is not None:
-        hold = wav_len + 0.5
+        hold = wav_len + 0.5 + args.wav_delay
     else:
         hold = 5.0
 
@@ -176,15 +177,21 @@ def main(argv):
                 self.audio = self.getAudioMedia(mi.index)
                 state["media_active"] = True
                 if args.wav:
-                    self.player = Player()
-                    self.player.createPlayer(args.wav, pj.PJMEDIA_FILE_NO_LOOP)
-                    self.player.startTransmit(self.audio)
-                    log("playing %s (%.2f s)" % (args.wav, wav_len))
+                    state["play_at"] = time.monotonic() + max(0.0, args.wav_delay)
+                    if args.wav_delay <= 0:
+                        self.start_player()
                 if args.record:
                     self.recorder = pj.AudioMediaRecorder()
                     self.recorder.createRecorder(args.record)
                     self.audio.startTransmit(self.recorder)
                     log("recording into %s" % args.record)
+
+        def start_player(self):
+            state["play_at"] = None
+            self.player = Player()
+            self.player.createPlayer(args.wav, pj.PJMEDIA_FILE_NO_LOOP)
+            self.player.startTransmit(self.audio)
+            log("playing %s (%.2f s)" % (args.wav, wav_len))
 
         def poll_stats(self):
             if self.med_idx is None:
@@ -278,6 +285,8 @@ def main(argv):
             if now - last_stats > 0.2:
                 call.poll_stats()
                 last_stats = now
+            if state.get("play_at") is not None and now >= state["play_at"] and call.audio is not None:
+                call.start_player()
             if state["confirmed"]:
                 since = now - state["confirmed_at"]
                 for item in dtmf_plan:
