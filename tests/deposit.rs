@@ -587,3 +587,160 @@ fn overload_answers_503_with_retry_after() {
     assert!(header_value(resp, "Retry-After").is_some(), "{resp}");
     first.wait().assert_success("first call keeps going");
 }
+
+/// sipp does SIP and waits for vmail's BYE; the test is the RTP peer.
+fn call_until_vmail_hangs_up(v: &Vmail, plan: RtpPlan) -> Option<(SippRun, RtpCapture)> {
+    let peer = RtpPeer::with_plan(plan);
+    let run = Sipp::uac("deposit_rtp_peer.xml", v.sip_addr())
+        .mailbox("1001")
+        .key("rtp_port", &peer.port().to_string())
+        .set("wait_bye", "1")
+        .run()?;
+    Some((run, peer.finish()))
+}
+
+fn speech_like(ms: u32) -> Vec<i16> {
+    // A 300 Hz tone stands in for speech: loud enough not to count as silence.
+    vmail::media::tone(300.0, ms, 6000, 8000)
+}
+
+#[test]
+fn max_message_length_stops_the_recording_and_hangs_up() {
+    let v = vmail_with(&["1001"], |ext| {
+        ext["max_message_seconds"] = 2.into();
+    });
+    short_greeting(&v, "1001");
+    let plan = RtpPlan {
+        audio: speech_like(8000),
+        payload_type: 8,
+        ..RtpPlan::default()
+    };
+    let Some((run, _)) = call_until_vmail_hangs_up(&v, plan) else {
+        return;
+    };
+    run.assert_success("vmail hangs up at the maximum length");
+    let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(5));
+    let ms = wav_ms(&msgs[0].0);
+    assert!((1900..=2300).contains(&ms), "stored {ms} ms");
+}
+
+#[test]
+fn silence_ends_the_recording() {
+    let v = vmail_with(&["1001"], |ext| {
+        ext["silence_seconds"] = 2.into();
+    });
+    short_greeting(&v, "1001");
+    let mut audio = speech_like(1500);
+    audio.extend(std::iter::repeat_n(0i16, 8000 * 6));
+    let plan = RtpPlan {
+        audio,
+        payload_type: 8,
+        ..RtpPlan::default()
+    };
+    let Some((run, _)) = call_until_vmail_hangs_up(&v, plan) else {
+        return;
+    };
+    run.assert_success("vmail hangs up after the silence");
+    let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(5));
+    let ms = wav_ms(&msgs[0].0);
+    assert!((2500..=4500).contains(&ms), "stored {ms} ms");
+}
+
+#[test]
+fn full_mailbox_records_nothing_and_hangs_up() {
+    let v = vmail_with(&["1001"], |ext| {
+        ext["max_messages"] = 1.into();
+    });
+    // One message already there.
+    let id = MailboxId::new("1001", DOMAIN).unwrap();
+    let info = vmail::store::RecordingInfo {
+        caller_uri: "sip:1@x".into(),
+        caller_name: None,
+        called_uri: "sip:1001@x".into(),
+        cause: "unknown".into(),
+        codec: "PCMU".into(),
+        site: "site1".into(),
+        instance: "vmail1".into(),
+        epoch: 0,
+        sample_rate: 8000,
+    };
+    let mut w = store(&v)
+        .begin_recording(&id, info, std::time::SystemTime::now())
+        .unwrap();
+    w.append(&speech_like(1000)).unwrap();
+    w.finish().unwrap();
+    let plan = RtpPlan {
+        audio: speech_like(6000),
+        payload_type: 8,
+        ..RtpPlan::default()
+    };
+    let Some((run, cap)) = call_until_vmail_hangs_up(&v, plan) else {
+        return;
+    };
+    run.assert_success("vmail says the mailbox is full and hangs up");
+    // "The mailbox is full" was played: speech, no beep.
+    assert!(cap.audio().count() > 25, "nothing played");
+    let heard: Vec<u32> = tone_sequence(&cap.audio_pcm(), 8000)
+        .iter()
+        .map(|t| t.freq)
+        .collect();
+    assert!(
+        !heard.contains(&1000),
+        "beep played to a full mailbox: {heard:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(inbox_count(&v, "1001"), 1);
+}
+
+/// The store cannot take the recording (its tmp/ is unusable): the caller
+/// hears "cannot be taken", vmail hangs up, nothing half-written appears.
+#[test]
+fn store_failure_is_told_to_the_caller_and_leaves_nothing() {
+    let v = vmail_with(&["1001"], |_| {});
+    short_greeting(&v, "1001");
+    let tmp = v.mailbox_dir("1001", DOMAIN).join("tmp");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::write(&tmp, b"not a directory").unwrap();
+    let plan = RtpPlan {
+        audio: speech_like(6000),
+        payload_type: 8,
+        ..RtpPlan::default()
+    };
+    let Some((run, cap)) = call_until_vmail_hangs_up(&v, plan) else {
+        return;
+    };
+    run.assert_success("vmail hangs up after the apology");
+    assert!(cap.audio().count() > 50, "no apology played");
+    assert_eq!(inbox_count(&v, "1001"), 0);
+    assert!(v.log().contains("cannot start recording"), "{}", v.log());
+}
+
+/// Hold and resume by re-INVITE keep the call: both are answered with
+/// the mirrored direction and the BYE afterwards finds the call.
+#[test]
+fn reinvite_hold_and_resume_keep_the_call() {
+    let v = vmail_with(&["1001"], |_| {});
+    let Some(run) = Sipp::uac("reinvite.xml", v.sip_addr())
+        .mailbox("1001")
+        .run()
+    else {
+        return;
+    };
+    run.assert_success("reinvite.xml");
+    assert!(
+        run.log.contains("reinvite 2 answer: a=recvonly"),
+        "{}",
+        run.report()
+    );
+    assert!(
+        run.log.contains("reinvite 3 answer: a=sendrecv"),
+        "{}",
+        run.report()
+    );
+    assert_eq!(
+        v.log().matches("re-INVITE answered").count(),
+        2,
+        "{}",
+        v.log()
+    );
+}

@@ -25,8 +25,9 @@ use super::plan::DepositPlan;
 pub enum CallCommand {
     /// BYE or CANCEL from the caller, or vmail is shutting down.
     Hangup,
-    /// A re-INVITE changed the media.
-    Media(RxConfig, Option<SocketAddr>),
+    /// A re-INVITE changed the media: new receive settings, the address the
+    /// SDP names, and whether vmail may send (false on hold).
+    Media(RxConfig, Option<SocketAddr>, bool),
     /// A DTMF digit from SIP INFO.
     Dtmf(char),
 }
@@ -87,7 +88,9 @@ pub async fn drive(setup: CallSetup) {
     let mut receiver = RtpReceiver::new(rx_config);
     let mut recording: Option<Recording> = None;
     let mut generation = 0u64;
-    let mut learned_remote = false;
+    // Where the caller's packets come from (symmetric RTP).
+    let mut learned: Option<SocketAddr> = None;
+    let mut on_hold = false;
     let mut buf = vec![0u8; 2048];
     let mut hung_up = false;
 
@@ -183,12 +186,14 @@ pub async fn drive(setup: CallSetup) {
                 let result = receiver.push(packet);
                 let now = Instant::now().into_std();
                 match result {
-                    PushResult::Audio | PushResult::Dtmf => {
+                    PushResult::Audio | PushResult::Dtmf | PushResult::ComfortNoise => {
                         deposit.on_media(now);
-                        if !learned_remote {
-                            learned_remote = true;
-                            if let Ok(mut r) = remote.lock() {
-                                *r = Some(from);
+                        if learned.is_none() {
+                            learned = Some(from);
+                            if !on_hold {
+                                if let Ok(mut r) = remote.lock() {
+                                    *r = Some(from);
+                                }
                             }
                         }
                     }
@@ -242,12 +247,11 @@ pub async fn drive(setup: CallSetup) {
                         hung_up = true;
                         deposit.on_hangup(now);
                     }
-                    Some(CallCommand::Media(cfg, addr)) => {
+                    Some(CallCommand::Media(cfg, addr, sends)) => {
                         receiver.set_config(cfg);
-                        if let (Some(addr), false) = (addr, learned_remote) {
-                            if let Ok(mut r) = remote.lock() {
-                                *r = Some(addr);
-                            }
+                        on_hold = !sends;
+                        if let Ok(mut r) = remote.lock() {
+                            *r = if on_hold { None } else { learned.or(addr).or(*r) };
                         }
                     }
                     Some(CallCommand::Dtmf(d)) => deposit.on_dtmf(now, d),

@@ -564,9 +564,11 @@ impl SipServer {
                             username: "vmail",
                         },
                     );
-                    let _ = call
-                        .commands
-                        .send(CallCommand::Media(rx_config(&n), n.remote));
+                    let _ = call.commands.send(CallCommand::Media(
+                        rx_config(&n),
+                        n.remote,
+                        n.direction.sends(),
+                    ));
                     call.local_sdp.clone()
                 }
                 Err(e) => {
@@ -576,6 +578,7 @@ impl SipServer {
                 }
             }
         };
+        info!(call = id, "re-INVITE answered");
         let mut ok = sipcore::make_response(&req, 200, None, None);
         let contact = self.local_contact(peer_transport);
         ok.headers
