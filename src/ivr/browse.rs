@@ -1,0 +1,243 @@
+//! The main menu and listening to messages (envelope, navigation,
+//! delete, forward, save).
+
+use std::time::Instant;
+
+use super::entry::{Entered, Entry};
+use super::menu::Menu;
+use super::phrases::{envelope, message_number, no_old_messages, p, pr};
+use super::state::{Browse, Pending, Phase, State, Timer};
+use super::types::{Audio, ForwardError, StoreOp, StoreReply};
+
+impl Menu {
+    pub(super) fn main_key(&mut self, d: char) -> State {
+        self.interrupt();
+        match d {
+            '1' => {
+                // New messages, then old ones.
+                let view: Vec<usize> = (0..self.msgs.len()).collect();
+                if view.is_empty() {
+                    self.say(vec![pr(p::YOU_HAVE), pr(p::NO_MESSAGES), pr(p::MAIN_MENU)]);
+                    return State::Main;
+                }
+                self.open(view)
+            }
+            '2' => {
+                // What is in Old/ now: old at login, or heard in this call.
+                let mut view: Vec<usize> = self
+                    .msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| !m.was_new || m.moved)
+                    .map(|(i, _)| i)
+                    .collect();
+                view.sort_by(|a, b| self.id(*a).cmp(self.id(*b)));
+                if view.is_empty() {
+                    let mut say = no_old_messages();
+                    say.push(pr(p::MAIN_MENU));
+                    self.say(say);
+                    return State::Main;
+                }
+                self.open(view)
+            }
+            '0' => {
+                self.say(vec![pr(p::OPTIONS_MENU)]);
+                State::Options
+            }
+            '*' => {
+                self.say(vec![pr(p::HELP), pr(p::MAIN_MENU)]);
+                State::Main
+            }
+            '#' => self.farewell(vec![pr(p::GOODBYE)]),
+            _ => {
+                self.say(vec![pr(p::INVALID_OPTION), pr(p::MAIN_MENU)]);
+                State::Main
+            }
+        }
+    }
+
+    fn id(&self, i: usize) -> &str {
+        self.msgs.get(i).map_or("", |m| m.meta.id.as_str())
+    }
+
+    fn open(&mut self, view: Vec<usize>) -> State {
+        let b = Browse {
+            view,
+            pos: 0,
+            phase: Phase::Announce,
+        };
+        self.announce(b)
+    }
+
+    /// "Message N", then (on done) its audio.
+    fn announce(&mut self, mut b: Browse) -> State {
+        b.phase = Phase::Announce;
+        self.say(message_number(b.pos + 1));
+        State::Browse(b)
+    }
+
+    /// Back to the message menu after saying `first` (a confirmation).
+    fn menu_after(&mut self, mut b: Browse, first: Vec<Audio>) -> State {
+        let mut say = first;
+        say.push(pr(p::MESSAGE_MENU));
+        b.phase = Phase::Menu;
+        self.say(say);
+        State::Browse(b)
+    }
+
+    fn current(&self, b: &Browse) -> Option<usize> {
+        b.view.get(b.pos).copied().filter(|&i| i < self.msgs.len())
+    }
+
+    pub(super) fn browse_played(&mut self, now: Instant, mut b: Browse) -> State {
+        match b.phase {
+            Phase::Announce => {
+                let Some(i) = self.current(&b) else {
+                    return self.menu_after(b, Vec::new());
+                };
+                let id = self.id(i).to_string();
+                b.phase = Phase::Audio;
+                self.say(vec![Audio::Message(id)]);
+                // Heard once its audio starts (as the common PBXs do).
+                self.mark_heard(i);
+                State::Browse(b)
+            }
+            Phase::Audio => self.menu_after(b, Vec::new()),
+            Phase::Menu => {
+                self.arm(now, self.cfg.no_input, Timer::NoInput);
+                State::Browse(b)
+            }
+        }
+    }
+
+    /// A new message leaves `INBOX/` (once).
+    fn mark_heard(&mut self, i: usize) {
+        let Some(m) = self.msgs.get_mut(i) else {
+            return;
+        };
+        if m.was_new && !m.moved {
+            m.moved = true;
+            let msg = m.meta.id.clone();
+            self.store(StoreOp::MoveToOld { msg }, Pending::Background);
+        }
+    }
+
+    pub(super) fn browse_key(&mut self, mut b: Browse, d: char) -> State {
+        self.interrupt();
+        let Some(i) = self.current(&b) else {
+            self.say(vec![pr(p::MAIN_MENU)]);
+            return State::Main;
+        };
+        match d {
+            '3' => {
+                let env = self
+                    .msgs
+                    .get(i)
+                    .map(|m| envelope(&m.meta))
+                    .unwrap_or_default();
+                self.menu_after(b, env)
+            }
+            '4' => {
+                if b.pos == 0 {
+                    self.menu_after(b, vec![pr(p::FIRST_MESSAGE)])
+                } else {
+                    b.pos -= 1;
+                    self.announce(b)
+                }
+            }
+            '5' => self.announce(b),
+            '6' => {
+                if b.pos + 1 >= b.view.len() {
+                    self.menu_after(b, vec![pr(p::NO_MORE_MESSAGES)])
+                } else {
+                    b.pos += 1;
+                    self.announce(b)
+                }
+            }
+            '7' => {
+                let said = match self.msgs.get_mut(i) {
+                    Some(m) => {
+                        m.deleted = !m.deleted;
+                        if m.deleted {
+                            p::DELETED
+                        } else {
+                            p::UNDELETED
+                        }
+                    }
+                    None => p::INVALID_OPTION,
+                };
+                self.menu_after(b, vec![pr(said)])
+            }
+            '8' => {
+                b.phase = Phase::Menu;
+                self.say(vec![pr(p::FORWARD_ENTER_MAILBOX)]);
+                State::ForwardEntry {
+                    browse: b,
+                    entry: Entry::default(),
+                }
+            }
+            '9' => {
+                // Keep it: in Old/, and no longer marked for deletion.
+                self.mark_heard(i);
+                if let Some(m) = self.msgs.get_mut(i) {
+                    m.deleted = false;
+                }
+                self.menu_after(b, vec![pr(p::SAVED)])
+            }
+            '*' => {
+                b.phase = Phase::Menu;
+                self.say(vec![pr(p::HELP)]);
+                State::Browse(b)
+            }
+            '#' => {
+                self.say(vec![pr(p::MAIN_MENU)]);
+                State::Main
+            }
+            _ => self.menu_after(b, vec![pr(p::INVALID_OPTION)]),
+        }
+    }
+
+    pub(super) fn forward_key(
+        &mut self,
+        now: Instant,
+        browse: Browse,
+        mut entry: Entry,
+        d: char,
+    ) -> State {
+        match d {
+            '#' => {
+                self.interrupt();
+                match entry.finish() {
+                    Entered::Empty => self.menu_after(browse, Vec::new()),
+                    Entered::TooLong => self.menu_after(browse, vec![pr(p::INVALID_MAILBOX)]),
+                    Entered::Digits(to_user) => {
+                        let Some(i) = self.current(&browse) else {
+                            return self.menu_after(browse, Vec::new());
+                        };
+                        let msg = self.id(i).to_string();
+                        self.store(StoreOp::Forward { msg, to_user }, Pending::Foreground);
+                        State::Forwarding { browse }
+                    }
+                }
+            }
+            '*' => {
+                self.interrupt();
+                self.menu_after(browse, Vec::new())
+            }
+            _ => {
+                self.typed(now, &mut entry, d);
+                State::ForwardEntry { browse, entry }
+            }
+        }
+    }
+
+    pub(super) fn forwarded(&mut self, browse: Browse, reply: StoreReply) -> State {
+        match reply {
+            StoreReply::Forwarded(Ok(())) => self.menu_after(browse, vec![pr(p::FORWARDED)]),
+            StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)) => {
+                self.menu_after(browse, vec![pr(p::INVALID_MAILBOX)])
+            }
+            other => self.store_failed(&other),
+        }
+    }
+}
