@@ -13,8 +13,10 @@
 //! consumer of the drained PCM.
 
 mod codec;
+mod digits;
 mod dtmf;
 mod error;
+mod inband;
 mod packetizer;
 mod ports;
 mod receiver;
@@ -25,8 +27,10 @@ mod tone;
 mod tests;
 
 pub use codec::{decode, encode, Codec};
+pub use digits::{DigitDeduper, DigitSource, DEFAULT_DEDUP_WINDOW};
 pub use dtmf::{digit_to_event, event_to_digit, DtmfEvent};
 pub use error::MediaError;
+pub use inband::{InbandDetector, InbandDigit};
 pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
 pub use ports::PortPool;
 pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};
