@@ -5,7 +5,10 @@
 //! mailboxes → load the prompts → bind SIP UDP/TCP → serve until SIGINT or
 //! SIGTERM → hang up calls, finish their recordings, exit.
 
-mod call_driver;
+mod call_messages;
+mod deposit_driver;
+mod media_io;
+mod menu_driver;
 mod pacer;
 mod plan;
 mod sip_server;

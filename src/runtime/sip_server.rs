@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::call::DepositLimits;
+use crate::ivr::{Menu, MenuConfig};
 use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
 use crate::sdp::{self, Codec, Negotiated};
 use crate::sip::{
@@ -22,7 +23,10 @@ use crate::sip::{
 use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
 use crate::target::{self, Cause, Target};
 
-use super::call_driver::{self, CallCommand, CallEvent, CallSetup};
+use super::call_messages::{CallCommand, CallEvent};
+use super::deposit_driver::{self, CallSetup};
+use super::menu_driver::{self, MenuSetup};
+use super::pacer::PacerSlot;
 use super::plan::DepositPlan;
 use super::tcp::TcpConns;
 use super::Shared;
@@ -49,8 +53,36 @@ struct CallEntry {
     answered: bool,
 }
 
+/// The driver a call gets once answered.
+enum Driver {
+    Deposit(Box<CallSetup>),
+    Menu(Box<MenuSetup>),
+}
+
+impl Driver {
+    fn slot(&self) -> &PacerSlot {
+        match self {
+            Driver::Deposit(s) => &s.slot,
+            Driver::Menu(s) => &s.slot,
+        }
+    }
+}
+
+/// What an INVITE asks for.
+enum Kind {
+    Deposit {
+        mailbox: MailboxId,
+        settings: MailboxSettings,
+        cause: Cause,
+    },
+    Menu {
+        domain: String,
+        known: Option<String>,
+    },
+}
+
 struct PendingAnswer {
-    setup: CallSetup,
+    setup: Driver,
     response: Response,
     invite: Request,
 }
@@ -299,73 +331,39 @@ impl SipServer {
                 return;
             }
         };
-        let (mailbox_addr, cause) = match target {
-            Target::Deposit { mailbox, cause, .. } => (mailbox, cause),
-            Target::Retrieval { .. } => {
-                self.reply(tx, &req, 480, Some("Mailbox access not available"));
-                return;
+        let kind = match target {
+            Target::Deposit { mailbox, cause, .. } => {
+                match self.route(&mailbox.user, &mailbox.domain) {
+                    Route::Serve => {}
+                    route => return self.not_ours(tx, &req, route, &mailbox.domain),
+                }
+                match self.deposit_mailbox(tx, &req, &mailbox.user, &mailbox.domain) {
+                    Some((id, settings)) => Kind::Deposit {
+                        mailbox: id,
+                        settings,
+                        cause,
+                    },
+                    None => return,
+                }
+            }
+            Target::Retrieval { domain, from_user } => {
+                let access = req.uri.user().unwrap_or("voicemail").to_owned();
+                match self.route(&access, &domain) {
+                    Route::Serve => {}
+                    route => return self.not_ours(tx, &req, route, &domain),
+                }
+                // A caller who is a mailbox of the domain only gives the PIN.
+                let known = from_user.filter(|u| {
+                    MailboxId::new(u, &domain)
+                        .ok()
+                        .and_then(|id| shared.store.mailbox(&id).ok().flatten())
+                        .is_some()
+                });
+                Kind::Menu { domain, known }
             }
             #[allow(unreachable_patterns)]
             _ => {
                 self.reply(tx, &req, 404, None);
-                return;
-            }
-        };
-        match self.route(&mailbox_addr.user, &mailbox_addr.domain) {
-            Route::Serve => {}
-            Route::Redirect(contacts) => {
-                let mut r = sipcore::make_response(&req, 302, None, None);
-                r.headers.push(Header::Contact(contacts.join(", ").into()));
-                info!(call_id = %cid, domain = %mailbox_addr.domain, "redirected to the owner group");
-                self.respond(tx, r);
-                return;
-            }
-            Route::NotServed => {
-                let mut r = sipcore::make_response(&req, 404, Some("Domain not served"), None);
-                r.headers.push(Header::Reason(
-                    "SIP;cause=404;text=\"domain not served\"".into(),
-                ));
-                self.respond(tx, r);
-                return;
-            }
-        }
-        let mailbox = match MailboxId::new(&mailbox_addr.user, &mailbox_addr.domain) {
-            Ok(m) => m,
-            Err(_) => {
-                self.reply(tx, &req, 404, Some("Invalid mailbox"));
-                return;
-            }
-        };
-        let settings = match shared.store.mailbox(&mailbox) {
-            Ok(Some(mb)) => mb.settings,
-            Ok(None) if ext.auto_create_mailboxes => {
-                match shared
-                    .store
-                    .create_mailbox(&mailbox, MailboxSettings::default(), None)
-                {
-                    Ok(mb) => {
-                        info!(mailbox = %mailbox, "mailbox created on first deposit");
-                        mb.settings
-                    }
-                    Err(e) => {
-                        warn!(mailbox = %mailbox, "cannot create mailbox: {e}");
-                        let mut r =
-                            sipcore::make_response(&req, 503, Some("Store unavailable"), None);
-                        r.headers.push(Header::RetryAfter("30".into()));
-                        self.respond(tx, r);
-                        return;
-                    }
-                }
-            }
-            Ok(None) => {
-                self.reply(tx, &req, 404, Some("No such mailbox"));
-                return;
-            }
-            Err(e) => {
-                warn!(mailbox = %mailbox, "store error: {e}");
-                let mut r = sipcore::make_response(&req, 503, Some("Store unavailable"), None);
-                r.headers.push(Header::RetryAfter("30".into()));
-                self.respond(tx, r);
                 return;
             }
         };
@@ -413,11 +411,6 @@ impl SipServer {
             .push(Header::Contact(format!("<{contact}>").into()));
         sipcore::set_body(&mut ok, "application/sdp", local_sdp.clone().into_bytes());
 
-        let (caller_uri, caller_name) = sipcore::caller(&req);
-        let language = settings
-            .language
-            .clone()
-            .unwrap_or_else(|| ext.language.clone());
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let remote = Arc::new(std::sync::Mutex::new(negotiated.remote));
@@ -431,43 +424,83 @@ impl SipServer {
             frame_samples,
             done_tx,
         );
-        let setup = CallSetup {
-            call: id,
-            mailbox: mailbox.clone(),
-            socket,
-            remote,
-            rx: rx_config(&negotiated),
-            plan: DepositPlan {
-                language,
+        let setup = match kind {
+            Kind::Deposit {
+                mailbox,
+                settings,
                 cause,
-                limits: DepositLimits {
-                    max_message: Duration::from_secs(u64::from(ext.max_message_seconds)),
-                    min_message: Duration::from_secs(u64::from(ext.min_message_seconds)),
-                    silence: Duration::from_secs(u64::from(ext.silence_seconds)),
-                    media_timeout: Duration::from_secs(u64::from(ext.media_timeout_seconds)),
-                },
-                max_messages: ext.max_messages,
-            },
-            prompts: shared.prompts.clone(),
-            store: shared.store.clone(),
-            recording: RecordingInfo {
-                caller_uri: caller_uri.unwrap_or_default(),
-                caller_name,
-                called_uri: req.uri.to_string(),
-                cause: cause_name(cause).to_owned(),
-                codec: codec_name(&negotiated).to_owned(),
-                site: shared.config.site.clone(),
-                instance: shared.role.name.clone(),
-                epoch: 0,
-                sample_rate: 8000,
-            },
-            slot,
-            done_rx,
-            commands: cmd_rx,
-            events: self.events_tx.clone(),
-            metrics: shared.metrics.clone(),
+            } => {
+                let (caller_uri, caller_name) = sipcore::caller(&req);
+                let language = settings
+                    .language
+                    .clone()
+                    .unwrap_or_else(|| ext.language.clone());
+                info!(call_id = %cid, %mailbox, ?cause, port, "deposit call accepted");
+                Driver::Deposit(Box::new(CallSetup {
+                    call: id,
+                    mailbox,
+                    socket,
+                    remote,
+                    rx: rx_config(&negotiated),
+                    plan: DepositPlan {
+                        language,
+                        cause,
+                        limits: DepositLimits {
+                            max_message: Duration::from_secs(u64::from(ext.max_message_seconds)),
+                            min_message: Duration::from_secs(u64::from(ext.min_message_seconds)),
+                            silence: Duration::from_secs(u64::from(ext.silence_seconds)),
+                            media_timeout: Duration::from_secs(u64::from(
+                                ext.media_timeout_seconds,
+                            )),
+                        },
+                        max_messages: ext.max_messages,
+                    },
+                    prompts: shared.prompts.clone(),
+                    store: shared.store.clone(),
+                    recording: RecordingInfo {
+                        caller_uri: caller_uri.unwrap_or_default(),
+                        caller_name,
+                        called_uri: req.uri.to_string(),
+                        cause: cause_name(cause).to_owned(),
+                        codec: codec_name(&negotiated).to_owned(),
+                        site: shared.config.site.clone(),
+                        instance: shared.role.name.clone(),
+                        epoch: 0,
+                        sample_rate: 8000,
+                    },
+                    slot,
+                    done_rx,
+                    commands: cmd_rx,
+                    events: self.events_tx.clone(),
+                    metrics: shared.metrics.clone(),
+                }))
+            }
+            Kind::Menu { domain, known } => {
+                info!(call_id = %cid, %domain, known = ?known, port, "mailbox menu call accepted");
+                let mut cfg = MenuConfig::new(domain.clone());
+                cfg.max_greeting = Duration::from_secs(u64::from(ext.max_message_seconds));
+                Driver::Menu(Box::new(MenuSetup {
+                    call: id,
+                    menu: Menu::new(cfg, known),
+                    domain,
+                    peer: from.addr,
+                    socket,
+                    remote,
+                    rx: rx_config(&negotiated),
+                    language: ext.language.clone(),
+                    utc_offset: ext.utc_offset(),
+                    lockout_failures: ext.lockout_failures,
+                    lockout_seconds: ext.lockout_seconds,
+                    prompts: shared.prompts.clone(),
+                    store: shared.store.clone(),
+                    slot,
+                    done_rx,
+                    commands: cmd_rx,
+                    events: self.events_tx.clone(),
+                    metrics: shared.metrics.clone(),
+                }))
+            }
         };
-        info!(call_id = %cid, mailbox = %mailbox, ?cause, port, "deposit call accepted");
         let delay = Duration::from_millis(ext.answer_delay_ms);
         let ringing =
             (!delay.is_zero()).then(|| sipcore::make_response(&req, 180, None, Some(&local_tag)));
@@ -503,6 +536,74 @@ impl SipServer {
         }
     }
 
+    /// Answers an INVITE for a domain this group does not serve (SPEC §3).
+    fn not_ours(&mut self, tx: TxKey, req: &Request, route: Route, domain: &str) {
+        match route {
+            Route::Redirect(contacts) => {
+                let mut r = sipcore::make_response(req, 302, None, None);
+                r.headers.push(Header::Contact(contacts.join(", ").into()));
+                info!(%domain, "redirected to the owner group");
+                self.respond(tx, r);
+            }
+            Route::NotServed | Route::Serve => {
+                let mut r = sipcore::make_response(req, 404, Some("Domain not served"), None);
+                r.headers.push(Header::Reason(
+                    "SIP;cause=404;text=\"domain not served\"".into(),
+                ));
+                self.respond(tx, r);
+            }
+        }
+    }
+
+    /// The mailbox of a deposit (created when `auto_create_mailboxes`), or
+    /// `None` after answering 404/503.
+    fn deposit_mailbox(
+        &mut self,
+        tx: TxKey,
+        req: &Request,
+        user: &str,
+        domain: &str,
+    ) -> Option<(MailboxId, MailboxSettings)> {
+        let shared = self.shared.clone();
+        let Ok(mailbox) = MailboxId::new(user, domain) else {
+            self.reply(tx, req, 404, Some("Invalid mailbox"));
+            return None;
+        };
+        let unavailable = |this: &mut Self| {
+            let mut r = sipcore::make_response(req, 503, Some("Store unavailable"), None);
+            r.headers.push(Header::RetryAfter("30".into()));
+            this.respond(tx, r);
+        };
+        match shared.store.mailbox(&mailbox) {
+            Ok(Some(mb)) => Some((mailbox, mb.settings)),
+            Ok(None) if shared.role.ext.auto_create_mailboxes => {
+                match shared
+                    .store
+                    .create_mailbox(&mailbox, MailboxSettings::default(), None)
+                {
+                    Ok(mb) => {
+                        info!(%mailbox, "mailbox created on first deposit");
+                        Some((mailbox, mb.settings))
+                    }
+                    Err(e) => {
+                        warn!(%mailbox, "cannot create mailbox: {e}");
+                        unavailable(self);
+                        None
+                    }
+                }
+            }
+            Ok(None) => {
+                self.reply(tx, req, 404, Some("No such mailbox"));
+                None
+            }
+            Err(e) => {
+                warn!(%mailbox, "store error: {e}");
+                unavailable(self);
+                None
+            }
+        }
+    }
+
     fn answer_due(&mut self, now: Instant) {
         while let Some(&(t, id)) = self.answers_due.first() {
             if t > now {
@@ -525,10 +626,19 @@ impl SipServer {
             setup, response, ..
         } = *pending;
         let tx = call.invite_tx;
-        let span = info_span!("call", call_id = %call.call_id, mailbox = %setup.mailbox);
+        let call_id = call.call_id.clone();
         self.respond(tx, response);
         self.shared.metrics.calls_total.inc();
-        tokio::spawn(call_driver::drive(setup).instrument(span));
+        match setup {
+            Driver::Deposit(setup) => {
+                let span = info_span!("call", %call_id, mailbox = %setup.mailbox);
+                tokio::spawn(deposit_driver::drive(*setup).instrument(span));
+            }
+            Driver::Menu(setup) => {
+                let span = info_span!("call", %call_id, menu = %setup.domain);
+                tokio::spawn(menu_driver::drive(*setup).instrument(span));
+            }
+        }
     }
 
     fn on_reinvite(&mut self, tx: TxKey, req: Request, id: u64) {
@@ -600,7 +710,7 @@ impl SipServer {
         };
         let resp =
             sipcore::make_response(&pending.invite, 487, None, Some(call.dialog.local_tag()));
-        pending.setup.slot.unregister();
+        pending.setup.slot().unregister();
         self.respond(invite_tx, resp);
         self.remove_call(id);
     }
@@ -654,7 +764,7 @@ impl SipServer {
             self.by_call_id.remove(&call.call_id);
             self.by_invite_tx.remove(&call.invite_tx);
             if let Some(p) = call.pending {
-                p.setup.slot.unregister();
+                p.setup.slot().unregister();
             }
             self.shared.ports_release(call.port);
             self.shared.metrics.calls_active.dec();

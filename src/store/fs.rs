@@ -61,6 +61,8 @@ pub(super) struct Inner {
     /// leaves them alone.
     pub(super) live: Mutex<HashSet<PathBuf>>,
     pin: PinHasher,
+    /// A hash to verify against when a mailbox does not exist.
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for FsStore {
@@ -106,6 +108,7 @@ impl FsStore {
                 observer: RwLock::new(None),
                 live: Mutex::new(HashSet::new()),
                 pin,
+                dummy_hash: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -357,6 +360,21 @@ impl FsStore {
                 path: self.mailbox_file(id),
                 reason,
             })
+    }
+
+    /// PIN check that costs the same whether the mailbox exists or not (no
+    /// mailbox enumeration by timing): `Some(matches)` for an existing
+    /// mailbox, `None` for a missing one after a dummy verification.
+    pub fn check_pin(&self, id: &MailboxId, pin: &str) -> Result<Option<bool>, StoreError> {
+        if self.mailbox(id)?.is_some() {
+            return self.verify_pin(id, pin).map(Some);
+        }
+        let dummy = self
+            .inner
+            .dummy_hash
+            .get_or_init(|| self.inner.pin.hash("00000000").unwrap_or_default());
+        let _ = self.inner.pin.verify(pin, dummy);
+        Ok(None)
     }
 
     // ----- login lockout -----

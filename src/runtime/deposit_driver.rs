@@ -2,7 +2,6 @@
 //! jitter buffer, the DTMF decoder and the recording, and carries out what
 //! the [`Deposit`] state machine asks. Prompts are sent by the [`Pacer`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -12,36 +11,17 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::call::{Action, Deposit, DepositPrompts, Opening, RecordingOutcome};
-use crate::media::{PushResult, RtpReceiver, RxConfig, SilenceDetector};
+use crate::media::{RxConfig, SilenceDetector};
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
+use super::call_messages::{CallCommand, CallEvent};
+use super::media_io::MediaIo;
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 
-/// What the SIP side tells a call.
-#[derive(Debug)]
-pub enum CallCommand {
-    /// BYE or CANCEL from the caller, or vmail is shutting down.
-    Hangup,
-    /// A re-INVITE changed the media: new receive settings, the address the
-    /// SDP names, and whether vmail may send (false on hold).
-    Media(RxConfig, Option<SocketAddr>, bool),
-    /// A DTMF digit from SIP INFO.
-    Dtmf(char),
-}
-
-/// What a call tells the SIP side.
-#[derive(Debug)]
-pub enum CallEvent {
-    /// Send BYE for this call.
-    Hangup { call: u64 },
-    /// The call's task has ended; its resources are released.
-    Ended { call: u64 },
-}
-
-/// Everything a call driver needs.
+/// Everything a deposit call's driver needs.
 pub struct CallSetup {
     pub call: u64,
     pub mailbox: MailboxId,
@@ -85,13 +65,9 @@ pub async fn drive(setup: CallSetup) {
         events,
         metrics,
     } = setup;
-    let mut receiver = RtpReceiver::new(rx_config);
+    let mut media = MediaIo::new(socket, remote, rx_config);
     let mut recording: Option<Recording> = None;
     let mut generation = 0u64;
-    // Where the caller's packets come from (symmetric RTP).
-    let mut learned: Option<SocketAddr> = None;
-    let mut on_hold = false;
-    let mut buf = vec![0u8; 2048];
     let mut hung_up = false;
 
     // Greetings are files of the mailbox: read and decode them off the
@@ -145,7 +121,7 @@ pub async fn drive(setup: CallSetup) {
                 Action::StopRecording { min } => {
                     let outcome = match recording.take() {
                         Some(mut rec) => {
-                            receiver.flush(&mut |pcm| {
+                            media.receiver.flush(&mut |pcm| {
                                 let _ = rec.writer.append(pcm);
                             });
                             close_recording(rec.writer, min, &metrics).await
@@ -172,7 +148,7 @@ pub async fn drive(setup: CallSetup) {
             .map(Instant::from_std)
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
+            r = media.socket.recv_from(&mut media.buf) => {
                 let (n, from) = match r {
                     Ok(x) => x,
                     Err(e) => {
@@ -181,29 +157,15 @@ pub async fn drive(setup: CallSetup) {
                         continue;
                     }
                 };
-                metrics.rtp_received.inc();
-                let Some(packet) = buf.get(..n) else { continue };
-                let result = receiver.push(packet);
                 let now = Instant::now().into_std();
-                match result {
-                    PushResult::Audio | PushResult::Dtmf | PushResult::ComfortNoise => {
-                        deposit.on_media(now);
-                        if learned.is_none() {
-                            learned = Some(from);
-                            if !on_hold {
-                                if let Ok(mut r) = remote.lock() {
-                                    *r = Some(from);
-                                }
-                            }
-                        }
-                    }
-                    _ => metrics.rtp_ignored.inc(),
+                if media.on_datagram(n, from, &metrics) {
+                    deposit.on_media(now);
                 }
                 // Audio released by the jitter buffer.
                 match recording.as_mut() {
                     Some(rec) => {
                         let mut failed = false;
-                        receiver.drain(&mut |pcm| {
+                        media.drain(&mut |pcm| {
                             rec.silence.feed(pcm);
                             if rec.writer.append(pcm).is_err() {
                                 failed = true;
@@ -226,11 +188,10 @@ pub async fn drive(setup: CallSetup) {
                             }
                         }
                     }
-                    None => receiver.drain(&mut |_| {}),
+                    None => media.drain(&mut |_| {}),
                 }
-                while let Some(ev) = receiver.poll_dtmf() {
-                    debug!(digit = %ev.digit, "dtmf (rfc 4733)");
-                    deposit.on_dtmf(now, ev.digit);
+                while let Some(digit) = media.poll_digit(now) {
+                    deposit.on_dtmf(now, digit);
                 }
             }
             done = done_rx.recv() => {
@@ -247,14 +208,12 @@ pub async fn drive(setup: CallSetup) {
                         hung_up = true;
                         deposit.on_hangup(now);
                     }
-                    Some(CallCommand::Media(cfg, addr, sends)) => {
-                        receiver.set_config(cfg);
-                        on_hold = !sends;
-                        if let Ok(mut r) = remote.lock() {
-                            *r = if on_hold { None } else { learned.or(addr).or(*r) };
+                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    Some(CallCommand::Dtmf(d)) => {
+                        if let Some(d) = media.info_digit(now, d) {
+                            deposit.on_dtmf(now, d);
                         }
                     }
-                    Some(CallCommand::Dtmf(d)) => deposit.on_dtmf(now, d),
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {
@@ -262,7 +221,7 @@ pub async fn drive(setup: CallSetup) {
             }
         }
     }
-    let stats = receiver.stats();
+    let stats = media.receiver.stats();
     metrics.rtp_lost.add(stats.lost);
     metrics.rtp_late.add(stats.late);
     info!(

@@ -1,0 +1,26 @@
+//! What the SIP task and a call's driver tell each other.
+
+use std::net::SocketAddr;
+
+use crate::media::RxConfig;
+
+/// What the SIP side tells a call.
+#[derive(Debug)]
+pub enum CallCommand {
+    /// BYE or CANCEL from the caller, or vmail is shutting down.
+    Hangup,
+    /// A re-INVITE changed the media: new receive settings, the address the
+    /// SDP names, and whether vmail may send (false on hold).
+    Media(RxConfig, Option<SocketAddr>, bool),
+    /// A DTMF digit from SIP INFO.
+    Dtmf(char),
+}
+
+/// What a call tells the SIP side.
+#[derive(Debug)]
+pub enum CallEvent {
+    /// Send BYE for this call.
+    Hangup { call: u64 },
+    /// The call's task has ended; its resources are released.
+    Ended { call: u64 },
+}

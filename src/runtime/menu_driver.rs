@@ -1,0 +1,495 @@
+//! One task per answered call to an access number: runs the mailbox menu
+//! ([`Menu`]), renders what it wants said into prompts, carries out its
+//! store operations off the async threads (one at a time, in order), and
+//! records greetings into memory until the subscriber accepts one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::call::Clip;
+use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreReply};
+use crate::media::RxConfig;
+use crate::metrics::Metrics;
+use crate::prompts::PromptSet;
+use crate::store::{Folder, FsStore, MailboxId, StoreError};
+
+use super::call_messages::{CallCommand, CallEvent};
+use super::media_io::MediaIo;
+use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+
+/// Everything a menu call's driver needs.
+pub struct MenuSetup {
+    pub call: u64,
+    pub domain: String,
+    pub menu: Menu,
+    pub peer: SocketAddr,
+    pub socket: Arc<UdpSocket>,
+    pub remote: RemoteAddr,
+    pub rx: RxConfig,
+    pub language: String,
+    pub utc_offset: time::UtcOffset,
+    pub lockout_failures: u32,
+    pub lockout_seconds: u64,
+    pub prompts: PromptSet,
+    pub store: FsStore,
+    pub slot: PacerSlot,
+    pub done_rx: mpsc::UnboundedReceiver<PlaybackDone>,
+    pub commands: mpsc::UnboundedReceiver<CallCommand>,
+    pub events: mpsc::UnboundedSender<CallEvent>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Who is logged in, and how they want to hear things.
+#[derive(Clone)]
+struct Session {
+    domain: String,
+    mailbox: Option<MailboxId>,
+    language: String,
+    utc_offset: time::UtcOffset,
+    lockout_failures: u32,
+    lockout_seconds: u64,
+    peer: SocketAddr,
+}
+
+/// Runs the menu call to its end.
+pub async fn drive(setup: MenuSetup) {
+    let MenuSetup {
+        call,
+        domain,
+        mut menu,
+        peer,
+        socket,
+        remote,
+        rx,
+        language,
+        utc_offset,
+        lockout_failures,
+        lockout_seconds,
+        prompts,
+        store,
+        slot,
+        mut done_rx,
+        mut commands,
+        events,
+        metrics,
+    } = setup;
+    let mut media = MediaIo::new(socket, remote, rx);
+    let mut session = Session {
+        domain,
+        mailbox: None,
+        language,
+        utc_offset,
+        lockout_failures,
+        lockout_seconds,
+        peer,
+    };
+    let mut generation = 0u64;
+    let mut hung_up = false;
+    // Greeting recording: in memory until accepted.
+    let mut recording: Option<(Vec<i16>, usize)> = None;
+    let mut last_recording: Vec<i16> = Vec::new();
+    // Ops the menu emitted; run one at a time in order.
+    let mut ops: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
+
+    menu.start(Instant::now().into_std());
+    loop {
+        while let Some(action) = menu.poll_action() {
+            debug!(?action, "menu action");
+            match action {
+                Action::Play(items) => {
+                    generation += 1;
+                    let clips = render(&items, &prompts, &store, &session, &last_recording).await;
+                    slot.play(clips, generation);
+                }
+                Action::StopPlayback => {
+                    generation += 1;
+                    slot.stop();
+                }
+                Action::StartRecording { max } => {
+                    let max_samples = (max.as_millis() as usize) * 8;
+                    recording = Some((Vec::with_capacity(8000 * 10), max_samples));
+                }
+                Action::StopRecording => {
+                    if let Some((pcm, _)) = recording.take() {
+                        let ms = pcm.len() as u64 / 8;
+                        last_recording = pcm;
+                        menu.on_recording_done(Instant::now().into_std(), ms);
+                    }
+                }
+                Action::Store(op) => ops.push_back(op),
+                Action::Hangup => {
+                    if !hung_up {
+                        hung_up = true;
+                        let _ = events.send(CallEvent::Hangup { call });
+                    }
+                }
+                Action::Done => {}
+            }
+            // Store operations, in order, each answered before the next.
+            while let Some(op) = ops.pop_front() {
+                let reply_expected = !matches!(op, StoreOp::Delete { .. });
+                let reply = run_op(op, &store, &mut session, &last_recording).await;
+                if reply_expected && !menu.is_done() {
+                    menu.on_store(Instant::now().into_std(), reply);
+                }
+            }
+        }
+        if menu.is_done() {
+            break;
+        }
+        let deadline = menu
+            .poll_timeout()
+            .map(Instant::from_std)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = media.socket.recv_from(&mut media.buf) => {
+                let (n, from) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        debug!("rtp recv error: {e}");
+                        continue;
+                    }
+                };
+                let now = Instant::now().into_std();
+                media.on_datagram(n, from, &metrics);
+                let mut full = false;
+                media.drain(&mut |pcm| {
+                    if let Some((buf, max)) = recording.as_mut() {
+                        let room = max.saturating_sub(buf.len());
+                        buf.extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
+                        full = buf.len() >= *max;
+                    }
+                });
+                if full {
+                    if let Some((pcm, _)) = recording.take() {
+                        let ms = pcm.len() as u64 / 8;
+                        last_recording = pcm;
+                        menu.on_recording_done(now, ms);
+                    }
+                }
+                while let Some(digit) = media.poll_digit(now) {
+                    menu.on_digit(now, digit);
+                }
+            }
+            done = done_rx.recv() => {
+                if let Some(done) = done {
+                    if done.generation == generation {
+                        menu.on_playback_done(Instant::now().into_std());
+                    }
+                }
+            }
+            cmd = commands.recv() => {
+                let now = Instant::now().into_std();
+                match cmd {
+                    Some(CallCommand::Hangup) | None => {
+                        hung_up = true;
+                        menu.on_hangup(now);
+                    }
+                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    Some(CallCommand::Dtmf(d)) => {
+                        if let Some(d) = media.info_digit(now, d) {
+                            menu.on_digit(now, d);
+                        }
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                menu.handle_timeout(Instant::now().into_std());
+            }
+        }
+    }
+    info!(mailbox = ?session.mailbox.as_ref().map(|m| m.to_string()), "menu call ended");
+    slot.unregister();
+    let _ = events.send(CallEvent::Ended { call });
+}
+
+/// Runs one store operation off the async threads.
+async fn run_op(
+    op: StoreOp,
+    store: &FsStore,
+    session: &mut Session,
+    last_recording: &[i16],
+) -> StoreReply {
+    let store = store.clone();
+    let s = session.clone();
+    let recording = match op {
+        StoreOp::SaveGreeting { .. } => last_recording.to_vec(),
+        _ => Vec::new(),
+    };
+    let result = tokio::task::spawn_blocking(move || blocking_op(op, &store, s, &recording)).await;
+    match result {
+        Ok((reply, Some(logged_in))) => {
+            session.mailbox = Some(logged_in.mailbox);
+            if let Some(lang) = logged_in.language {
+                session.language = lang;
+            }
+            if let Some(offset) = logged_in.utc_offset {
+                session.utc_offset = offset;
+            }
+            reply
+        }
+        Ok((reply, None)) => reply,
+        Err(e) => {
+            warn!("store operation panicked: {e}");
+            StoreReply::Failed
+        }
+    }
+}
+
+struct LoggedIn {
+    mailbox: MailboxId,
+    language: Option<String>,
+    utc_offset: Option<time::UtcOffset>,
+}
+
+fn blocking_op(
+    op: StoreOp,
+    store: &FsStore,
+    s: Session,
+    recording: &[i16],
+) -> (StoreReply, Option<LoggedIn>) {
+    let fail = |what: &str, e: StoreError| {
+        warn!("{what} failed: {e}");
+        StoreReply::Failed
+    };
+    if let StoreOp::VerifyPin { mailbox, pin } = op {
+        return verify_pin(store, &s, &mailbox, &pin);
+    }
+    let Some(id) = s.mailbox.clone() else {
+        return (StoreReply::Failed, None);
+    };
+    let reply = match op {
+        StoreOp::VerifyPin { .. } => StoreReply::Failed,
+        StoreOp::LoadMessages => {
+            match (
+                store.list_messages(&id, Folder::Inbox),
+                store.list_messages(&id, Folder::Old),
+            ) {
+                (Ok(new), Ok(old)) => StoreReply::Messages { new, old },
+                (Err(e), _) | (_, Err(e)) => fail("listing messages", e),
+            }
+        }
+        StoreOp::MoveToOld { msg } => {
+            let r = store
+                .move_message(&id, &msg, Folder::Old)
+                .and_then(|()| store.set_heard(&id, &msg, true));
+            match r {
+                Ok(()) => StoreReply::Done,
+                Err(e) => fail("moving a message to Old", e),
+            }
+        }
+        StoreOp::Delete { msg } => match store.delete_message(&id, &msg) {
+            Ok(()) => StoreReply::Done,
+            Err(e) if e.is_not_found() => StoreReply::Done,
+            Err(e) => fail("deleting a message", e),
+        },
+        StoreOp::Forward { msg, to_user } => {
+            let to = match MailboxId::new(&to_user, &s.domain) {
+                Ok(to) => to,
+                Err(_) => {
+                    return (
+                        StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)),
+                        None,
+                    )
+                }
+            };
+            match store.mailbox(&to) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return (
+                        StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)),
+                        None,
+                    )
+                }
+                Err(e) => {
+                    warn!("forward lookup failed: {e}");
+                    return (StoreReply::Forwarded(Err(ForwardError::Failed)), None);
+                }
+            }
+            match store.copy_message(&id, &msg, &to, &id.to_string()) {
+                Ok(new_id) => {
+                    info!(from = %id, to = %to, id = %new_id, "message forwarded");
+                    StoreReply::Forwarded(Ok(()))
+                }
+                Err(e) => {
+                    warn!("forwarding failed: {e}");
+                    StoreReply::Forwarded(Err(ForwardError::Failed))
+                }
+            }
+        }
+        StoreOp::SaveGreeting { kind } => match store.store_greeting(&id, kind, recording, 8000) {
+            Ok(()) => StoreReply::Done,
+            Err(e) => fail("saving a greeting", e),
+        },
+        StoreOp::DeleteGreeting { kind } => match store.delete_greeting(&id, kind) {
+            Ok(()) => StoreReply::Done,
+            Err(e) if e.is_not_found() => StoreReply::Done,
+            Err(e) => fail("deleting a greeting", e),
+        },
+        StoreOp::SetPin { pin } => match store.set_pin(&id, &pin) {
+            Ok(()) => {
+                info!(mailbox = %id, "PIN changed");
+                StoreReply::Done
+            }
+            Err(e) => fail("setting the PIN", e),
+        },
+    };
+    (reply, None)
+}
+
+/// PIN login with the persistent lockout; the same work and answer whether
+/// the mailbox exists or not.
+fn verify_pin(
+    store: &FsStore,
+    s: &Session,
+    user: &str,
+    pin: &str,
+) -> (StoreReply, Option<LoggedIn>) {
+    let now = SystemTime::now();
+    let Ok(id) = MailboxId::new(user, &s.domain) else {
+        warn!(peer = %s.peer, "PIN login failed: invalid mailbox number");
+        return (StoreReply::Pin(PinReply::NoSuchMailbox), None);
+    };
+    let state = match store.login_state(&id) {
+        Ok(state) => Some(state),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => {
+            warn!("login state of {id}: {e}");
+            return (StoreReply::Failed, None);
+        }
+    };
+    if let Some(until) = state
+        .and_then(|st| st.is_locked(now).then_some(st.locked_until))
+        .flatten()
+    {
+        // Still spend the hashing time: a locked mailbox answers as slowly.
+        let _ = store.check_pin(&id, pin);
+        warn!(mailbox = %id, peer = %s.peer, "PIN login refused: mailbox locked");
+        return (StoreReply::Pin(PinReply::Locked { until }), None);
+    }
+    match store.check_pin(&id, pin) {
+        Ok(Some(true)) => {
+            if let Err(e) = store.record_login_success(&id) {
+                warn!("clearing login failures of {id}: {e}");
+            }
+            let settings = store.mailbox(&id).ok().flatten().map(|m| m.settings);
+            let language = settings.as_ref().and_then(|st| st.language.clone());
+            let utc_offset = settings
+                .as_ref()
+                .and_then(|st| st.timezone.as_deref())
+                .and_then(parse_offset);
+            info!(mailbox = %id, peer = %s.peer, "PIN login");
+            (
+                StoreReply::Pin(PinReply::Ok),
+                Some(LoggedIn {
+                    mailbox: id,
+                    language,
+                    utc_offset,
+                }),
+            )
+        }
+        Ok(Some(false)) => {
+            warn!(mailbox = %id, peer = %s.peer, "PIN login failed: wrong PIN");
+            if let Err(e) =
+                store.record_login_failure(&id, now, s.lockout_failures, s.lockout_seconds)
+            {
+                warn!("recording a login failure of {id}: {e}");
+            }
+            (StoreReply::Pin(PinReply::Wrong), None)
+        }
+        Ok(None) => {
+            warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
+            (StoreReply::Pin(PinReply::NoSuchMailbox), None)
+        }
+        Err(e) => {
+            warn!("PIN check of {id}: {e}");
+            (StoreReply::Failed, None)
+        }
+    }
+}
+
+/// `UTC`, `+03:00`, `-0530`.
+fn parse_offset(s: &str) -> Option<time::UtcOffset> {
+    if s.eq_ignore_ascii_case("utc") || s == "Z" {
+        return Some(time::UtcOffset::UTC);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1i8, s.get(1..)?),
+        b'-' => (-1i8, s.get(1..)?),
+        _ => return None,
+    };
+    let digits: String = rest.chars().filter(|c| *c != ':').collect();
+    let h: i8 = digits.get(..2)?.parse().ok()?;
+    let m: i8 = digits.get(2..4).unwrap_or("00").parse().ok()?;
+    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
+}
+
+/// Turns what the menu wants said into audio clips.
+async fn render(
+    items: &[Audio],
+    prompts: &PromptSet,
+    store: &FsStore,
+    s: &Session,
+    last_recording: &[i16],
+) -> Vec<Clip> {
+    let lang = s.language.as_str();
+    let mut out: Vec<Clip> = Vec::new();
+    for item in items {
+        match item {
+            Audio::Prompt(name) => out.extend(prompts.get(lang, name)),
+            Audio::Digits(d) => out.extend(prompts.digits(lang, d)),
+            Audio::Number(n) => out.extend(prompts.number(lang, *n)),
+            Audio::NumberGendered(n, g) => out.extend(prompts.number_gendered(lang, *n, *g)),
+            Audio::Counted { n, one, many } => out.extend(prompts.counted(lang, *n, one, many)),
+            Audio::Message(id) => {
+                if let Some(clip) = load_message(store, s, id).await {
+                    out.push(clip);
+                }
+            }
+            Audio::DateTime(received) => {
+                let Ok(at) = time::OffsetDateTime::parse(
+                    received,
+                    &time::format_description::well_known::Rfc3339,
+                ) else {
+                    continue;
+                };
+                let local = at.to_offset(s.utc_offset);
+                let today = time::OffsetDateTime::now_utc()
+                    .to_offset(s.utc_offset)
+                    .date();
+                out.extend(prompts.date_time(
+                    lang,
+                    time::PrimitiveDateTime::new(local.date(), local.time()),
+                    today,
+                ));
+            }
+            Audio::LastRecording => {
+                if !last_recording.is_empty() {
+                    out.push(Clip::new(last_recording.to_vec()));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn load_message(store: &FsStore, s: &Session, msg: &str) -> Option<Clip> {
+    let id = s.mailbox.clone()?;
+    let store = store.clone();
+    let msg = msg.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let path = store.message_audio_path(&id, &msg).ok()??;
+        let bytes = std::fs::read(path).ok()?;
+        let pcm = crate::prompts::decode_to_8k(bytes, Some("wav")).ok()?;
+        Some(Clip::new(pcm))
+    })
+    .await
+    .ok()
+    .flatten()
+}
