@@ -327,3 +327,32 @@ fn greeting_recorded_by_phone_is_played_to_the_next_caller() {
         "recorded greeting not played: {heard:?}"
     );
 }
+
+/// A 200-digit PIN, digit floods by INFO and keys in odd places: the menu
+/// stays consistent, the call ends cleanly and the next one works.
+#[test]
+fn digit_floods_and_absurd_input_leave_the_menu_consistent() {
+    let v = vmail_with(|_| {});
+    deposit_tone(&v, "1001", 600.0);
+    let long_pin = "9".repeat(200) + "#";
+    let flood = "*#0#*7#8#9#6#5#4#3".repeat(5);
+    let mut call = Call::new("1001", 8.0)
+        .dtmf(0.5, &long_pin)
+        .dtmf(3.0, &flood)
+        .dtmf(4.0, "##**##");
+    call.method = "info";
+    let Some(_) = call.run(&v) else {
+        return;
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(v.log().contains("menu call ended"), "{}", v.log());
+    // Nothing was deleted or moved by the flood.
+    assert_eq!(count(&v, "1001", Folder::Inbox), 1);
+    // The next call logs in and hears the message.
+    let (_, heard) = Call::new("1001", 10.0)
+        .dtmf(1.0, "1234#")
+        .dtmf(4.0, "1")
+        .run(&v)
+        .unwrap();
+    assert_eq!(tones_heard(&heard, &[600]), vec![600], "{}", v.log());
+}
