@@ -17,7 +17,7 @@ use crate::prompts::PromptSet;
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
-use super::media_io::MediaIo;
+use super::media_io::{CallFlow, CallInputs, MediaIo};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 
@@ -60,15 +60,19 @@ pub async fn drive(setup: CallSetup) {
         store,
         recording: info,
         slot,
-        mut done_rx,
-        mut commands,
+        done_rx,
+        commands,
         events,
         metrics,
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx_config);
     let mut recording: Option<Recording> = None;
-    let mut generation = 0u64;
-    let mut hung_up = false;
+    let mut inputs = CallInputs {
+        done_rx,
+        commands,
+        generation: 0,
+        hung_up: false,
+    };
 
     // Greetings are files of the mailbox: read and decode them off the
     // async threads.
@@ -94,11 +98,11 @@ pub async fn drive(setup: CallSetup) {
             debug!(?action, "deposit action");
             match action {
                 Action::Play(clips) => {
-                    generation += 1;
-                    slot.play(clips, generation);
+                    inputs.generation += 1;
+                    slot.play(clips, inputs.generation);
                 }
                 Action::StopPlayback => {
-                    generation += 1;
+                    inputs.generation += 1;
                     slot.stop();
                 }
                 Action::StartRecording { silence, max } => {
@@ -131,8 +135,8 @@ pub async fn drive(setup: CallSetup) {
                     deposit.on_recording_closed(Instant::now().into_std(), outcome);
                 }
                 Action::Hangup => {
-                    if !hung_up {
-                        hung_up = true;
+                    if !inputs.hung_up {
+                        inputs.hung_up = true;
                         let _ = events.send(CallEvent::Hangup { call });
                     }
                 }
@@ -143,82 +147,48 @@ pub async fn drive(setup: CallSetup) {
             break;
         }
 
-        let deadline = deposit
-            .poll_timeout()
-            .map(Instant::from_std)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            r = media.socket.recv_from(&mut media.buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // ICMP port unreachable and the like: keep going.
-                        debug!("rtp recv error: {e}");
-                        continue;
+        let deadline = deposit.poll_timeout();
+        let Some(is_media) = inputs
+            .next(&mut deposit, &mut media, deadline, &metrics)
+            .await
+        else {
+            continue;
+        };
+        let now = Instant::now().into_std();
+        if is_media {
+            deposit.on_media(now);
+        }
+        // Audio released by the jitter buffer.
+        match recording.as_mut() {
+            Some(rec) => {
+                let mut failed = false;
+                media.drain(&mut |pcm| {
+                    rec.silence.feed(pcm);
+                    if rec.writer.append(pcm).is_err() {
+                        failed = true;
                     }
-                };
-                let now = Instant::now().into_std();
-                if media.on_datagram(n, from, &metrics) {
-                    deposit.on_media(now);
-                }
-                // Audio released by the jitter buffer.
-                match recording.as_mut() {
-                    Some(rec) => {
-                        let mut failed = false;
-                        media.drain(&mut |pcm| {
-                            rec.silence.feed(pcm);
-                            if rec.writer.append(pcm).is_err() {
-                                failed = true;
-                            }
-                        });
-                        if failed {
-                            warn!("writing the recording failed");
-                            if let Some(rec) = recording.take() {
-                                let _ = rec.writer.discard();
-                            }
-                            metrics.messages_failed.inc();
-                            deposit.on_store_error(now);
-                        } else if !rec.limit_reported {
-                            if rec.silence.silent_ms() >= rec.silence_limit_ms {
-                                rec.limit_reported = true;
-                                deposit.on_silence(now);
-                            } else if rec.writer.samples() >= rec.max_samples {
-                                rec.limit_reported = true;
-                                deposit.on_max_length(now);
-                            }
-                        }
+                });
+                if failed {
+                    warn!("writing the recording failed");
+                    if let Some(rec) = recording.take() {
+                        let _ = rec.writer.discard();
                     }
-                    None => media.drain(&mut |_| {}),
-                }
-                while let Some(digit) = media.poll_digit(now) {
-                    deposit.on_dtmf(now, digit);
-                }
-            }
-            done = done_rx.recv() => {
-                if let Some(done) = done {
-                    if done.generation == generation {
-                        deposit.on_playback_done(Instant::now().into_std());
+                    metrics.messages_failed.inc();
+                    deposit.on_store_error(now);
+                } else if !rec.limit_reported {
+                    if rec.silence.silent_ms() >= rec.silence_limit_ms {
+                        rec.limit_reported = true;
+                        deposit.on_silence(now);
+                    } else if rec.writer.samples() >= rec.max_samples {
+                        rec.limit_reported = true;
+                        deposit.on_max_length(now);
                     }
                 }
             }
-            cmd = commands.recv() => {
-                let now = Instant::now().into_std();
-                match cmd {
-                    Some(CallCommand::Hangup) | None => {
-                        hung_up = true;
-                        deposit.on_hangup(now);
-                    }
-                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
-                    Some(CallCommand::Dtmf(d)) => {
-                        if let Some(d) = media.info_digit(now, d) {
-                            deposit.on_dtmf(now, d);
-                        }
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                deposit.handle_timeout(Instant::now().into_std());
-            }
+            None => media.drain(&mut |_| {}),
+        }
+        while let Some(digit) = media.poll_digit(now) {
+            deposit.on_dtmf(now, digit);
         }
     }
     let stats = media.receiver.stats();
@@ -270,5 +240,20 @@ async fn close_recording(
             warn!("storing the message failed: {e}");
             RecordingOutcome::Failed
         }
+    }
+}
+
+impl CallFlow for Deposit {
+    fn digit(&mut self, now: std::time::Instant, digit: char) {
+        self.on_dtmf(now, digit);
+    }
+    fn playback_done(&mut self, now: std::time::Instant) {
+        self.on_playback_done(now);
+    }
+    fn hangup(&mut self, now: std::time::Instant) {
+        self.on_hangup(now);
+    }
+    fn timeout(&mut self, now: std::time::Instant) {
+        self.handle_timeout(now);
     }
 }

@@ -130,3 +130,81 @@ impl MediaIo {
         }
     }
 }
+
+/// What a call flow (deposit or menu) does with the inputs both share.
+pub trait CallFlow {
+    /// A digit from the caller.
+    fn digit(&mut self, now: Instant, digit: char);
+    /// The latest playlist was sent completely.
+    fn playback_done(&mut self, now: Instant);
+    /// The caller hung up (or vmail is shutting down).
+    fn hangup(&mut self, now: Instant);
+    /// Its deadline passed.
+    fn timeout(&mut self, now: Instant);
+}
+
+/// The non-RTP inputs of a call: the pacer's "playlist done", the SIP
+/// side's commands; plus the playlist generation and whether the caller
+/// hung up.
+pub struct CallInputs {
+    pub done_rx: tokio::sync::mpsc::UnboundedReceiver<super::pacer::PlaybackDone>,
+    pub commands: tokio::sync::mpsc::UnboundedReceiver<super::call_messages::CallCommand>,
+    /// Generation of the latest playlist; older "done" reports are ignored.
+    pub generation: u64,
+    /// The caller hung up (or vmail is shutting down).
+    pub hung_up: bool,
+}
+
+impl CallInputs {
+    /// Waits for the next input of a call and hands the shared kinds to
+    /// `flow`. After an RTP datagram (taken by the media layer) it returns
+    /// `Some(is_media)` so the flow can drain the audio.
+    pub async fn next<F: CallFlow>(
+        &mut self,
+        flow: &mut F,
+        media: &mut MediaIo,
+        deadline: Option<Instant>,
+        metrics: &Metrics,
+    ) -> Option<bool> {
+        use super::call_messages::CallCommand;
+        let deadline = deadline
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            r = media.socket.recv_from(&mut media.buf) => match r {
+                Ok((n, from)) => Some(media.on_datagram(n, from, metrics)),
+                Err(e) => {
+                    // ICMP port unreachable and the like: keep going.
+                    debug!("rtp recv error: {e}");
+                    None
+                }
+            },
+            done = self.done_rx.recv() => {
+                if done.is_some_and(|d| d.generation == self.generation) {
+                    flow.playback_done(Instant::now());
+                }
+                None
+            }
+            cmd = self.commands.recv() => {
+                let now = Instant::now();
+                match cmd {
+                    Some(CallCommand::Hangup) | None => {
+                        self.hung_up = true;
+                        flow.hangup(now);
+                    }
+                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    Some(CallCommand::Dtmf(d)) => {
+                        if let Some(d) = media.info_digit(now, d) {
+                            flow.digit(now, d);
+                        }
+                    }
+                }
+                None
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                flow.timeout(Instant::now());
+                None
+            }
+        }
+    }
+}

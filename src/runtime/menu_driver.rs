@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -20,7 +20,7 @@ use crate::prompts::PromptSet;
 use crate::store::{Folder, FsStore, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
-use super::media_io::MediaIo;
+use super::media_io::{CallFlow, CallInputs, MediaIo};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 
 /// Everything a menu call's driver needs.
@@ -74,8 +74,8 @@ pub async fn drive(setup: MenuSetup) {
         prompts,
         store,
         slot,
-        mut done_rx,
-        mut commands,
+        done_rx,
+        commands,
         events,
         metrics,
     } = setup;
@@ -89,8 +89,12 @@ pub async fn drive(setup: MenuSetup) {
         lockout_seconds,
         peer,
     };
-    let mut generation = 0u64;
-    let mut hung_up = false;
+    let mut inputs = CallInputs {
+        done_rx,
+        commands,
+        generation: 0,
+        hung_up: false,
+    };
     // Greeting recording: in memory until accepted.
     let mut recording: Option<(Vec<i16>, usize)> = None;
     let mut last_recording: Vec<i16> = Vec::new();
@@ -103,12 +107,12 @@ pub async fn drive(setup: MenuSetup) {
             debug!(?action, "menu action");
             match action {
                 Action::Play(items) => {
-                    generation += 1;
+                    inputs.generation += 1;
                     let clips = render(&items, &prompts, &store, &session, &last_recording).await;
-                    slot.play(clips, generation);
+                    slot.play(clips, inputs.generation);
                 }
                 Action::StopPlayback => {
-                    generation += 1;
+                    inputs.generation += 1;
                     slot.stop();
                 }
                 Action::StartRecording { max } => {
@@ -124,8 +128,8 @@ pub async fn drive(setup: MenuSetup) {
                 }
                 Action::Store(op) => ops.push_back(op),
                 Action::Hangup => {
-                    if !hung_up {
-                        hung_up = true;
+                    if !inputs.hung_up {
+                        inputs.hung_up = true;
                         let _ = events.send(CallEvent::Hangup { call });
                     }
                 }
@@ -143,65 +147,28 @@ pub async fn drive(setup: MenuSetup) {
         if menu.is_done() {
             break;
         }
-        let deadline = menu
-            .poll_timeout()
-            .map(Instant::from_std)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
-        tokio::select! {
-            r = media.socket.recv_from(&mut media.buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        debug!("rtp recv error: {e}");
-                        continue;
-                    }
-                };
-                let now = Instant::now().into_std();
-                media.on_datagram(n, from, &metrics);
-                let mut full = false;
-                media.drain(&mut |pcm| {
-                    if let Some((buf, max)) = recording.as_mut() {
-                        let room = max.saturating_sub(buf.len());
-                        buf.extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
-                        full = buf.len() >= *max;
-                    }
-                });
-                if full {
-                    if let Some((pcm, _)) = recording.take() {
-                        let ms = pcm.len() as u64 / 8;
-                        last_recording = pcm;
-                        menu.on_recording_done(now, ms);
-                    }
-                }
-                while let Some(digit) = media.poll_digit(now) {
-                    menu.on_digit(now, digit);
-                }
+        let deadline = menu.poll_timeout();
+        let Some(_) = inputs.next(&mut menu, &mut media, deadline, &metrics).await else {
+            continue;
+        };
+        let now = Instant::now().into_std();
+        let mut full = false;
+        media.drain(&mut |pcm| {
+            if let Some((buf, max)) = recording.as_mut() {
+                let room = max.saturating_sub(buf.len());
+                buf.extend_from_slice(pcm.get(..room.min(pcm.len())).unwrap_or(&[]));
+                full = buf.len() >= *max;
             }
-            done = done_rx.recv() => {
-                if let Some(done) = done {
-                    if done.generation == generation {
-                        menu.on_playback_done(Instant::now().into_std());
-                    }
-                }
+        });
+        if full {
+            if let Some((pcm, _)) = recording.take() {
+                let ms = pcm.len() as u64 / 8;
+                last_recording = pcm;
+                menu.on_recording_done(now, ms);
             }
-            cmd = commands.recv() => {
-                let now = Instant::now().into_std();
-                match cmd {
-                    Some(CallCommand::Hangup) | None => {
-                        hung_up = true;
-                        menu.on_hangup(now);
-                    }
-                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
-                    Some(CallCommand::Dtmf(d)) => {
-                        if let Some(d) = media.info_digit(now, d) {
-                            menu.on_digit(now, d);
-                        }
-                    }
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                menu.handle_timeout(Instant::now().into_std());
-            }
+        }
+        while let Some(digit) = media.poll_digit(now) {
+            menu.on_digit(now, digit);
         }
     }
     info!(mailbox = ?session.mailbox.as_ref().map(|m| m.to_string()), "menu call ended");
@@ -492,4 +459,19 @@ async fn load_message(store: &FsStore, s: &Session, msg: &str) -> Option<Clip> {
     .await
     .ok()
     .flatten()
+}
+
+impl CallFlow for Menu {
+    fn digit(&mut self, now: std::time::Instant, digit: char) {
+        self.on_digit(now, digit);
+    }
+    fn playback_done(&mut self, now: std::time::Instant) {
+        self.on_playback_done(now);
+    }
+    fn hangup(&mut self, now: std::time::Instant) {
+        self.on_hangup(now);
+    }
+    fn timeout(&mut self, now: std::time::Instant) {
+        self.handle_timeout(now);
+    }
 }
