@@ -1,6 +1,6 @@
 //! The SIP task: owns the transaction layer ([`Endpoint`]), the UDP socket
 //! and the TCP connections' channels, decides what to do with each request
-//! (SPEC §3, §5) and starts a call driver per answered deposit.
+//! (SPEC §3, §5) and starts a driver per answered call (deposit or menu).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -50,7 +50,6 @@ struct CallEntry {
     codec: Codec,
     /// Set until the 200 is sent (answer delay).
     pending: Option<Box<PendingAnswer>>,
-    answered: bool,
 }
 
 /// The driver a call gets once answered.
@@ -223,14 +222,8 @@ impl SipServer {
                     self.shared.metrics.sip_requests.inc();
                     self.on_request(tx, request, from, info);
                 }
-                Event::Ack { request, .. } => {
-                    let id = RequestInfo::of(&request)
-                        .ok()
-                        .and_then(|i| self.by_call_id.get(&i.call_id).copied());
-                    if let Some(call) = id.and_then(|id| self.calls.get_mut(&id)) {
-                        call.answered = true;
-                    }
-                }
+                // The ACK of our 2xx: the endpoint stopped retransmitting.
+                Event::Ack { .. } => {}
                 Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
                 Event::AckTimeout { tx } => {
                     if let Some(&id) = self.by_invite_tx.get(&tx) {
@@ -521,7 +514,6 @@ impl SipServer {
                     response: ok,
                     invite: req,
                 })),
-                answered: false,
             },
         );
         self.by_call_id.insert(cid, id);
