@@ -173,7 +173,7 @@ fn run(file: Option<PathBuf>, name: Option<String>) -> ExitCode {
         Ok(r) => r.clone(),
         Err(code) => return code,
     };
-    match vmail::runtime::run(config, role) {
+    match vmail::runtime::run(config, role, file) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("vmail stopped: {e}");

@@ -744,3 +744,34 @@ fn reinvite_hold_and_resume_keep_the_call() {
         v.log()
     );
 }
+
+/// SIGHUP reloads the file: a domain added to the group is served; a bad
+/// file is rejected with its errors logged and the running one kept.
+#[test]
+fn sighup_reloads_the_configuration_and_keeps_it_when_bad() {
+    let v = vmail_with(&["1001"], |_| {});
+    let Some(run) = expect_status(&v, "1001", "other.example", "404") else {
+        return;
+    };
+    assert!(run.received("SIP/2.0 404")[0].contains("domain not served"));
+    let path = v.config_path().to_path_buf();
+    let mut cfg: Value = serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    cfg["roles"][0]["include_domains"] = json!([DOMAIN, "other.example"]);
+    fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
+    v.sighup();
+    wait_for(Duration::from_secs(5), "reload logged", || {
+        v.log().contains("configuration reloaded").then_some(())
+    });
+    let run = expect_status(&v, "1001", "other.example", "404").unwrap();
+    let resp = &run.received("SIP/2.0 404")[0];
+    assert!(resp.contains("No such mailbox"), "{resp}");
+    // A broken file: rejected, the running configuration stays.
+    fs::write(&path, "{ \"roles\": [ {\"name\": \"1bad\" ").unwrap();
+    v.sighup();
+    wait_for(Duration::from_secs(5), "rejection logged", || {
+        v.log().contains("configuration rejected").then_some(())
+    });
+    let run = expect_status(&v, "1001", "other.example", "404").unwrap();
+    assert!(run.received("SIP/2.0 404")[0].contains("No such mailbox"));
+    assert!(sip_options_probe(v.sip_addr(), Duration::from_secs(2)).is_some());
+}

@@ -16,6 +16,7 @@ mod tcp;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ pub(crate) struct Shared {
     pub prompts: PromptSet,
     pub metrics: Arc<Metrics>,
     pub pacer: Pacer,
-    ports: Mutex<PortPool>,
+    ports: Arc<Mutex<PortPool>>,
 }
 
 impl Shared {
@@ -97,17 +98,105 @@ pub(crate) struct Instance {
     pub sip_port: u16,
 }
 
-/// Runs the instance `role` of `config` until SIGINT/SIGTERM.
-pub fn run(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
+impl Shared {
+    /// The same instance under a new configuration (SIGHUP): routing,
+    /// redirects and call limits change; what is bound or loaded at start
+    /// (addresses, ports, transports, SiteShare, prompts) stays, with a
+    /// warning when the file changed it.
+    fn reconfigured(&self, config: Config, mut role: VmailRole) -> Result<Shared, RuntimeError> {
+        let (routing, groups) = routing_of(&config)?;
+        let old = &self.role.ext;
+        let new = &mut role.ext;
+        let mut kept = Vec::new();
+        if role.addr != self.role.addr {
+            kept.push("iface");
+            role.addr = self.role.addr;
+        }
+        macro_rules! keep {
+            ($($field:ident),*) => {$(
+                if new.$field != old.$field {
+                    kept.push(stringify!($field));
+                    new.$field = old.$field.clone();
+                }
+            )*};
+        }
+        keep!(
+            sip_port,
+            sip_transports,
+            rtp_port_min,
+            rtp_port_max,
+            http_port,
+            siteshare,
+            prompts,
+            language
+        );
+        if !kept.is_empty() {
+            warn!(
+                ?kept,
+                "these settings need a restart; keeping the running values"
+            );
+        }
+        Ok(Shared {
+            config,
+            role,
+            routing,
+            groups,
+            store: self.store.clone(),
+            prompts: self.prompts.clone(),
+            metrics: self.metrics.clone(),
+            pacer: self.pacer.clone(),
+            ports: self.ports.clone(),
+        })
+    }
+}
+
+/// The routing table and every group's instances.
+fn routing_of(
+    config: &Config,
+) -> Result<(RoutingTable, BTreeMap<u32, Vec<Instance>>), RuntimeError> {
+    let groups = config.groups();
+    let routing = RoutingTable::new(
+        groups
+            .iter()
+            .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
+    )?;
+    let instances = groups
+        .iter()
+        .map(|(g, info)| {
+            let list = info
+                .instances
+                .iter()
+                .map(|r| Instance {
+                    addr: r.addr,
+                    sip_port: r.ext.sip_port,
+                })
+                .collect();
+            (*g, list)
+        })
+        .collect();
+    Ok((routing, instances))
+}
+
+/// Runs the instance `role` of `config` until SIGINT/SIGTERM; on SIGHUP
+/// reloads `config_path` (when the configuration came from a file).
+pub fn run(
+    config: Config,
+    role: VmailRole,
+    config_path: Option<PathBuf>,
+) -> Result<(), RuntimeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("vmail")
         .build()
         .map_err(RuntimeError::Tokio)?;
-    rt.block_on(serve(config, role))
+    rt.block_on(serve(config, role, config_path))
 }
 
-async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
+async fn serve(
+    config: Config,
+    role: VmailRole,
+    config_path: Option<PathBuf>,
+) -> Result<(), RuntimeError> {
     let ext = role.ext.clone();
     info!(
         name = %role.name,
@@ -118,29 +207,7 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         sip_port = ext.sip_port,
         "starting vmail"
     );
-    let (routing, groups) = {
-        let groups = config.groups();
-        let routing = RoutingTable::new(
-            groups
-                .iter()
-                .map(|(g, info)| (*g, info.include_domains.iter().map(String::as_str))),
-        )?;
-        let instances = groups
-            .iter()
-            .map(|(g, info)| {
-                let list = info
-                    .instances
-                    .iter()
-                    .map(|r| Instance {
-                        addr: r.addr,
-                        sip_port: r.ext.sip_port,
-                    })
-                    .collect();
-                (*g, list)
-            })
-            .collect::<BTreeMap<_, _>>();
-        (routing, instances)
-    };
+    let (routing, groups) = routing_of(&config)?;
 
     // The store: open, repair what a crash left in tmp/, demo mailboxes.
     let store = FsStore::open(&ext.siteshare).map_err(|source| RuntimeError::Store {
@@ -245,7 +312,7 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
         prompts,
         metrics,
         pacer,
-        ports: Mutex::new(ports),
+        ports: Arc::new(Mutex::new(ports)),
         role,
     });
 
@@ -272,11 +339,28 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
             })?,
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx);
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx, reload_rx);
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
     info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
 
-    wait_for_signal().await;
+    let mut current = shared;
+    while let Signal::Reload = wait_for_signal().await {
+        let Some(path) = config_path.as_deref() else {
+            warn!("SIGHUP: running on the embedded configuration, nothing to reload");
+            continue;
+        };
+        match reload(&current, path) {
+            Ok(next) => {
+                info!(path = %path.display(), "configuration reloaded");
+                current = next.clone();
+                let _ = reload_tx.send(next);
+            }
+            Err(e) => {
+                warn!(path = %path.display(), "configuration rejected, keeping the running one:\n{e}")
+            }
+        }
+    }
     info!("signal received: stopping");
     let _ = shutdown_tx.send(true);
     let _ = server.await;
@@ -285,27 +369,41 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
+/// Reads, validates and applies the configuration file again.
+fn reload(current: &Shared, path: &Path) -> Result<Arc<Shared>, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let role = config
+        .select(Some(&current.role.name))
+        .map_err(|e| e.to_string())?
+        .clone();
+    current
+        .reconfigured(config, role)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+enum Signal {
+    Stop,
+    Reload,
+}
+
+async fn wait_for_signal() -> Signal {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(mut int), Ok(mut term), Ok(mut hup)) => {
+            tokio::select! {
+                _ = int.recv() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }

@@ -93,6 +93,8 @@ pub struct SipServer {
     udp: Arc<UdpSocket>,
     tcp: TcpConns,
     inbound: mpsc::Receiver<Inbound>,
+    /// New configurations (SIGHUP); calls in progress keep theirs.
+    reload: mpsc::UnboundedReceiver<Arc<Shared>>,
     events_tx: mpsc::UnboundedSender<CallEvent>,
     events: mpsc::UnboundedReceiver<CallEvent>,
     calls: HashMap<u64, CallEntry>,
@@ -110,6 +112,7 @@ impl SipServer {
         udp: Arc<UdpSocket>,
         tcp: TcpConns,
         inbound: mpsc::Receiver<Inbound>,
+        reload: mpsc::UnboundedReceiver<Arc<Shared>>,
     ) -> Self {
         let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
         let endpoint = Endpoint::new(sipcore::EndpointConfig::new(local));
@@ -120,6 +123,7 @@ impl SipServer {
             udp,
             tcp,
             inbound,
+            reload,
             events_tx,
             events,
             calls: HashMap::new(),
@@ -169,6 +173,9 @@ impl SipServer {
                     if let Some(Inbound::Message { peer, bytes }) = msg {
                         self.endpoint.handle_input(Instant::now().into_std(), peer, &bytes);
                     }
+                }
+                Some(shared) = self.reload.recv() => {
+                    self.shared = shared;
                 }
                 ev = self.events.recv() => {
                     if let Some(ev) = ev {
