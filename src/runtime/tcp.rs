@@ -21,6 +21,8 @@ use super::sip_server::Inbound;
 const IDLE: Duration = Duration::from_secs(300);
 /// Queued outgoing messages per connection before new ones are dropped.
 const QUEUE: usize = 256;
+/// Open connections beyond which new ones are closed at once.
+const MAX_CONNECTIONS: usize = 8192;
 
 /// The writers of all open connections; cheap to clone.
 #[derive(Clone, Default)]
@@ -60,6 +62,11 @@ pub async fn accept_loop(
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                if conns.writers.len() >= MAX_CONNECTIONS {
+                    info!(%addr, "too many SIP/TCP connections: refused");
+                    drop(stream);
+                    continue;
+                }
                 let id = conns.next.fetch_add(1, Ordering::Relaxed) + 1;
                 let (tx, rx) = mpsc::channel(QUEUE);
                 conns.writers.insert(id, tx);
