@@ -778,7 +778,10 @@ impl RtpReceiver {
             return;
         };
         while a.head <= a.highest {
-            let force = all || a.highest - a.head >= self.ring.window;
+            // Only when the ring is about to run out of slots: a missing
+            // frame otherwise waits until a later frame is due (time-based),
+            // so a burst loss followed by reordering loses nothing more.
+            let force = all || a.highest - a.head >= self.ring.len() - 2;
             let ready = |end: u32| {
                 let age = a.newest_end.wrapping_sub(end) as i32;
                 age < 0 || age.unsigned_abs() >= self.depth
