@@ -526,7 +526,8 @@ fn is_sip_uri(s: &str) -> bool {
 }
 
 /// `UTC`/`Z` or a fixed offset `+HH:MM` / `-HH:MM`.
-fn parse_timezone(s: &str) -> Option<time::UtcOffset> {
+/// `UTC`, `Z` or a fixed offset `+HH:MM` / `-HH:MM`.
+pub fn parse_timezone(s: &str) -> Option<time::UtcOffset> {
     if s.eq_ignore_ascii_case("utc") || s == "Z" {
         return Some(time::UtcOffset::UTC);
     }

@@ -17,7 +17,7 @@ use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreRepl
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
-use crate::store::{Folder, FsStore, MailboxId, StoreError};
+use crate::store::{Folder, FsStore, LoginState, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_io::{CallFlow, CallInputs, MediaIo};
@@ -36,6 +36,7 @@ pub struct MenuSetup {
     pub utc_offset: time::UtcOffset,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
+    pub phantoms: Arc<PhantomLockouts>,
     pub prompts: PromptSet,
     pub store: FsStore,
     pub slot: PacerSlot,
@@ -45,9 +46,52 @@ pub struct MenuSetup {
     pub metrics: Arc<Metrics>,
 }
 
+/// Lockout bookkeeping for mailbox numbers that do not exist, in memory:
+/// after `lockout_failures` wrong tries such a number answers "locked" too,
+/// so the lock does not tell which mailboxes exist.
+#[derive(Default)]
+pub struct PhantomLockouts {
+    map: std::sync::Mutex<std::collections::HashMap<String, LoginState>>,
+}
+
+/// Numbers tracked at most; beyond that the oldest state is forgotten.
+const PHANTOM_LIMIT: usize = 100_000;
+
+impl PhantomLockouts {
+    fn state(&self, key: &str) -> LoginState {
+        self.map
+            .lock()
+            .ok()
+            .and_then(|m| m.get(key).copied())
+            .unwrap_or_default()
+    }
+
+    fn failure(&self, key: &str, now: SystemTime, failures: u32, seconds: u64) {
+        let Ok(mut map) = self.map.lock() else {
+            return;
+        };
+        if map.len() >= PHANTOM_LIMIT && !map.contains_key(key) {
+            map.retain(|_, st| st.is_locked(now));
+            if map.len() >= PHANTOM_LIMIT {
+                map.clear();
+            }
+        }
+        let st = map.entry(key.to_owned()).or_default();
+        if st.locked_until.is_some() && !st.is_locked(now) {
+            st.locked_until = None;
+        }
+        st.failures = st.failures.saturating_add(1);
+        if failures > 0 && st.failures >= failures {
+            st.locked_until = now.checked_add(std::time::Duration::from_secs(seconds));
+            st.failures = 0;
+        }
+    }
+}
+
 /// Who is logged in, and how they want to hear things.
 #[derive(Clone)]
 struct Session {
+    phantoms: Arc<PhantomLockouts>,
     domain: String,
     mailbox: Option<MailboxId>,
     language: String,
@@ -71,6 +115,7 @@ pub async fn drive(setup: MenuSetup) {
         utc_offset,
         lockout_failures,
         lockout_seconds,
+        phantoms,
         prompts,
         store,
         slot,
@@ -81,6 +126,7 @@ pub async fn drive(setup: MenuSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx);
     let mut session = Session {
+        phantoms,
         domain,
         mailbox: None,
         language,
@@ -323,9 +369,10 @@ fn verify_pin(
         warn!(peer = %s.peer, "PIN login failed: invalid mailbox number");
         return (StoreReply::Pin(PinReply::NoSuchMailbox), None);
     };
+    let key = id.to_string();
     let state = match store.login_state(&id) {
         Ok(state) => Some(state),
-        Err(e) if e.is_not_found() => None,
+        Err(e) if e.is_not_found() => Some(s.phantoms.state(&key)),
         Err(e) => {
             warn!("login state of {id}: {e}");
             return (StoreReply::Failed, None);
@@ -350,7 +397,7 @@ fn verify_pin(
             let utc_offset = settings
                 .as_ref()
                 .and_then(|st| st.timezone.as_deref())
-                .and_then(parse_offset);
+                .and_then(crate::config::parse_timezone);
             info!(mailbox = %id, peer = %s.peer, "PIN login");
             (
                 StoreReply::Pin(PinReply::Ok),
@@ -372,6 +419,8 @@ fn verify_pin(
         }
         Ok(None) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
+            s.phantoms
+                .failure(&key, now, s.lockout_failures, s.lockout_seconds);
             (StoreReply::Pin(PinReply::NoSuchMailbox), None)
         }
         Err(e) => {
@@ -379,22 +428,6 @@ fn verify_pin(
             (StoreReply::Failed, None)
         }
     }
-}
-
-/// `UTC`, `+03:00`, `-0530`.
-fn parse_offset(s: &str) -> Option<time::UtcOffset> {
-    if s.eq_ignore_ascii_case("utc") || s == "Z" {
-        return Some(time::UtcOffset::UTC);
-    }
-    let (sign, rest) = match s.as_bytes().first()? {
-        b'+' => (1i8, s.get(1..)?),
-        b'-' => (-1i8, s.get(1..)?),
-        _ => return None,
-    };
-    let digits: String = rest.chars().filter(|c| *c != ':').collect();
-    let h: i8 = digits.get(..2)?.parse().ok()?;
-    let m: i8 = digits.get(2..4).unwrap_or("00").parse().ok()?;
-    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
 }
 
 /// Turns what the menu wants said into audio clips.
@@ -473,5 +506,25 @@ impl CallFlow for Menu {
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_numbers_lock_like_real_mailboxes() {
+        let p = PhantomLockouts::default();
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        for i in 0..4 {
+            p.failure("9999@d", t0, 5, 60);
+            assert!(!p.state("9999@d").is_locked(t0), "locked after {}", i + 1);
+        }
+        p.failure("9999@d", t0, 5, 60);
+        assert!(p.state("9999@d").is_locked(t0));
+        assert!(!p.state("8888@d").is_locked(t0));
+        let later = t0 + std::time::Duration::from_secs(61);
+        assert!(!p.state("9999@d").is_locked(later));
     }
 }

@@ -76,6 +76,8 @@ pub(crate) struct Shared {
     pub prompts: PromptSet,
     pub metrics: Arc<Metrics>,
     pub pacer: Pacer,
+    /// Login lockouts of mailbox numbers that do not exist.
+    pub phantoms: Arc<menu_driver::PhantomLockouts>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -145,6 +147,7 @@ impl Shared {
             prompts: self.prompts.clone(),
             metrics: self.metrics.clone(),
             pacer: self.pacer.clone(),
+            phantoms: self.phantoms.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -312,6 +315,7 @@ async fn serve(
         prompts,
         metrics,
         pacer,
+        phantoms: Arc::default(),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

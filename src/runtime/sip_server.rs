@@ -491,6 +491,7 @@ impl SipServer {
                     utc_offset: ext.utc_offset(),
                     lockout_failures: ext.lockout_failures,
                     lockout_seconds: ext.lockout_seconds,
+                    phantoms: shared.phantoms.clone(),
                     prompts: shared.prompts.clone(),
                     store: shared.store.clone(),
                     slot,
