@@ -183,59 +183,96 @@ impl Entry {
 }
 
 async fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>) {
-    let mut calls: HashMap<u64, Entry> = HashMap::new();
+    let mut calls = Calls::default();
     let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Keep the tick grid after a stall: every call's frames stay on it.
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut ended: Vec<u64> = Vec::new();
     loop {
         tokio::select! {
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { return };
-                apply(&mut calls, cmd);
+                calls.apply(cmd);
                 // Take every queued command before the next tick.
                 while let Ok(cmd) = rx.try_recv() {
-                    apply(&mut calls, cmd);
+                    calls.apply(cmd);
                 }
             }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                for entry in calls.values_mut() {
-                    send_due(entry, now, &metrics);
+            at = tick.tick() => {
+                // Frames are due against the tick's scheduled instant, not
+                // the time the timer fired: comparing with the (jittery)
+                // wake-up time made a frame due near a tick boundary go out
+                // one tick early or late, i.e. 10/30 ms intervals.
+                for (call, entry) in calls.playing.iter_mut() {
+                    if !send_due(entry, at, &metrics) {
+                        ended.push(*call);
+                    }
+                }
+                for call in ended.drain(..) {
+                    calls.to_idle(call);
                 }
             }
         }
     }
 }
 
-fn apply(calls: &mut HashMap<u64, Entry>, cmd: Command) {
-    match cmd {
-        Command::Register {
-            call,
-            socket,
-            remote,
-            packetizer,
-            frame_samples,
-            done,
-        } => {
-            calls.insert(
-                call,
-                Entry {
-                    socket,
-                    remote,
-                    packetizer,
-                    frame_samples,
-                    frame: vec![0; frame_samples],
-                    done,
-                    playing: None,
-                    next_due: Instant::now(),
-                },
-            );
+/// The calls of a shard: those playing are visited every tick; idle ones
+/// only when they are asked to play again (their timestamp then catches
+/// up with the time they were idle).
+#[derive(Default)]
+struct Calls {
+    playing: HashMap<u64, Entry>,
+    idle: HashMap<u64, Entry>,
+}
+
+impl Calls {
+    fn to_idle(&mut self, call: u64) {
+        if let Some(e) = self.playing.remove(&call) {
+            self.idle.insert(call, e);
         }
-        Command::Play {
-            call,
-            clips,
-            generation,
-        } => {
-            if let Some(e) = calls.get_mut(&call) {
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Register {
+                call,
+                socket,
+                remote,
+                packetizer,
+                frame_samples,
+                done,
+            } => {
+                self.playing.remove(&call);
+                self.idle.insert(
+                    call,
+                    Entry {
+                        socket,
+                        remote,
+                        packetizer,
+                        frame_samples,
+                        frame: vec![0; frame_samples],
+                        done,
+                        playing: None,
+                        next_due: Instant::now(),
+                    },
+                );
+            }
+            Command::Play {
+                call,
+                clips,
+                generation,
+            } => {
+                let now = Instant::now();
+                let e = match self.idle.remove(&call) {
+                    Some(mut e) => {
+                        e.catch_up(now);
+                        self.playing.entry(call).or_insert(e)
+                    }
+                    None => match self.playing.get_mut(&call) {
+                        Some(e) => e,
+                        None => return,
+                    },
+                };
                 e.playing = Some(Playing {
                     clips,
                     clip: 0,
@@ -244,24 +281,44 @@ fn apply(calls: &mut HashMap<u64, Entry>, cmd: Command) {
                     first: true,
                 });
                 // Start now, not at the idle schedule.
-                let now = Instant::now();
                 if e.next_due > now {
                     e.next_due = now;
                 }
             }
-        }
-        Command::Stop { call } => {
-            if let Some(e) = calls.get_mut(&call) {
-                e.playing = None;
+            Command::Stop { call } => {
+                if let Some(e) = self.playing.get_mut(&call) {
+                    e.playing = None;
+                }
+                self.to_idle(call);
             }
-        }
-        Command::Unregister { call } => {
-            calls.remove(&call);
+            Command::Unregister { call } => {
+                self.playing.remove(&call);
+                self.idle.remove(&call);
+            }
         }
     }
 }
 
-fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
+impl Entry {
+    /// Advances the RTP timestamp over the frames an idle call did not
+    /// send, as if it had been skipping one frame per frame time.
+    fn catch_up(&mut self, now: Instant) {
+        if self.next_due > now {
+            return;
+        }
+        let frame_time = Duration::from_micros(self.frame_samples as u64 * 125);
+        let behind = now.duration_since(self.next_due).as_micros();
+        let frames = behind / frame_time.as_micros().max(1) + 1;
+        let frames = u32::try_from(frames).unwrap_or(u32::MAX);
+        let samples = u32::try_from(self.frame_samples).unwrap_or(u32::MAX);
+        self.packetizer.skip(frames.wrapping_mul(samples));
+        self.next_due += frame_time * frames;
+    }
+}
+
+/// Sends the frames of a playing call that are due at `now`; false once
+/// its playlist has ended (it is then idle).
+fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) -> bool {
     let frame_time = Duration::from_micros(e.frame_samples as u64 * 125);
     // Never burst more than a few frames after a stall.
     if now.saturating_duration_since(e.next_due) > frame_time * 5 {
@@ -276,7 +333,7 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
                 });
             }
             e.packetizer.skip(e.frame_samples as u32);
-            continue;
+            return false;
         }
         let marker = e
             .playing
@@ -291,4 +348,5 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
             }
         }
     }
+    e.playing.is_some()
 }
