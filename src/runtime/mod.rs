@@ -236,7 +236,7 @@ async fn serve(config: Config, role: VmailRole) -> Result<(), RuntimeError> {
             source: std::io::Error::other(e),
         })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pacer = Pacer::start(workers, metrics.clone());
+    let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
     let shared = Arc::new(Shared {
         config,
         routing,
