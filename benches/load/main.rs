@@ -46,6 +46,7 @@ vmail load harness (docs/performance.md)
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
+  --pacing LIST      concurrent greetings per pacing step (e.g. 100,500,1000)
   --mailboxes N      mailboxes for the start-up test
   --wrap CMD         run vmail under CMD (e.g. \"valgrind --tool=callgrind\")
   --threads N        RTP sender threads of the generator (default 2)
@@ -62,7 +63,6 @@ struct Opts {
     rates: Vec<u32>,
     rate_seconds: u32,
     pacing_steps: Vec<usize>,
-    pacing_greeting_s: u32,
     cpu_concurrent: usize,
     cpu_calls: usize,
     startup_mailboxes: usize,
@@ -89,7 +89,6 @@ impl Opts {
                 rates: vec![100, 200, 400],
                 rate_seconds: 4,
                 pacing_steps: vec![100],
-                pacing_greeting_s: 8,
                 cpu_concurrent: 100,
                 cpu_calls: 100,
                 startup_mailboxes: 100_000,
@@ -107,7 +106,6 @@ impl Opts {
                 rates: vec![200, 400, 600, 800, 1000, 1200, 1500, 2000],
                 rate_seconds: 10,
                 pacing_steps: vec![100, 500, 1000],
-                pacing_greeting_s: 12,
                 cpu_concurrent: 400,
                 cpu_calls: 1200,
                 startup_mailboxes: 100_000,
@@ -136,6 +134,9 @@ impl Opts {
                     )
                 }
                 "--steps" => o.steps = list(it.next())?.into_iter().map(|v| v as usize).collect(),
+                "--pacing" => {
+                    o.pacing_steps = list(it.next())?.into_iter().map(|v| v as usize).collect()
+                }
                 "--rates" => o.rates = list(it.next())?.into_iter().map(|v| v as u32).collect(),
                 "--hold" => {
                     o.hold = Duration::from_secs(
@@ -241,6 +242,8 @@ struct Bench {
     short_mailboxes: usize,
     /// Mailboxes `2NNNNN` (5 s greeting) written.
     phone_mailboxes: usize,
+    /// Length of the default greeting of the pacing mailbox.
+    default_greeting: Duration,
     rows: Vec<Row>,
     verdicts: Verdicts,
     log: String,
@@ -347,9 +350,18 @@ fn run(opts: Opts) -> Result<(), String> {
         site.write_mailbox(&phone_user(i), Some(&personal))
             .map_err(|e| e.to_string())?;
     }
-    let long = vmail::media::tone(400.0, opts.pacing_greeting_s * 1000, 8000, 8000);
-    site.write_mailbox(PACING_USER, Some(&site::wav_bytes(&long)))
+    // Pacing: the default greeting (shared prompts), which speaks the number.
+    site.write_mailbox(PACING_USER, None)
         .map_err(|e| e.to_string())?;
+    let mut default_greeting = 0usize;
+    for name in ["greeting-intro", "is-unavailable", "leave-message"] {
+        default_greeting += prompts.get("en", name).map_or(0, |p| p.len());
+    }
+    default_greeting += prompts
+        .digits("en", PACING_USER)
+        .iter()
+        .map(|p| p.len())
+        .sum::<usize>();
     say(&format!(
         "{} mailboxes written in {:.1} s; greeting+beep = {} frames",
         short_mailboxes + phone_mailboxes + 1,
@@ -365,6 +377,7 @@ fn run(opts: Opts) -> Result<(), String> {
         prompt_time,
         short_mailboxes,
         phone_mailboxes,
+        default_greeting: Duration::from_millis(default_greeting as u64 / 8),
         rows: Vec::new(),
         verdicts: Verdicts::default(),
         log: String::new(),
@@ -837,15 +850,17 @@ impl Bench {
         Ok(())
     }
 
-    /// `n` callers listening to a long greeting (one mailbox); they hang up
-    /// before its end, so nothing is recorded.
+    /// `n` callers listening to the default greeting of one mailbox (about
+    /// 10 s); they hang up before its end, so nothing is recorded. Intervals
+    /// count while all `n` are playing.
     fn pacing_step(&mut self, n: usize) -> Result<(), String> {
-        let greeting = Duration::from_secs(u64::from(self.opts.pacing_greeting_s));
+        let greeting = self.default_greeting;
         let rate = self.opts.ramp_rate.min(n as f64);
-        let hold = greeting - Duration::from_secs(1);
+        let ramp = Duration::from_secs_f64(n as f64 / rate);
+        let hold = greeting.saturating_sub(Duration::from_millis(300));
         say(&format!(
-            "pacing: {n} concurrent greetings of {} s",
-            greeting.as_secs()
+            "pacing: {n} concurrent greetings of {:.1} s",
+            greeting.as_secs_f64()
         ));
         let mut vm = self
             .site
@@ -878,11 +893,20 @@ impl Bench {
             dir: self.root.join(format!("sipp-pacing-{n}")),
         };
         let cpu0 = vm.cpu();
+        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
+        // Every call is playing from the end of the ramp until the first
+        // call hangs up.
+        let w0 = t0 + ramp + Duration::from_millis(500);
+        let w1 = (t0 + hold - Duration::from_millis(200)).max(w0 + Duration::from_secs(1));
+        gen.time_window(w0, w1);
         let res = sipp.wait();
         let dt = t0.elapsed();
         let cpu = vm.cpu().saturating_sub(cpu0);
+        let own = procfs::cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(own0);
         std::thread::sleep(Duration::from_millis(300));
         let genres = gen.finish();
         vm.stop();
@@ -893,12 +917,14 @@ impl Bench {
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
         row.cpu = format!("{:.0} %", pct(cpu.as_secs_f64(), dt.as_secs_f64()));
         row.notes = format!(
-            "interval p50 {:.2} / p99 {:.2} / max {:.2} ms; |interval − 20 ms| p99 {:.2} ms; {} intervals",
+            "over {:.1} s with all {n} playing: interval p50 {:.2} / p99 {:.2} / max {:.2} ms; |interval − 20 ms| p99 {:.2} ms; {} intervals; generator {:.0} % CPU",
+            w1.duration_since(w0).as_secs_f64(),
             ms(p.intervals.quantile(0.5)),
             ms(p.intervals.quantile(0.99)),
             ms(p.intervals.max()),
             ms(p.deviation.quantile(0.99)),
-            p.intervals.count()
+            p.intervals.count(),
+            pct(own.as_secs_f64(), dt.as_secs_f64())
         );
         say(&format!("pacing {n}: {}", row.notes));
         if n == 1000 || n == *self.opts.pacing_steps.iter().max().unwrap_or(&0) {

@@ -18,7 +18,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,7 @@ pub struct Generator {
     senders: Vec<JoinHandle<Vec<CallRecord>>>,
     receiver: Option<JoinHandle<Pacing>>,
     rx_stop: Option<tokio::sync::watch::Sender<bool>>,
+    window: Arc<OnceLock<(Instant, Instant)>>,
 }
 
 /// The generator's results.
@@ -252,12 +253,14 @@ impl Generator {
             Mode::Listen { timed_frames } => timed_frames,
             _ => 0,
         };
+        let window: Arc<OnceLock<(Instant, Instant)>> = Arc::new(OnceLock::new());
         let receiver = {
             let slots = slots.clone();
             let counters = counters.clone();
+            let window = window.clone();
             std::thread::Builder::new()
                 .name("rtp-rx".into())
-                .spawn(move || receive(slots, rx_sockets, rx_watch, counters, timed))?
+                .spawn(move || receive(slots, rx_sockets, rx_watch, counters, timed, window))?
         };
         let threads = threads.max(1);
         let payload: Arc<[u8]> = tone_payload().into();
@@ -282,7 +285,13 @@ impl Generator {
             senders,
             receiver: Some(receiver),
             rx_stop: Some(rx_stop),
+            window,
         })
+    }
+
+    /// Listen mode: only the intervals that end within `from..until` count.
+    pub fn time_window(&self, from: Instant, until: Instant) {
+        let _ = self.window.set((from, until));
     }
 
     /// The UDP port of each slot.
@@ -328,6 +337,7 @@ fn receive(
     stop: tokio::sync::watch::Receiver<bool>,
     counters: Arc<Counters>,
     timed: u32,
+    window: Arc<OnceLock<(Instant, Instant)>>,
 ) -> Pacing {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -351,6 +361,7 @@ fn receive(
                 stop.clone(),
                 counters.clone(),
                 timed,
+                window.clone(),
             )));
         }
         let mut pacing = Pacing::default();
@@ -369,6 +380,7 @@ async fn receive_port(
     mut stop: tokio::sync::watch::Receiver<bool>,
     counters: Arc<Counters>,
     timed: u32,
+    window: Arc<OnceLock<(Instant, Instant)>>,
 ) -> Pacing {
     let mut buf = [0u8; 2048];
     let mut pacing = Pacing::default();
@@ -391,8 +403,9 @@ async fn receive_port(
                     rx.last = Some(now);
                     rx.count
                 };
+                let in_window = window.get().is_none_or(|(a, b)| now >= *a && now <= *b);
                 if count <= timed {
-                    if let Some(prev) = last {
+                    if let Some(prev) = last.filter(|_| in_window) {
                         let d = now.duration_since(prev);
                         pacing.intervals.add(d);
                         pacing.deviation.add(if d > FRAME { d - FRAME } else { FRAME - d });
