@@ -2,10 +2,24 @@
 //! call that is playing something (not a task or a timer per call).
 //!
 //! A call registers once (socket, where to send, packetizer); then it asks
-//! to play a playlist or to stop. Each tick (10 ms) the shard sends every
+//! to play a playlist or to stop. Each tick (2 ms) the shard sends every
 //! frame that has come due and reports finished playlists to the call's
 //! driver. Idle calls keep their RTP timestamp running with wall time so the
 //! next talkspurt starts at the right timestamp (with the marker bit).
+//!
+//! Timing (docs/performance.md has the measurements):
+//! - a shard is an OS thread of its own, not a task: on the tokio workers
+//!   its ticks waited behind whatever the call drivers were doing. The
+//!   sockets are sent to with the non-blocking `try_send_to`, which needs
+//!   no runtime context;
+//! - frames are due against the tick's scheduled instant, never against
+//!   the time the thread woke, so a call's frames keep one place on the
+//!   grid (comparing with the wake-up time sent a frame due near a tick
+//!   boundary one tick early or late);
+//! - calls start playing at any time, so their frames spread over the ten
+//!   2 ms ticks of a frame time: each tick sends a tenth of them, and a
+//!   frame waits behind that short burst only, not behind every call's;
+//! - the shards tick offset from each other, so their bursts do not meet.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,9 +27,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
+
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::call::Clip;
 use crate::media::RtpPacketizer;
@@ -69,22 +85,32 @@ pub struct PacerSlot {
     call: u64,
 }
 
-const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(2);
 
 impl Pacer {
-    /// Starts `shards` pacing tasks on the current runtime.
-    pub fn start(shards: usize, metrics: Arc<Metrics>) -> Pacer {
-        let shards = (0..shards.max(1))
-            .map(|_| {
+    /// Starts `shards` pacing threads; each ends when every handle to it
+    /// is gone.
+    pub fn start(shards: usize, metrics: Arc<Metrics>) -> std::io::Result<Pacer> {
+        let n = shards.max(1);
+        // The shards tick on one grid, each offset by its share of a tick,
+        // so their bursts of packets do not coincide.
+        let epoch = Instant::now() + TICK;
+        let shards = (0..n)
+            .map(|i| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(shard(rx, metrics.clone()));
-                tx
+                let metrics = metrics.clone();
+                let first =
+                    epoch + TICK * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
+                std::thread::Builder::new()
+                    .name(format!("vmail-pacer{i}"))
+                    .spawn(move || shard(rx, metrics, first))?;
+                Ok(tx)
             })
-            .collect::<Vec<_>>();
-        Pacer {
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Pacer {
             shards: shards.into(),
             next: Arc::new(AtomicUsize::new(0)),
-        }
+        })
     }
 
     /// Registers a call with the next shard (round robin).
@@ -182,60 +208,99 @@ impl Entry {
     }
 }
 
-async fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>) {
-    let mut calls: HashMap<u64, Entry> = HashMap::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>, first: Instant) {
+    let mut calls = Calls::default();
+    let mut ended: Vec<u64> = Vec::new();
+    // Ticks on a fixed grid; after a stall the missed ticks are skipped
+    // and the grid is kept, so every call's frames stay on it.
+    let mut tick = first;
+    std::thread::sleep(first.saturating_duration_since(Instant::now()));
     loop {
-        tokio::select! {
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { return };
-                apply(&mut calls, cmd);
-                // Take every queued command before the next tick.
-                while let Ok(cmd) = rx.try_recv() {
-                    apply(&mut calls, cmd);
-                }
-            }
-            _ = tick.tick() => {
-                let now = Instant::now();
-                for entry in calls.values_mut() {
-                    send_due(entry, now, &metrics);
-                }
+        loop {
+            match rx.try_recv() {
+                Ok(cmd) => calls.apply(cmd),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
             }
         }
+        // Due against the scheduled instant `tick` (see the module docs).
+        for (call, entry) in calls.playing.iter_mut() {
+            if !send_due(entry, tick, &metrics) {
+                ended.push(*call);
+            }
+        }
+        for call in ended.drain(..) {
+            calls.to_idle(call);
+        }
+        tick += TICK;
+        let now = Instant::now();
+        if tick <= now {
+            let behind = now.duration_since(tick).as_micros() / TICK.as_micros() + 1;
+            tick += TICK * u32::try_from(behind).unwrap_or(u32::MAX);
+        }
+        // Commands that arrive meanwhile wait for the tick: a new playlist
+        // starts within 2 ms.
+        std::thread::sleep(tick.duration_since(now));
     }
 }
 
-fn apply(calls: &mut HashMap<u64, Entry>, cmd: Command) {
-    match cmd {
-        Command::Register {
-            call,
-            socket,
-            remote,
-            packetizer,
-            frame_samples,
-            done,
-        } => {
-            calls.insert(
-                call,
-                Entry {
-                    socket,
-                    remote,
-                    packetizer,
-                    frame_samples,
-                    frame: vec![0; frame_samples],
-                    done,
-                    playing: None,
-                    next_due: Instant::now(),
-                },
-            );
+/// The calls of a shard: those playing are visited every tick; idle ones
+/// only when they are asked to play again (their timestamp then catches
+/// up with the time they were idle).
+#[derive(Default)]
+struct Calls {
+    playing: HashMap<u64, Entry>,
+    idle: HashMap<u64, Entry>,
+}
+
+impl Calls {
+    fn to_idle(&mut self, call: u64) {
+        if let Some(e) = self.playing.remove(&call) {
+            self.idle.insert(call, e);
         }
-        Command::Play {
-            call,
-            clips,
-            generation,
-        } => {
-            if let Some(e) = calls.get_mut(&call) {
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        match cmd {
+            Command::Register {
+                call,
+                socket,
+                remote,
+                packetizer,
+                frame_samples,
+                done,
+            } => {
+                self.playing.remove(&call);
+                self.idle.insert(
+                    call,
+                    Entry {
+                        socket,
+                        remote,
+                        packetizer,
+                        frame_samples,
+                        frame: vec![0; frame_samples],
+                        done,
+                        playing: None,
+                        next_due: Instant::now(),
+                    },
+                );
+            }
+            Command::Play {
+                call,
+                clips,
+                generation,
+            } => {
+                let now = Instant::now();
+                let e = match self.idle.remove(&call) {
+                    Some(mut e) => {
+                        e.catch_up(now);
+                        self.playing.entry(call).or_insert(e)
+                    }
+                    None => match self.playing.get_mut(&call) {
+                        Some(e) => e,
+                        None => return,
+                    },
+                };
                 e.playing = Some(Playing {
                     clips,
                     clip: 0,
@@ -244,24 +309,44 @@ fn apply(calls: &mut HashMap<u64, Entry>, cmd: Command) {
                     first: true,
                 });
                 // Start now, not at the idle schedule.
-                let now = Instant::now();
                 if e.next_due > now {
                     e.next_due = now;
                 }
             }
-        }
-        Command::Stop { call } => {
-            if let Some(e) = calls.get_mut(&call) {
-                e.playing = None;
+            Command::Stop { call } => {
+                if let Some(e) = self.playing.get_mut(&call) {
+                    e.playing = None;
+                }
+                self.to_idle(call);
             }
-        }
-        Command::Unregister { call } => {
-            calls.remove(&call);
+            Command::Unregister { call } => {
+                self.playing.remove(&call);
+                self.idle.remove(&call);
+            }
         }
     }
 }
 
-fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
+impl Entry {
+    /// Advances the RTP timestamp over the frames an idle call did not
+    /// send, as if it had been skipping one frame per frame time.
+    fn catch_up(&mut self, now: Instant) {
+        if self.next_due > now {
+            return;
+        }
+        let frame_time = Duration::from_micros(self.frame_samples as u64 * 125);
+        let behind = now.duration_since(self.next_due).as_micros();
+        let frames = behind / frame_time.as_micros().max(1) + 1;
+        let frames = u32::try_from(frames).unwrap_or(u32::MAX);
+        let samples = u32::try_from(self.frame_samples).unwrap_or(u32::MAX);
+        self.packetizer.skip(frames.wrapping_mul(samples));
+        self.next_due += frame_time * frames;
+    }
+}
+
+/// Sends the frames of a playing call that are due at `now`; false once
+/// its playlist has ended (it is then idle).
+fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) -> bool {
     let frame_time = Duration::from_micros(e.frame_samples as u64 * 125);
     // Never burst more than a few frames after a stall.
     if now.saturating_duration_since(e.next_due) > frame_time * 5 {
@@ -276,7 +361,7 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
                 });
             }
             e.packetizer.skip(e.frame_samples as u32);
-            continue;
+            return false;
         }
         let marker = e
             .playing
@@ -291,4 +376,5 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) {
             }
         }
     }
+    e.playing.is_some()
 }
