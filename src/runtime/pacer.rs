@@ -230,7 +230,7 @@ fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>, first:
             }
         }
         for call in ended.drain(..) {
-            calls.to_idle(call);
+            calls.make_idle(call);
         }
         tick += TICK;
         let now = Instant::now();
@@ -254,7 +254,7 @@ struct Calls {
 }
 
 impl Calls {
-    fn to_idle(&mut self, call: u64) {
+    fn make_idle(&mut self, call: u64) {
         if let Some(e) = self.playing.remove(&call) {
             self.idle.insert(call, e);
         }
@@ -317,7 +317,7 @@ impl Calls {
                 if let Some(e) = self.playing.get_mut(&call) {
                     e.playing = None;
                 }
-                self.to_idle(call);
+                self.make_idle(call);
             }
             Command::Unregister { call } => {
                 self.playing.remove(&call);
