@@ -408,7 +408,7 @@ async fn receive_port(
                     if let Some(prev) = last.filter(|_| in_window) {
                         let d = now.duration_since(prev);
                         pacing.intervals.add(d);
-                        pacing.deviation.add(if d > FRAME { d - FRAME } else { FRAME - d });
+                        pacing.deviation.add(d.abs_diff(FRAME));
                     }
                     last = Some(now);
                 }
