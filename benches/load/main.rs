@@ -1,4 +1,4 @@
-//! vmail load harness: `bash benches/load.sh [--quick]` (docs/performance.md).
+//! vmail load harness: `bash benches/load.sh [--quick]`.
 //!
 //! Builds and starts the release `vmail` on a temporary SiteShare and
 //! configuration (free ports on 127.0.0.1), drives it with sipp (SIP) and
@@ -35,13 +35,13 @@ use rtp::{GenConfig, Generator, Mode, FRAME, FRAME_SAMPLES};
 use site::{Site, DOMAIN};
 
 const USAGE: &str = "\
-vmail load harness (docs/performance.md)
+vmail load harness
 
   bash benches/load.sh [--quick | --full] [options]
   cargo bench --bench load -- --quick | --full [options]
 
   --quick            small steps, about 3 minutes
-  --full             the measurement of docs/performance.md, about 20 minutes
+  --full             the whole measurement, about 20 minutes
   --only LIST        comma-separated subset of: deposits,rate,pacing,cpu,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
