@@ -7,7 +7,7 @@
 //! driver. Idle calls keep their RTP timestamp running with wall time so the
 //! next talkspurt starts at the right timestamp (with the marker bit).
 //!
-//! Timing (docs/performance.md has the measurements):
+//! Timing (measured with `benches/load.sh --only pacing`):
 //! - a shard is an OS thread of its own, not a task: on the tokio workers
 //!   its ticks waited behind whatever the call drivers were doing. The
 //!   sockets are sent to with the non-blocking `try_send_to`, which needs
