@@ -1000,36 +1000,7 @@ mod tests {
         assert_eq!(digits(&all), "");
     }
 
-    /// UDP payloads of a classic libpcap file (Ethernet / IPv4 / UDP), in order.
-    fn pcap_udp_payloads(bytes: &[u8]) -> Vec<&[u8]> {
-        let u32le = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-        assert_eq!(
-            u32le(bytes, 0),
-            0xa1b2_c3d4,
-            "little-endian microsecond pcap"
-        );
-        assert_eq!(u32le(bytes, 20), 1, "Ethernet link type");
-        let mut out = Vec::new();
-        let mut at = 24;
-        while at + 16 <= bytes.len() {
-            let incl = u32le(bytes, at + 8) as usize;
-            let frame = &bytes[at + 16..at + 16 + incl];
-            at += 16 + incl;
-            if frame[12..14] != [0x08, 0x00] {
-                continue;
-            }
-            let ip = &frame[14..];
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            if ip[9] != 17 {
-                continue;
-            }
-            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-            let udp = &ip[ihl..total];
-            let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-            out.push(&udp[8..udp_len]);
-        }
-        out
-    }
+    use crate::media::tests::pcap_udp_payloads;
 
     #[test]
     fn sipp_speech_capture_gives_nothing() {

@@ -514,7 +514,7 @@ fn packetizer_feeds_receiver() {
 // ---------------------------------------------------------------- captures
 
 /// UDP payloads of a classic libpcap file (Ethernet / IPv4 / UDP), in order.
-fn pcap_udp_payloads(bytes: &[u8]) -> Vec<&[u8]> {
+pub(super) fn pcap_udp_payloads(bytes: &[u8]) -> Vec<&[u8]> {
     let u32le = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     assert_eq!(
         u32le(bytes, 0),
