@@ -604,45 +604,42 @@ fn speech_like(ms: u32) -> Vec<i16> {
     vmail::media::tone(300.0, ms, 6000, 8000)
 }
 
-#[test]
-fn max_message_length_stops_the_recording_and_hangs_up() {
-    let v = vmail_with(&["1001"], |ext| {
-        ext["max_message_seconds"] = 2.into();
-    });
+/// The caller (a short greeting) sends `audio` until vmail hangs up; the
+/// length of the one message stored.
+fn stored_ms_when_vmail_hangs_up(
+    tweak: impl FnOnce(&mut Value) + 'static,
+    audio: Vec<i16>,
+) -> Option<u64> {
+    let v = vmail_with(&["1001"], tweak);
     short_greeting(&v, "1001");
-    let plan = RtpPlan {
-        audio: speech_like(8000),
-        payload_type: 8,
-        ..RtpPlan::default()
-    };
-    let Some((run, _)) = call_until_vmail_hangs_up(&v, plan) else {
-        return;
-    };
-    run.assert_success("vmail hangs up at the maximum length");
-    let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(5));
-    let ms = wav_ms(&msgs[0].0);
-    assert!((1900..=2300).contains(&ms), "stored {ms} ms");
-}
-
-#[test]
-fn silence_ends_the_recording() {
-    let v = vmail_with(&["1001"], |ext| {
-        ext["silence_seconds"] = 2.into();
-    });
-    short_greeting(&v, "1001");
-    let mut audio = speech_like(1500);
-    audio.extend(std::iter::repeat_n(0i16, 8000 * 6));
     let plan = RtpPlan {
         audio,
         payload_type: 8,
         ..RtpPlan::default()
     };
-    let Some((run, _)) = call_until_vmail_hangs_up(&v, plan) else {
+    let (run, _) = call_until_vmail_hangs_up(&v, plan)?;
+    run.assert_success("vmail hangs up");
+    let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(5));
+    Some(wav_ms(&msgs[0].0))
+}
+
+#[test]
+fn max_message_length_stops_the_recording_and_hangs_up() {
+    let tweak = |ext: &mut Value| ext["max_message_seconds"] = 2.into();
+    let Some(ms) = stored_ms_when_vmail_hangs_up(tweak, speech_like(8000)) else {
         return;
     };
-    run.assert_success("vmail hangs up after the silence");
-    let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(5));
-    let ms = wav_ms(&msgs[0].0);
+    assert!((1900..=2300).contains(&ms), "stored {ms} ms");
+}
+
+#[test]
+fn silence_ends_the_recording() {
+    let mut audio = speech_like(1500);
+    audio.extend(std::iter::repeat_n(0i16, 8000 * 6));
+    let tweak = |ext: &mut Value| ext["silence_seconds"] = 2.into();
+    let Some(ms) = stored_ms_when_vmail_hangs_up(tweak, audio) else {
+        return;
+    };
     assert!((2500..=4500).contains(&ms), "stored {ms} ms");
 }
 
