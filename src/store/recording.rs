@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -46,7 +47,6 @@ pub struct RecordingWriter {
     sidecar_path: PathBuf,
     sidecar: Sidecar,
     out: BufWriter<File>,
-    scratch: Vec<u8>,
     samples: u64,
     samples_in_header: u64,
     _live: LiveGuard,
@@ -135,7 +135,6 @@ impl FsStore {
             sidecar_path,
             sidecar,
             out,
-            scratch: Vec::with_capacity(4096),
             samples: 0,
             samples_in_header: 0,
         })
@@ -192,13 +191,18 @@ impl RecordingWriter {
                 reason: "too long for a WAV file",
             });
         }
-        self.scratch.clear();
-        for s in pcm {
-            self.scratch.extend_from_slice(&s.to_le_bytes());
+        // Little-endian bytes through a stack buffer (a 20 ms frame is one
+        // chunk): no per-sample bounds checks or growth, nothing kept per call.
+        let mut bytes = [0u8; 640];
+        for chunk in pcm.chunks(bytes.len() / 2) {
+            for (d, s) in bytes.chunks_exact_mut(2).zip(chunk) {
+                d.copy_from_slice(&s.to_le_bytes());
+            }
+            let filled = bytes.get(..chunk.len() * 2).unwrap_or_default();
+            self.out
+                .write_all(filled)
+                .map_err(|e| StoreError::io("write", &self.wav_path, e))?;
         }
-        self.out
-            .write_all(&self.scratch)
-            .map_err(|e| StoreError::io("write", &self.wav_path, e))?;
         self.samples = total;
         if self.samples - self.samples_in_header >= u64::from(self.sample_rate()) {
             self.update_header()?;
@@ -206,16 +210,14 @@ impl RecordingWriter {
         Ok(())
     }
 
-    /// Flushes the buffer, then rewrites the header for the data on disk.
+    /// Flushes the buffer, then rewrites the header for the data on disk
+    /// (a positioned write: the file position stays at the end).
     fn update_header(&mut self) -> Result<(), StoreError> {
         let path = &self.wav_path;
         let io = |e| StoreError::io("write", path, e);
         self.out.flush().map_err(io)?;
         let header = wav::header(self.sidecar.info.sample_rate, self.samples * 2);
-        let f = self.out.get_mut();
-        f.seek(SeekFrom::Start(0)).map_err(io)?;
-        f.write_all(&header).map_err(io)?;
-        f.seek(SeekFrom::End(0)).map_err(io)?;
+        self.out.get_ref().write_all_at(&header, 0).map_err(io)?;
         self.samples_in_header = self.samples;
         Ok(())
     }
