@@ -67,12 +67,7 @@ pub async fn drive(setup: CallSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx_config);
     let mut recording: Option<Recording> = None;
-    let mut inputs = CallInputs {
-        done_rx,
-        commands,
-        generation: 0,
-        hung_up: false,
-    };
+    let mut inputs = CallInputs::new(done_rx, commands);
 
     // Greetings are files of the mailbox: read and decode them off the
     // async threads.

@@ -153,9 +153,27 @@ pub struct CallInputs {
     pub generation: u64,
     /// The caller hung up (or vmail is shutting down).
     pub hung_up: bool,
+    /// One timer for the whole call, and the deadline it is armed for.
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
 }
 
 impl CallInputs {
+    /// The inputs of a call that has just started.
+    pub fn new(
+        done_rx: tokio::sync::mpsc::UnboundedReceiver<super::pacer::PlaybackDone>,
+        commands: tokio::sync::mpsc::UnboundedReceiver<super::call_messages::CallCommand>,
+    ) -> Self {
+        CallInputs {
+            done_rx,
+            commands,
+            generation: 0,
+            hung_up: false,
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
+            armed: None,
+        }
+    }
+
     /// Waits for the next input of a call and hands the shared kinds to
     /// `flow`. After an RTP datagram (taken by the media layer) it returns
     /// `Some(is_media)` so the flow can drain the audio.
@@ -167,9 +185,19 @@ impl CallInputs {
         metrics: &Metrics,
     ) -> Option<bool> {
         use super::call_messages::CallCommand;
-        let deadline = deadline
-            .map(tokio::time::Instant::from_std)
-            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        // The deadline (no media) moves later with every packet; re-arming
+        // the timer each time would cost a timer-wheel removal and insertion
+        // per packet. It is re-armed only when the deadline comes earlier
+        // than the armed one, or after it fired (possibly early: the flows
+        // ignore an early `timeout`).
+        let deadline =
+            deadline.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600));
+        if self.armed.is_none_or(|a| deadline < a) {
+            self.timer
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            self.armed = Some(deadline);
+        }
         tokio::select! {
             r = media.socket.recv_from(&mut media.buf) => match r {
                 Ok((n, from)) => Some(media.on_datagram(n, from, metrics)),
@@ -201,7 +229,8 @@ impl CallInputs {
                 }
                 None
             }
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = &mut self.timer => {
+                self.armed = None;
                 flow.timeout(Instant::now());
                 None
             }

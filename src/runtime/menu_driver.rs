@@ -135,12 +135,7 @@ pub async fn drive(setup: MenuSetup) {
         lockout_seconds,
         peer,
     };
-    let mut inputs = CallInputs {
-        done_rx,
-        commands,
-        generation: 0,
-        hung_up: false,
-    };
+    let mut inputs = CallInputs::new(done_rx, commands);
     // Greeting recording: in memory until accepted.
     let mut recording: Option<(Vec<i16>, usize)> = None;
     let mut last_recording: Vec<i16> = Vec::new();
