@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -17,7 +16,8 @@ use crate::prompts::PromptSet;
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
-use super::media_io::{CallFlow, CallInputs, MediaIo};
+use super::media_clock::MediaTick;
+use super::media_io::{CallFlow, CallInputs, MediaIo, RtpSocket, Wake};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 
@@ -25,7 +25,8 @@ use super::plan::DepositPlan;
 pub struct CallSetup {
     pub call: u64,
     pub mailbox: MailboxId,
-    pub socket: Arc<UdpSocket>,
+    pub socket: RtpSocket,
+    pub tick: MediaTick,
     pub remote: RemoteAddr,
     pub rx: RxConfig,
     pub plan: DepositPlan,
@@ -53,6 +54,7 @@ pub async fn drive(setup: CallSetup) {
         call,
         mailbox,
         socket,
+        tick,
         remote,
         rx: rx_config,
         plan,
@@ -67,7 +69,7 @@ pub async fn drive(setup: CallSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx_config);
     let mut recording: Option<Recording> = None;
-    let mut inputs = CallInputs::new(done_rx, commands);
+    let mut inputs = CallInputs::new(tick, done_rx, commands);
 
     // Greetings are files of the mailbox: read and decode them off the
     // async threads.
@@ -143,47 +145,24 @@ pub async fn drive(setup: CallSetup) {
         }
 
         let deadline = deposit.poll_timeout();
-        let Some(is_media) = inputs
-            .next(&mut deposit, &mut media, deadline, &metrics)
-            .await
-        else {
+        let wake = inputs.next(&mut deposit, &mut media, deadline).await;
+        if wake == Wake::Other {
             continue;
-        };
-        let now = Instant::now().into_std();
-        if is_media {
-            deposit.on_media(now);
         }
-        // Audio released by the jitter buffer.
-        match recording.as_mut() {
-            Some(rec) => {
-                let mut failed = false;
-                media.drain(&mut |pcm| {
-                    rec.silence.feed(pcm);
-                    if rec.writer.append(pcm).is_err() {
-                        failed = true;
-                    }
-                });
-                if failed {
-                    warn!("writing the recording failed");
-                    if let Some(rec) = recording.take() {
-                        let _ = rec.writer.discard();
-                    }
-                    metrics.messages_failed.inc();
-                    deposit.on_store_error(now);
-                } else if !rec.limit_reported {
-                    if rec.silence.silent_ms() >= rec.silence_limit_ms {
-                        rec.limit_reported = true;
-                        deposit.on_silence(now);
-                    } else if rec.writer.samples() >= rec.max_samples {
-                        rec.limit_reported = true;
-                        deposit.on_max_length(now);
-                    }
+        let now = Instant::now().into_std();
+        match media.try_recv(&metrics) {
+            Some(is_media) => {
+                inputs.read_on(wake);
+                if is_media {
+                    deposit.on_media(now);
+                }
+                take_audio(&mut media, &mut recording, &mut deposit, &metrics, now);
+                while let Some(digit) = media.poll_digit(now) {
+                    deposit.on_dtmf(now, digit);
                 }
             }
-            None => media.drain(&mut |_| {}),
-        }
-        while let Some(digit) = media.poll_digit(now) {
-            deposit.on_dtmf(now, digit);
+            None if wake == Wake::Hangup => deposit.on_hangup(now),
+            None => {}
         }
     }
     let stats = media.receiver.stats();
@@ -197,6 +176,44 @@ pub async fn drive(setup: CallSetup) {
     );
     slot.unregister();
     let _ = events.send(CallEvent::Ended { call });
+}
+
+/// Audio released by the jitter buffer: into the recording, if one is
+/// running, and past its silence and length limits.
+fn take_audio(
+    media: &mut MediaIo,
+    recording: &mut Option<Recording>,
+    deposit: &mut Deposit,
+    metrics: &Metrics,
+    now: std::time::Instant,
+) {
+    let Some(rec) = recording.as_mut() else {
+        media.drain(&mut |_| {});
+        return;
+    };
+    let mut failed = false;
+    media.drain(&mut |pcm| {
+        rec.silence.feed(pcm);
+        if rec.writer.append(pcm).is_err() {
+            failed = true;
+        }
+    });
+    if failed {
+        warn!("writing the recording failed");
+        if let Some(rec) = recording.take() {
+            let _ = rec.writer.discard();
+        }
+        metrics.messages_failed.inc();
+        deposit.on_store_error(now);
+    } else if !rec.limit_reported {
+        if rec.silence.silent_ms() >= rec.silence_limit_ms {
+            rec.limit_reported = true;
+            deposit.on_silence(now);
+        } else if rec.writer.samples() >= rec.max_samples {
+            rec.limit_reported = true;
+            deposit.on_max_length(now);
+        }
+    }
 }
 
 /// Completes (or drops) a recording off the async threads: fsync and renames.
@@ -244,9 +261,6 @@ impl CallFlow for Deposit {
     }
     fn playback_done(&mut self, now: std::time::Instant) {
         self.on_playback_done(now);
-    }
-    fn hangup(&mut self, now: std::time::Instant) {
-        self.on_hangup(now);
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);

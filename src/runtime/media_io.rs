@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::media::{
@@ -17,12 +16,23 @@ use crate::media::{
 };
 use crate::metrics::Metrics;
 
+use super::media_clock::MediaTick;
 use super::pacer::RemoteAddr;
+
+/// The call's RTP socket: non-blocking, read on the media clock (see
+/// [`super::media_clock`]), sent to by the pacer.
+pub type RtpSocket = Arc<std::net::UdpSocket>;
+
+/// Datagrams read per tick at most; the rest wait for the next tick, so a
+/// flood on one port cannot hold a worker.
+const MAX_READS_PER_TICK: usize = 64;
 
 /// The receive side of a call's media.
 pub struct MediaIo {
-    pub socket: Arc<UdpSocket>,
-    pub buf: Vec<u8>,
+    socket: RtpSocket,
+    buf: Vec<u8>,
+    /// Datagrams read in the current tick.
+    reads: usize,
     remote: RemoteAddr,
     pub receiver: RtpReceiver,
     learned: Option<SocketAddr>,
@@ -33,11 +43,12 @@ pub struct MediaIo {
 
 impl MediaIo {
     /// Media for a call answered with `rx`.
-    pub fn new(socket: Arc<UdpSocket>, remote: RemoteAddr, rx: RxConfig) -> Self {
+    pub fn new(socket: RtpSocket, remote: RemoteAddr, rx: RxConfig) -> Self {
         let inband = rx.dtmf_pt.is_none().then(|| InbandDetector::new(8000));
         MediaIo {
             socket,
             buf: vec![0u8; 2048],
+            reads: 0,
             remote,
             receiver: RtpReceiver::new(rx),
             learned: None,
@@ -47,9 +58,28 @@ impl MediaIo {
         }
     }
 
+    /// Reads the next datagram that has arrived and pushes it into the
+    /// jitter buffer: `Some(true)` for media of the call (audio, DTMF,
+    /// comfort noise), `Some(false)` for anything else, `None` when nothing
+    /// more is waiting (or this tick's share was read). Drain after each.
+    pub fn try_recv(&mut self, metrics: &Metrics) -> Option<bool> {
+        while self.reads < MAX_READS_PER_TICK {
+            self.reads += 1;
+            match self.socket.recv_from(&mut self.buf) {
+                Ok((n, from)) => return Some(self.on_datagram(n, from, metrics)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Err(e) => {
+                    // ICMP port unreachable and the like: keep going.
+                    debug!("rtp recv error: {e}");
+                }
+            }
+        }
+        None
+    }
+
     /// Handles the datagram of `n` bytes now in `buf`, from `from`. Returns
     /// true when it was media of the call (audio, DTMF or comfort noise).
-    pub fn on_datagram(&mut self, n: usize, from: SocketAddr, metrics: &Metrics) -> bool {
+    fn on_datagram(&mut self, n: usize, from: SocketAddr, metrics: &Metrics) -> bool {
         metrics.rtp_received.inc();
         let Some(packet) = self.buf.get(..n) else {
             return false;
@@ -137,16 +167,27 @@ pub trait CallFlow {
     fn digit(&mut self, now: Instant, digit: char);
     /// The latest playlist was sent completely.
     fn playback_done(&mut self, now: Instant);
-    /// The caller hung up (or vmail is shutting down).
-    fn hangup(&mut self, now: Instant);
     /// Its deadline passed.
     fn timeout(&mut self, now: Instant);
 }
 
-/// The non-RTP inputs of a call: the pacer's "playlist done", the SIP
-/// side's commands; plus the playlist generation and whether the caller
-/// hung up.
+/// What woke a call (see [`CallInputs::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// The media clock ticked: read the socket ([`MediaIo::try_recv`]).
+    Media,
+    /// The caller hung up (or vmail is shutting down): read what is left
+    /// on the socket, then tell the flow.
+    Hangup,
+    /// Something the flow has already been told.
+    Other,
+}
+
+/// The non-RTP inputs of a call: the media clock, the pacer's "playlist
+/// done", the SIP side's commands; plus the playlist generation and
+/// whether the caller hung up.
 pub struct CallInputs {
+    tick: MediaTick,
     pub done_rx: tokio::sync::mpsc::UnboundedReceiver<super::pacer::PlaybackDone>,
     pub commands: tokio::sync::mpsc::UnboundedReceiver<super::call_messages::CallCommand>,
     /// Generation of the latest playlist; older "done" reports are ignored.
@@ -156,35 +197,53 @@ pub struct CallInputs {
     /// One timer for the whole call, and the deadline it is armed for.
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     armed: Option<Instant>,
+    /// The wake-up whose datagrams are being read (see [`Self::read_on`]).
+    reading: Option<Wake>,
 }
 
 impl CallInputs {
     /// The inputs of a call that has just started.
     pub fn new(
+        tick: MediaTick,
         done_rx: tokio::sync::mpsc::UnboundedReceiver<super::pacer::PlaybackDone>,
         commands: tokio::sync::mpsc::UnboundedReceiver<super::call_messages::CallCommand>,
     ) -> Self {
         CallInputs {
+            tick,
             done_rx,
             commands,
             generation: 0,
             hung_up: false,
             timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(3600))),
             armed: None,
+            reading: None,
         }
     }
 
+    /// A datagram of `wake` was read: the next [`Self::next`] returns
+    /// `wake` again at once, so the driver carries out the flow's actions
+    /// between datagrams (a `#` stops a recording right there) and then
+    /// reads on.
+    pub fn read_on(&mut self, wake: Wake) {
+        self.reading = Some(wake);
+    }
+
     /// Waits for the next input of a call and hands the shared kinds to
-    /// `flow`. After an RTP datagram (taken by the media layer) it returns
-    /// `Some(is_media)` so the flow can drain the audio.
+    /// `flow`; says what woke it. On [`Wake::Media`] and [`Wake::Hangup`]
+    /// the driver reads the socket one datagram at a time
+    /// ([`MediaIo::try_recv`], then [`Self::read_on`]) until it is empty;
+    /// on `Hangup` it then tells the flow, so the audio sent just before
+    /// the BYE is in the recording.
     pub async fn next<F: CallFlow>(
         &mut self,
         flow: &mut F,
         media: &mut MediaIo,
         deadline: Option<Instant>,
-        metrics: &Metrics,
-    ) -> Option<bool> {
+    ) -> Wake {
         use super::call_messages::CallCommand;
+        if let Some(w) = self.reading.take() {
+            return w;
+        }
         // The deadline (no media) moves later with every packet; re-arming
         // the timer each time would cost a timer-wheel removal and insertion
         // per packet. It is re-armed only when the deadline comes earlier
@@ -198,27 +257,21 @@ impl CallInputs {
                 .reset(tokio::time::Instant::from_std(deadline));
             self.armed = Some(deadline);
         }
+        media.reads = 0;
         tokio::select! {
-            r = media.socket.recv_from(&mut media.buf) => match r {
-                Ok((n, from)) => Some(media.on_datagram(n, from, metrics)),
-                Err(e) => {
-                    // ICMP port unreachable and the like: keep going.
-                    debug!("rtp recv error: {e}");
-                    None
-                }
-            },
+            () = self.tick.tick() => Wake::Media,
             done = self.done_rx.recv() => {
                 if done.is_some_and(|d| d.generation == self.generation) {
                     flow.playback_done(Instant::now());
                 }
-                None
+                Wake::Other
             }
             cmd = self.commands.recv() => {
                 let now = Instant::now();
                 match cmd {
                     Some(CallCommand::Hangup) | None => {
                         self.hung_up = true;
-                        flow.hangup(now);
+                        return Wake::Hangup;
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
                     Some(CallCommand::Dtmf(d)) => {
@@ -227,12 +280,12 @@ impl CallInputs {
                         }
                     }
                 }
-                None
+                Wake::Other
             }
             _ = &mut self.timer => {
                 self.armed = None;
                 flow.timeout(Instant::now());
-                None
+                Wake::Other
             }
         }
     }

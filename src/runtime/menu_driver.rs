@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -20,7 +19,8 @@ use crate::prompts::PromptSet;
 use crate::store::{Folder, FsStore, LoginState, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
-use super::media_io::{CallFlow, CallInputs, MediaIo};
+use super::media_clock::MediaTick;
+use super::media_io::{CallFlow, CallInputs, MediaIo, RtpSocket, Wake};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 
 /// Everything a menu call's driver needs.
@@ -29,7 +29,8 @@ pub struct MenuSetup {
     pub domain: String,
     pub menu: Menu,
     pub peer: SocketAddr,
-    pub socket: Arc<UdpSocket>,
+    pub socket: RtpSocket,
+    pub tick: MediaTick,
     pub remote: RemoteAddr,
     pub rx: RxConfig,
     pub language: String,
@@ -109,6 +110,7 @@ pub async fn drive(setup: MenuSetup) {
         mut menu,
         peer,
         socket,
+        tick,
         remote,
         rx,
         language,
@@ -135,7 +137,7 @@ pub async fn drive(setup: MenuSetup) {
         lockout_seconds,
         peer,
     };
-    let mut inputs = CallInputs::new(done_rx, commands);
+    let mut inputs = CallInputs::new(tick, done_rx, commands);
     // Greeting recording: in memory until accepted.
     let mut recording: Option<(Vec<i16>, usize)> = None;
     let mut last_recording: Vec<i16> = Vec::new();
@@ -189,10 +191,18 @@ pub async fn drive(setup: MenuSetup) {
             break;
         }
         let deadline = menu.poll_timeout();
-        let Some(_) = inputs.next(&mut menu, &mut media, deadline, &metrics).await else {
+        let wake = inputs.next(&mut menu, &mut media, deadline).await;
+        if wake == Wake::Other {
             continue;
-        };
+        }
         let now = Instant::now().into_std();
+        if media.try_recv(&metrics).is_none() {
+            if wake == Wake::Hangup {
+                menu.on_hangup(now);
+            }
+            continue;
+        }
+        inputs.read_on(wake);
         let mut full = false;
         media.drain(&mut |pcm| {
             if let Some((buf, max)) = recording.as_mut() {
@@ -495,9 +505,6 @@ impl CallFlow for Menu {
     }
     fn playback_done(&mut self, now: std::time::Instant) {
         self.on_playback_done(now);
-    }
-    fn hangup(&mut self, now: std::time::Instant) {
-        self.on_hangup(now);
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);

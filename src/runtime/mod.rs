@@ -9,6 +9,7 @@
 
 mod call_messages;
 mod deposit_driver;
+mod media_clock;
 mod media_io;
 mod menu_driver;
 mod pacer;
@@ -78,6 +79,8 @@ pub(crate) struct Shared {
     pub prompts: PromptSet,
     pub metrics: Arc<Metrics>,
     pub pacer: Pacer,
+    /// When the calls read their RTP sockets.
+    pub media_clock: Arc<media_clock::MediaClock>,
     /// Login lockouts of mailbox numbers that do not exist.
     pub phantoms: Arc<menu_driver::PhantomLockouts>,
     ports: Arc<Mutex<PortPool>>,
@@ -149,6 +152,7 @@ impl Shared {
             prompts: self.prompts.clone(),
             metrics: self.metrics.clone(),
             pacer: self.pacer.clone(),
+            media_clock: self.media_clock.clone(),
             phantoms: self.phantoms.clone(),
             ports: self.ports.clone(),
         })
@@ -301,6 +305,7 @@ async fn serve(
         prompts,
         metrics,
         pacer,
+        media_clock: media_clock::MediaClock::start(),
         phantoms: Arc::default(),
         ports: Arc::new(Mutex::new(ports)),
         role,

@@ -10,8 +10,8 @@
 //! Timing (measured with `benches/load.sh --only pacing`):
 //! - a shard is an OS thread of its own, not a task: on the tokio workers
 //!   its ticks waited behind whatever the call drivers were doing. The
-//!   sockets are sent to with the non-blocking `try_send_to`, which needs
-//!   no runtime context;
+//!   sockets are plain non-blocking sockets, so a full send buffer drops
+//!   the frame instead of blocking the shard;
 //! - frames are due against the tick's scheduled instant, never against
 //!   the time the thread woke, so a call's frames keep one place on the
 //!   grid (comparing with the wake-up time sent a frame due near a tick
@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
@@ -37,6 +36,8 @@ use crate::call::Clip;
 use crate::media::RtpPacketizer;
 
 use crate::metrics::Metrics;
+
+use super::media_io::RtpSocket;
 
 /// Where a call's RTP goes: learned from the caller's packets (symmetric
 /// RTP), initially from the SDP offer.
@@ -52,7 +53,7 @@ pub struct PlaybackDone {
 enum Command {
     Register {
         call: u64,
-        socket: Arc<UdpSocket>,
+        socket: RtpSocket,
         remote: RemoteAddr,
         packetizer: Box<RtpPacketizer>,
         frame_samples: usize,
@@ -117,7 +118,7 @@ impl Pacer {
     pub fn register(
         &self,
         call: u64,
-        socket: Arc<UdpSocket>,
+        socket: RtpSocket,
         remote: RemoteAddr,
         packetizer: RtpPacketizer,
         frame_samples: usize,
@@ -167,7 +168,7 @@ struct Playing {
 }
 
 struct Entry {
-    socket: Arc<UdpSocket>,
+    socket: RtpSocket,
     remote: RemoteAddr,
     packetizer: Box<RtpPacketizer>,
     frame_samples: usize,
@@ -370,7 +371,7 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) -> bool {
         let remote = e.remote.lock().ok().and_then(|r| *r);
         let packet = e.packetizer.packetize(&e.frame, marker);
         if let Some(to) = remote {
-            match e.socket.try_send_to(packet, to) {
+            match e.socket.send_to(packet, to) {
                 Ok(_) => metrics.rtp_sent.inc(),
                 Err(_) => metrics.rtp_send_errors.inc(),
             }

@@ -23,6 +23,8 @@ use crate::sip::{
 use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
 use crate::target::{self, Cause, Target};
 
+use super::media_io::RtpSocket;
+
 use super::call_messages::{CallCommand, CallEvent};
 use super::deposit_driver::{self, CallSetup};
 use super::menu_driver::{self, MenuSetup};
@@ -440,6 +442,7 @@ impl SipServer {
                     call: id,
                     mailbox,
                     socket,
+                    tick: shared.media_clock.subscribe(id),
                     remote,
                     rx: rx_config(&negotiated),
                     plan: DepositPlan {
@@ -485,6 +488,7 @@ impl SipServer {
                     domain,
                     peer: from.addr,
                     socket,
+                    tick: shared.media_clock.subscribe(id),
                     remote,
                     rx: rx_config(&negotiated),
                     language: ext.language.clone(),
@@ -771,20 +775,18 @@ impl SipServer {
         }
     }
 
-    fn bind_rtp(&self) -> Option<(Arc<UdpSocket>, u16)> {
+    fn bind_rtp(&self) -> Option<(RtpSocket, u16)> {
         let ip = self.shared.role.addr;
         for _ in 0..64 {
             let port = self.shared.ports_allocate()?;
             match std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
                 Ok(sock) => {
+                    // Read on the media clock, never awaited: see media_clock.
                     if sock.set_nonblocking(true).is_err() {
                         self.shared.ports_release(port);
                         continue;
                     }
-                    match UdpSocket::from_std(sock) {
-                        Ok(s) => return Some((Arc::new(s), port)),
-                        Err(_) => self.shared.ports_release(port),
-                    }
+                    return Some((Arc::new(sock), port));
                 }
                 Err(_) => self.shared.ports_release(port),
             }
