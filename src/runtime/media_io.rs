@@ -31,8 +31,12 @@ const MAX_READS_PER_TICK: usize = 64;
 pub struct MediaIo {
     socket: RtpSocket,
     buf: Vec<u8>,
-    /// Datagrams read in the current tick.
+    /// Reads tried in the current tick.
     reads: usize,
+    /// Datagrams read in the current tick.
+    got: usize,
+    /// Ticks in a row that found nothing to read.
+    empty_ticks: u32,
     remote: RemoteAddr,
     pub receiver: RtpReceiver,
     learned: Option<SocketAddr>,
@@ -49,6 +53,8 @@ impl MediaIo {
             socket,
             buf: vec![0u8; 2048],
             reads: 0,
+            got: 0,
+            empty_ticks: 0,
             remote,
             receiver: RtpReceiver::new(rx),
             learned: None,
@@ -66,15 +72,35 @@ impl MediaIo {
         while self.reads < MAX_READS_PER_TICK {
             self.reads += 1;
             match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => return Some(self.on_datagram(n, from, metrics)),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+                Ok((n, from)) => {
+                    self.got += 1;
+                    return Some(self.on_datagram(n, from, metrics));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP port unreachable and the like: keep going.
                     debug!("rtp recv error: {e}");
                 }
             }
         }
+        self.empty_ticks = if self.got == 0 {
+            self.empty_ticks.saturating_add(1)
+        } else {
+            0
+        };
         None
+    }
+
+    /// A new tick: nothing read yet.
+    fn start_tick(&mut self) {
+        self.reads = 0;
+        self.got = 0;
+    }
+
+    /// Whether the call receives nothing lately and may read on the slow
+    /// tick (see [`super::media_clock`]).
+    fn quiet(&self) -> bool {
+        self.empty_ticks >= 2
     }
 
     /// Handles the datagram of `n` bytes now in `buf`, from `from`. Returns
@@ -257,9 +283,12 @@ impl CallInputs {
                 .reset(tokio::time::Instant::from_std(deadline));
             self.armed = Some(deadline);
         }
-        media.reads = 0;
+        let slow = media.quiet();
         tokio::select! {
-            () = self.tick.tick() => Wake::Media,
+            () = self.tick.tick(slow) => {
+                media.start_tick();
+                Wake::Media
+            }
             done = self.done_rx.recv() => {
                 if done.is_some_and(|d| d.generation == self.generation) {
                     flow.playback_done(Instant::now());
@@ -271,6 +300,7 @@ impl CallInputs {
                 match cmd {
                     Some(CallCommand::Hangup) | None => {
                         self.hung_up = true;
+                        media.start_tick();
                         return Wake::Hangup;
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
