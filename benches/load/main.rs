@@ -42,7 +42,7 @@ vmail load harness
 
   --quick            small steps, about 3 minutes
   --full             the whole measurement, about 20 minutes
-  --only LIST        comma-separated subset of: deposits,rate,pacing,cpu,startup
+  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
@@ -383,6 +383,9 @@ fn run(opts: Opts) -> Result<(), String> {
         log: String::new(),
     };
 
+    if opts.wants("floor") {
+        b.floor()?;
+    }
     if opts.wants("deposits") {
         b.deposits()?;
     }
@@ -456,6 +459,89 @@ impl Bench {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+
+    /// The machine's own cost of loopback UDP, without vmail: what one
+    /// `send_to` (which on loopback also delivers into the receiving
+    /// socket), one `recv_from` and one `recv_from` of an empty socket take
+    /// in CPU time, with as many ports as a large step. Every figure above
+    /// it pays these once per packet.
+    fn floor(&mut self) -> Result<(), String> {
+        use std::net::UdpSocket;
+        const PORTS: usize = 2000;
+        const ROUNDS: usize = 100;
+        say(&format!("loopback floor: {PORTS} ports × {ROUNDS} packets"));
+        let bind = || -> std::io::Result<UdpSocket> {
+            let s = UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+            s.set_nonblocking(true)?;
+            Ok(s)
+        };
+        let rx: Vec<UdpSocket> = (0..PORTS)
+            .map(|_| bind())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("floor: {e}"))?;
+        let tx: Vec<UdpSocket> = (0..PORTS)
+            .map(|_| bind())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("floor: {e}"))?;
+        let to: Vec<std::net::SocketAddr> = rx
+            .iter()
+            .map(|s| s.local_addr())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("floor: {e}"))?;
+        let cpu = || procfs::thread_cpu().unwrap_or_default();
+        let packet = [0x80u8; 172];
+        let mut buf = [0u8; 2048];
+        let (mut sent, mut got, mut empty) = (0u64, 0u64, 0u64);
+        let (mut send_cpu, mut recv_cpu, mut empty_cpu) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        // In rounds of one packet per port, so the sockets' buffers never
+        // fill; each phase measured on its own.
+        for _ in 0..ROUNDS {
+            let c0 = cpu();
+            for (s, a) in tx.iter().zip(&to) {
+                if s.send_to(&packet, a).is_ok() {
+                    sent += 1;
+                }
+            }
+            let c1 = cpu();
+            for s in &rx {
+                if s.recv_from(&mut buf).is_ok() {
+                    got += 1;
+                }
+            }
+            let c2 = cpu();
+            for s in &rx {
+                if s.recv_from(&mut buf).is_err() {
+                    empty += 1;
+                }
+            }
+            let c3 = cpu();
+            send_cpu += c1.saturating_sub(c0);
+            recv_cpu += c2.saturating_sub(c1);
+            empty_cpu += c3.saturating_sub(c2);
+        }
+        let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        let (s_us, r_us, e_us) = (
+            per(send_cpu, sent),
+            per(recv_cpu, got),
+            per(empty_cpu, empty),
+        );
+        let mut row = Row::new("loopback floor", format!("{PORTS} ports × {ROUNDS}"));
+        row.per_packet = format!("{:.2}", s_us + r_us);
+        row.notes = format!(
+            "no vmail: send_to {s_us:.2} µs (delivery into the receiving socket included), \
+             recv_from {r_us:.2} µs, empty recv_from {e_us:.2} µs; {sent} sent, {got} received"
+        );
+        let _ = writeln!(
+            self.log,
+            "floor: sent {sent} in {send_cpu:?}, received {got} in {recv_cpu:?}, empty {empty} in {empty_cpu:?}"
+        );
+        say(&format!(
+            "loopback floor: send_to {s_us:.2} µs, recv_from {r_us:.2} µs, empty recv_from {e_us:.2} µs"
+        ));
+        self.rows.push(row);
+        Ok(())
     }
 
     fn deposits(&mut self) -> Result<(), String> {

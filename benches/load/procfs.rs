@@ -110,3 +110,11 @@ pub fn machine() -> String {
         kernel.trim()
     )
 }
+
+/// CPU time of the calling thread so far, in nanoseconds
+/// (`/proc/thread-self/schedstat`, exact rather than in clock ticks).
+pub fn thread_cpu() -> Option<Duration> {
+    let s = fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
