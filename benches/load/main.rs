@@ -5,6 +5,8 @@
 //! an RTP generator of its own (the callers' audio; see `rtp.rs`), and
 //! prints one table:
 //!
+//! - the loopback floor: what `send_to` and `recv_from` cost on this
+//!   machine without vmail;
 //! - concurrent deposits held for a minute each, stepping up until a step
 //!   is not clean: failed calls, SIP retransmissions, the share of the sent
 //!   audio frames found in the stored WAVs, vmail's CPU (% of one core, µs
@@ -41,7 +43,7 @@ vmail load harness
   cargo bench --bench load -- --quick | --full [options]
 
   --quick            small steps, about 3 minutes
-  --full             the whole measurement, about 20 minutes
+  --full             the whole measurement, about 10 minutes
   --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held

@@ -337,6 +337,14 @@ fn receive(
     };
     let mut socks: Vec<mio::net::UdpSocket> = Vec::with_capacity(sockets.len());
     for (i, s) in sockets.into_iter().enumerate() {
+        // The kernel's arrival time of each packet (SO_TIMESTAMPNS): on
+        // loopback that is when vmail's send_to delivered it, so the
+        // intervals do not include this thread's own scheduling delays.
+        if let Err(e) =
+            nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+        {
+            eprintln!("rtp receiver: no kernel timestamps: {e}");
+        }
         let mut sock = mio::net::UdpSocket::from_std(s);
         if let Err(e) = poll
             .registry()
@@ -350,6 +358,7 @@ fn receive(
     let mut last: Vec<Option<Instant>> = vec![None; socks.len()];
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 2048];
+    let mut cmsg = nix::cmsg_space!(nix::libc::timespec);
     while !stop.load(Ordering::Relaxed) {
         if poll
             .poll(&mut events, Some(Duration::from_millis(50)))
@@ -365,12 +374,16 @@ fn receive(
             // Edge-triggered: read until empty (bounded: an error such as
             // ICMP unreachable is reported once and read past).
             for _ in 0..1024 {
-                let from = match sock.recv_from(&mut buf) {
-                    Ok((_, from)) => from,
+                let (from, stamp) = match recv_stamped(sock, &mut buf, &mut cmsg) {
+                    Ok(r) => r,
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(_) => continue,
                 };
                 let now = Instant::now();
+                // Kernel time when there is one, else the time read.
+                let at = stamp.map_or(now, |k| {
+                    now.checked_sub(wall_now().saturating_sub(k)).unwrap_or(now)
+                });
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 let count = {
                     let mut rx = slot.rx();
@@ -384,19 +397,56 @@ fn receive(
                     rx.last = Some(now);
                     rx.count
                 };
-                let in_window = window.get().is_none_or(|(a, b)| now >= *a && now <= *b);
+                let in_window = window.get().is_none_or(|(a, b)| at >= *a && at <= *b);
                 if count <= timed {
                     if let Some(prev) = last[i].filter(|_| in_window) {
-                        let d = now.duration_since(prev);
+                        let d = at.saturating_duration_since(prev);
                         pacing.intervals.add(d);
                         pacing.deviation.add(d.abs_diff(FRAME));
                     }
-                    last[i] = Some(now);
+                    last[i] = Some(at);
                 }
             }
         }
     }
     pacing
+}
+
+/// Wall-clock time since the epoch (the clock of SO_TIMESTAMPNS).
+fn wall_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// `recv_from` that also returns the kernel's arrival time (since the
+/// epoch) when the socket has SO_TIMESTAMPNS on.
+fn recv_stamped(
+    sock: &mio::net::UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> std::io::Result<(SocketAddr, Option<Duration>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())
+        .map_err(std::io::Error::from)?;
+    let mut stamp = None;
+    if let Ok(list) = msg.cmsgs() {
+        for c in list {
+            if let ControlMessageOwned::ScmTimestampns(t) = c {
+                stamp = Some(Duration::new(
+                    t.tv_sec().max(0) as u64,
+                    t.tv_nsec().max(0) as u32,
+                ));
+            }
+        }
+    }
+    let from = msg
+        .address
+        .map(SocketAddr::from)
+        .ok_or_else(|| std::io::Error::other("datagram without a source address"))?;
+    Ok((from, stamp))
 }
 
 /// A call being sent to.

@@ -29,7 +29,7 @@ use tokio::sync::Notify;
 /// buffer's media-time window and is not heard in digit handling.
 pub const PERIOD: Duration = Duration::from_millis(40);
 /// Phases of the period; calls are assigned round-robin.
-pub const PHASES: usize = 20;
+pub const PHASES: usize = 4;
 /// A call that is receiving nothing reads every `SLOW` periods.
 pub const SLOW: usize = 4;
 
