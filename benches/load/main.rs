@@ -718,6 +718,13 @@ impl Bench {
         if udp.rcvbuf_errors > 0 {
             let _ = write!(notes, "; {} UDP drops (rcvbuf)", udp.rcvbuf_errors);
         }
+        if udp.no_ports > 0 {
+            let _ = write!(
+                notes,
+                "; {} datagrams reached closed ports (sent after the call's BYE)",
+                udp.no_ports
+            );
+        }
         if fallback > 0 {
             let _ = write!(notes, "; {fallback} callers started on silence");
         }
@@ -989,7 +996,16 @@ impl Bench {
         let w0 = t0 + ramp + Duration::from_millis(500);
         let w1 = (t0 + hold - Duration::from_millis(200)).max(w0 + Duration::from_secs(1));
         gen.time_window(w0, w1);
+        // Hypervisor steal within the window: a vCPU that is not running
+        // stalls every thread on it, the pacer's too.
+        let stolen = std::thread::spawn(move || {
+            sleep_until(w0);
+            let s0 = procfs::steal().unwrap_or_default();
+            sleep_until(w1);
+            procfs::steal().unwrap_or_default().saturating_sub(s0)
+        });
         let res = sipp.wait();
+        let stolen = stolen.join().unwrap_or_default();
         let dt = t0.elapsed();
         let cpu = vm.cpu().saturating_sub(cpu0);
         let own = procfs::cpu_time(std::process::id())
@@ -1005,14 +1021,15 @@ impl Bench {
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
         row.cpu = format!("{:.0} %", pct(cpu.as_secs_f64(), dt.as_secs_f64()));
         row.notes = format!(
-            "over {:.1} s with all {n} playing: interval p50 {:.2} / p99 {:.2} / max {:.2} ms; |interval − 20 ms| p99 {:.2} ms; {} intervals; generator {:.0} % CPU",
+            "over {:.1} s with all {n} playing: interval p50 {:.2} / p99 {:.2} / max {:.2} ms; |interval − 20 ms| p99 {:.2} ms; {} intervals; generator {:.0} % CPU; steal {:.0} ms",
             w1.duration_since(w0).as_secs_f64(),
             ms(p.intervals.quantile(0.5)),
             ms(p.intervals.quantile(0.99)),
             ms(p.intervals.max()),
             ms(p.deviation.quantile(0.99)),
             p.intervals.count(),
-            pct(own.as_secs_f64(), dt.as_secs_f64())
+            pct(own.as_secs_f64(), dt.as_secs_f64()),
+            ms(stolen)
         );
         say(&format!("pacing {n}: {}", row.notes));
         if n == 1000 || n == *self.opts.pacing_steps.iter().max().unwrap_or(&0) {

@@ -118,3 +118,13 @@ pub fn thread_cpu() -> Option<Duration> {
     let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
     Some(Duration::from_nanos(ns))
 }
+
+/// Time the hypervisor ran something else while this machine's CPUs had
+/// work (the `steal` column of `/proc/stat`, all CPUs together).
+pub fn steal() -> Option<Duration> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?;
+    // cpu user nice system idle iowait irq softirq steal ...
+    let ticks: u64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(Duration::from_micros(ticks * 1_000_000 / clk_tck()))
+}
