@@ -222,7 +222,9 @@ async fn close_recording(
     min: Duration,
     metrics: &Metrics,
 ) -> RecordingOutcome {
-    let too_short = writer.duration_ms() < min.as_millis() as u64;
+    // No audio at all (the caller hung up at the beep) is nothing to
+    // store, whatever the configured minimum.
+    let too_short = writer.samples() == 0 || writer.duration_ms() < min.as_millis() as u64;
     let result = tokio::task::spawn_blocking(move || {
         if too_short {
             writer.discard().map(|()| None)
