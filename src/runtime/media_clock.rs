@@ -14,9 +14,9 @@
 //! The calls are spread over [`PHASES`] phases, ticked in turn, so one tick
 //! wakes only a share of them. A call whose last reads found nothing (the
 //! caller is silent and sends nothing, or on hold) waits for the slow tick
-//! of its phase instead, every [`SLOW`] periods: waking idle calls took CPU
-//! and made the pacer's frames late. The first packets after such a pause
-//! wait in the socket's buffer for at most a slow period; nothing is lost.
+//! of its phase instead, every [`SLOW`] periods, so idle calls cost
+//! (almost) nothing. The first packets after such a pause wait in the
+//! socket's buffer for at most a slow period; nothing is lost.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
