@@ -320,3 +320,84 @@ impl CallInputs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{Codec, RtpPacketizer};
+
+    fn socket() -> (RtpSocket, SocketAddr) {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.set_nonblocking(true).expect("non-blocking");
+        let addr = s.local_addr().expect("address");
+        (Arc::new(s), addr)
+    }
+
+    /// Waits (bounded) until a datagram sent on loopback is readable.
+    fn recv_within(media: &mut MediaIo, metrics: &Metrics) -> Option<bool> {
+        for _ in 0..200 {
+            media.start_tick();
+            if let Some(r) = media.try_recv(metrics) {
+                return Some(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        None
+    }
+
+    #[test]
+    fn reads_what_arrived_and_goes_quiet_without_it() {
+        let metrics = Metrics::default();
+        let (sock, addr) = socket();
+        let remote: RemoteAddr = Arc::default();
+        let mut media = MediaIo::new(sock, remote.clone(), RxConfig::new(Codec::Pcmu, None));
+        // Nothing arrived: two empty ticks make the call quiet.
+        media.start_tick();
+        assert_eq!(media.try_recv(&metrics), None);
+        assert!(!media.quiet());
+        media.start_tick();
+        assert_eq!(media.try_recv(&metrics), None);
+        assert!(media.quiet());
+
+        // A caller's packet: read, pushed, learned as the remote, not quiet.
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
+        caller
+            .send_to(p.packetize(&[0i16; 160], true), addr)
+            .expect("send");
+        assert_eq!(recv_within(&mut media, &metrics), Some(true));
+        assert_eq!(media.try_recv(&metrics), None);
+        assert!(!media.quiet());
+        assert_eq!(
+            *remote.lock().expect("lock"),
+            Some(caller.local_addr().expect("address"))
+        );
+    }
+
+    #[test]
+    fn a_flood_is_read_a_tick_share_at_a_time() {
+        let metrics = Metrics::default();
+        let (sock, addr) = socket();
+        let mut media = MediaIo::new(sock, Arc::default(), RxConfig::new(Codec::Pcmu, None));
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
+        let total = MAX_READS_PER_TICK + 10;
+        for _ in 0..total {
+            caller
+                .send_to(p.packetize(&[0i16; 160], false), addr)
+                .expect("send");
+        }
+        assert_eq!(recv_within(&mut media, &metrics), Some(true));
+        let mut read = 1;
+        while media.try_recv(&metrics).is_some() {
+            read += 1;
+        }
+        assert_eq!(read, MAX_READS_PER_TICK);
+        // The rest on the next tick.
+        media.start_tick();
+        while media.try_recv(&metrics).is_some() {
+            read += 1;
+        }
+        assert_eq!(read, total);
+    }
+}
