@@ -117,55 +117,36 @@ impl Opts {
             }
         };
         let mut it = args.iter();
-        let list = |v: Option<&String>| -> Result<Vec<u64>, String> {
-            v.ok_or("missing value")?
-                .split(',')
-                .map(|x| x.trim().parse::<u64>().map_err(|e| format!("{x}: {e}")))
+        // The value after option `name`, parsed.
+        fn value<T: std::str::FromStr>(v: Option<&String>, name: &str) -> Result<T, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let v = v.ok_or_else(|| format!("{name} needs a value"))?;
+            v.trim().parse().map_err(|e| format!("{name} {v}: {e}"))
+        }
+        // A comma-separated list after option `name`, each item parsed.
+        fn list<T: std::str::FromStr>(v: Option<&String>, name: &str) -> Result<Vec<T>, String>
+        where
+            T::Err: std::fmt::Display,
+        {
+            let v = v.ok_or_else(|| format!("{name} needs a list"))?;
+            v.split(',')
+                .map(|x| value(Some(&x.to_string()), name))
                 .collect()
-        };
+        }
         while let Some(a) = it.next() {
             match a.as_str() {
                 "--quick" | "--full" | "--bench" => {}
-                "--only" => {
-                    o.only = Some(
-                        it.next()
-                            .ok_or("--only needs a list")?
-                            .split(',')
-                            .map(str::to_string)
-                            .collect(),
-                    )
-                }
-                "--steps" => o.steps = list(it.next())?.into_iter().map(|v| v as usize).collect(),
-                "--pacing" => {
-                    o.pacing_steps = list(it.next())?.into_iter().map(|v| v as usize).collect()
-                }
-                "--rates" => o.rates = list(it.next())?.into_iter().map(|v| v as u32).collect(),
-                "--hold" => {
-                    o.hold = Duration::from_secs(
-                        it.next()
-                            .ok_or("--hold needs seconds")?
-                            .parse()
-                            .map_err(|e| format!("--hold: {e}"))?,
-                    )
-                }
-                "--mailboxes" => {
-                    o.startup_mailboxes = it
-                        .next()
-                        .ok_or("--mailboxes needs a number")?
-                        .parse()
-                        .map_err(|e| format!("--mailboxes: {e}"))?
-                }
-                "--threads" => {
-                    o.threads = it
-                        .next()
-                        .ok_or("--threads needs a number")?
-                        .parse()
-                        .map_err(|e| format!("--threads: {e}"))?
-                }
+                "--only" => o.only = Some(list(it.next(), a)?),
+                "--steps" => o.steps = list(it.next(), a)?,
+                "--pacing" => o.pacing_steps = list(it.next(), a)?,
+                "--rates" => o.rates = list(it.next(), a)?,
+                "--hold" => o.hold = Duration::from_secs(value(it.next(), a)?),
+                "--mailboxes" => o.startup_mailboxes = value(it.next(), a)?,
+                "--threads" => o.threads = value(it.next(), a)?,
                 "--wrap" => {
-                    o.wrapper = it
-                        .next()
-                        .ok_or("--wrap needs a command")?
+                    o.wrapper = value::<String>(it.next(), a)?
                         .split_whitespace()
                         .map(str::to_string)
                         .collect()
