@@ -1,0 +1,1 @@
+//! Attacks on the LOGIN path (see tests/security.rs).

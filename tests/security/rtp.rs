@@ -1,0 +1,1 @@
+//! Attacks on the RTP path (see tests/security.rs).

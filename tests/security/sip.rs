@@ -1,0 +1,1 @@
+//! Attacks on the SIP path (see tests/security.rs).

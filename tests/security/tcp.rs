@@ -1,0 +1,1 @@
+//! Attacks on the TCP path (see tests/security.rs).
