@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod config;
+pub mod destination;
 pub mod ivr;
 pub mod logging;
 pub mod media;
@@ -16,4 +17,3 @@ pub mod runtime;
 pub mod sdp;
 pub mod sip;
 pub mod store;
-pub mod target;

@@ -6,9 +6,9 @@
 use tracing::warn;
 
 use crate::call::{Clip, DepositLimits, DepositPrompts, Opening};
+use crate::destination::Cause;
 use crate::prompts::PromptSet;
 use crate::store::{FsStore, GreetingKind, MailboxId};
-use crate::target::Cause;
 
 /// The inputs of a deposit call, fixed when the INVITE is accepted.
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::call::DepositLimits;
+use crate::destination::{self, Cause, Target};
 use crate::ivr::{Menu, MenuConfig};
 use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
 use crate::sdp::{self, Codec, Negotiated};
@@ -21,7 +22,6 @@ use crate::sip::{
     self as sipcore, Dialog, Endpoint, Event, Peer, RequestInfo, Transmit, Transport, TxKey,
 };
 use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
-use crate::target::{self, Cause, Target};
 
 use super::media_io::RtpSocket;
 
@@ -325,7 +325,7 @@ impl SipServer {
             return;
         }
         // Which mailbox, and is it ours (SPEC §3, §5)?
-        let target = match target::select(&req, &ext.access_numbers) {
+        let target = match destination::select(&req, &ext.access_numbers) {
             Ok(t) => t,
             Err(e) => {
                 info!(call_id = %cid, "rejected: {e}");
