@@ -179,6 +179,9 @@ struct Transaction {
     ack_index: Option<String>,
     /// The To tag of the responses sent (INVITE server transactions).
     to_tag: Option<String>,
+    /// Call-ID, From tag and CSeq number of the INVITE (INVITE server
+    /// transactions): what its CANCEL and the ACK of its 2xx must carry.
+    origin: Option<String>,
     timers: Armed,
     state: TxState,
 }
@@ -314,12 +317,7 @@ impl Endpoint {
                         response: bytes.clone(),
                         interval: t1,
                     });
-                    let key = response
-                        .call_id_header()
-                        .ok()
-                        .zip(response.cseq_header().ok().and_then(|c| c.seq().ok()))
-                        .map(|(c, seq)| ack_key(c.value().trim(), seq));
-                    if let Some(k) = key {
+                    if let Some(k) = t.origin.clone() {
                         self.ack_index.insert(k.clone(), tx);
                         t.ack_index = Some(k);
                     }
@@ -411,6 +409,7 @@ impl Endpoint {
             index: index.clone(),
             ack_index: None,
             to_tag: None,
+            origin: None,
             timers: Armed::default(),
             state: TxState::Client(Client::Trying {
                 request: bytes.clone(),
@@ -541,6 +540,11 @@ impl Endpoint {
         }
         let invite = req.method == Method::Invite;
         let tx = self.open_server_tx(now, index, invite, facts.reply_to);
+        if invite {
+            if let Some(t) = self.txs.get_mut(&tx) {
+                t.origin = Some(ack_key(&info.call_id, info.from_tag.as_deref(), info.cseq));
+            }
+        }
         trace!(?tx, %method, "new server transaction");
         self.events.push_back(Event::Request {
             tx,
@@ -660,6 +664,7 @@ impl Endpoint {
             index: index.clone(),
             ack_index: None,
             to_tag: None,
+            origin: None,
             timers: Armed::default(),
             state,
         };
@@ -717,9 +722,16 @@ impl Endpoint {
             .branch
             .as_deref()
             .map(|b| server_key(b, &facts.sent_by, "INVITE"));
+        // RFC 3261 §9.1: a CANCEL has the Call-ID, From and CSeq number of
+        // the INVITE it cancels; one that matches the branch but not those
+        // is not for this INVITE.
+        let origin = RequestInfo::of(req)
+            .ok()
+            .map(|i| ack_key(&i.call_id, i.from_tag.as_deref(), i.cseq));
         let invite = invite_index
             .and_then(|i| self.server_index.get(&i).copied())
-            .and_then(|k| self.txs.get(&k).map(|t| (k, t)));
+            .and_then(|k| self.txs.get(&k).map(|t| (k, t)))
+            .filter(|(_, t)| t.origin.is_some() && t.origin == origin);
         let (code, pending, tag) = match invite {
             None => (481, None, None),
             Some((k, t)) => {
@@ -780,12 +792,13 @@ impl Endpoint {
             debug!(%from.addr, "malformed ACK dropped");
             return;
         };
-        let index = ack_key(&info.call_id, info.cseq);
+        let index = ack_key(&info.call_id, info.from_tag.as_deref(), info.cseq);
         if let Some(&key) = self.ack_index.get(&index) {
             if let Some(t) = self.txs.get_mut(&key) {
-                let tag_ok = match (&t.to_tag, &info.to_tag) {
-                    (Some(ours), Some(theirs)) => ours == theirs,
-                    _ => true,
+                // The ACK of a 2xx is inside the dialog: it carries our tag.
+                let tag_ok = match &t.to_tag {
+                    Some(ours) => info.to_tag.as_ref() == Some(ours),
+                    None => true,
                 };
                 match t.state {
                     TxState::InviteServer(InviteServer::Accepted { .. }) if tag_ok => {

@@ -178,6 +178,63 @@ fn an_ack_with_a_foreign_to_tag_does_not_stop_the_2xx() {
 }
 
 #[test]
+fn an_ack_without_our_to_tag_does_not_stop_the_2xx() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    answered_call(&mut ep, t0, "tagless");
+    let ack = request("ACK", "z9hG4bKack3", "tagless", 1, None);
+    ep.handle_input(t0 + ms(100), caller(), ack.as_bytes());
+    events(&mut ep);
+    let (sent, _) = run_until(&mut ep, t0, ms(600));
+    assert_eq!(sent.len(), 1, "still retransmitting");
+}
+
+#[test]
+fn two_invites_sharing_a_call_id_are_acked_and_cancelled_apart() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    // Two INVITEs with one Call-ID and CSeq, different From tags.
+    let first = invite("z9hG4bKone", "shared");
+    let second = invite("z9hG4bKtwo", "shared").replace("tag=alice1", "tag=mallory");
+    ep.handle_input(t0, caller(), first.as_bytes());
+    let (tx1, req1) = take_request(&mut ep);
+    ep.handle_input(t0, udp("192.0.2.66:5060"), second.as_bytes());
+    let (tx2, req2) = take_request(&mut ep);
+    ep.respond(t0, tx1, make_response(&req1, 200, None, Some("vmA")))
+        .unwrap();
+    ep.respond(t0, tx2, make_response(&req2, 180, None, Some("vmB")))
+        .unwrap();
+    transmits(&mut ep);
+
+    // A CANCEL with the second INVITE's branch but the first one's From
+    // tag cancels nothing.
+    let forged = request("CANCEL", "z9hG4bKtwo", "shared", 1, None);
+    ep.handle_input(t0 + ms(10), caller(), forged.as_bytes());
+    let sent = transmits(&mut ep);
+    assert_eq!(
+        status_line(&sent[0]),
+        "SIP/2.0 481 Call/Transaction Does Not Exist"
+    );
+    assert!(events(&mut ep).is_empty());
+
+    // The second caller's ACK (its From tag, our first tag) does not
+    // acknowledge the first call's 2xx.
+    let ack = request("ACK", "z9hG4bKack9", "shared", 1, Some("vmA"))
+        .replace("tag=alice1", "tag=mallory");
+    ep.handle_input(t0 + ms(20), udp("192.0.2.66:5060"), ack.as_bytes());
+    events(&mut ep);
+    let (sent, _) = run_until(&mut ep, t0, ms(600));
+    assert_eq!(sent.len(), 1, "the first 2xx is still resent");
+
+    // The first caller's own ACK does.
+    let ack = request("ACK", "z9hG4bKack1", "shared", 1, Some("vmA"));
+    ep.handle_input(t0 + ms(700), caller(), ack.as_bytes());
+    assert!(matches!(&events(&mut ep)[..], [Event::Ack { .. }]));
+    let (sent, _) = run_until(&mut ep, t0, ms(5000));
+    assert!(sent.is_empty(), "no 2xx after the right ACK");
+}
+
+#[test]
 fn cancel_before_the_answer_then_487_and_its_ack_absorbed() {
     let t0 = Instant::now();
     let mut ep = endpoint();

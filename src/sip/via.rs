@@ -97,9 +97,14 @@ pub(crate) fn client_key(branch: &str, method: &str) -> String {
     k
 }
 
-/// The key matching an ACK to the 2xx it acknowledges: Call-ID and CSeq number.
-pub(crate) fn ack_key(call_id: &str, cseq: u32) -> String {
-    format!("{call_id}\u{1f}{cseq}")
+/// The key matching an ACK (or a CANCEL) to the INVITE it belongs to:
+/// Call-ID, From tag and CSeq number. The From tag keeps two INVITEs that
+/// share a Call-ID (a forked or a forged one) from answering for each other.
+pub(crate) fn ack_key(call_id: &str, from_tag: Option<&str>, cseq: u32) -> String {
+    format!(
+        "{call_id}\u{1f}{}\u{1f}{cseq}",
+        from_tag.unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
