@@ -69,6 +69,8 @@ pub async fn drive(setup: CallSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx_config);
     let mut recording: Option<Recording> = None;
+    let mut recording_started = false;
+    let create = plan.create.clone();
     let mut inputs = CallInputs::new(tick, done_rx, commands);
 
     // Greetings are files of the mailbox: read and decode them off the
@@ -103,7 +105,18 @@ pub async fn drive(setup: CallSetup) {
                     slot.stop();
                 }
                 Action::StartRecording { silence, max } => {
-                    match store.begin_recording(&mailbox, info.clone(), SystemTime::now()) {
+                    recording_started = true;
+                    let now = SystemTime::now();
+                    let begun = match &create {
+                        Some(settings) => store.begin_recording_creating(
+                            &mailbox,
+                            settings.clone(),
+                            info.clone(),
+                            now,
+                        ),
+                        None => store.begin_recording(&mailbox, info.clone(), now),
+                    };
+                    match begun {
                         Ok(writer) => {
                             recording = Some(Recording {
                                 writer,
@@ -161,7 +174,12 @@ pub async fn drive(setup: CallSetup) {
                     deposit.on_dtmf(now, digit);
                 }
             }
-            None if wake == Wake::Hangup => deposit.on_hangup(now),
+            None if wake == Wake::Hangup => {
+                if !recording_started && opening == Opening::Record {
+                    info!("caller hung up before the beep: no message to store");
+                }
+                deposit.on_hangup(now);
+            }
             None => {}
         }
     }

@@ -8,7 +8,7 @@ use tracing::warn;
 use crate::call::{Clip, DepositLimits, DepositPrompts, Opening};
 use crate::destination::Cause;
 use crate::prompts::PromptSet;
-use crate::store::{FsStore, GreetingKind, MailboxId};
+use crate::store::{Counts, FsStore, GreetingKind, MailboxId, MailboxSettings, StoreError};
 
 /// The inputs of a deposit call, fixed when the INVITE is accepted.
 #[derive(Debug, Clone)]
@@ -21,6 +21,9 @@ pub struct DepositPlan {
     pub limits: DepositLimits,
     /// `max_messages` of the instance.
     pub max_messages: u32,
+    /// The mailbox does not exist yet (`auto_create_mailboxes`): its first
+    /// stored message creates it with these settings.
+    pub create: Option<MailboxSettings>,
 }
 
 impl DepositPlan {
@@ -49,7 +52,12 @@ impl DepositPlan {
             max_length: p("max-length"),
             cannot_take: p("cannot-take"),
         };
-        let opening = match store.counts(mailbox) {
+        let counts = match store.counts(mailbox) {
+            // Still to be created by its first message: empty.
+            Err(StoreError::NotFound { .. }) if self.create.is_some() => Ok(Counts::default()),
+            other => other,
+        };
+        let opening = match counts {
             Ok(c) if (c.new + c.old) as u64 >= u64::from(self.max_messages) => Opening::MailboxFull,
             Ok(_) => Opening::Record,
             Err(e) => {

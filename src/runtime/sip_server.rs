@@ -13,15 +13,19 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use crate::admission::{
+    self, Accepted, CallKind, DomainOwner, InviteDecision, InviteFacts, InviteInput, Refusal,
+};
 use crate::call::DepositLimits;
-use crate::destination::{self, Cause, Target};
+use crate::destination::Cause;
 use crate::ivr::{Menu, MenuConfig};
 use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
 use crate::sdp::{self, Codec, Negotiated};
 use crate::sip::{
-    self as sipcore, Dialog, Endpoint, Event, Peer, RequestInfo, Transmit, Transport, TxKey,
+    self as sipcore, Dialog, Endpoint, Event, Peer, RequestInfo, SipError, Transmit, Transport,
+    TxKey,
 };
-use crate::store::{MailboxId, MailboxSettings, RecordingInfo};
+use crate::store::{MailboxId, MailboxSettings, RecordingInfo, StoreError};
 
 use super::media_io::RtpSocket;
 
@@ -45,6 +49,8 @@ struct CallEntry {
     dialog: Dialog,
     peer: Peer,
     invite_tx: TxKey,
+    /// The CSeq number of the INVITE that made the call.
+    invite_cseq: u32,
     commands: mpsc::UnboundedSender<CallCommand>,
     port: u16,
     local_sdp: String,
@@ -69,19 +75,6 @@ impl Driver {
     }
 }
 
-/// What an INVITE asks for.
-enum Kind {
-    Deposit {
-        mailbox: MailboxId,
-        settings: MailboxSettings,
-        cause: Cause,
-    },
-    Menu {
-        domain: String,
-        known: Option<String>,
-    },
-}
-
 struct PendingAnswer {
     setup: Driver,
     response: Response,
@@ -100,7 +93,9 @@ pub struct SipServer {
     events_tx: mpsc::UnboundedSender<CallEvent>,
     events: mpsc::UnboundedReceiver<CallEvent>,
     calls: HashMap<u64, CallEntry>,
-    by_call_id: HashMap<String, u64>,
+    /// Calls by Call-ID; several dialogs may share one (RFC 3261 §12: a
+    /// dialog is the Call-ID and both tags).
+    by_call_id: HashMap<String, Vec<u64>>,
     by_invite_tx: HashMap<TxKey, u64>,
     answers_due: BTreeSet<(Instant, u64)>,
     next_call: u64,
@@ -267,115 +262,140 @@ impl SipServer {
     }
 
     fn on_request(&mut self, tx: TxKey, req: Request, from: Peer, info: RequestInfo) {
-        let call = self.by_call_id.get(&info.call_id).copied();
+        if info.to_tag.is_some() && !matches!(req.method, Method::Ack | Method::Cancel) {
+            return self.on_in_dialog(tx, req, info.call_id);
+        }
         match req.method {
-            Method::Invite => match (info.to_tag.is_some(), call) {
-                (false, _) => self.on_invite(tx, req, from, info.call_id),
-                (true, Some(id)) => self.on_reinvite(tx, req, id),
-                (true, None) => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
-            },
-            Method::Bye => match call {
-                Some(id) => {
-                    self.reply(tx, &req, 200, None);
-                    self.hang_up_call(id, false);
-                }
-                None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
-            },
+            Method::Invite => self.on_invite(tx, req, from, info),
             Method::Options => {
                 let resp = sipcore::options_response(&req, None);
                 self.respond(tx, resp);
             }
-            Method::Info => match call {
-                Some(id) => {
-                    if let Some(digit) = sipcore::dtmf_from_info(&req) {
-                        if let Some(call) = self.calls.get(&id) {
-                            let _ = call.commands.send(CallCommand::Dtmf(digit));
-                        }
-                    }
-                    self.reply(tx, &req, 200, None);
-                }
-                None => self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist")),
-            },
+            // BYE and INFO belong in a dialog: without a To tag, none.
+            Method::Bye | Method::Info => {
+                self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"))
+            }
             Method::Ack | Method::Cancel => {}
             Method::Subscribe => self.reply(tx, &req, 489, Some("Bad Event")),
-            _ => {
-                let resp = sipcore::unsupported_method_response(&req, None)
-                    .unwrap_or_else(|| sipcore::make_response(&req, 501, None, None));
-                self.respond(tx, resp);
-            }
+            _ => self.unsupported(tx, &req),
         }
     }
 
-    fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer, cid: String) {
+    fn unsupported(&mut self, tx: TxKey, req: &Request) {
+        let resp = sipcore::unsupported_method_response(req, None)
+            .unwrap_or_else(|| sipcore::make_response(req, 501, None, None));
+        self.respond(tx, resp);
+    }
+
+    /// The call whose dialog `req` belongs to: same Call-ID, its To tag is
+    /// ours and its From tag the caller's (RFC 3261 §12.2.2).
+    fn dialog_call(&self, req: &Request, call_id: &str) -> Option<u64> {
+        self.by_call_id
+            .get(call_id)?
+            .iter()
+            .copied()
+            .find(|id| self.calls.get(id).is_some_and(|c| c.dialog.matches(req)))
+    }
+
+    /// A request with a To tag: it must match a dialog (else `481`) and
+    /// its CSeq must go up (else `500`) before it acts on the call.
+    fn on_in_dialog(&mut self, tx: TxKey, req: Request, call_id: String) {
+        let checked = self.dialog_call(&req, &call_id).map(|id| {
+            let r = match self.calls.get_mut(&id) {
+                Some(call) => call.dialog.on_remote_request(&req),
+                None => Err(SipError::NotInDialog),
+            };
+            (id, r)
+        });
+        let id = match checked {
+            Some((id, Ok(()))) => id,
+            Some((id, Err(SipError::CSeqOutOfOrder { got, last }))) => {
+                info!(call = id, %call_id, method = %req.method, got, last, "in-dialog request with an old CSeq refused");
+                return self.reply(tx, &req, 500, Some("CSeq Out of Order"));
+            }
+            Some((id, Err(e))) => {
+                info!(call = id, %call_id, method = %req.method, "in-dialog request refused: {e}");
+                return self.reply(tx, &req, 400, Some("Bad Request"));
+            }
+            None => {
+                info!(%call_id, method = %req.method, "request matches no dialog");
+                return self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"));
+            }
+        };
+        match req.method {
+            Method::Invite => self.on_reinvite(tx, req, id),
+            Method::Bye => {
+                self.reply(tx, &req, 200, None);
+                self.hang_up_call(id, false);
+            }
+            Method::Info => {
+                if let Some(digit) = sipcore::dtmf_from_info(&req) {
+                    if let Some(call) = self.calls.get(&id) {
+                        let _ = call.commands.send(CallCommand::Dtmf(digit));
+                    }
+                }
+                self.reply(tx, &req, 200, None);
+            }
+            Method::Options => {
+                let resp = sipcore::options_response(&req, None);
+                self.respond(tx, resp);
+            }
+            Method::Subscribe => self.reply(tx, &req, 489, Some("Bad Event")),
+            _ => self.unsupported(tx, &req),
+        }
+    }
+
+    /// RFC 3261 §8.2.2.2: an INVITE with the Call-ID, From tag and CSeq of
+    /// a call in progress but another branch is a merged copy (a fork that
+    /// came back, or a forgery): `482`, never a second call on the same keys.
+    fn merged(&self, info: &RequestInfo) -> bool {
+        self.by_call_id.get(&info.call_id).is_some_and(|ids| {
+            ids.iter().any(|id| {
+                self.calls.get(id).is_some_and(|c| {
+                    c.dialog.remote_tag() == info.from_tag.as_deref() && c.invite_cseq == info.cseq
+                })
+            })
+        })
+    }
+
+    fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer, info: RequestInfo) {
         let shared = self.shared.clone();
         let ext = &shared.role.ext;
+        let cid = info.call_id.clone();
         let trying = sipcore::make_response(&req, 100, None, None);
         self.respond(tx, trying);
-        if self.shutting_down {
-            let mut r = sipcore::make_response(&req, 503, Some("Shutting down"), None);
-            r.headers.push(Header::RetryAfter("30".into()));
-            self.respond(tx, r);
-            return;
+        if self.merged(&info) {
+            info!(call_id = %cid, "INVITE merged with a call in progress: 482");
+            return self.reply(tx, &req, 482, Some("Loop Detected"));
         }
-        if self.calls.len() >= ext.max_calls as usize {
-            shared.metrics.calls_rejected_overload.inc();
-            let mut r = sipcore::make_response(&req, 503, Some("Overloaded"), None);
-            r.headers.push(Header::RetryAfter("5".into()));
-            self.respond(tx, r);
-            return;
-        }
-        // Which mailbox, and is it ours (SPEC §3, §5)?
-        let target = match destination::select(&req, &ext.access_numbers) {
-            Ok(t) => t,
-            Err(e) => {
-                info!(call_id = %cid, "rejected: {e}");
-                self.reply(tx, &req, 404, Some("Invalid mailbox"));
-                return;
-            }
-        };
-        let kind = match target {
-            Target::Deposit { mailbox, cause, .. } => {
-                match self.route(&mailbox.user, &mailbox.domain) {
-                    Route::Serve => {}
-                    route => return self.not_ours(tx, &req, route, &mailbox.domain),
-                }
-                match self.deposit_mailbox(tx, &req, &mailbox.user, &mailbox.domain) {
-                    Some((id, settings)) => Kind::Deposit {
-                        mailbox: id,
-                        settings,
-                        cause,
-                    },
-                    None => return,
-                }
-            }
-            Target::Retrieval { domain, from_user } => {
-                let access = req.uri.user().unwrap_or("voicemail").to_owned();
-                match self.route(&access, &domain) {
-                    Route::Serve => {}
-                    route => return self.not_ours(tx, &req, route, &domain),
-                }
-                // A caller who is a mailbox of the domain only gives the PIN.
-                let known = from_user.filter(|u| {
-                    MailboxId::new(u, &domain)
-                        .ok()
-                        .and_then(|id| shared.store.mailbox(&id).ok().flatten())
-                        .is_some()
-                });
-                Kind::Menu { domain, known }
-            }
-            #[allow(unreachable_patterns)]
-            _ => {
-                self.reply(tx, &req, 404, None);
-                return;
-            }
-        };
-        // Media.
-        let negotiated = match negotiate(req.body(), None) {
-            Ok(n) => n,
-            Err(e) => {
-                info!(call_id = %cid, "no usable SDP offer: {e}");
-                self.reply(tx, &req, 488, Some("Not Acceptable Here"));
-                return;
+        let local_tag = sipcore::new_tag();
+        let contact = self.local_contact(from.transport);
+        let decision = admission::decide(
+            &InviteInput {
+                request: &req,
+                source: from.addr,
+                shutting_down: self.shutting_down,
+                active_calls: self.calls.len(),
+                max_calls: ext.max_calls,
+                access_numbers: &ext.access_numbers,
+                auto_create_mailboxes: ext.auto_create_mailboxes,
+                local_tag: &local_tag,
+                local_contact: &contact,
+            },
+            &ShellFacts { shared: &shared },
+        );
+        let Accepted {
+            kind,
+            negotiated,
+            dialog,
+        } = match decision {
+            InviteDecision::Accept(a) => *a,
+            InviteDecision::Refuse(refusal) => return self.refuse(tx, &req, &cid, &refusal),
+            InviteDecision::Redirect { contacts, domain } => {
+                let mut r = sipcore::make_response(&req, 302, None, None);
+                r.headers.push(Header::Contact(contacts.join(", ").into()));
+                info!(call_id = %cid, %domain, "redirected to the owner group");
+                return self.respond(tx, r);
             }
         };
         let Some((socket, port)) = self.bind_rtp() else {
@@ -397,17 +417,6 @@ impl SipServer {
                 username: "vmail",
             },
         );
-        let local_tag = sipcore::new_tag();
-        let contact = self.local_contact(from.transport);
-        let dialog = match Dialog::new_uas(&req, &local_tag, &contact) {
-            Ok(d) => d,
-            Err(e) => {
-                info!(call_id = %cid, "cannot form a dialog: {e}");
-                self.shared.ports_release(port);
-                self.reply(tx, &req, 400, Some("Bad Request"));
-                return;
-            }
-        };
         let mut ok = sipcore::make_response(&req, 200, None, Some(&local_tag));
         ok.headers
             .push(Header::Contact(format!("<{contact}>").into()));
@@ -427,10 +436,11 @@ impl SipServer {
             done_tx,
         );
         let setup = match kind {
-            Kind::Deposit {
+            CallKind::Deposit {
                 mailbox,
                 settings,
                 cause,
+                create,
             } => {
                 let (caller_uri, caller_name) = sipcore::caller(&req);
                 let language = settings
@@ -457,6 +467,7 @@ impl SipServer {
                             )),
                         },
                         max_messages: ext.max_messages,
+                        create: create.then(|| settings.clone()),
                     },
                     prompts: shared.prompts.clone(),
                     store: shared.store.clone(),
@@ -478,7 +489,7 @@ impl SipServer {
                     metrics: shared.metrics.clone(),
                 }))
             }
-            Kind::Menu { domain, known } => {
+            CallKind::Menu { domain, known } => {
                 info!(call_id = %cid, %domain, known = ?known, port, "mailbox menu call accepted");
                 let mut cfg = MenuConfig::new(domain.clone());
                 cfg.max_greeting = Duration::from_secs(u64::from(ext.max_message_seconds));
@@ -516,6 +527,7 @@ impl SipServer {
                 dialog,
                 peer: from,
                 invite_tx: tx,
+                invite_cseq: info.cseq,
                 commands: cmd_tx,
                 port,
                 local_sdp,
@@ -528,7 +540,7 @@ impl SipServer {
                 })),
             },
         );
-        self.by_call_id.insert(cid, id);
+        self.by_call_id.entry(cid).or_default().push(id);
         self.by_invite_tx.insert(tx, id);
         shared.metrics.calls_active.inc();
         match ringing {
@@ -540,72 +552,20 @@ impl SipServer {
         }
     }
 
-    /// Answers an INVITE for a domain this group does not serve (SPEC §3).
-    fn not_ours(&mut self, tx: TxKey, req: &Request, route: Route, domain: &str) {
-        match route {
-            Route::Redirect(contacts) => {
-                let mut r = sipcore::make_response(req, 302, None, None);
-                r.headers.push(Header::Contact(contacts.join(", ").into()));
-                info!(%domain, "redirected to the owner group");
-                self.respond(tx, r);
+    /// Answers a refused INVITE.
+    fn refuse(&mut self, tx: TxKey, req: &Request, call_id: &str, refusal: &Refusal) {
+        match refusal {
+            Refusal::Overloaded => {
+                self.shared.metrics.calls_rejected_overload.inc();
+                debug!(%call_id, "INVITE refused: {refusal}");
             }
-            Route::NotServed | Route::Serve => {
-                let mut r = sipcore::make_response(req, 404, Some("Domain not served"), None);
-                r.headers.push(Header::Reason(
-                    "SIP;cause=404;text=\"domain not served\"".into(),
-                ));
-                self.respond(tx, r);
-            }
+            Refusal::ShuttingDown => debug!(%call_id, "INVITE refused: {refusal}"),
+            Refusal::StoreUnavailable(_) => warn!(%call_id, "INVITE refused: {refusal}"),
+            _ => info!(%call_id, code = refusal.code(), "INVITE refused: {refusal}"),
         }
-    }
-
-    /// The mailbox of a deposit (created when `auto_create_mailboxes`), or
-    /// `None` after answering 404/503.
-    fn deposit_mailbox(
-        &mut self,
-        tx: TxKey,
-        req: &Request,
-        user: &str,
-        domain: &str,
-    ) -> Option<(MailboxId, MailboxSettings)> {
-        let shared = self.shared.clone();
-        let Ok(mailbox) = MailboxId::new(user, domain) else {
-            self.reply(tx, req, 404, Some("Invalid mailbox"));
-            return None;
-        };
-        let unavailable = |this: &mut Self| {
-            let mut r = sipcore::make_response(req, 503, Some("Store unavailable"), None);
-            r.headers.push(Header::RetryAfter("30".into()));
-            this.respond(tx, r);
-        };
-        match shared.store.mailbox(&mailbox) {
-            Ok(Some(mb)) => Some((mailbox, mb.settings)),
-            Ok(None) if shared.role.ext.auto_create_mailboxes => {
-                match shared
-                    .store
-                    .create_mailbox(&mailbox, MailboxSettings::default(), None)
-                {
-                    Ok(mb) => {
-                        info!(%mailbox, "mailbox created on first deposit");
-                        Some((mailbox, mb.settings))
-                    }
-                    Err(e) => {
-                        warn!(%mailbox, "cannot create mailbox: {e}");
-                        unavailable(self);
-                        None
-                    }
-                }
-            }
-            Ok(None) => {
-                self.reply(tx, req, 404, Some("No such mailbox"));
-                None
-            }
-            Err(e) => {
-                warn!(%mailbox, "store error: {e}");
-                unavailable(self);
-                None
-            }
-        }
+        let mut r = sipcore::make_response(req, refusal.code(), Some(refusal.reason()), None);
+        r.headers.extend(refusal.headers());
+        self.respond(tx, r);
     }
 
     fn answer_due(&mut self, now: Instant) {
@@ -658,13 +618,12 @@ impl SipServer {
             self.respond(tx, r);
             return;
         }
-        call.dialog.update_from_reinvite(&req);
         let peer_transport = call.peer.transport;
         let body = if req.body().is_empty() {
             // An offerless re-INVITE: offer the current session again.
             call.local_sdp.clone()
         } else {
-            match negotiate(req.body(), Some(call.codec)) {
+            match admission::negotiate(req.body(), Some(call.codec)) {
                 Ok(n) => {
                     call.codec = n.codec;
                     call.sdp_version += 1;
@@ -765,7 +724,12 @@ impl SipServer {
 
     fn remove_call(&mut self, id: u64) {
         if let Some(call) = self.calls.remove(&id) {
-            self.by_call_id.remove(&call.call_id);
+            if let Some(ids) = self.by_call_id.get_mut(&call.call_id) {
+                ids.retain(|&other| other != id);
+                if ids.is_empty() {
+                    self.by_call_id.remove(&call.call_id);
+                }
+            }
             self.by_invite_tx.remove(&call.invite_tx);
             if let Some(p) = call.pending {
                 p.setup.slot().unregister();
@@ -805,60 +769,36 @@ impl SipServer {
             _ => format!("sip:vmail@{host}"),
         }
     }
+}
 
-    fn route(&self, user: &str, domain: &str) -> Route {
+/// Routing and the store, as the INVITE decision sees them.
+struct ShellFacts<'a> {
+    shared: &'a Shared,
+}
+
+impl InviteFacts for ShellFacts<'_> {
+    fn owner(&self, domain: &str) -> DomainOwner {
         let Some(owner) = self.shared.routing.owner(domain) else {
-            return Route::NotServed;
+            return DomainOwner::Nobody;
         };
         let group = owner.group();
         if group == self.shared.role.group {
-            return Route::Serve;
+            return DomainOwner::Us;
         }
-        let Some(instances) = self.shared.groups.get(&group) else {
-            return Route::NotServed;
-        };
-        // Until Active-Passive knows who is active, offer every instance of
-        // the owner group by order, with falling q-values.
-        let n = instances.len().max(1);
-        let contacts = instances
-            .iter()
-            .enumerate()
-            .map(|(i, inst)| {
-                let q = 1.0 - (i as f64) / (n as f64 * 1.25);
-                let host = match inst.addr {
-                    IpAddr::V4(ip) => ip.to_string(),
-                    IpAddr::V6(ip) => format!("[{ip}]"),
-                };
-                format!("<sip:{user}@{host}:{}>;q={q:.1}", inst.sip_port)
-            })
-            .collect();
-        Route::Redirect(contacts)
-    }
-}
-
-enum Route {
-    Serve,
-    Redirect(Vec<String>),
-    NotServed,
-}
-
-/// Parses an SDP offer and picks the codec: the offerer's order among the
-/// codecs vmail decodes (RFC 3264 lets the answerer choose; following the
-/// caller's preference is what phones expect), keeping `current` on a
-/// re-INVITE when it is still offered.
-fn negotiate(body: &[u8], current: Option<Codec>) -> Result<Negotiated, String> {
-    let offer = sdp::parse(body).map_err(|e| e.to_string())?;
-    let mut prefer: Vec<Codec> = current.into_iter().collect();
-    if let Some(audio) = &offer.audio {
-        for f in &audio.formats {
-            if let Some(c @ (Codec::Pcmu | Codec::Pcma)) = f.codec {
-                if !prefer.contains(&c) {
-                    prefer.push(c);
-                }
-            }
+        match self.shared.groups.get(&group) {
+            Some(instances) => DomainOwner::Group(
+                instances
+                    .iter()
+                    .map(|i| SocketAddr::new(i.addr, i.sip_port))
+                    .collect(),
+            ),
+            None => DomainOwner::Nobody,
         }
     }
-    sdp::negotiate(&offer, &prefer).map_err(|e| e.to_string())
+
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError> {
+        Ok(self.shared.store.mailbox(id)?.map(|m| m.settings))
+    }
 }
 
 fn media_codec(n: &Negotiated) -> MediaCodec {

@@ -221,7 +221,7 @@ impl Dialog {
     }
 
     /// Check an in-dialog request from the peer (RFC 3261 §12.2.2): it must
-    /// match, and its CSeq must not go backwards (answer `500` when it does).
+    /// match, and its CSeq must go up (answer `500` when it does not).
     /// Records the CSeq; a re-INVITE also refreshes the remote target.
     pub fn on_remote_request(&mut self, req: &Request) -> Result<(), SipError> {
         if !self.matches(req) {
@@ -235,7 +235,9 @@ impl Dialog {
             .map_err(|_| SipError::MissingHeader("CSeq"))?
             .seq()
             .map_err(|_| SipError::BadHeader("CSeq"))?;
-        if seq < self.remote_cseq {
+        // Retransmissions are absorbed by the transaction layer: a request
+        // that reaches the dialog with the last CSeq again is a new one.
+        if seq <= self.remote_cseq {
             return Err(SipError::CSeqOutOfOrder {
                 got: seq,
                 last: self.remote_cseq,
@@ -455,6 +457,17 @@ mod tests {
             d.on_remote_request(&in_dialog("INFO", 3, "")),
             Err(SipError::CSeqOutOfOrder { got: 3, last: 9 })
         );
+        assert_eq!(
+            d.on_remote_request(&in_dialog("INFO", 9, "")),
+            Err(SipError::CSeqOutOfOrder { got: 9, last: 9 }),
+            "the CSeq of the last request again"
+        );
+        let mut forged = in_dialog("BYE", 10, "");
+        forged.headers.retain(|h| !matches!(h, Header::From(_)));
+        forged.headers.push(Header::From(From::new(
+            "<sip:+15550001@example.com>;tag=evil",
+        )));
+        assert_eq!(d.on_remote_request(&forged), Err(SipError::NotInDialog));
         let mut other = in_dialog("BYE", 10, "");
         other.headers.retain(|h| !matches!(h, Header::CallId(_)));
         other

@@ -221,7 +221,8 @@ impl FsStore {
         }
     }
 
-    /// Creates a mailbox (`AlreadyExists` if there is one).
+    /// Creates a mailbox (`AlreadyExists` if there is one), whole or not
+    /// at all.
     pub fn create_mailbox(
         &self,
         id: &MailboxId,
@@ -236,19 +237,8 @@ impl FsStore {
             }
             None => None,
         };
-        let _g = self.lock(id);
-        let file = self.mailbox_file(id);
-        if exists(&file) {
+        if self.mailbox_exists(id) {
             return Err(StoreError::AlreadyExists { what: "mailbox" });
-        }
-        let dir = self.mailbox_dir(id);
-        for sub in [
-            Folder::Inbox.dir_name(),
-            Folder::Old.dir_name(),
-            GREETINGS_DIR,
-            TMP_DIR,
-        ] {
-            create_dir_all(&dir.join(sub))?;
         }
         let record = MailboxRecord {
             version: 1,
@@ -256,9 +246,16 @@ impl FsStore {
             pin_hash,
             created: rfc3339(SystemTime::now()),
         };
-        write_json_atomic(&file, &record)?;
-        sync_dir(parent(&dir))?;
-        sync_dir(self.domains_dir())?;
+        // Built whole under staging/, then renamed into place: a failure
+        // (a full disk) never leaves a mailbox folder without mailbox.json.
+        let staged = self.stage_mailbox(id, &record)?;
+        let published = self.publish_staged(id, &staged);
+        if !matches!(published, Ok(true)) {
+            self.drop_staged(&staged);
+        }
+        if !published? {
+            return Err(StoreError::AlreadyExists { what: "mailbox" });
+        }
         tracing::info!(mailbox = %id, "mailbox created");
         Ok(Self::to_mailbox(id, record))
     }

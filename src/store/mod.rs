@@ -28,6 +28,7 @@ mod names;
 mod pin;
 mod recording;
 mod recover;
+mod staging;
 mod traits;
 mod types;
 mod wav;

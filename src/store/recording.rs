@@ -9,10 +9,11 @@ use std::time::SystemTime;
 
 use super::error::StoreError;
 use super::fs::FsStore;
+use super::fs::TMP_DIR;
 use super::fsutil::{create_dir_all, remove_if_exists, write_json_atomic};
 use super::ids::{new_message_id, rfc3339};
 use super::names::{Folder, MailboxId};
-use super::types::{MessageMeta, RecordingInfo, Sidecar};
+use super::types::{MailboxRecord, MailboxSettings, MessageMeta, RecordingInfo, Sidecar};
 use super::wav;
 
 /// Write buffer of a recording (about 1 s of 8 kHz audio).
@@ -49,6 +50,9 @@ pub struct RecordingWriter {
     out: BufWriter<File>,
     samples: u64,
     samples_in_header: u64,
+    /// The staged mailbox the recording is in, when the mailbox does not
+    /// exist yet: it is put in place with this message by `finish`.
+    staged: Option<PathBuf>,
     _live: LiveGuard,
 }
 
@@ -77,7 +81,53 @@ impl FsStore {
             });
         }
         self.require_mailbox(id)?;
-        let tmp = self.tmp_dir(id);
+        self.begin_in(id, self.tmp_dir(id), None, info, now)
+    }
+
+    /// Starts recording the first message of a mailbox that does not exist
+    /// yet (`auto_create_mailboxes`): the mailbox is created with
+    /// `settings` only when the message is stored ([`RecordingWriter::finish`]),
+    /// never before and never half. When the mailbox exists, the same as
+    /// [`begin_recording`](Self::begin_recording).
+    pub fn begin_recording_creating(
+        &self,
+        id: &MailboxId,
+        settings: MailboxSettings,
+        info: RecordingInfo,
+        now: SystemTime,
+    ) -> Result<RecordingWriter, StoreError> {
+        if self.mailbox_exists(id) {
+            return self.begin_recording(id, info, now);
+        }
+        if !wav::valid_rate(info.sample_rate) {
+            return Err(StoreError::InvalidValue {
+                what: "sample_rate",
+                reason: "unsupported sample rate",
+            });
+        }
+        settings.validate()?;
+        let record = MailboxRecord {
+            version: 1,
+            settings,
+            pin_hash: None,
+            created: rfc3339(now),
+        };
+        let staged = self.stage_mailbox(id, &record)?;
+        let started = self.begin_in(id, staged.join(TMP_DIR), Some(staged.clone()), info, now);
+        if started.is_err() {
+            self.drop_staged(&staged);
+        }
+        started
+    }
+
+    fn begin_in(
+        &self,
+        id: &MailboxId,
+        tmp: PathBuf,
+        staged: Option<PathBuf>,
+        info: RecordingInfo,
+        now: SystemTime,
+    ) -> Result<RecordingWriter, StoreError> {
         create_dir_all(&tmp)?;
         let mut attempt = 0;
         let (msg_id, wav_path, file) = loop {
@@ -137,6 +187,7 @@ impl FsStore {
             out,
             samples: 0,
             samples_in_header: 0,
+            staged,
         })
     }
 }
@@ -234,6 +285,7 @@ impl RecordingWriter {
             sidecar_path,
             sidecar,
             out,
+            staged,
             _live,
             ..
         } = self;
@@ -245,28 +297,43 @@ impl RecordingWriter {
         if data_len == 0 {
             remove_if_exists(&wav_path)?;
             remove_if_exists(&sidecar_path)?;
+            if let Some(staged) = &staged {
+                store.drop_staged(staged);
+            }
             return Err(StoreError::InvalidValue {
                 what: "recording",
                 reason: "no audio",
             });
         }
         let meta = meta_from_sidecar(&sidecar, data_len, false);
-        let meta = store.commit_message(&mailbox, meta, &wav_path, Some(&sidecar_path))?;
-        tracing::info!(mailbox = %mailbox, message = %meta.id, duration_ms = meta.duration_ms, "message stored");
+        let meta = match &staged {
+            None => store.commit_message(&mailbox, meta, &wav_path, Some(&sidecar_path))?,
+            Some(staged) => {
+                store.commit_first_message(&mailbox, staged, meta, &wav_path, &sidecar_path)?
+            }
+        };
+        tracing::debug!(mailbox = %mailbox, message = %meta.id, duration_ms = meta.duration_ms, "message committed");
         Ok(meta)
     }
 
     /// Drops the recording (too short, caller hung up during the greeting).
     pub fn discard(self) -> Result<(), StoreError> {
         let RecordingWriter {
+            store,
             wav_path,
             sidecar_path,
             out,
+            staged,
             _live,
             ..
         } = self;
         // The buffered tail is of no interest.
         let _ = out.into_parts();
+        if let Some(staged) = staged {
+            // Never seen by anyone: the whole staged mailbox goes.
+            store.drop_staged(&staged);
+            return Ok(());
+        }
         remove_if_exists(&wav_path)?;
         remove_if_exists(&sidecar_path)?;
         Ok(())

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::error::StoreError;
-use super::fs::{FsStore, GREETINGS_DIR, MAILBOX_FILE, REMOVED_PREFIX};
-use super::fsutil::{dir_names, read_json, remove_if_exists, write_json_atomic, TMP_SUFFIX};
+use super::fs::{FsStore, GREETINGS_DIR, MAILBOX_FILE, REMOVED_PREFIX, TMP_DIR};
+use super::fsutil::{
+    create_dir_all, dir_names, read_json, remove_if_exists, write_json_atomic, TMP_SUFFIX,
+};
 use super::ids::{id_time, new_message_id, rfc3339};
 use super::names::{normalize_domain, validate_message_id, validate_user, Folder, MailboxId};
 use super::recording::{finalize_wav, meta_from_sidecar};
@@ -82,6 +84,22 @@ impl FsStore {
             now: SystemTime::now(),
         };
         let mut out = Vec::new();
+        // First messages of mailboxes cut short: the mailbox is put in
+        // place (or the staging removed), then recovered below like any.
+        for name in self.staged_names()? {
+            let Some(id) = Self::staged_mailbox(&name) else {
+                continue;
+            };
+            if let Some(f) = &opts.domain_filter {
+                if !f(id.domain()) {
+                    continue;
+                }
+            }
+            let staged = self.staging_dir().join(&name);
+            if let Err(e) = self.recover_staged(&id, &staged, &ctx) {
+                tracing::error!(mailbox = %id, path = %staged.display(), error = %e, "cannot recover a staged mailbox");
+            }
+        }
         for domain in dir_names(self.domains_dir())? {
             if normalize_domain(&domain).ok().as_deref() != Some(domain.as_str()) {
                 continue;
@@ -121,6 +139,56 @@ impl FsStore {
             }
         }
         Ok(out)
+    }
+
+    /// A staged mailbox left behind: kept while in use, removed when it
+    /// holds no audio, else put in place (or its files moved into the
+    /// mailbox that appeared meanwhile).
+    fn recover_staged(
+        &self,
+        id: &MailboxId,
+        staged: &Path,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), StoreError> {
+        let in_use = self
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|p| p.starts_with(staged));
+        let dirs = [staged.join(TMP_DIR), staged.join(Folder::Inbox.dir_name())];
+        let mut files = Vec::new();
+        for d in &dirs {
+            for name in dir_names(d)? {
+                files.push((d.clone(), name));
+            }
+        }
+        if in_use || !ctx.idle(staged) || files.iter().any(|(d, n)| !ctx.idle(&d.join(n))) {
+            return Ok(());
+        }
+        let has_audio = files.iter().any(|(d, n)| {
+            n.ends_with(".wav") && fs::metadata(d.join(n)).is_ok_and(|m| m.len() > wav::HEADER_LEN)
+        });
+        if !has_audio {
+            self.drop_staged(staged);
+            return Ok(());
+        }
+        if self.publish_staged(id, staged)? {
+            tracing::warn!(mailbox = %id, "mailbox created by the recovery of its first message");
+            return Ok(());
+        }
+        let targets = [self.tmp_dir(id), self.folder_dir(id, Folder::Inbox)];
+        for (from_dir, to_dir) in dirs.iter().zip(&targets) {
+            create_dir_all(to_dir)?;
+            for (d, n) in files.iter().filter(|(d, _)| d == from_dir) {
+                let from = d.join(n);
+                fs::rename(&from, to_dir.join(n))
+                    .map_err(|e| StoreError::io("rename", &from, e))?;
+            }
+        }
+        self.drop_staged(staged);
+        Ok(())
     }
 
     fn recover_mailbox(

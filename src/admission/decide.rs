@@ -1,0 +1,304 @@
+//! The INVITE decision: inputs, facts, outcome.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::destination::{self, Cause, Target};
+use crate::sdp::{self, Codec, Negotiated};
+use crate::sip::{Dialog, Header, Request};
+use crate::store::{MailboxId, MailboxSettings, StoreError};
+
+/// What the shell knows about a new INVITE when it arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct InviteInput<'a> {
+    /// The INVITE (no To tag).
+    pub request: &'a Request,
+    /// The address it came from.
+    pub source: SocketAddr,
+    /// The instance is draining for shutdown.
+    pub shutting_down: bool,
+    /// Calls in progress now.
+    pub active_calls: usize,
+    /// `max_calls` of the instance.
+    pub max_calls: u32,
+    /// `access_numbers` of the instance.
+    pub access_numbers: &'a [String],
+    /// `auto_create_mailboxes` of the instance.
+    pub auto_create_mailboxes: bool,
+    /// The To tag vmail will answer with.
+    pub local_tag: &'a str,
+    /// The Contact URI vmail will answer with.
+    pub local_contact: &'a str,
+}
+
+/// Who serves a domain, from the shell's routing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainOwner {
+    /// This instance's group.
+    Us,
+    /// Another group, whose instances take SIP here (by order).
+    Group(Vec<SocketAddr>),
+    /// Nobody (or a group with no known instance).
+    Nobody,
+}
+
+/// The facts the decision needs that live outside the request: routing
+/// and the mailbox store. The shell implements it; tests fake it.
+pub trait InviteFacts {
+    /// Who serves `domain`.
+    fn owner(&self, domain: &str) -> DomainOwner;
+    /// The settings of a mailbox, `None` when it does not exist.
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError>;
+}
+
+/// Why an INVITE is refused; each maps to one status and its headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The instance is shutting down: `503`, retry in 30 s.
+    ShuttingDown,
+    /// `max_calls` reached: `503`, retry in 5 s.
+    Overloaded,
+    /// No valid mailbox or domain in the request: `404`.
+    InvalidMailbox(String),
+    /// The domain is served by no group: `404` with a Reason.
+    DomainNotServed(String),
+    /// The mailbox does not exist (and is not created): `404`.
+    NoSuchMailbox(MailboxId),
+    /// The store cannot be read: `503`, retry in 30 s.
+    StoreUnavailable(String),
+    /// The request cannot form a dialog (no usable Contact...): `400`.
+    BadRequest(String),
+    /// No usable SDP offer: `488`.
+    NotAcceptable(String),
+}
+
+impl Refusal {
+    /// The status code.
+    pub fn code(&self) -> u16 {
+        match self {
+            Refusal::ShuttingDown | Refusal::Overloaded | Refusal::StoreUnavailable(_) => 503,
+            Refusal::InvalidMailbox(_)
+            | Refusal::DomainNotServed(_)
+            | Refusal::NoSuchMailbox(_) => 404,
+            Refusal::BadRequest(_) => 400,
+            Refusal::NotAcceptable(_) => 488,
+        }
+    }
+
+    /// The reason phrase.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::ShuttingDown => "Shutting down",
+            Refusal::Overloaded => "Overloaded",
+            Refusal::InvalidMailbox(_) => "Invalid mailbox",
+            Refusal::DomainNotServed(_) => "Domain not served",
+            Refusal::NoSuchMailbox(_) => "No such mailbox",
+            Refusal::StoreUnavailable(_) => "Store unavailable",
+            Refusal::BadRequest(_) => "Bad Request",
+            Refusal::NotAcceptable(_) => "Not Acceptable Here",
+        }
+    }
+
+    /// Headers the response carries besides the usual ones.
+    pub fn headers(&self) -> Vec<Header> {
+        match self {
+            Refusal::ShuttingDown | Refusal::StoreUnavailable(_) => {
+                vec![Header::RetryAfter("30".into())]
+            }
+            Refusal::Overloaded => vec![Header::RetryAfter("5".into())],
+            Refusal::DomainNotServed(_) => vec![Header::Reason(
+                "SIP;cause=404;text=\"domain not served\"".into(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::ShuttingDown => f.write_str("shutting down"),
+            Refusal::Overloaded => f.write_str("max_calls reached"),
+            Refusal::InvalidMailbox(why) => write!(f, "invalid mailbox: {why}"),
+            Refusal::DomainNotServed(d) => write!(f, "domain {d} not served"),
+            Refusal::NoSuchMailbox(id) => write!(f, "no mailbox {id}"),
+            Refusal::StoreUnavailable(why) => write!(f, "store unavailable: {why}"),
+            Refusal::BadRequest(why) => write!(f, "cannot form a dialog: {why}"),
+            Refusal::NotAcceptable(why) => write!(f, "no usable SDP offer: {why}"),
+        }
+    }
+}
+
+/// What a call is, once accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallKind {
+    /// Leave a message.
+    Deposit {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Its settings (the defaults for a mailbox still to be created).
+        settings: MailboxSettings,
+        /// Why the call was diverted.
+        cause: Cause,
+        /// The mailbox does not exist yet: it is created when its first
+        /// message is stored (`auto_create_mailboxes`), never before.
+        create: bool,
+    },
+    /// The mailbox menu of `domain`.
+    Menu {
+        /// The domain called.
+        domain: String,
+        /// The caller's own mailbox user, when it exists: only the PIN is
+        /// asked.
+        known: Option<String>,
+    },
+}
+
+/// An accepted INVITE: everything the call needs.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Deposit or menu.
+    pub kind: CallKind,
+    /// The media both sides use (the SDP answer is made from it once the
+    /// RTP port is bound).
+    pub negotiated: Negotiated,
+    /// The dialog the 2xx creates.
+    pub dialog: Dialog,
+}
+
+/// What to do with a new INVITE.
+#[derive(Debug, Clone)]
+pub enum InviteDecision {
+    /// Answer with the refusal's status.
+    Refuse(Refusal),
+    /// `302` to the instances of the group that owns `domain`.
+    Redirect {
+        /// Contact header values, best first.
+        contacts: Vec<String>,
+        /// The domain that is not ours.
+        domain: String,
+    },
+    /// Take the call.
+    Accept(Box<Accepted>),
+}
+
+/// Decides what to do with a new INVITE (one without a To tag).
+pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecision {
+    use InviteDecision::{Accept, Refuse};
+    if input.shutting_down {
+        return Refuse(Refusal::ShuttingDown);
+    }
+    if input.active_calls >= input.max_calls as usize {
+        return Refuse(Refusal::Overloaded);
+    }
+    let req = input.request;
+    // Which mailbox, and is it ours (SPEC §3, §5)?
+    let target = match destination::select(req, input.access_numbers) {
+        Ok(t) => t,
+        Err(e) => return Refuse(Refusal::InvalidMailbox(e.to_string())),
+    };
+    let kind = match target {
+        Target::Deposit { mailbox, cause, .. } => {
+            if let Some(other) = not_ours(facts, &mailbox.user, &mailbox.domain) {
+                return other;
+            }
+            let Ok(id) = MailboxId::new(&mailbox.user, &mailbox.domain) else {
+                return Refuse(Refusal::InvalidMailbox(mailbox.to_string()));
+            };
+            match facts.mailbox(&id) {
+                Ok(Some(settings)) => CallKind::Deposit {
+                    mailbox: id,
+                    settings,
+                    cause,
+                    create: false,
+                },
+                Ok(None) if input.auto_create_mailboxes => CallKind::Deposit {
+                    mailbox: id,
+                    settings: MailboxSettings::default(),
+                    cause,
+                    create: true,
+                },
+                Ok(None) => return Refuse(Refusal::NoSuchMailbox(id)),
+                Err(e) => return Refuse(Refusal::StoreUnavailable(format!("{id}: {e}"))),
+            }
+        }
+        Target::Retrieval { domain, from_user } => {
+            let access = req.uri.user().unwrap_or("voicemail");
+            if let Some(other) = not_ours(facts, access, &domain) {
+                return other;
+            }
+            // A caller who is a mailbox of the domain only gives the PIN.
+            let known = from_user.filter(|u| {
+                MailboxId::new(u, &domain)
+                    .ok()
+                    .and_then(|id| facts.mailbox(&id).ok().flatten())
+                    .is_some()
+            });
+            CallKind::Menu { domain, known }
+        }
+    };
+    let dialog = match Dialog::new_uas(req, input.local_tag, input.local_contact) {
+        Ok(d) => d,
+        Err(e) => return Refuse(Refusal::BadRequest(e.to_string())),
+    };
+    let negotiated = match negotiate(req.body(), None) {
+        Ok(n) => n,
+        Err(e) => return Refuse(Refusal::NotAcceptable(e)),
+    };
+    Accept(Box::new(Accepted {
+        kind,
+        negotiated,
+        dialog,
+    }))
+}
+
+/// `None` when this group serves `domain`, else the redirect or refusal.
+fn not_ours(facts: &dyn InviteFacts, user: &str, domain: &str) -> Option<InviteDecision> {
+    match facts.owner(domain) {
+        DomainOwner::Us => None,
+        DomainOwner::Group(instances) if !instances.is_empty() => Some(InviteDecision::Redirect {
+            contacts: redirect_contacts(user, &instances),
+            domain: domain.to_owned(),
+        }),
+        DomainOwner::Group(_) | DomainOwner::Nobody => Some(InviteDecision::Refuse(
+            Refusal::DomainNotServed(domain.to_owned()),
+        )),
+    }
+}
+
+/// Contacts of a `302` to another group: every instance by order, with
+/// falling q-values (until Active-Passive knows which one is active).
+pub fn redirect_contacts(user: &str, instances: &[SocketAddr]) -> Vec<String> {
+    let n = instances.len().max(1);
+    instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let q = 1.0 - (i as f64) / (n as f64 * 1.25);
+            let host = match inst.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            };
+            format!("<sip:{user}@{host}:{}>;q={q:.1}", inst.port())
+        })
+        .collect()
+}
+
+/// Parses an SDP offer and picks the codec: the offerer's order among the
+/// codecs vmail decodes (RFC 3264 lets the answerer choose; following the
+/// caller's preference is what phones expect), keeping `current` on a
+/// re-INVITE when it is still offered.
+pub fn negotiate(body: &[u8], current: Option<Codec>) -> Result<Negotiated, String> {
+    let offer = sdp::parse(body).map_err(|e| e.to_string())?;
+    let mut prefer: Vec<Codec> = current.into_iter().collect();
+    if let Some(audio) = &offer.audio {
+        for f in &audio.formats {
+            if let Some(c @ (Codec::Pcmu | Codec::Pcma)) = f.codec {
+                if !prefer.contains(&c) {
+                    prefer.push(c);
+                }
+            }
+        }
+    }
+    sdp::negotiate(&offer, &prefer).map_err(|e| e.to_string())
+}

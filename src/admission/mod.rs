@@ -1,0 +1,21 @@
+//! Whether and how vmail takes a new INVITE (SPEC §3, §5): a pure decision
+//! over the request and the facts the shell looks up, returning what to do
+//! — refuse with a status, redirect to the owner group, or accept with all
+//! that the call needs (destination, mailbox settings, negotiated media,
+//! the dialog). The runtime shell carries it out: it answers, binds the
+//! RTP port and starts the call's driver.
+//!
+//! The checks run in a fixed order, the cheapest and the ones that protect
+//! the process first: shutting down, overload, destination, owner group,
+//! mailbox, dialog, SDP offer. A new admission check is one more step in
+//! [`decide`] and, when it refuses, one more [`Refusal`].
+
+mod decide;
+
+#[cfg(test)]
+mod tests;
+
+pub use decide::{
+    decide, negotiate, redirect_contacts, Accepted, CallKind, DomainOwner, InviteDecision,
+    InviteFacts, InviteInput, Refusal,
+};

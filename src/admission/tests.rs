@@ -1,0 +1,284 @@
+//! The INVITE decision on fake routing and a fake store: no sockets, no
+//! files.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use super::*;
+use crate::destination::Cause;
+use crate::sdp::Codec;
+use crate::sip::Header;
+use crate::sip::Request;
+use crate::store::{MailboxId, MailboxSettings, StoreError};
+
+const OFFER: &str = "v=0\r\n\
+    o=alice 1 1 IN IP4 192.0.2.7\r\n\
+    s=-\r\n\
+    c=IN IP4 192.0.2.7\r\n\
+    t=0 0\r\n\
+    m=audio 40000 RTP/AVP 8 0 101\r\n\
+    a=rtpmap:101 telephone-event/8000\r\n";
+
+fn invite_with(ruri: &str, from: &str, contact: bool, body: &str) -> Request {
+    let contact = if contact {
+        "Contact: <sip:alice@192.0.2.7:5060>\r\n"
+    } else {
+        ""
+    };
+    let text = format!(
+        "INVITE {ruri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bKadm\r\n\
+         Max-Forwards: 70\r\n\
+         From: <{from}>;tag=caller1\r\n\
+         To: <{ruri}>\r\n\
+         Call-ID: adm-1@192.0.2.7\r\n\
+         CSeq: 1 INVITE\r\n\
+         {contact}\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    Request::try_from(text.as_str()).expect("test request parses")
+}
+
+fn invite(ruri: &str) -> Request {
+    invite_with(ruri, "sip:alice@atlanta.example.com", true, OFFER)
+}
+
+/// Routing: `vm.example.com` is ours, `other.example.com` belongs to a
+/// group with two instances, `lost.example.com` to a group without any,
+/// anything else to nobody. Mailboxes: a map; `broken.example.com`
+/// fails to read.
+#[derive(Default)]
+struct Fake {
+    mailboxes: HashMap<String, MailboxSettings>,
+    asked: RefCell<Vec<String>>,
+}
+
+impl Fake {
+    fn with(mailboxes: &[&str]) -> Self {
+        Fake {
+            mailboxes: mailboxes
+                .iter()
+                .map(|m| (m.to_string(), MailboxSettings::default()))
+                .collect(),
+            asked: RefCell::default(),
+        }
+    }
+}
+
+impl InviteFacts for Fake {
+    fn owner(&self, domain: &str) -> DomainOwner {
+        match domain {
+            "vm.example.com" | "broken.example.com" => DomainOwner::Us,
+            "other.example.com" => DomainOwner::Group(vec![
+                "192.0.2.21:5060".parse().unwrap(),
+                "[2001:db8::22]:5070".parse().unwrap(),
+            ]),
+            "lost.example.com" => DomainOwner::Group(Vec::new()),
+            _ => DomainOwner::Nobody,
+        }
+    }
+
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError> {
+        self.asked.borrow_mut().push(id.to_string());
+        if id.domain() == "broken.example.com" {
+            return Err(StoreError::NotFound { what: "disk" });
+        }
+        Ok(self.mailboxes.get(&id.to_string()).cloned())
+    }
+}
+
+fn input(req: &Request) -> InviteInput<'_> {
+    static ACCESS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    InviteInput {
+        request: req,
+        source: "192.0.2.7:5060".parse::<SocketAddr>().unwrap(),
+        shutting_down: false,
+        active_calls: 0,
+        max_calls: 10,
+        access_numbers: ACCESS.get_or_init(|| vec!["*98".to_owned(), "voicemail".to_owned()]),
+        auto_create_mailboxes: false,
+        local_tag: "vmtag",
+        local_contact: "sip:vmail@192.0.2.10:5060",
+    }
+}
+
+fn refusal(d: InviteDecision) -> Refusal {
+    match d {
+        InviteDecision::Refuse(r) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn accepted(d: InviteDecision) -> Accepted {
+    match d {
+        InviteDecision::Accept(a) => *a,
+        other => panic!("expected an accept, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_deposit_to_an_existing_mailbox_is_accepted_with_its_media_and_dialog() {
+    let req = invite("sip:1001@vm.example.com");
+    let fake = Fake::with(&["1001@vm.example.com"]);
+    let a = accepted(decide(&input(&req), &fake));
+    match &a.kind {
+        CallKind::Deposit {
+            mailbox,
+            cause,
+            create,
+            ..
+        } => {
+            assert_eq!(mailbox.to_string(), "1001@vm.example.com");
+            assert_eq!(*cause, Cause::Unknown);
+            assert!(!create);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The caller's order: PCMA first.
+    assert_eq!(a.negotiated.codec, Codec::Pcma);
+    assert_eq!(a.negotiated.dtmf_pt, Some(101));
+    assert_eq!(a.dialog.local_tag(), "vmtag");
+    assert_eq!(a.dialog.remote_tag(), Some("caller1"));
+    assert_eq!(a.dialog.call_id(), "adm-1@192.0.2.7");
+}
+
+#[test]
+fn shutting_down_and_overload_refuse_before_anything_is_looked_up() {
+    let req = invite("sip:1001@vm.example.com");
+    let fake = Fake::with(&["1001@vm.example.com"]);
+    let mut i = input(&req);
+    i.shutting_down = true;
+    let r = refusal(decide(&i, &fake));
+    assert_eq!((r.code(), r.reason()), (503, "Shutting down"));
+    assert_eq!(r.headers(), vec![Header::RetryAfter("30".into())]);
+
+    let mut i = input(&req);
+    i.active_calls = 10;
+    let r = refusal(decide(&i, &fake));
+    assert_eq!(r, Refusal::Overloaded);
+    assert_eq!(r.headers(), vec![Header::RetryAfter("5".into())]);
+    assert!(fake.asked.borrow().is_empty(), "no store look-up");
+}
+
+#[test]
+fn an_unknown_mailbox_is_refused_or_accepted_for_creation_but_never_created_here() {
+    let req = invite("sip:2002@vm.example.com");
+    let fake = Fake::with(&[]);
+    let r = refusal(decide(&input(&req), &fake));
+    assert_eq!(r.code(), 404);
+    assert_eq!(r.reason(), "No such mailbox");
+
+    let mut i = input(&req);
+    i.auto_create_mailboxes = true;
+    let a = accepted(decide(&i, &fake));
+    match a.kind {
+        CallKind::Deposit {
+            mailbox,
+            settings,
+            create,
+            ..
+        } => {
+            assert_eq!(mailbox.to_string(), "2002@vm.example.com");
+            assert_eq!(settings, MailboxSettings::default());
+            assert!(create, "to be created by its first message");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The facts offer no way to create anything: only look-ups happened.
+    assert_eq!(fake.asked.borrow().len(), 2);
+}
+
+#[test]
+fn domains_of_other_groups_are_redirected_and_unserved_ones_refused() {
+    let fake = Fake::with(&[]);
+    let req = invite("sip:1001@other.example.com");
+    match decide(&input(&req), &fake) {
+        InviteDecision::Redirect { contacts, domain } => {
+            assert_eq!(domain, "other.example.com");
+            assert_eq!(
+                contacts,
+                vec![
+                    "<sip:1001@192.0.2.21:5060>;q=1.0",
+                    "<sip:1001@[2001:db8::22]:5070>;q=0.6"
+                ]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for domain in ["nowhere.example.com", "lost.example.com"] {
+        let req = invite(&format!("sip:1001@{domain}"));
+        let r = refusal(decide(&input(&req), &fake));
+        assert_eq!(r, Refusal::DomainNotServed(domain.to_owned()));
+        assert_eq!((r.code(), r.reason()), (404, "Domain not served"));
+        assert_eq!(
+            r.headers(),
+            vec![Header::Reason(
+                "SIP;cause=404;text=\"domain not served\"".into()
+            )]
+        );
+    }
+    assert!(fake.asked.borrow().is_empty(), "not ours: no store look-up");
+}
+
+#[test]
+fn the_access_number_opens_the_menu_knowing_a_caller_who_has_a_mailbox() {
+    let fake = Fake::with(&["1001@vm.example.com"]);
+    let req = invite_with(
+        "sip:*98@vm.example.com",
+        "sip:1001@vm.example.com",
+        true,
+        OFFER,
+    );
+    let a = accepted(decide(&input(&req), &fake));
+    assert_eq!(
+        a.kind,
+        CallKind::Menu {
+            domain: "vm.example.com".into(),
+            known: Some("1001".into())
+        }
+    );
+    let req = invite_with(
+        "sip:*98@vm.example.com",
+        "sip:3003@vm.example.com",
+        true,
+        OFFER,
+    );
+    let a = accepted(decide(&input(&req), &fake));
+    assert_eq!(
+        a.kind,
+        CallKind::Menu {
+            domain: "vm.example.com".into(),
+            known: None
+        }
+    );
+}
+
+#[test]
+fn bad_requests_get_their_codes() {
+    let fake = Fake::with(&["1001@vm.example.com", "1001@broken.example.com"]);
+    // No usable offer.
+    let req = invite_with("sip:1001@vm.example.com", "sip:a@b.example", true, "");
+    assert_eq!(refusal(decide(&input(&req), &fake)).code(), 488);
+    let req = invite_with(
+        "sip:1001@vm.example.com",
+        "sip:a@b.example",
+        true,
+        &OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 18"),
+    );
+    assert_eq!(refusal(decide(&input(&req), &fake)).code(), 488);
+    // No Contact: no dialog.
+    let req = invite_with("sip:1001@vm.example.com", "sip:a@b.example", false, OFFER);
+    let r = refusal(decide(&input(&req), &fake));
+    assert_eq!((r.code(), r.reason()), (400, "Bad Request"));
+    // A user that cannot be a mailbox.
+    let req = invite("sip:..%2Fetc@vm.example.com");
+    assert_eq!(refusal(decide(&input(&req), &fake)).code(), 404);
+    // The store cannot be read.
+    let req = invite("sip:1001@broken.example.com");
+    let r = refusal(decide(&input(&req), &fake));
+    assert_eq!(r.code(), 503);
+    assert_eq!(r.headers(), vec![Header::RetryAfter("30".into())]);
+}
