@@ -15,7 +15,10 @@
 //!   folder, and the JSON is always put there first, so a reader never
 //!   sees half a message;
 //! - a recording is written to `tmp/` as it arrives with its header kept
-//!   current; [`FsStore::recover`] completes whatever a crash left there.
+//!   current; [`FsStore::recover`] completes whatever a crash left there;
+//! - a new mailbox is built whole under `<siteshare>/vmail/staging/` and
+//!   renamed into place (with its first message, when that creates it), so
+//!   no mailbox folder is ever without `mailbox.json`.
 //!
 //! [`FsStore`] is the file-system implementation; [`MailboxStore`] is the
 //! same API as an object-safe trait.
