@@ -14,6 +14,9 @@ pub struct InviteInput<'a> {
     pub request: &'a Request,
     /// The address it came from.
     pub source: SocketAddr,
+    /// The INVITE repeats the Call-ID, From tag and CSeq of a call in
+    /// progress on another branch (RFC 3261 §8.2.2.2, a merged request).
+    pub merged: bool,
     /// The instance is draining for shutdown.
     pub shutting_down: bool,
     /// Calls in progress now.
@@ -54,6 +57,8 @@ pub trait InviteFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Refusal {
+    /// A merged request (RFC 3261 §8.2.2.2): `482`.
+    Merged,
     /// The instance is shutting down: `503`, retry in 30 s.
     ShuttingDown,
     /// `max_calls` reached: `503`, retry in 5 s.
@@ -81,6 +86,7 @@ impl Refusal {
             | Refusal::DomainNotServed(_)
             | Refusal::NoSuchMailbox(_) => 404,
             Refusal::BadRequest(_) => 400,
+            Refusal::Merged => 482,
             Refusal::NotAcceptable(_) => 488,
         }
     }
@@ -88,6 +94,7 @@ impl Refusal {
     /// The reason phrase.
     pub fn reason(&self) -> &'static str {
         match self {
+            Refusal::Merged => "Loop Detected",
             Refusal::ShuttingDown => "Shutting down",
             Refusal::Overloaded => "Overloaded",
             Refusal::InvalidMailbox(_) => "Invalid mailbox",
@@ -117,6 +124,7 @@ impl Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refusal::Merged => f.write_str("merged with a call in progress"),
             Refusal::ShuttingDown => f.write_str("shutting down"),
             Refusal::Overloaded => f.write_str("max_calls reached"),
             Refusal::InvalidMailbox(why) => write!(f, "invalid mailbox: {why}"),
@@ -185,6 +193,9 @@ pub enum InviteDecision {
 /// Decides what to do with a new INVITE (one without a To tag).
 pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecision {
     use InviteDecision::{Accept, Refuse};
+    if input.merged {
+        return Refuse(Refusal::Merged);
+    }
     if input.shutting_down {
         return Refuse(Refusal::ShuttingDown);
     }

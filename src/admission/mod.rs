@@ -6,7 +6,7 @@
 //! RTP port and starts the call's driver.
 //!
 //! The checks run in a fixed order, the cheapest and the ones that protect
-//! the process first: shutting down, overload, destination, owner group,
+//! the process first: a merged request, shutting down, overload, destination, owner group,
 //! mailbox, dialog, SDP offer. A new admission check is one more step in
 //! [`decide`] and, when it refuses, one more [`Refusal`].
 

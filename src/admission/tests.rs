@@ -95,6 +95,7 @@ fn input(req: &Request) -> InviteInput<'_> {
     InviteInput {
         request: req,
         source: "192.0.2.7:5060".parse::<SocketAddr>().unwrap(),
+        merged: false,
         shutting_down: false,
         active_calls: 0,
         max_calls: 10,
@@ -146,7 +147,7 @@ fn a_deposit_to_an_existing_mailbox_is_accepted_with_its_media_and_dialog() {
 }
 
 #[test]
-fn shutting_down_and_overload_refuse_before_anything_is_looked_up() {
+fn merged_shutting_down_and_overload_refuse_before_anything_is_looked_up() {
     let req = invite("sip:1001@vm.example.com");
     let fake = Fake::with(&["1001@vm.example.com"]);
     let mut i = input(&req);
@@ -160,6 +161,11 @@ fn shutting_down_and_overload_refuse_before_anything_is_looked_up() {
     let r = refusal(decide(&i, &fake));
     assert_eq!(r, Refusal::Overloaded);
     assert_eq!(r.headers(), vec![Header::RetryAfter("5".into())]);
+
+    let mut i = input(&req);
+    i.merged = true;
+    let r = refusal(decide(&i, &fake));
+    assert_eq!((r.code(), r.reason()), (482, "Loop Detected"));
     assert!(fake.asked.borrow().is_empty(), "no store look-up");
 }
 

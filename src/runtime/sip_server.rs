@@ -32,7 +32,7 @@ use super::media_io::RtpSocket;
 use super::call_messages::{CallCommand, CallEvent};
 use super::deposit_driver::{self, CallSetup};
 use super::menu_driver::{self, MenuSetup};
-use super::pacer::PacerSlot;
+use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 use super::tcp::TcpConns;
 use super::Shared;
@@ -58,6 +58,15 @@ struct CallEntry {
     codec: Codec,
     /// Set until the 200 is sent (answer delay).
     pending: Option<Box<PendingAnswer>>,
+}
+
+/// The call's media and channels, handed to its driver.
+struct CallIo {
+    socket: RtpSocket,
+    remote: RemoteAddr,
+    slot: PacerSlot,
+    done_rx: mpsc::UnboundedReceiver<PlaybackDone>,
+    commands: mpsc::UnboundedReceiver<CallCommand>,
 }
 
 /// The driver a call gets once answered.
@@ -347,7 +356,8 @@ impl SipServer {
 
     /// RFC 3261 §8.2.2.2: an INVITE with the Call-ID, From tag and CSeq of
     /// a call in progress but another branch is a merged copy (a fork that
-    /// came back, or a forgery): `482`, never a second call on the same keys.
+    /// came back, or a forgery): refused, never a second call on the same
+    /// keys.
     fn merged(&self, info: &RequestInfo) -> bool {
         self.by_call_id.get(&info.call_id).is_some_and(|ids| {
             ids.iter().any(|id| {
@@ -364,16 +374,13 @@ impl SipServer {
         let cid = info.call_id.clone();
         let trying = sipcore::make_response(&req, 100, None, None);
         self.respond(tx, trying);
-        if self.merged(&info) {
-            info!(call_id = %cid, "INVITE merged with a call in progress: 482");
-            return self.reply(tx, &req, 482, Some("Loop Detected"));
-        }
         let local_tag = sipcore::new_tag();
         let contact = self.local_contact(from.transport);
         let decision = admission::decide(
             &InviteInput {
                 request: &req,
                 source: from.addr,
+                merged: self.merged(&info),
                 shutting_down: self.shutting_down,
                 active_calls: self.calls.len(),
                 max_calls: ext.max_calls,
@@ -435,88 +442,14 @@ impl SipServer {
             frame_samples,
             done_tx,
         );
-        let setup = match kind {
-            CallKind::Deposit {
-                mailbox,
-                settings,
-                cause,
-                create,
-            } => {
-                let (caller_uri, caller_name) = sipcore::caller(&req);
-                let language = settings
-                    .language
-                    .clone()
-                    .unwrap_or_else(|| ext.language.clone());
-                info!(call_id = %cid, %mailbox, ?cause, port, "deposit call accepted");
-                Driver::Deposit(Box::new(CallSetup {
-                    call: id,
-                    mailbox,
-                    socket,
-                    tick: shared.media_clock.subscribe(id),
-                    remote,
-                    rx: rx_config(&negotiated),
-                    plan: DepositPlan {
-                        language,
-                        cause,
-                        limits: DepositLimits {
-                            max_message: Duration::from_secs(u64::from(ext.max_message_seconds)),
-                            min_message: Duration::from_secs(u64::from(ext.min_message_seconds)),
-                            silence: Duration::from_secs(u64::from(ext.silence_seconds)),
-                            media_timeout: Duration::from_secs(u64::from(
-                                ext.media_timeout_seconds,
-                            )),
-                        },
-                        max_messages: ext.max_messages,
-                        create: create.then(|| settings.clone()),
-                    },
-                    prompts: shared.prompts.clone(),
-                    store: shared.store.clone(),
-                    recording: RecordingInfo {
-                        caller_uri: caller_uri.unwrap_or_default(),
-                        caller_name,
-                        called_uri: req.uri.to_string(),
-                        cause: cause_name(cause).to_owned(),
-                        codec: codec_name(&negotiated).to_owned(),
-                        site: shared.config.site.clone(),
-                        instance: shared.role.name.clone(),
-                        epoch: 0,
-                        sample_rate: 8000,
-                    },
-                    slot,
-                    done_rx,
-                    commands: cmd_rx,
-                    events: self.events_tx.clone(),
-                    metrics: shared.metrics.clone(),
-                }))
-            }
-            CallKind::Menu { domain, known } => {
-                info!(call_id = %cid, %domain, known = ?known, port, "mailbox menu call accepted");
-                let mut cfg = MenuConfig::new(domain.clone());
-                cfg.max_greeting = Duration::from_secs(u64::from(ext.max_message_seconds));
-                Driver::Menu(Box::new(MenuSetup {
-                    call: id,
-                    menu: Menu::new(cfg, known),
-                    domain,
-                    peer: from.addr,
-                    socket,
-                    tick: shared.media_clock.subscribe(id),
-                    remote,
-                    rx: rx_config(&negotiated),
-                    language: ext.language.clone(),
-                    utc_offset: ext.utc_offset(),
-                    lockout_failures: ext.lockout_failures,
-                    lockout_seconds: ext.lockout_seconds,
-                    phantoms: shared.phantoms.clone(),
-                    prompts: shared.prompts.clone(),
-                    store: shared.store.clone(),
-                    slot,
-                    done_rx,
-                    commands: cmd_rx,
-                    events: self.events_tx.clone(),
-                    metrics: shared.metrics.clone(),
-                }))
-            }
+        let io = CallIo {
+            socket,
+            remote,
+            slot,
+            done_rx,
+            commands: cmd_rx,
         };
+        let setup = self.driver_setup(id, kind, &negotiated, &req, from, port, &cid, io);
         let delay = Duration::from_millis(ext.answer_delay_ms);
         let ringing =
             (!delay.is_zero()).then(|| sipcore::make_response(&req, 180, None, Some(&local_tag)));
@@ -548,6 +481,105 @@ impl SipServer {
             Some(ringing) => {
                 self.respond(tx, ringing);
                 self.answers_due.insert((Instant::now() + delay, id));
+            }
+        }
+    }
+
+    /// What the driver of an accepted call starts with.
+    #[allow(clippy::too_many_arguments)]
+    fn driver_setup(
+        &self,
+        id: u64,
+        kind: CallKind,
+        negotiated: &Negotiated,
+        req: &Request,
+        from: Peer,
+        port: u16,
+        cid: &str,
+        io: CallIo,
+    ) -> Driver {
+        let shared = &self.shared;
+        let ext = &shared.role.ext;
+        match kind {
+            CallKind::Deposit {
+                mailbox,
+                settings,
+                cause,
+                create,
+            } => {
+                let (caller_uri, caller_name) = sipcore::caller(req);
+                let language = settings
+                    .language
+                    .clone()
+                    .unwrap_or_else(|| ext.language.clone());
+                info!(call_id = %cid, %mailbox, ?cause, port, "deposit call accepted");
+                Driver::Deposit(Box::new(CallSetup {
+                    call: id,
+                    mailbox,
+                    socket: io.socket,
+                    tick: shared.media_clock.subscribe(id),
+                    remote: io.remote,
+                    rx: rx_config(negotiated),
+                    plan: DepositPlan {
+                        language,
+                        cause,
+                        limits: DepositLimits {
+                            max_message: Duration::from_secs(u64::from(ext.max_message_seconds)),
+                            min_message: Duration::from_secs(u64::from(ext.min_message_seconds)),
+                            silence: Duration::from_secs(u64::from(ext.silence_seconds)),
+                            media_timeout: Duration::from_secs(u64::from(
+                                ext.media_timeout_seconds,
+                            )),
+                        },
+                        max_messages: ext.max_messages,
+                        create: create.then(|| settings.clone()),
+                    },
+                    prompts: shared.prompts.clone(),
+                    store: shared.store.clone(),
+                    recording: RecordingInfo {
+                        caller_uri: caller_uri.unwrap_or_default(),
+                        caller_name,
+                        called_uri: req.uri.to_string(),
+                        cause: cause_name(cause).to_owned(),
+                        codec: codec_name(negotiated).to_owned(),
+                        site: shared.config.site.clone(),
+                        instance: shared.role.name.clone(),
+                        epoch: 0,
+                        sample_rate: 8000,
+                    },
+                    slot: io.slot,
+                    done_rx: io.done_rx,
+                    commands: io.commands,
+                    events: self.events_tx.clone(),
+                    metrics: shared.metrics.clone(),
+                }))
+            }
+            CallKind::Menu { domain, known } => {
+                info!(call_id = %cid, %domain, known = ?known, port, "mailbox menu call accepted");
+                let mut cfg = MenuConfig::new(domain.clone());
+                cfg.max_greeting = Duration::from_secs(u64::from(ext.max_message_seconds));
+                Driver::Menu(Box::new(MenuSetup {
+                    call: id,
+                    menu: Menu::new(cfg, known),
+                    domain,
+                    peer: from.addr,
+                    socket: io.socket,
+                    tick: shared.media_clock.subscribe(id),
+                    remote: io.remote,
+                    rx: rx_config(negotiated),
+                    language: ext.language.clone(),
+                    utc_offset: ext.utc_offset(),
+                    lockout_failures: ext.lockout_failures,
+                    lockout_seconds: ext.lockout_seconds,
+                    phantoms: shared.phantoms.clone(),
+                    prompts: shared.prompts.clone(),
+                    store: shared.store.clone(),
+                    slot: io.slot,
+                    done_rx: io.done_rx,
+                    commands: io.commands,
+                    events: self.events_tx.clone(),
+                    metrics: shared.metrics.clone(),
+                }))
             }
         }
     }
