@@ -52,9 +52,14 @@ impl DepositPlan {
             max_length: p("max-length"),
             cannot_take: p("cannot-take"),
         };
+        // A mailbox still to be created by its first message is empty and
+        // has no greetings of its own.
+        let mut exists = true;
         let counts = match store.counts(mailbox) {
-            // Still to be created by its first message: empty.
-            Err(StoreError::NotFound { .. }) if self.create.is_some() => Ok(Counts::default()),
+            Err(StoreError::NotFound { .. }) if self.create.is_some() => {
+                exists = false;
+                Ok(Counts::default())
+            }
             other => other,
         };
         let opening = match counts {
@@ -72,16 +77,21 @@ impl DepositPlan {
             Cause::Busy => GreetingKind::Busy,
             _ => GreetingKind::Unavailable,
         };
+        let own = |kind| {
+            exists
+                .then(|| load_greeting(store, mailbox, kind))
+                .flatten()
+        };
         let custom = [GreetingKind::Temporary, by_cause]
             .into_iter()
-            .find_map(|kind| load_greeting(store, mailbox, kind));
+            .find_map(own);
         out.greeting = match custom {
             Some(clip) => vec![clip],
             None => {
                 // "The person at extension <name or digits> is busy / is not available.
                 //  Please leave your message after the tone."
                 let mut g = p("greeting-intro");
-                match load_greeting(store, mailbox, GreetingKind::Name) {
+                match own(GreetingKind::Name) {
                     Some(name) => g.push(name),
                     None => g.extend(prompts.digits(&self.language, mailbox.user())),
                 }

@@ -19,8 +19,11 @@
 //!   oversized TCP messages (oversized UDP datagrams are dropped).
 //! - A 2xx to INVITE is resent until its ACK on every transport (RFC 3261
 //!   §13.3.1.4: the retransmission is end to end). The ACK is matched by
-//!   Call-ID and CSeq number (plus the To tag when both carry one); after
-//!   it the transaction absorbs copies for 64*T1 (RFC 6026 timer L).
+//!   Call-ID, From tag and CSeq number, and must carry the 2xx's To tag; a
+//!   CANCEL must carry the INVITE's Call-ID, From tag and CSeq number
+//!   besides its branch (RFC 3261 §9.1), so INVITEs sharing a Call-ID never
+//!   answer for each other. After the ACK the transaction absorbs copies
+//!   for 64*T1 (RFC 6026 timer L).
 //! - Transactions are found through hash maps keyed by branch, sent-by and
 //!   method (RFC 3261 §17.2.3); timers sit in one ordered table, so the next
 //!   deadline is the table's first key.
