@@ -327,7 +327,8 @@ impl SipServer {
                 return self.reply(tx, &req, 400, Some("Bad Request"));
             }
             None => {
-                info!(%call_id, method = %req.method, "request matches no dialog");
+                // Late copies after a call ended are common: not above debug.
+                debug!(%call_id, method = %req.method, "request matches no dialog");
                 return self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"));
             }
         };
