@@ -724,14 +724,15 @@ impl Endpoint {
             .map(|b| server_key(b, &facts.sent_by, "INVITE"));
         // RFC 3261 §9.1: a CANCEL has the Call-ID, From and CSeq number of
         // the INVITE it cancels; one that matches the branch but not those
-        // is not for this INVITE.
+        // is not for this INVITE. (An INVITE the endpoint refused by itself
+        // has no origin and can no longer be cancelled anyway.)
         let origin = RequestInfo::of(req)
             .ok()
             .map(|i| ack_key(&i.call_id, i.from_tag.as_deref(), i.cseq));
         let invite = invite_index
             .and_then(|i| self.server_index.get(&i).copied())
             .and_then(|k| self.txs.get(&k).map(|t| (k, t)))
-            .filter(|(_, t)| t.origin.is_some() && t.origin == origin);
+            .filter(|(_, t)| t.origin.is_none() || t.origin == origin);
         let (code, pending, tag) = match invite {
             None => (481, None, None),
             Some((k, t)) => {
