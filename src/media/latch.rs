@@ -15,7 +15,9 @@
 //! - Any other stream latches only after it showed continuity: one SSRC and
 //!   sequence numbers that go on (small gaps allowed), for [`PROBATION`]
 //!   packets when the SDP address is not trusted, and for [`SUSTAIN`] as well
-//!   when it is and nothing came from it for [`SILENT`].
+//!   when it is and nothing came from it for [`SILENT`]. When the trusted SDP
+//!   address is also the signalling source's IP, only streams from that IP
+//!   qualify (another port: a NAT that kept the address, not the port).
 //! - Once latched, datagrams from other addresses and other SSRCs are dropped.
 //!   A new SSRC from the latched address is followed after [`PROBATION`]
 //!   packets in sequence (a phone restarting its stream). Another address
@@ -228,7 +230,11 @@ impl SourceLatch {
             }
             let latched_silent = l.silent(now);
             let c = self.candidate(now, from, ssrc, seq);
-            if latched_silent && self.sdp_silent(now) && c.is_some_and(|c| c.sustained(now)) {
+            if latched_silent
+                && self.sdp_silent(now)
+                && self.may_take(from)
+                && c.is_some_and(|c| c.sustained(now))
+            {
                 self.latch(c);
                 return Verdict::Accept;
             }
@@ -241,7 +247,7 @@ impl SourceLatch {
         let c = self.candidate(now, from, ssrc, seq);
         let takes = c.is_some_and(|c| {
             if self.trusted {
-                c.sustained(now) && self.sdp_silent(now)
+                c.sustained(now) && self.sdp_silent(now) && self.may_take(from)
             } else {
                 c.proven()
             }
@@ -273,6 +279,16 @@ impl SourceLatch {
     /// The latched source, if any.
     pub fn latched(&self) -> Option<SocketAddr> {
         self.latched.map(|l| l.addr)
+    }
+
+    /// Whether a stream from `from` (not the SDP address) may be latched:
+    /// when the SDP address is trusted and is the signalling source's IP,
+    /// only from that IP.
+    fn may_take(&self, from: SocketAddr) -> bool {
+        match self.sdp {
+            Some(sdp) if self.trusted && sdp.ip() == self.signalling => from.ip() == sdp.ip(),
+            _ => true,
+        }
     }
 
     /// Whether nothing came from the trusted SDP address lately.
@@ -481,7 +497,9 @@ mod tests {
 
     #[test]
     fn the_sdp_address_wins_over_a_stream_latched_before_it_spoke() {
-        let mut s = Sim::new(Some(CALLER), "203.0.113.5");
+        // The SDP address is trusted but signalled from elsewhere (a media
+        // gateway apart from the proxy).
+        let mut s = Sim::new(Some(CALLER), "192.0.2.200");
         let v = s.stream(ATTACKER, 9, 1, 0, 1500);
         assert_eq!(v.last(), Some(&ACCEPT), "a sustained stream, SDP silent");
         assert_eq!(s.latch.latched(), Some(addr(ATTACKER)));
@@ -491,6 +509,19 @@ mod tests {
             s.at(1510).packet(ATTACKER, 9, 80),
             Verdict::Drop(DropReason::ForeignSource)
         );
+    }
+
+    #[test]
+    fn an_owned_sdp_address_is_never_left_for_another_ip() {
+        // SDP address on the signalling IP: a stream from another IP never
+        // latches, however long; one from the same IP (NAT that changed
+        // the port) does once the SDP address stays silent.
+        let mut s = Sim::new(Some(CALLER), "203.0.113.5");
+        let v = s.stream(ATTACKER, 9, 1, 0, 10_000);
+        assert!(v.iter().all(|v| *v != ACCEPT));
+        let v = s.stream("203.0.113.5:4444", 9, 1, 10_000, 12_000);
+        assert_eq!(v.last(), Some(&ACCEPT));
+        assert_eq!(s.latch.send_to(), Some(addr("203.0.113.5:4444")));
     }
 
     #[test]
