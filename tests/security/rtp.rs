@@ -524,4 +524,10 @@ fn a_third_party_named_in_the_sdp_gets_no_audio() {
         "vmail sent {} packets to the third party",
         cap.packets.len()
     );
+    // The greeting did not wait for ever: it played (into nothing).
+    assert!(
+        v.log().contains("the greeting starts anyway"),
+        "{}",
+        v.log()
+    );
 }
