@@ -311,5 +311,10 @@ pub fn negotiate(body: &[u8], current: Option<Codec>) -> Result<Negotiated, Stri
             }
         }
     }
-    sdp::negotiate(&offer, &prefer).map_err(|e| e.to_string())
+    match current {
+        // An initial offer must name an address (hold is for re-INVITEs).
+        None => sdp::negotiate_initial(&offer, &prefer),
+        Some(_) => sdp::negotiate(&offer, &prefer),
+    }
+    .map_err(|e| e.to_string())
 }

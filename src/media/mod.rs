@@ -6,7 +6,8 @@
 //!   is as long as the media time) plus RFC 4733 digits.
 //! - [`RtpPacketizer`]: the outgoing stream (prompts, beeps) for the pacing timer.
 //! - [`SilenceDetector`]: "N seconds of silence ends the recording".
-//! - [`PortPool`]: even RTP ports, round robin.
+//! - [`SourceLatch`]: which source's RTP is the caller's, and where to send.
+//! - [`PortPool`]: even RTP ports, picked at random.
 //! - G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
 //!
 //! In-band DTMF (Goertzel) will sit next to [`SilenceDetector`] as another
@@ -17,6 +18,7 @@ mod digits;
 mod dtmf;
 mod error;
 mod inband;
+mod latch;
 mod packetizer;
 mod ports;
 mod receiver;
@@ -31,6 +33,9 @@ pub use digits::{DigitDeduper, DigitSource, DEFAULT_DEDUP_WINDOW};
 pub use dtmf::{digit_to_event, event_to_digit, DtmfEvent};
 pub use error::MediaError;
 pub use inband::{InbandDetector, InbandDigit};
+pub use latch::{
+    usable as usable_media_addr, usable_ip as usable_media_ip, DropReason, SourceLatch, Verdict,
+};
 pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
 pub use ports::PortPool;
 pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};

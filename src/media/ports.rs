@@ -1,8 +1,13 @@
 //! RTP port pool: even ports (RTP on even, RTCP on the odd one above, by
-//! convention), handed out round robin so that a freed port is not reused
-//! at once (late packets of the old call must not reach a new one).
+//! convention), picked at random so that a call's port cannot be guessed
+//! from the previous one's. A freed port first waits in a quarantine queue
+//! and only goes back among the free ones after half the pool's size of
+//! other ports were freed after it (late packets of the old call must not
+//! reach a new one).
 
 use std::collections::VecDeque;
+
+use rand::Rng;
 
 use super::error::MediaError;
 
@@ -10,8 +15,12 @@ use super::error::MediaError;
 #[derive(Debug, Clone)]
 pub struct PortPool {
     min: u16,
-    /// Free ports, oldest-freed first.
-    free: VecDeque<u16>,
+    /// Free ports, picked from at random.
+    free: Vec<u16>,
+    /// Freed ports not yet given out again, oldest-freed first.
+    cooling: VecDeque<u16>,
+    /// How many freed ports wait before the oldest is free again.
+    quarantine: usize,
     /// In-use flag per even port, indexed by `(port - min) / 2`.
     in_use: Vec<bool>,
 }
@@ -24,18 +33,31 @@ impl PortPool {
             Some(p) if p <= max => p,
             _ => return Err(MediaError::EmptyPortRange { min, max }),
         };
-        let free: VecDeque<u16> = (first..=max).step_by(2).collect();
+        let free: Vec<u16> = (first..=max).step_by(2).collect();
         let in_use = vec![false; free.len()];
         Ok(PortPool {
             min: first,
+            quarantine: free.len() / 2,
             free,
+            cooling: VecDeque::new(),
             in_use,
         })
     }
 
-    /// Takes the free port that has been free the longest.
+    /// Takes a free port at random (the thread's RNG).
     pub fn allocate(&mut self) -> Option<u16> {
-        let port = self.free.pop_front()?;
+        self.allocate_with(&mut rand::thread_rng())
+    }
+
+    /// Takes a free port picked by `rng`; when none is free, the one that
+    /// has been quarantined the longest.
+    pub fn allocate_with(&mut self, rng: &mut impl Rng) -> Option<u16> {
+        let port = if self.free.is_empty() {
+            self.cooling.pop_front()?
+        } else {
+            let i = rng.gen_range(0..self.free.len());
+            self.free.swap_remove(i)
+        };
         if let Some(flag) = self.index(port).and_then(|i| self.in_use.get_mut(i)) {
             *flag = true;
         }
@@ -47,7 +69,13 @@ impl PortPool {
         match self.index(port).and_then(|i| self.in_use.get_mut(i)) {
             Some(flag) if *flag => {
                 *flag = false;
-                self.free.push_back(port);
+                self.cooling.push_back(port);
+                while self.cooling.len() > self.quarantine {
+                    match self.cooling.pop_front() {
+                        Some(p) => self.free.push(p),
+                        None => break,
+                    }
+                }
                 true
             }
             _ => false,
@@ -56,7 +84,7 @@ impl PortPool {
 
     /// Ports free now.
     pub fn available(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.cooling.len()
     }
 
     /// Ports in the pool.
@@ -77,18 +105,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn even_ports_round_robin() {
+    fn even_ports_at_random_and_a_freed_one_not_at_once() {
         let mut p = PortPool::new(20001, 20009).unwrap();
         assert_eq!(p.capacity(), 4);
         assert_eq!(p.available(), 4);
         let a = p.allocate().unwrap();
-        assert_eq!(a, 20002);
+        assert!([20002, 20004, 20006, 20008].contains(&a));
         assert!(p.release(a));
-        // The freed port goes to the back of the queue.
+        assert_eq!(p.available(), 4);
+        // The freed port comes back only when nothing else is free.
         let got: Vec<u16> = (0..4).map(|_| p.allocate().unwrap()).collect();
-        assert_eq!(got, vec![20004, 20006, 20008, 20002]);
+        assert_eq!(got[3], a, "{got:?}");
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![20002, 20004, 20006, 20008]);
         assert_eq!(p.allocate(), None);
         assert_eq!(p.available(), 0);
+    }
+
+    #[test]
+    fn ports_are_not_handed_out_in_sequence() {
+        let mut p = PortPool::new(10000, 19998).unwrap();
+        let got: Vec<u16> = (0..50).map(|_| p.allocate().unwrap()).collect();
+        let ascending = got.windows(2).filter(|w| w[1] == w[0] + 2).count();
+        assert!(ascending < 5, "{got:?}");
+        // A port freed now is not among the next allocations.
+        let freed = got[0];
+        assert!(p.release(freed));
+        for _ in 0..1000 {
+            let q = p.allocate().unwrap();
+            assert_ne!(q, freed);
+            assert!(p.release(q));
+        }
     }
 
     #[test]

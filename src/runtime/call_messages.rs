@@ -14,6 +14,8 @@ pub enum CallCommand {
     Media(RxConfig, Option<SocketAddr>, bool),
     /// A DTMF digit from SIP INFO.
     Dtmf(char),
+    /// The ACK of the 200 arrived from where the INVITE came from.
+    Ack,
 }
 
 /// What a call tells the SIP side.

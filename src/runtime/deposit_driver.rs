@@ -2,6 +2,7 @@
 //! jitter buffer, the DTMF decoder and the recording, and carries out what
 //! the [`Deposit`] state machine asks. Prompts are sent by the [`Pacer`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,7 +18,9 @@ use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
-use super::media_io::{CallFlow, CallInputs, MediaIo, RtpSocket, Wake};
+use super::media_io::{
+    wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
+};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 
@@ -25,6 +28,8 @@ use super::plan::DepositPlan;
 pub struct CallSetup {
     pub call: u64,
     pub mailbox: MailboxId,
+    /// Where the INVITE came from.
+    pub peer: SocketAddr,
     pub socket: RtpSocket,
     pub tick: MediaTick,
     pub remote: RemoteAddr,
@@ -53,6 +58,7 @@ pub async fn drive(setup: CallSetup) {
     let CallSetup {
         call,
         mailbox,
+        peer,
         socket,
         tick,
         remote,
@@ -67,7 +73,7 @@ pub async fn drive(setup: CallSetup) {
         events,
         metrics,
     } = setup;
-    let mut media = MediaIo::new(socket, remote, rx_config);
+    let mut media = MediaIo::new(socket, remote, rx_config, peer.ip());
     let mut recording: Option<Recording> = None;
     let mut recording_started = false;
     let create = plan.create.clone();
@@ -90,7 +96,16 @@ pub async fn drive(setup: CallSetup) {
             }
         }
     };
-    deposit.start(Instant::now().into_std(), opening);
+    // The greeting waits (a little) until vmail knows where to send it.
+    let digits = wait_for_send_address(&mut inputs, &mut media, &metrics, SEND_ADDRESS_WAIT).await;
+    let now = Instant::now().into_std();
+    deposit.start(now, opening);
+    for d in digits {
+        deposit.on_dtmf(now, d);
+    }
+    if inputs.hung_up {
+        deposit.on_hangup(now);
+    }
     loop {
         // Carry out what the flow asks.
         while let Some(action) = deposit.poll_action() {

@@ -1,18 +1,19 @@
-//! A call's RTP socket as both call drivers use it: receive into the jitter
-//! buffer, learn where the caller sends from (symmetric RTP), follow
-//! re-INVITEs (codec, address, hold), and collect digits from every source
-//! (RFC 4733, SIP INFO, in-band tones when no telephone-event was agreed),
-//! one digit per keypress.
+//! A call's RTP socket as both call drivers use it: take only the caller's
+//! stream into the jitter buffer ([`SourceLatch`]: the rest is dropped
+//! after a header check), send only where the caller has shown it is
+//! (symmetric RTP), follow re-INVITEs (codec, address, hold), and collect
+//! digits from every source (RFC 4733, SIP INFO, in-band tones when no
+//! telephone-event was agreed), one digit per keypress.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use tracing::debug;
+use tracing::{debug, info, trace};
 
 use crate::media::{
-    DigitDeduper, DigitSource, InbandDetector, PushResult, RtpReceiver, RxConfig,
-    DEFAULT_DEDUP_WINDOW,
+    DigitDeduper, DigitSource, InbandDetector, PushResult, RtpReceiver, RxConfig, SourceLatch,
+    Verdict, DEFAULT_DEDUP_WINDOW,
 };
 use crate::metrics::Metrics;
 
@@ -23,9 +24,16 @@ use super::pacer::RemoteAddr;
 /// [`super::media_clock`]), sent to by the pacer.
 pub type RtpSocket = Arc<std::net::UdpSocket>;
 
-/// Datagrams read per tick at most; the rest wait for the next tick, so a
-/// flood on one port cannot hold a worker.
+/// Datagrams of the caller's stream read per tick at most; the rest wait
+/// for the next tick, so a flood on one port cannot hold a worker.
 const MAX_READS_PER_TICK: usize = 64;
+/// Other datagrams read (and dropped after a header check) per tick at
+/// most. Far more than the caller's share, so a flood is drained cheaply
+/// and the caller's packets behind it are read, not dropped by the kernel
+/// when the socket's buffer fills.
+const MAX_FOREIGN_PER_TICK: usize = 2048;
+/// Static payload type of comfort noise (RFC 3389).
+const CN_PT: u8 = 13;
 
 /// The receive side of a call's media.
 pub struct MediaIo {
@@ -35,50 +43,70 @@ pub struct MediaIo {
     reads: usize,
     /// Datagrams read in the current tick.
     got: usize,
+    /// Datagrams dropped by the latch in the current tick.
+    foreign: usize,
     /// Ticks in a row that found nothing to read.
     empty_ticks: u32,
     remote: RemoteAddr,
     pub receiver: RtpReceiver,
-    learned: Option<SocketAddr>,
+    latch: SourceLatch,
+    rx: RxConfig,
     on_hold: bool,
     inband: Option<InbandDetector>,
     digits: DigitDeduper,
 }
 
 impl MediaIo {
-    /// Media for a call answered with `rx`.
-    pub fn new(socket: RtpSocket, remote: RemoteAddr, rx: RxConfig) -> Self {
+    /// Media for a call answered with `rx` whose INVITE came from
+    /// `signalling`. `remote` holds the SDP offer's address on entry; it is
+    /// cleared until the caller has shown an address is its own (see
+    /// [`SourceLatch`]), so nothing is sent anywhere before.
+    pub fn new(socket: RtpSocket, remote: RemoteAddr, rx: RxConfig, signalling: IpAddr) -> Self {
         let inband = rx.dtmf_pt.is_none().then(|| InbandDetector::new(8000));
-        MediaIo {
+        let sdp = remote.lock().ok().and_then(|r| *r);
+        let media = MediaIo {
             socket,
             buf: vec![0u8; 2048],
             reads: 0,
             got: 0,
+            foreign: 0,
             empty_ticks: 0,
             remote,
             receiver: RtpReceiver::new(rx),
-            learned: None,
+            latch: SourceLatch::new(sdp, signalling),
+            rx,
             on_hold: false,
             inband,
             digits: DigitDeduper::new(DEFAULT_DEDUP_WINDOW),
-        }
+        };
+        media.set_remote(None);
+        media
     }
 
-    /// Reads the next datagram that has arrived and pushes it into the
-    /// jitter buffer: `Some(true)` for media of the call (audio, DTMF,
-    /// comfort noise), `Some(false)` for anything else, `None` when nothing
-    /// more is waiting (or this tick's share was read). Drain after each.
+    /// Reads the next datagram of the caller's stream that has arrived and
+    /// pushes it into the jitter buffer: `Some(true)` for media of the call
+    /// (audio, DTMF, comfort noise), `Some(false)` for anything else the
+    /// receiver refused, `None` when nothing more is waiting (or this
+    /// tick's share was read). Datagrams of other sources are read and
+    /// dropped on the way, counted apart. Drain after each.
     pub fn try_recv(&mut self, metrics: &Metrics) -> Option<bool> {
-        while self.reads < MAX_READS_PER_TICK {
-            self.reads += 1;
+        while self.reads < MAX_READS_PER_TICK && self.foreign < MAX_FOREIGN_PER_TICK {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     self.got += 1;
-                    return Some(self.on_datagram(n, from, metrics));
+                    metrics.rtp_received.inc();
+                    if !self.accept(n, from) {
+                        self.foreign += 1;
+                        metrics.rtp_ignored.inc();
+                        continue;
+                    }
+                    self.reads += 1;
+                    return Some(self.on_datagram(n, metrics));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     // ICMP port unreachable and the like: keep going.
+                    self.reads += 1;
                     debug!("rtp recv error: {e}");
                 }
             }
@@ -95,6 +123,7 @@ impl MediaIo {
     fn start_tick(&mut self) {
         self.reads = 0;
         self.got = 0;
+        self.foreign = 0;
     }
 
     /// Whether the call receives nothing lately and may read on the slow
@@ -103,23 +132,39 @@ impl MediaIo {
         self.empty_ticks >= 2
     }
 
-    /// Handles the datagram of `n` bytes now in `buf`, from `from`. Returns
+    /// Whether the datagram of `n` bytes now in `buf`, from `from`, is of
+    /// the caller's stream (the latch decides on its RTP header).
+    fn accept(&mut self, n: usize, from: SocketAddr) -> bool {
+        let header = self.buf.get(..n).and_then(rtp_header);
+        let (media, ssrc, seq) = match header {
+            Some((pt, ssrc, seq)) => {
+                let media = pt == self.rx.audio_pt || Some(pt) == self.rx.dtmf_pt || pt == CN_PT;
+                (media, ssrc, seq)
+            }
+            None => (false, 0, 0),
+        };
+        let before = self.latch.latched();
+        let verdict = self.latch.on_packet(Instant::now(), from, ssrc, seq, media);
+        if let Verdict::Drop(reason) = verdict {
+            trace!(%from, ?reason, "rtp dropped");
+            return false;
+        }
+        let after = self.latch.latched();
+        if after != before {
+            info!(from = ?after, "rtp source latched");
+            self.update_remote();
+        }
+        true
+    }
+
+    /// Handles the caller's datagram of `n` bytes now in `buf`. Returns
     /// true when it was media of the call (audio, DTMF or comfort noise).
-    fn on_datagram(&mut self, n: usize, from: SocketAddr, metrics: &Metrics) -> bool {
-        metrics.rtp_received.inc();
+    fn on_datagram(&mut self, n: usize, metrics: &Metrics) -> bool {
         let Some(packet) = self.buf.get(..n) else {
             return false;
         };
         match self.receiver.push(packet) {
-            PushResult::Audio | PushResult::Dtmf | PushResult::ComfortNoise => {
-                if self.learned.is_none() {
-                    self.learned = Some(from);
-                    if !self.on_hold {
-                        self.set_remote(Some(from));
-                    }
-                }
-                true
-            }
+            PushResult::Audio | PushResult::Dtmf | PushResult::ComfortNoise => true,
             _ => {
                 metrics.rtp_ignored.inc();
                 false
@@ -162,7 +207,8 @@ impl MediaIo {
     }
 
     /// A re-INVITE: new receive settings, the SDP's address, and whether
-    /// vmail may send (false while the caller holds the call).
+    /// vmail may send (false while the caller holds the call). A new
+    /// address moves the media there (see [`SourceLatch::on_offer`]).
     pub fn apply(&mut self, rx: RxConfig, addr: Option<SocketAddr>, sends: bool) {
         if rx.dtmf_pt.is_none() && self.inband.is_none() {
             self.inband = Some(InbandDetector::new(8000));
@@ -170,14 +216,29 @@ impl MediaIo {
             self.inband = None;
         }
         self.receiver.set_config(rx);
+        self.rx = rx;
         self.on_hold = !sends;
-        let current = self.remote.lock().ok().and_then(|r| *r);
-        let to = if self.on_hold {
+        self.latch.on_offer(addr);
+        self.update_remote();
+    }
+
+    /// The ACK of the 200 arrived from where the INVITE came from.
+    pub fn on_ack(&mut self) {
+        self.latch.on_ack();
+        self.update_remote();
+    }
+
+    /// Where vmail sends now, if anywhere.
+    pub fn send_to(&self) -> Option<SocketAddr> {
+        if self.on_hold {
             None
         } else {
-            self.learned.or(addr).or(current)
-        };
-        self.set_remote(to);
+            self.latch.send_to()
+        }
+    }
+
+    fn update_remote(&self) {
+        self.set_remote(self.send_to());
     }
 
     fn set_remote(&self, to: Option<SocketAddr>) {
@@ -185,6 +246,17 @@ impl MediaIo {
             *r = to;
         }
     }
+}
+
+/// Payload type, SSRC and sequence number of an RTP version 2 header.
+fn rtp_header(packet: &[u8]) -> Option<(u8, u32, u16)> {
+    let h = packet.get(..12)?;
+    if h[0] >> 6 != 2 {
+        return None;
+    }
+    let seq = u16::from_be_bytes([h[2], h[3]]);
+    let ssrc = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+    Some((h[1] & 0x7f, ssrc, seq))
 }
 
 /// What a call flow (deposit or menu) does with the inputs both share.
@@ -195,6 +267,51 @@ pub trait CallFlow {
     fn playback_done(&mut self, now: Instant);
     /// Its deadline passed.
     fn timeout(&mut self, now: Instant);
+}
+
+/// How long a call waits to know where to send before its first prompt
+/// plays anyway (its frames are dropped until an address is known).
+pub const SEND_ADDRESS_WAIT: Duration = Duration::from_secs(2);
+
+/// Collects the digits pressed while a call waits to start.
+struct Waiting(Vec<char>);
+
+impl CallFlow for Waiting {
+    fn digit(&mut self, _now: Instant, digit: char) {
+        self.0.push(digit);
+    }
+    fn playback_done(&mut self, _now: Instant) {}
+    fn timeout(&mut self, _now: Instant) {}
+}
+
+/// Before a call's first prompt: waits until vmail may send somewhere
+/// (the caller's first accepted packet, or the ACK when the SDP address is
+/// the signalling source's), at most `max`, or until the caller hangs up
+/// (`inputs.hung_up`). Audio read meanwhile is dropped (nothing records
+/// yet); the digits pressed are returned, for the flow once it started.
+pub async fn wait_for_send_address(
+    inputs: &mut CallInputs,
+    media: &mut MediaIo,
+    metrics: &Metrics,
+    max: Duration,
+) -> Vec<char> {
+    let deadline = Instant::now() + max;
+    let mut waiting = Waiting(Vec::new());
+    while media.send_to().is_none() && !inputs.hung_up && Instant::now() < deadline {
+        if inputs.next(&mut waiting, media, Some(deadline)).await == Wake::Other {
+            continue;
+        }
+        while media.try_recv(metrics).is_some() {
+            media.drain(&mut |_| {});
+            while let Some(d) = media.poll_digit(Instant::now()) {
+                waiting.0.push(d);
+            }
+        }
+    }
+    if media.send_to().is_none() && !inputs.hung_up {
+        info!("no address to send to yet: the greeting starts anyway");
+    }
+    waiting.0
 }
 
 /// What woke a call (see [`CallInputs::next`]).
@@ -304,6 +421,7 @@ impl CallInputs {
                         return Wake::Hangup;
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    Some(CallCommand::Ack) => media.on_ack(),
                     Some(CallCommand::Dtmf(d)) => {
                         if let Some(d) = media.info_digit(now, d) {
                             flow.digit(now, d);
@@ -345,12 +463,31 @@ mod tests {
         None
     }
 
+    /// Media whose SDP offer named `sdp`, signalled from 127.0.0.1.
+    fn media_for(sock: RtpSocket, sdp: Option<SocketAddr>) -> (MediaIo, RemoteAddr) {
+        let remote: RemoteAddr = Arc::new(std::sync::Mutex::new(sdp));
+        let media = MediaIo::new(
+            sock,
+            remote.clone(),
+            RxConfig::new(Codec::Pcmu, None),
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        );
+        (media, remote)
+    }
+
+    fn remote_of(remote: &RemoteAddr) -> Option<SocketAddr> {
+        *remote.lock().expect("lock")
+    }
+
     #[test]
     fn reads_what_arrived_and_goes_quiet_without_it() {
         let metrics = Metrics::default();
         let (sock, addr) = socket();
-        let remote: RemoteAddr = Arc::default();
-        let mut media = MediaIo::new(sock, remote.clone(), RxConfig::new(Codec::Pcmu, None));
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let caller_addr = caller.local_addr().expect("address");
+        let (mut media, remote) = media_for(sock, Some(caller_addr));
+        // Nothing is sent before the caller showed the address is its own.
+        assert_eq!(remote_of(&remote), None);
         // Nothing arrived: two empty ticks make the call quiet.
         media.start_tick();
         assert_eq!(media.try_recv(&metrics), None);
@@ -359,8 +496,7 @@ mod tests {
         assert_eq!(media.try_recv(&metrics), None);
         assert!(media.quiet());
 
-        // A caller's packet: read, pushed, learned as the remote, not quiet.
-        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        // A packet from the SDP address: read, pushed, latched, not quiet.
         let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
         caller
             .send_to(p.packetize(&[0i16; 160], true), addr)
@@ -368,8 +504,66 @@ mod tests {
         assert_eq!(recv_within(&mut media, &metrics), Some(true));
         assert_eq!(media.try_recv(&metrics), None);
         assert!(!media.quiet());
+        assert_eq!(remote_of(&remote), Some(caller_addr));
+    }
+
+    #[test]
+    fn the_ack_lets_vmail_send_to_the_sdp_address_of_the_signalling_ip() {
+        let (sock, _) = socket();
+        let sdp: SocketAddr = "127.0.0.1:40000".parse().expect("address");
+        let (mut media, remote) = media_for(sock, Some(sdp));
+        assert_eq!(remote_of(&remote), None);
+        media.on_ack();
+        assert_eq!(remote_of(&remote), Some(sdp));
+        // Hold, resume, and a move to a new address.
+        media.apply(RxConfig::new(Codec::Pcmu, None), None, false);
+        assert_eq!(remote_of(&remote), None);
+        media.apply(RxConfig::new(Codec::Pcmu, None), Some(sdp), true);
+        assert_eq!(remote_of(&remote), Some(sdp));
+        let moved: SocketAddr = "127.0.0.1:40010".parse().expect("address");
+        media.apply(RxConfig::new(Codec::Pcmu, None), Some(moved), true);
+        assert_eq!(remote_of(&remote), Some(moved));
+
+        // A third party named in the SDP gets nothing, ACK or not.
+        let (sock, _) = socket();
+        let third: SocketAddr = "192.0.2.7:4000".parse().expect("address");
+        let (mut media, remote) = media_for(sock, Some(third));
+        media.on_ack();
+        assert_eq!(remote_of(&remote), None);
+    }
+
+    #[test]
+    fn a_foreign_flood_is_drained_and_never_reaches_the_jitter_buffer() {
+        let metrics = Metrics::default();
+        let (sock, addr) = socket();
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let attacker = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let (mut media, remote) = media_for(sock, Some(caller.local_addr().expect("address")));
+        let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
+        let mut a = RtpPacketizer::new(0, Codec::Pcmu, 9, 1, 0);
+        caller
+            .send_to(p.packetize(&[0i16; 160], true), addr)
+            .expect("send");
+        assert_eq!(recv_within(&mut media, &metrics), Some(true));
+        // Far more than a tick's share of the caller's packets, then one
+        // of the caller's: read in the same tick.
+        let flood = MAX_READS_PER_TICK * 2;
+        for _ in 0..flood {
+            attacker
+                .send_to(a.packetize(&[1000i16; 160], false), addr)
+                .expect("send");
+        }
+        caller
+            .send_to(p.packetize(&[0i16; 160], false), addr)
+            .expect("send");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        media.start_tick();
+        assert_eq!(media.try_recv(&metrics), Some(true));
+        assert_eq!(media.try_recv(&metrics), None);
+        assert_eq!(media.receiver.stats().received, 2);
+        assert_eq!(metrics.rtp_ignored.get(), flood as u64);
         assert_eq!(
-            *remote.lock().expect("lock"),
+            remote_of(&remote),
             Some(caller.local_addr().expect("address"))
         );
     }
@@ -378,8 +572,8 @@ mod tests {
     fn a_flood_is_read_a_tick_share_at_a_time() {
         let metrics = Metrics::default();
         let (sock, addr) = socket();
-        let mut media = MediaIo::new(sock, Arc::default(), RxConfig::new(Codec::Pcmu, None));
         let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let (mut media, _) = media_for(sock, Some(caller.local_addr().expect("address")));
         let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
         let total = MAX_READS_PER_TICK + 10;
         for _ in 0..total {

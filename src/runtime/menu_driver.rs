@@ -20,7 +20,9 @@ use crate::store::{Folder, FsStore, LoginState, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
-use super::media_io::{CallFlow, CallInputs, MediaIo, RtpSocket, Wake};
+use super::media_io::{
+    wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
+};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 
 /// Everything a menu call's driver needs.
@@ -126,7 +128,7 @@ pub async fn drive(setup: MenuSetup) {
         events,
         metrics,
     } = setup;
-    let mut media = MediaIo::new(socket, remote, rx);
+    let mut media = MediaIo::new(socket, remote, rx, peer.ip());
     let mut session = Session {
         phantoms,
         domain,
@@ -144,7 +146,16 @@ pub async fn drive(setup: MenuSetup) {
     // Ops the menu emitted; run one at a time in order.
     let mut ops: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
 
-    menu.start(Instant::now().into_std());
+    // The first prompt waits (a little) until vmail knows where to send it.
+    let digits = wait_for_send_address(&mut inputs, &mut media, &metrics, SEND_ADDRESS_WAIT).await;
+    let now = Instant::now().into_std();
+    menu.start(now);
+    for d in digits {
+        menu.digit(now, d);
+    }
+    if inputs.hung_up {
+        menu.on_hangup(now);
+    }
     loop {
         while let Some(action) = menu.poll_action() {
             debug!(?action, "menu action");

@@ -37,8 +37,9 @@ use crate::metrics::Metrics;
 
 use super::media_io::RtpSocket;
 
-/// Where a call's RTP goes: learned from the caller's packets (symmetric
-/// RTP), initially from the SDP offer.
+/// Where a call's RTP goes (`None`: nowhere yet, frames are dropped): the
+/// SDP offer's address when the driver starts, then what the call's
+/// `media::SourceLatch` allows (see `media_io`).
 pub type RemoteAddr = Arc<Mutex<Option<SocketAddr>>>;
 
 /// What the pacer tells a call's driver.

@@ -236,7 +236,7 @@ impl SipServer {
                     self.on_request(tx, request, from, info);
                 }
                 // The ACK of our 2xx: the endpoint stopped retransmitting.
-                Event::Ack { .. } => {}
+                Event::Ack { request, from } => self.on_ack(&request, from),
                 Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
                 Event::AckTimeout { tx } => {
                     if let Some(&id) = self.by_invite_tx.get(&tx) {
@@ -517,6 +517,7 @@ impl SipServer {
                 Driver::Deposit(Box::new(CallSetup {
                     call: id,
                     mailbox,
+                    peer: from.addr,
                     socket: io.socket,
                     tick: shared.media_clock.subscribe(id),
                     remote: io.remote,
@@ -691,6 +692,23 @@ impl SipServer {
             .push(Header::Contact(format!("<{contact}>").into()));
         sipcore::set_body(&mut ok, "application/sdp", body.into_bytes());
         self.respond(tx, ok);
+    }
+
+    /// The ACK of a 200 of ours: when it comes from where the INVITE came
+    /// from, the call may send to the SDP address if that is the same IP
+    /// (see `media::SourceLatch`).
+    fn on_ack(&mut self, request: &Request, from: Peer) {
+        let Some(id) = sipcore::RequestInfo::of(request)
+            .ok()
+            .and_then(|info| self.dialog_call(request, &info.call_id))
+        else {
+            return;
+        };
+        if let Some(call) = self.calls.get(&id) {
+            if from.transport == call.peer.transport && from.addr.ip() == call.peer.addr.ip() {
+                let _ = call.commands.send(CallCommand::Ack);
+            }
+        }
     }
 
     fn on_cancel(&mut self, invite_tx: TxKey) {

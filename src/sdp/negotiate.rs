@@ -1,6 +1,6 @@
 //! Choosing the stream, codec, DTMF payload type, packet time and direction.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::model::{Codec, Direction, MediaLine, Offer};
 
@@ -20,6 +20,17 @@ pub enum NegotiateError {
         /// The offered transport protocol.
         proto: String,
     },
+    /// The connection address is multicast, broadcast or reserved: vmail
+    /// sends only to one unicast peer (and is no reflector).
+    #[error("unusable connection address {addr}")]
+    UnusableAddress {
+        /// The offered address.
+        addr: IpAddr,
+    },
+    /// An initial offer without an address (`c=0.0.0.0`): there is no one
+    /// to talk to.
+    #[error("the initial offer names no connection address")]
+    NoAddress,
 }
 
 /// The outcome of a negotiation: what the media path uses and what the
@@ -83,6 +94,9 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
 
     // `c=0.0.0.0` (RFC 2543 hold) means the peer does not want media.
     let addr = offer.audio_connection();
+    if let Some(a) = addr.filter(|a| !a.is_unspecified() && !crate::media::usable_media_ip(*a)) {
+        return Err(NegotiateError::UnusableAddress { addr: a });
+    }
     let peer_receives = addr.is_some_and(|a| !a.is_unspecified());
     let peer = Direction::from_flags(
         audio.direction.sends(),
@@ -103,4 +117,14 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
         media: offer.media.clone(),
         audio_index: audio.index,
     })
+}
+
+/// [`negotiate`] for the offer of an initial INVITE, which must also name
+/// an address (`c=0.0.0.0` is hold, which only a re-INVITE can ask for).
+pub fn negotiate_initial(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, NegotiateError> {
+    let n = negotiate(offer, prefer)?;
+    if n.remote.is_none() {
+        return Err(NegotiateError::NoAddress);
+    }
+    Ok(n)
 }

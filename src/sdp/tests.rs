@@ -934,6 +934,11 @@ proptest! {
                 if has_pcmu { prop_assert_eq!(neg.codec, Codec::Pcmu); }
                 let unspecified = expected_ip.is_some_and(|ip| ip.is_unspecified());
                 prop_assert_eq!(neg.remote.is_none(), unspecified);
+                prop_assert!(neg.remote.is_none_or(|a| crate::media::usable_media_ip(a.ip())));
+            }
+            Err(NegotiateError::UnusableAddress { addr }) => {
+                prop_assert_eq!(Some(addr), expected_ip);
+                prop_assert!(!crate::media::usable_media_ip(addr));
             }
             Err(e) => {
                 prop_assert_eq!(e, NegotiateError::NoCommonCodec);
@@ -941,4 +946,42 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn multicast_broadcast_and_reserved_addresses_are_refused() {
+    for (conn, addr) in [
+        ("IN IP4 233.252.0.1/127", ip4(233, 252, 0, 1)),
+        ("IN IP4 224.0.0.1", ip4(224, 0, 0, 1)),
+        ("IN IP4 255.255.255.255", ip4(255, 255, 255, 255)),
+        ("IN IP4 240.0.0.7", ip4(240, 0, 0, 7)),
+        ("IN IP4 0.1.2.3", ip4(0, 1, 2, 3)),
+        ("IN IP6 ff0e::101", "ff0e::101".parse().unwrap()),
+    ] {
+        let offer = hold_offer(conn, "a=sendrecv");
+        assert_eq!(
+            negotiate(&offer, PREFER),
+            Err(NegotiateError::UnusableAddress { addr }),
+            "{conn}"
+        );
+        assert_eq!(
+            negotiate_initial(&offer, PREFER),
+            Err(NegotiateError::UnusableAddress { addr }),
+            "{conn}"
+        );
+    }
+}
+
+#[test]
+fn an_initial_offer_must_name_an_address_a_reoffer_may_hold() {
+    for conn in ["IN IP4 0.0.0.0", "IN IP6 ::"] {
+        let offer = hold_offer(conn, "a=sendrecv");
+        assert_eq!(
+            negotiate_initial(&offer, PREFER),
+            Err(NegotiateError::NoAddress)
+        );
+        assert!(negotiate(&offer, PREFER).unwrap().on_hold());
+    }
+    let offer = hold_offer("IN IP4 203.0.113.5", "a=sendonly");
+    assert!(negotiate_initial(&offer, PREFER).is_ok());
 }
