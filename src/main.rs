@@ -9,6 +9,12 @@ use vmail::config::{Config, VmailRole};
 use vmail::routing::{Owner, RoutingTable};
 use vmail::store::{FsStore, MailboxId, MailboxSettings};
 
+/// mimalloc rather than the system allocator: it gives freed memory back to
+/// the system within milliseconds, where glibc's arenas keep what many
+/// closed connections or finished PIN checks held (docs/decisions.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The embedded default configuration (`config/vmail.json`).
 const DEFAULT_CONFIG: &str = include_str!("../config/vmail.json");
 

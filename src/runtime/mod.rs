@@ -135,7 +135,11 @@ impl Shared {
             http_port,
             siteshare,
             prompts,
-            language
+            language,
+            tcp_max_connections,
+            tcp_max_connections_per_address,
+            tcp_idle_seconds,
+            tcp_message_seconds
         );
         if !kept.is_empty() {
             warn!(
@@ -318,7 +322,7 @@ async fn serve(
             listener,
             conns.clone(),
             inbound_tx.clone(),
-            64 * 1024,
+            tcp::TcpSettings::from_ext(&ext, 64 * 1024),
         ));
     }
     // Without UDP the server still needs a socket value: bind an unused
