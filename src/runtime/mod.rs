@@ -342,6 +342,10 @@ async fn serve(
     let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx, reload_rx);
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
     info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
+    warn!(
+        http_port = ext.http_port,
+        "HTTP API not served: this version has no HTTP API, nothing listens on ext.http_port"
+    );
     recover_in_background(&shared, started);
 
     let mut current = shared;
