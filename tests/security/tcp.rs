@@ -122,6 +122,45 @@ fn one_address_is_refused_past_its_limit_while_another_is_served() {
 }
 
 #[test]
+fn the_overall_limit_refuses_every_source_beyond_it() {
+    let vm = Vmail::start_with(|ext| {
+        ext["tcp_max_connections"] = json!(3);
+    });
+    let mut held: Vec<TcpStream> = (1..=3)
+        .map(|i| connect_from(Ipv4Addr::new(127, 0, 0, i), vm.sip_addr()))
+        .collect();
+    for (i, s) in held.iter_mut().enumerate() {
+        assert_eq!(
+            ask(s, &format!("all{i}")).as_deref(),
+            Some("SIP/2.0 200 OK")
+        );
+    }
+    let mut fourth = connect_from(Ipv4Addr::new(127, 0, 0, 4), vm.sip_addr());
+    assert_eq!(ask(&mut fourth, "fourth"), None);
+    assert!(
+        vm.log().contains("the overall limit"),
+        "the refusal is logged"
+    );
+}
+
+#[test]
+fn keep_alives_hold_an_idle_connection_and_silence_closes_it() {
+    let vm = Vmail::start_with(|ext| {
+        ext["tcp_idle_seconds"] = json!(2);
+    });
+    let mut s = connect_from(Ipv4Addr::LOCALHOST, vm.sip_addr());
+    // RFC 5626 keep-alives (CRLFCRLF) for twice the idle timeout.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        s.write_all(b"\r\n\r\n").expect("keep-alive");
+        assert!(!closed_within(&mut s, Duration::from_millis(500)));
+    }
+    assert_eq!(ask(&mut s, "alive").as_deref(), Some("SIP/2.0 200 OK"));
+    // Then silence: closed as idle.
+    assert!(closed_within(&mut s, Duration::from_secs(6)));
+}
+
+#[test]
 fn a_trickled_message_is_closed_after_the_bound_though_bytes_keep_coming() {
     let vm = Vmail::start_with(|ext| {
         ext["tcp_message_seconds"] = json!(2);
