@@ -6,9 +6,14 @@
 #     (sipp replays RTP captures through a raw socket);
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
 #     library) -- python3-venv is installed first when needed;
-# then runs `cargo test --all-targets` with VMAIL_PYTHON pointing at the venv.
+# then runs `cargo test` with VMAIL_PYTHON pointing at the venv.
 # Quick and silent about installing when everything is there already.
-# Extra arguments go to cargo test, e.g. `bash scripts/test.sh --test infra_selftest`.
+# Without arguments every target is built and run (`--all-targets`: the
+# library, the binary, every test file, and the benches compile). Extra
+# arguments go to cargo test; one that picks targets (`--test NAME`, `--lib`,
+# `--bench NAME`, ...) narrows the run to those, e.g.
+# `bash scripts/test.sh --test infra_selftest` or
+# `bash scripts/test.sh --test security tcp::`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -96,5 +101,18 @@ VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export VMAIL_PYTHON
 
 # --- the tests -----------------------------------------------------------------
-say "cargo test --all-targets (VMAIL_PYTHON=$VMAIL_PYTHON)"
-cargo test --all-targets "$@"
+# Arguments before `--` that select targets replace `--all-targets`.
+TARGETS=(--all-targets)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    --lib | --bins | --bin | --bin=* | --examples | --example | --example=* | \
+      --tests | --test | --test=* | --benches | --bench | --bench=* | \
+      --all-targets | --doc)
+      TARGETS=()
+      break
+      ;;
+  esac
+done
+say "cargo test ${TARGETS[*]} $* (VMAIL_PYTHON=$VMAIL_PYTHON)"
+cargo test "${TARGETS[@]}" "$@"

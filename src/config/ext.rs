@@ -101,6 +101,17 @@ pub struct Ext {
     /// Ring this long (`180 Ringing`) before answering a deposit call,
     /// milliseconds (0 answers at once).
     pub answer_delay_ms: u64,
+    /// SIP/TCP connections open at once, from all sources together.
+    pub tcp_max_connections: u32,
+    /// SIP/TCP connections open at once from one source address (an IPv6
+    /// source counts by its /64).
+    pub tcp_max_connections_per_address: u32,
+    /// A SIP/TCP connection with no complete message or keep-alive for
+    /// this long is closed, seconds.
+    pub tcp_idle_seconds: u32,
+    /// A SIP/TCP message must arrive whole within this long of its first
+    /// byte, or the connection is closed, seconds.
+    pub tcp_message_seconds: u32,
 }
 
 impl Default for Ext {
@@ -130,6 +141,10 @@ impl Default for Ext {
             timezone: "UTC".to_string(),
             demo_mailboxes: Vec::new(),
             answer_delay_ms: 0,
+            tcp_max_connections: 8192,
+            tcp_max_connections_per_address: 64,
+            tcp_idle_seconds: 300,
+            tcp_message_seconds: 10,
         }
     }
 }
@@ -172,6 +187,10 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "timezone",
     "demo_mailboxes",
     "answer_delay_ms",
+    "tcp_max_connections",
+    "tcp_max_connections_per_address",
+    "tcp_idle_seconds",
+    "tcp_message_seconds",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -367,6 +386,12 @@ fn set_key(
         "lockout_failures" => ext.lockout_failures = u32_in(v, 1, 1000)?,
         "lockout_seconds" => ext.lockout_seconds = u64_in(v, 1, 31_536_000)?,
         "answer_delay_ms" => ext.answer_delay_ms = u64_in(v, 0, 60_000)?,
+        "tcp_max_connections" => ext.tcp_max_connections = u32_in(v, 1, 1_000_000)?,
+        "tcp_max_connections_per_address" => {
+            ext.tcp_max_connections_per_address = u32_in(v, 1, 1_000_000)?
+        }
+        "tcp_idle_seconds" => ext.tcp_idle_seconds = u32_in(v, 1, 86_400)?,
+        "tcp_message_seconds" => ext.tcp_message_seconds = u32_in(v, 1, 3600)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -609,7 +634,37 @@ mod tests {
         assert_eq!(ext.utc_offset().whole_hours(), 3);
         // every known key was exercised
         assert_eq!(ext.answer_delay_ms, 1500);
-        assert_eq!(EXT_KEYS.len(), 24);
+        assert_eq!(EXT_KEYS.len(), 28);
+    }
+
+    #[test]
+    fn tcp_limits_have_defaults_and_ranges() {
+        let d = Ext::default();
+        assert_eq!(
+            (d.tcp_max_connections, d.tcp_max_connections_per_address),
+            (8192, 64)
+        );
+        assert_eq!((d.tcp_idle_seconds, d.tcp_message_seconds), (300, 10));
+        let (ext, errs) = run(json!({
+            "tcp_max_connections": 100, "tcp_max_connections_per_address": 5,
+            "tcp_idle_seconds": 60, "tcp_message_seconds": 2
+        }));
+        assert!(errs.is_empty(), "{errs:?}");
+        let ext = ext.unwrap();
+        assert_eq!(
+            (ext.tcp_max_connections, ext.tcp_max_connections_per_address),
+            (100, 5)
+        );
+        assert_eq!((ext.tcp_idle_seconds, ext.tcp_message_seconds), (60, 2));
+        for bad in [
+            json!({"tcp_max_connections": 0}),
+            json!({"tcp_max_connections_per_address": 0}),
+            json!({"tcp_idle_seconds": 0}),
+            json!({"tcp_message_seconds": 3601}),
+        ] {
+            let (ext, errs) = run(bad.clone());
+            assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
+        }
     }
 
     #[test]

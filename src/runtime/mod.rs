@@ -135,7 +135,11 @@ impl Shared {
             http_port,
             siteshare,
             prompts,
-            language
+            language,
+            tcp_max_connections,
+            tcp_max_connections_per_address,
+            tcp_idle_seconds,
+            tcp_message_seconds
         );
         if !kept.is_empty() {
             warn!(
@@ -318,7 +322,7 @@ async fn serve(
             listener,
             conns.clone(),
             inbound_tx.clone(),
-            64 * 1024,
+            tcp::TcpSettings::from_ext(&ext, 64 * 1024),
         ));
     }
     // Without UDP the server still needs a socket value: bind an unused
@@ -338,6 +342,10 @@ async fn serve(
     let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx, reload_rx);
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
     info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
+    warn!(
+        http_port = ext.http_port,
+        "HTTP API not served: this version has no HTTP API, nothing listens on ext.http_port"
+    );
     recover_in_background(&shared, started);
 
     let mut current = shared;

@@ -1,28 +1,75 @@
-//! SIP over TCP: accepts connections, frames the byte stream into messages
-//! (by Content-Length) for the SIP task, and writes responses and requests
-//! back on the same connection.
+//! SIP over TCP: accepts connections within the limits of `ext` (per source
+//! address and overall), frames the byte stream into messages (by
+//! Content-Length) for the SIP task, and writes responses and requests back
+//! on the same connection.
+//!
+//! A connection is closed when it stays idle (no complete message or
+//! keep-alive) for `tcp_idle_seconds`, when a message is not whole within
+//! `tcp_message_seconds` of its first byte, and after a message too large
+//! to frame, which is answered `413`/`513` first when its head is readable.
+//! An idle connection holds no buffer: bytes are read into a stack buffer
+//! and only an unfinished message is kept (see [`StreamFramer`]).
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tracing::{debug, info};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
 
-use crate::sip::{ConnId, Peer, StreamFramer, Transport};
+use crate::config::Ext;
+use crate::sip::{ConnClock, ConnId, ConnLimits, Expiry, Frame, Peer, StreamFramer};
 
 use super::sip_server::Inbound;
 
-/// Idle connections are closed after this long without a byte.
-const IDLE: Duration = Duration::from_secs(300);
 /// Queued outgoing messages per connection before new ones are dropped.
 const QUEUE: usize = 256;
-/// Open connections beyond which new ones are closed at once.
-const MAX_CONNECTIONS: usize = 8192;
+/// Bytes read from a socket at a time (into a buffer on the stack).
+const READ_CHUNK: usize = 8192;
+/// How long a closing connection may take to send what is queued.
+const FLUSH: Duration = Duration::from_secs(2);
+/// After refusing a message, how long and how much of the rest of it is
+/// read and discarded before closing, so that the refusal is not lost to a
+/// reset (a close with unread data sends RST).
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
+/// Refused connections are logged at most this often (with a count).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The TCP limits of `ext`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSettings {
+    /// Largest message (headers plus body), bytes.
+    pub max_message: usize,
+    /// Connections open at once, overall.
+    pub max_connections: u32,
+    /// Connections open at once from one source address.
+    pub max_connections_per_address: u32,
+    /// Between messages: no complete message or keep-alive for this long.
+    pub idle: Duration,
+    /// From the first byte of a message to its last.
+    pub message: Duration,
+}
+
+impl TcpSettings {
+    /// The settings of an instance (`max_message` is the SIP size limit).
+    pub fn from_ext(ext: &Ext, max_message: usize) -> Self {
+        TcpSettings {
+            max_message,
+            max_connections: ext.tcp_max_connections,
+            max_connections_per_address: ext.tcp_max_connections_per_address,
+            idle: Duration::from_secs(u64::from(ext.tcp_idle_seconds)),
+            message: Duration::from_secs(u64::from(ext.tcp_message_seconds)),
+        }
+    }
+}
 
 /// The writers of all open connections; cheap to clone.
 #[derive(Clone, Default)]
@@ -52,29 +99,72 @@ impl TcpConns {
     }
 }
 
+/// One admitted connection's place in the limits, given back on drop.
+struct Admission {
+    limits: Arc<Mutex<ConnLimits>>,
+    ip: IpAddr,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.ip);
+    }
+}
+
 /// Accepts connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
     conns: TcpConns,
     inbound: mpsc::Sender<Inbound>,
-    max_message: usize,
+    settings: TcpSettings,
 ) {
+    let limits = Arc::new(Mutex::new(ConnLimits::new(
+        settings.max_connections,
+        settings.max_connections_per_address,
+    )));
+    let mut refused: u64 = 0;
+    let mut last_report: Option<Instant> = None;
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                if conns.writers.len() >= MAX_CONNECTIONS {
-                    info!(%addr, "too many SIP/TCP connections: refused");
+                let admitted = limits
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .admit(addr.ip());
+                if let Err(why) = admitted {
                     drop(stream);
+                    refused += 1;
+                    let now = Instant::now();
+                    if last_report.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY) {
+                        warn!(%addr, refused, "SIP/TCP connection refused: {why}");
+                        last_report = Some(now);
+                        refused = 0;
+                    } else {
+                        debug!(%addr, "SIP/TCP connection refused: {why}");
+                    }
                     continue;
                 }
+                let admission = Admission {
+                    limits: limits.clone(),
+                    ip: addr.ip(),
+                };
                 let id = conns.next.fetch_add(1, Ordering::Relaxed) + 1;
                 let (tx, rx) = mpsc::channel(QUEUE);
-                conns.writers.insert(id, tx);
+                conns.writers.insert(id, tx.clone());
                 let conns = conns.clone();
                 let inbound = inbound.clone();
                 tokio::spawn(async move {
-                    connection(stream, addr, ConnId(id), rx, inbound, max_message).await;
-                    conns.writers.remove(&id);
+                    let conn = Connection {
+                        id,
+                        peer: Peer::tcp(addr, ConnId(id)),
+                        settings,
+                        inbound,
+                    };
+                    conn.run(stream, tx, rx, &conns).await;
+                    drop(admission);
                 });
             }
             Err(e) => {
@@ -85,61 +175,178 @@ pub async fn accept_loop(
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    addr: SocketAddr,
-    id: ConnId,
-    mut outgoing: mpsc::Receiver<Vec<u8>>,
+/// Why a connection ends.
+enum Close {
+    /// The peer closed it.
+    Eof,
+    /// Reading failed.
+    Failed(io::Error),
+    /// Its time ran out.
+    Expired(Expiry),
+    /// A message could not be framed: refused (maybe answered) and closed.
+    Refused,
+    /// The SIP task is gone (shutting down).
+    Shutdown,
+}
+
+struct Connection {
+    id: u64,
+    peer: Peer,
+    settings: TcpSettings,
     inbound: mpsc::Sender<Inbound>,
-    max_message: usize,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let writer = tokio::spawn(async move {
-        while let Some(bytes) = outgoing.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
-                break;
-            }
+}
+
+impl Connection {
+    async fn run(
+        self,
+        stream: TcpStream,
+        tx: mpsc::Sender<Vec<u8>>,
+        rx: mpsc::Receiver<Vec<u8>>,
+        conns: &TcpConns,
+    ) {
+        let addr = self.peer.addr;
+        let local = stream.local_addr().ok();
+        let _ = stream.set_nodelay(true);
+        let (mut rd, wr) = stream.into_split();
+        let mut writer = tokio::spawn(write_loop(wr, rx));
+        let mut framer = StreamFramer::new(self.settings.max_message);
+        let close = self.read_loop(&rd, &mut framer).await;
+        match &close {
+            Close::Eof | Close::Shutdown => debug!(%addr, "tcp connection closed"),
+            Close::Failed(e) => debug!(%addr, "tcp read: {e}"),
+            Close::Expired(Expiry::Idle) => debug!(%addr, "closing idle tcp connection"),
+            Close::Expired(Expiry::UnfinishedMessage) => info!(
+                %addr,
+                buffered = framer.buffered(),
+                "closing tcp connection: message not complete within {} s of its first byte",
+                self.settings.message.as_secs()
+            ),
+            Close::Refused => {}
         }
-    });
-    let mut framer = StreamFramer::new(max_message);
-    let mut buf = vec![0u8; 16384];
-    loop {
-        let n = match tokio::time::timeout(IDLE, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) => break,
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                debug!(%addr, "tcp read: {e}");
-                break;
-            }
-        };
-        let Some(chunk) = buf.get(..n) else { break };
-        framer.push(chunk);
-        loop {
-            match framer.next_message() {
-                Ok(Some(bytes)) => {
-                    let peer = Peer {
-                        transport: Transport::Tcp,
-                        addr,
-                        conn: Some(id),
-                    };
-                    if inbound
-                        .send(Inbound::Message { peer, bytes })
-                        .await
-                        .is_err()
-                    {
-                        writer.abort();
-                        return;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    info!(%addr, "closing tcp connection: {e}");
-                    writer.abort();
-                    return;
-                }
-            }
+        let refusal = matches!(close, Close::Refused)
+            .then(|| local.and_then(|l| framer.refusal(&self.peer, l)))
+            .flatten();
+        drop(framer);
+        // Let what is queued (and the refusal) go out, then close our side.
+        if let Some(resp) = refusal {
+            let _ = tx.try_send(resp);
+        }
+        conns.writers.remove(&self.id);
+        drop(tx);
+        finish(&mut writer, FLUSH).await;
+        if matches!(close, Close::Refused) {
+            linger(&mut rd).await;
         }
     }
-    writer.abort();
+
+    async fn read_loop(&self, rd: &OwnedReadHalf, framer: &mut StreamFramer) -> Close {
+        let mut clock = ConnClock::new(Instant::now(), self.settings.idle, self.settings.message);
+        loop {
+            let deadline = tokio::time::Instant::from_std(clock.deadline());
+            match tokio::time::timeout_at(deadline, rd.readable()).await {
+                Err(_) => match clock.expired(Instant::now()) {
+                    Some(why) => return Close::Expired(why),
+                    None => continue,
+                },
+                Ok(Err(e)) => return Close::Failed(e),
+                Ok(Ok(())) => {}
+            }
+            match read_chunk(rd, framer) {
+                Ok(0) => return Close::Eof,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Close::Failed(e),
+            }
+            let mut completed = false;
+            loop {
+                match framer.next_frame() {
+                    Ok(Some(Frame::Message(bytes))) => {
+                        completed = true;
+                        let msg = Inbound::Message {
+                            peer: self.peer,
+                            bytes,
+                        };
+                        if self.inbound.send(msg).await.is_err() {
+                            return Close::Shutdown;
+                        }
+                    }
+                    Ok(Some(Frame::Ping)) => completed = true,
+                    Ok(None) => break,
+                    Err(e) => {
+                        info!(addr = %self.peer.addr, "closing tcp connection: {e}");
+                        return Close::Refused;
+                    }
+                }
+            }
+            clock.on_read(Instant::now(), completed, framer.buffered() > 0);
+        }
+    }
+}
+
+/// One read of what the socket has, into a buffer on the stack (an idle
+/// connection keeps no read buffer), handed to the framer.
+fn read_chunk(rd: &OwnedReadHalf, framer: &mut StreamFramer) -> io::Result<usize> {
+    let mut buf = [0u8; READ_CHUNK];
+    let n = rd.try_read(&mut buf)?;
+    framer.push(buf.get(..n).unwrap_or_default());
+    Ok(n)
+}
+
+/// Writes queued messages until the queue closes, then closes the write
+/// side (FIN).
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if wr.write_all(&bytes).await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Waits up to `limit` for the writer to drain its queue, else stops it.
+async fn finish(writer: &mut JoinHandle<()>, limit: Duration) {
+    if tokio::time::timeout(limit, &mut *writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+/// Reads and discards what the peer still sends, until it closes, a bound
+/// of bytes or time, so that closing does not reset the connection before
+/// the peer has read our answer.
+async fn linger(rd: &mut OwnedReadHalf) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut discarded = 0usize;
+    while discarded < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, rd.readable()).await {
+            Ok(Ok(())) => {}
+            _ => return,
+        }
+        let mut buf = [0u8; READ_CHUNK];
+        match rd.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => discarded += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_ext() {
+        let ext = Ext::default();
+        let s = TcpSettings::from_ext(&ext, 65536);
+        assert_eq!(s.max_message, 65536);
+        assert_eq!(
+            (s.max_connections, s.max_connections_per_address),
+            (8192, 64)
+        );
+        assert_eq!(
+            (s.idle, s.message),
+            (Duration::from_secs(300), Duration::from_secs(10))
+        );
+    }
 }

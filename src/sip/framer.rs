@@ -1,7 +1,19 @@
 //! Cutting a TCP byte stream into SIP messages (RFC 3261 §18.3).
 
+use std::net::SocketAddr;
+
+use rsipstack::sip::HeadersExt;
+
 use super::error::SipError;
-use super::salvage::find_crlfcrlf;
+use super::message::{add_warning, new_tag, SERVER};
+use super::peer::Peer;
+use super::salvage::{find_crlfcrlf, salvage};
+use super::via::stamp_top_via;
+
+/// A buffer that grew past this is given back once it holds nothing (or
+/// moved to a right-sized one when little of it is still in use): an idle
+/// connection keeps no buffer at all.
+const KEEP_CAPACITY: usize = 4096;
 
 /// One item cut from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +28,12 @@ pub enum Frame {
 /// framed by Content-Length (header name case-insensitive, compact `l`
 /// too). CRLF keep-alives between messages are skipped. A message whose
 /// headers or declared size exceed the limit is an error: the stream cannot
-/// be resynchronised, so the shell closes the connection.
+/// be resynchronised, so the shell closes the connection, after sending
+/// [`StreamFramer::refusal`] when the head was readable enough to answer.
+///
+/// Memory: the buffer starts empty, grows with the unfinished message (to
+/// at most the limit plus one pushed chunk, never doubling past it) and is
+/// given back when the message is complete.
 #[derive(Debug)]
 pub struct StreamFramer {
     buf: Vec<u8>,
@@ -28,6 +45,8 @@ pub struct StreamFramer {
     crlf_run: usize,
     max: usize,
     failed: Option<SipError>,
+    /// The status code and head of the message that failed, to answer it.
+    refused: Option<(u16, Vec<u8>)>,
 }
 
 impl StreamFramer {
@@ -40,19 +59,67 @@ impl StreamFramer {
             crlf_run: 0,
             max: max_message_size,
             failed: None,
+            refused: None,
         }
     }
 
     /// Append bytes read from the connection.
     pub fn push(&mut self, chunk: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(chunk);
+        if self.failed.is_some() {
+            return;
         }
+        let need = self.buf.len().saturating_add(chunk.len());
+        if need > self.buf.capacity() {
+            // Amortised growth, but never past what the limit can need:
+            // the limit plus the chunk that shows it is exceeded.
+            let ceiling = self
+                .start
+                .saturating_add(self.max)
+                .saturating_add(chunk.len());
+            let target = self
+                .buf
+                .capacity()
+                .saturating_mul(2)
+                .max(512)
+                .min(ceiling)
+                .max(need);
+            self.buf.reserve_exact(target - self.buf.len());
+        }
+        self.buf.extend_from_slice(chunk);
     }
 
     /// Bytes buffered and not yet returned.
     pub fn buffered(&self) -> usize {
         self.buf.len() - self.start
+    }
+
+    /// Bytes of memory the buffer holds (its capacity).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// After an error: the response that tells the sender why its message
+    /// was refused (`413` when the declared body makes it too large, `513`
+    /// when the headers alone are, `400` for a Content-Length that is not a
+    /// number), with the top Via stamped for `from`, or `None` when the head
+    /// is not a request with the headers a response copies (or is an ACK).
+    /// `local` names vmail in the Warning header.
+    pub fn refusal(&self, from: &Peer, local: SocketAddr) -> Option<Vec<u8>> {
+        let (code, head) = self.refused.as_ref()?;
+        let s = salvage(head)?;
+        if s.method == "ACK" {
+            return None;
+        }
+        let mut resp = s.response(*code, None, &new_tag(), SERVER);
+        stamp_top_via(resp.via_header_mut().ok()?, from)?;
+        let why = match code {
+            413 => "message body too large",
+            513 => "message headers too large",
+            _ => "invalid Content-Length",
+        };
+        let agent = rsipstack::sip::HostWithPort::from(local).to_string();
+        add_warning(&mut resp, &agent, why);
+        Some(resp.to_bytes())
     }
 
     /// The next complete message, skipping keep-alives; `Ok(None)` when more
@@ -78,6 +145,7 @@ impl StreamFramer {
             Err(e) => {
                 self.failed = Some(e.clone());
                 self.buf = Vec::new();
+                self.scanned = 0;
                 self.start = 0;
                 Err(e)
             }
@@ -108,20 +176,31 @@ impl StreamFramer {
         let head_end = data.get(from..).and_then(find_crlfcrlf).map(|p| p + from);
         let Some(pos) = head_end else {
             if data.len() > self.max {
+                // Answerable from the complete lines that did arrive.
+                let lines = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+                let head = data.get(..lines.min(self.max)).unwrap_or_default().to_vec();
+                self.refused = Some((513, head));
                 return Err(SipError::HeadersTooLarge { limit: self.max });
             }
             self.scanned = data.len();
             return Ok(None);
         };
         let head_len = pos + 4;
+        let head = data.get(..head_len).unwrap_or_default();
         if head_len > self.max {
+            self.refused = Some((513, head.get(..self.max).unwrap_or(head).to_vec()));
             return Err(SipError::HeadersTooLarge { limit: self.max });
         }
-        let body_len = content_length(data.get(..pos).unwrap_or_default())?;
-        let total = head_len
-            .checked_add(body_len)
-            .ok_or(SipError::BadContentLength)?;
+        let body_len = match content_length(head) {
+            Ok(n) => n,
+            Err(e) => {
+                self.refused = Some((400, head.to_vec()));
+                return Err(e);
+            }
+        };
+        let total = head_len.saturating_add(body_len);
         if total > self.max {
+            self.refused = Some((413, head.to_vec()));
             return Err(SipError::MessageTooLarge {
                 size: total,
                 limit: self.max,
@@ -140,7 +219,17 @@ impl StreamFramer {
 
     fn compact(&mut self) {
         if self.start >= self.buf.len() {
-            self.buf.clear();
+            self.start = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf = Vec::new();
+            } else {
+                self.buf.clear();
+            }
+        } else if self.buf.capacity() > KEEP_CAPACITY
+            && (self.buf.len() - self.start) * 4 < self.buf.capacity()
+        {
+            // Little of a big buffer is in use: move it to a small one.
+            self.buf = self.buf.get(self.start..).unwrap_or_default().to_vec();
             self.start = 0;
         } else if self.start > 4096 && self.start * 2 > self.buf.len() {
             self.buf.drain(..self.start);
@@ -273,5 +362,114 @@ mod tests {
             f.next_message().unwrap().unwrap(),
             b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 1\r\n\r\n".to_vec()
         );
+    }
+
+    fn tcp_peer() -> Peer {
+        Peer::tcp("192.0.2.1:40000".parse().unwrap(), super::super::ConnId(1))
+    }
+
+    fn local() -> SocketAddr {
+        "192.0.2.9:5060".parse().unwrap()
+    }
+
+    const HEAD: &str = "INVITE sip:1001@example.com SIP/2.0\r\n\
+        Via: SIP/2.0/TCP 192.0.2.1:40000;branch=z9hG4bKbig;rport\r\n\
+        From: <sip:a@example.com>;tag=1\r\nTo: <sip:1001@example.com>\r\n\
+        Call-ID: big\r\nCSeq: 1 INVITE\r\n";
+
+    #[test]
+    fn an_oversize_body_is_refused_413_with_the_via_stamped() {
+        let mut f = StreamFramer::new(1000);
+        f.push(format!("{HEAD}Content-Length: 5000\r\n\r\nxxxx").as_bytes());
+        assert!(matches!(
+            f.next_message(),
+            Err(SipError::MessageTooLarge { limit: 1000, .. })
+        ));
+        let r = String::from_utf8(f.refusal(&tcp_peer(), local()).unwrap()).unwrap();
+        assert!(r.starts_with("SIP/2.0 413 "), "{r}");
+        assert!(r.contains("Call-ID: big\r\n"), "{r}");
+        assert!(r.contains("CSeq: 1 INVITE\r\n"), "{r}");
+        assert!(r.contains("rport=40000"), "{r}");
+        assert!(r.contains("Warning: 399 192.0.2.9:5060 "), "{r}");
+        assert_eq!(f.capacity(), 0, "the buffer is given back");
+    }
+
+    #[test]
+    fn endless_headers_are_refused_513_from_the_lines_that_arrived() {
+        let mut f = StreamFramer::new(1000);
+        f.push(HEAD.as_bytes());
+        for _ in 0..100 {
+            f.push(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        assert_eq!(
+            f.next_message(),
+            Err(SipError::HeadersTooLarge { limit: 1000 })
+        );
+        let r = String::from_utf8(f.refusal(&tcp_peer(), local()).unwrap()).unwrap();
+        assert!(r.starts_with("SIP/2.0 513 "), "{r}");
+
+        // A bad Content-Length is answered 400.
+        let mut f = StreamFramer::new(1000);
+        f.push(format!("{HEAD}Content-Length: many\r\n\r\n").as_bytes());
+        assert_eq!(f.next_message(), Err(SipError::BadContentLength));
+        let r = String::from_utf8(f.refusal(&tcp_peer(), local()).unwrap()).unwrap();
+        assert!(r.starts_with("SIP/2.0 400 "), "{r}");
+    }
+
+    #[test]
+    fn no_refusal_without_a_readable_request_head() {
+        let mut f = StreamFramer::new(64);
+        f.push(&[b'A'; 65]);
+        assert!(f.next_message().is_err());
+        assert_eq!(f.refusal(&tcp_peer(), local()), None);
+
+        let mut f = StreamFramer::new(200);
+        f.push(b"SIP/2.0 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        assert!(f.next_message().is_err());
+        assert_eq!(f.refusal(&tcp_peer(), local()), None);
+
+        let mut f = StreamFramer::new(300);
+        let ack = HEAD.replace("INVITE", "ACK");
+        f.push(format!("{ack}Content-Length: 1000\r\n\r\n").as_bytes());
+        assert!(f.next_message().is_err());
+        assert_eq!(f.refusal(&tcp_peer(), local()), None);
+
+        let mut f = StreamFramer::new(300);
+        f.push(msg("").as_bytes());
+        assert!(f.next_message().unwrap().is_some());
+        assert_eq!(f.refusal(&tcp_peer(), local()), None);
+    }
+
+    #[test]
+    fn the_buffer_stays_bounded_and_is_given_back() {
+        let max = 64 * 1024;
+        let mut f = StreamFramer::new(max);
+        assert_eq!(f.capacity(), 0);
+        // An unfinished message trickled in chunks never grows the buffer
+        // past the limit plus one chunk.
+        f.push(HEAD.as_bytes());
+        let chunk = [b'a'; 8192];
+        f.push(format!("Content-Length: {}\r\n\r\n", max - 1000).as_bytes());
+        let mut pushed = HEAD.len();
+        while pushed < max - 9000 {
+            f.push(&chunk);
+            pushed += chunk.len();
+            assert_eq!(f.next_message(), Ok(None));
+            assert!(f.capacity() <= max + chunk.len(), "{}", f.capacity());
+        }
+        // Completing it returns it and frees the buffer.
+        let rest = max - 1000 - (f.buffered() - find_crlfcrlf(&f.buf).unwrap() - 4);
+        f.push(&vec![b'b'; rest]);
+        assert!(f.capacity() <= max + rest);
+        assert!(f.next_message().unwrap().is_some());
+        assert_eq!((f.buffered(), f.capacity()), (0, 0));
+
+        // A big message followed by a few bytes of the next: the rest moves
+        // to a small buffer.
+        let big = msg(&"x".repeat(20_000));
+        f.push(format!("{big}OPT").as_bytes());
+        assert!(f.next_message().unwrap().is_some());
+        assert_eq!(f.buffered(), 3);
+        assert!(f.capacity() <= KEEP_CAPACITY, "{}", f.capacity());
     }
 }

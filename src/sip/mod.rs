@@ -1,6 +1,7 @@
 //! SIP for vmail (SPEC §5): messages through rsipstack's `sip` module (the
 //! rsip model), and vmail's own sans-IO transaction layer ([`Endpoint`]),
-//! UAS dialogs ([`Dialog`]) and TCP framing ([`StreamFramer`]).
+//! UAS dialogs ([`Dialog`]), TCP framing ([`StreamFramer`]) and the TCP
+//! connection limits ([`ConnLimits`], [`ConnClock`]).
 //!
 //! Nothing here touches a socket or reads a clock: the runtime shell feeds
 //! bytes and `now` in, and drains [`Transmit`]s, [`Event`]s and the next
@@ -28,6 +29,7 @@
 //!   method (RFC 3261 §17.2.3); timers sit in one ordered table, so the next
 //!   deadline is the table's first key.
 
+mod conn_limits;
 mod dialog;
 mod endpoint;
 mod error;
@@ -42,6 +44,7 @@ mod via;
 #[cfg(test)]
 mod tests;
 
+pub use conn_limits::{ConnClock, ConnLimits, Expiry, Refusal, SourceKey};
 pub use dialog::Dialog;
 pub use endpoint::{Endpoint, EndpointConfig, Event, INVITE_ANSWER_LIMIT};
 pub use error::SipError;
