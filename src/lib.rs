@@ -4,6 +4,7 @@
 //! call and menu state machines that take `now` as an argument) plus a thin
 //! tokio shell in [`runtime`]. See `docs/` and `../shared/design/`.
 
+pub mod admission;
 pub mod call;
 pub mod config;
 pub mod ivr;

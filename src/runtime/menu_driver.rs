@@ -12,16 +12,17 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::call::Clip;
-use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreReply};
+use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreReply, WAIT_PROMPT};
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
-use crate::store::{Folder, FsStore, LoginState, MailboxId, StoreError};
+use crate::store::{Folder, FsStore, LoginAttempt, LoginState, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
 use super::media_io::{CallFlow, CallInputs, MediaIo, RtpSocket, Wake};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+use super::pin_pool::{self, PinPermit, PinPool};
 
 /// Everything a menu call's driver needs.
 pub struct MenuSetup {
@@ -37,7 +38,7 @@ pub struct MenuSetup {
     pub utc_offset: time::UtcOffset,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
-    pub phantoms: Arc<PhantomLockouts>,
+    pub logins: Arc<Logins>,
     pub prompts: PromptSet,
     pub store: FsStore,
     pub slot: PacerSlot,
@@ -47,9 +48,29 @@ pub struct MenuSetup {
     pub metrics: Arc<Metrics>,
 }
 
+/// What every menu call of the process shares for PIN logins.
+pub struct Logins {
+    /// Lockouts of mailbox numbers that do not exist.
+    pub phantoms: PhantomLockouts,
+    /// The bounded pool the PIN checks run in.
+    pub pool: Arc<PinPool>,
+}
+
+impl Logins {
+    /// `workers` PIN checks at once (0: a few per core), `queue` waiting.
+    pub fn new(workers: usize, queue: usize) -> Self {
+        Logins {
+            phantoms: PhantomLockouts::default(),
+            pool: PinPool::new(workers, queue),
+        }
+    }
+}
+
 /// Lockout bookkeeping for mailbox numbers that do not exist, in memory:
-/// after `lockout_failures` wrong tries such a number answers "locked" too,
-/// so the lock does not tell which mailboxes exist.
+/// the same reservations as a real mailbox's `login.json`
+/// ([`LoginState::reserve`]), so such a number locks after
+/// `lockout_failures` tries too and the lock does not tell which mailboxes
+/// exist.
 #[derive(Default)]
 pub struct PhantomLockouts {
     map: std::sync::Mutex<std::collections::HashMap<String, LoginState>>,
@@ -59,6 +80,7 @@ pub struct PhantomLockouts {
 const PHANTOM_LIMIT: usize = 100_000;
 
 impl PhantomLockouts {
+    #[cfg(test)]
     fn state(&self, key: &str) -> LoginState {
         self.map
             .lock()
@@ -67,32 +89,26 @@ impl PhantomLockouts {
             .unwrap_or_default()
     }
 
-    fn failure(&self, key: &str, now: SystemTime, failures: u32, seconds: u64) {
-        let Ok(mut map) = self.map.lock() else {
-            return;
-        };
+    /// [`LoginState::reserve`] for an unknown number, atomic under the
+    /// map's lock.
+    fn reserve(&self, key: &str, now: SystemTime, failures: u32, seconds: u64) -> LoginAttempt {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= PHANTOM_LIMIT && !map.contains_key(key) {
             map.retain(|_, st| st.is_locked(now));
             if map.len() >= PHANTOM_LIMIT {
                 map.clear();
             }
         }
-        let st = map.entry(key.to_owned()).or_default();
-        if st.locked_until.is_some() && !st.is_locked(now) {
-            st.locked_until = None;
-        }
-        st.failures = st.failures.saturating_add(1);
-        if failures > 0 && st.failures >= failures {
-            st.locked_until = now.checked_add(std::time::Duration::from_secs(seconds));
-            st.failures = 0;
-        }
+        map.entry(key.to_owned())
+            .or_default()
+            .reserve(now, failures, seconds)
     }
 }
 
 /// Who is logged in, and how they want to hear things.
 #[derive(Clone)]
 struct Session {
-    phantoms: Arc<PhantomLockouts>,
+    logins: Arc<Logins>,
     domain: String,
     mailbox: Option<MailboxId>,
     language: String,
@@ -117,7 +133,7 @@ pub async fn drive(setup: MenuSetup) {
         utc_offset,
         lockout_failures,
         lockout_seconds,
-        phantoms,
+        logins,
         prompts,
         store,
         slot,
@@ -128,7 +144,7 @@ pub async fn drive(setup: MenuSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx);
     let mut session = Session {
-        phantoms,
+        logins,
         domain,
         mailbox: None,
         language,
@@ -181,7 +197,32 @@ pub async fn drive(setup: MenuSetup) {
             // Store operations, in order, each answered before the next.
             while let Some(op) = ops.pop_front() {
                 let reply_expected = !matches!(op, StoreOp::Delete { .. });
-                let reply = run_op(op, &store, &mut session, &last_recording).await;
+                let permit = if matches!(op, StoreOp::VerifyPin { .. }) {
+                    let turn = Turn {
+                        prompts: &prompts,
+                        slot: &slot,
+                        session: &session,
+                    };
+                    match turn.take(&mut inputs, &mut media).await {
+                        PinTurn::Go(p) => Some(p),
+                        PinTurn::Busy => {
+                            menu.on_store(
+                                Instant::now().into_std(),
+                                StoreReply::Pin(PinReply::Busy),
+                            );
+                            continue;
+                        }
+                        PinTurn::HungUp => {
+                            if !menu.is_done() {
+                                menu.on_hangup(Instant::now().into_std());
+                            }
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let reply = run_op(op, &store, &mut session, &last_recording, permit).await;
                 if reply_expected && !menu.is_done() {
                     menu.on_store(Instant::now().into_std(), reply);
                 }
@@ -233,6 +274,7 @@ async fn run_op(
     store: &FsStore,
     session: &mut Session,
     last_recording: &[i16],
+    permit: Option<PinPermit>,
 ) -> StoreReply {
     let store = store.clone();
     let s = session.clone();
@@ -240,7 +282,12 @@ async fn run_op(
         StoreOp::SaveGreeting { .. } => last_recording.to_vec(),
         _ => Vec::new(),
     };
-    let result = tokio::task::spawn_blocking(move || blocking_op(op, &store, s, &recording)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        // A PIN check holds its turn in the pool until it is done.
+        let _permit = permit;
+        blocking_op(op, &store, s, &recording)
+    })
+    .await;
     match result {
         Ok((reply, Some(logged_in))) => {
             session.mailbox = Some(logged_in.mailbox);
@@ -361,8 +408,82 @@ fn blocking_op(
     (reply, None)
 }
 
+/// The outcome of waiting for a turn in the PIN hashing pool.
+enum PinTurn {
+    Go(PinPermit),
+    /// The queue is full (or the pool is gone): nothing is checked.
+    Busy,
+    /// The caller hung up while waiting.
+    HungUp,
+}
+
+/// What a call needs to wait for its PIN check's turn.
+struct Turn<'a> {
+    prompts: &'a PromptSet,
+    slot: &'a PacerSlot,
+    session: &'a Session,
+}
+
+impl Turn<'_> {
+    /// Takes a turn in the hashing pool. When the call has to wait, it
+    /// hears "please wait" meanwhile, and a hang-up leaves the queue.
+    async fn take(&self, inputs: &mut CallInputs, media: &mut MediaIo) -> PinTurn {
+        let pool = &self.session.logins.pool;
+        let queued = match pool.enter() {
+            pin_pool::Entry::Ready(p) => return PinTurn::Go(p),
+            pin_pool::Entry::Full => {
+                warn!(
+                    peer = %self.session.peer,
+                    workers = pool.workers(),
+                    waiting = pool.waiting(),
+                    "PIN check refused: the hashing queue is full"
+                );
+                return PinTurn::Busy;
+            }
+            pin_pool::Entry::Queued(q) => q,
+        };
+        debug!(
+            waiting = pool.waiting(),
+            "PIN check waits for a hashing turn"
+        );
+        inputs.generation += 1;
+        let clips = self
+            .prompts
+            .get(&self.session.language, WAIT_PROMPT)
+            .into_iter()
+            .collect();
+        self.slot.play(clips, inputs.generation);
+        let turn = queued.turn();
+        tokio::pin!(turn);
+        let outcome = loop {
+            tokio::select! {
+                permit = &mut turn => break permit.map_or(PinTurn::Busy, PinTurn::Go),
+                cmd = inputs.commands.recv() => match cmd {
+                    Some(CallCommand::Hangup) | None => {
+                        inputs.hung_up = true;
+                        break PinTurn::HungUp;
+                    }
+                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    // Keys while the PIN is checked are dropped.
+                    Some(CallCommand::Dtmf(_)) => {}
+                },
+            }
+        };
+        // The wait prompt ends here; its "done" is stale.
+        inputs.generation += 1;
+        self.slot.stop();
+        outcome
+    }
+}
+
 /// PIN login with the persistent lockout; the same work and answer whether
-/// the mailbox exists or not.
+/// the mailbox exists or not. The attempt is reserved (counted as a
+/// failure) before the PIN is hashed, in one atomic step per mailbox
+/// (`FsStore::reserve_login_attempt`, or the in-memory phantom table for a
+/// number that does not exist), and only a good PIN clears it: parallel
+/// calls get `lockout_failures` checks in all, and once the lock is written
+/// a good PIN is refused too. A refused attempt costs no hash in either
+/// case.
 fn verify_pin(
     store: &FsStore,
     s: &Session,
@@ -374,21 +495,20 @@ fn verify_pin(
         warn!(peer = %s.peer, "PIN login failed: invalid mailbox number");
         return (StoreReply::Pin(PinReply::NoSuchMailbox), None);
     };
-    let key = id.to_string();
-    let state = match store.login_state(&id) {
-        Ok(state) => Some(state),
-        Err(e) if e.is_not_found() => Some(s.phantoms.state(&key)),
+    let attempt = match store.reserve_login_attempt(&id, now, s.lockout_failures, s.lockout_seconds)
+    {
+        Ok(a) => a,
+        Err(e) if e.is_not_found() => {
+            s.logins
+                .phantoms
+                .reserve(&id.to_string(), now, s.lockout_failures, s.lockout_seconds)
+        }
         Err(e) => {
             warn!("login state of {id}: {e}");
             return (StoreReply::Failed, None);
         }
     };
-    if let Some(until) = state
-        .and_then(|st| st.is_locked(now).then_some(st.locked_until))
-        .flatten()
-    {
-        // Still spend the hashing time: a locked mailbox answers as slowly.
-        let _ = store.check_pin(&id, pin);
+    if let LoginAttempt::Locked { until } = attempt {
         warn!(mailbox = %id, peer = %s.peer, "PIN login refused: mailbox locked");
         return (StoreReply::Pin(PinReply::Locked { until }), None);
     }
@@ -415,17 +535,10 @@ fn verify_pin(
         }
         Ok(Some(false)) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: wrong PIN");
-            if let Err(e) =
-                store.record_login_failure(&id, now, s.lockout_failures, s.lockout_seconds)
-            {
-                warn!("recording a login failure of {id}: {e}");
-            }
             (StoreReply::Pin(PinReply::Wrong), None)
         }
         Ok(None) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
-            s.phantoms
-                .failure(&key, now, s.lockout_failures, s.lockout_seconds);
             (StoreReply::Pin(PinReply::NoSuchMailbox), None)
         }
         Err(e) => {
@@ -519,14 +632,37 @@ mod tests {
     fn unknown_numbers_lock_like_real_mailboxes() {
         let p = PhantomLockouts::default();
         let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        for i in 0..4 {
-            p.failure("9999@d", t0, 5, 60);
-            assert!(!p.state("9999@d").is_locked(t0), "locked after {}", i + 1);
+        for i in 0..5 {
+            assert_eq!(p.reserve("9999@d", t0, 5, 60), LoginAttempt::Granted);
+            assert_eq!(p.state("9999@d").is_locked(t0), i == 4, "after {}", i + 1);
         }
-        p.failure("9999@d", t0, 5, 60);
-        assert!(p.state("9999@d").is_locked(t0));
+        let until = t0 + std::time::Duration::from_secs(60);
+        assert_eq!(
+            p.reserve("9999@d", t0, 5, 60),
+            LoginAttempt::Locked { until }
+        );
         assert!(!p.state("8888@d").is_locked(t0));
         let later = t0 + std::time::Duration::from_secs(61);
         assert!(!p.state("9999@d").is_locked(later));
+        assert_eq!(p.reserve("9999@d", later, 5, 60), LoginAttempt::Granted);
+    }
+
+    #[test]
+    fn parallel_reservations_of_an_unknown_number_grant_the_limit() {
+        let p = PhantomLockouts::default();
+        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let granted = std::sync::atomic::AtomicU32::new(0);
+        std::thread::scope(|sc| {
+            for _ in 0..8 {
+                sc.spawn(|| {
+                    for _ in 0..20 {
+                        if p.reserve("9999@d", t0, 5, 60) == LoginAttempt::Granted {
+                            granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(granted.into_inner(), 5);
     }
 }

@@ -13,6 +13,7 @@ mod media_clock;
 mod media_io;
 mod menu_driver;
 mod pacer;
+mod pin_pool;
 mod plan;
 mod sip_server;
 mod tcp;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::admission::{RateLimit, SourceLimiter, Verdict};
 use crate::config::{Config, SipTransport, VmailRole};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
@@ -81,12 +83,27 @@ pub(crate) struct Shared {
     pub pacer: Pacer,
     /// When the calls read their RTP sockets.
     pub media_clock: Arc<media_clock::MediaClock>,
-    /// Login lockouts of mailbox numbers that do not exist.
-    pub phantoms: Arc<menu_driver::PhantomLockouts>,
+    /// PIN logins: the hashing pool, lockouts of unknown numbers.
+    pub logins: Arc<menu_driver::Logins>,
+    /// Calls to access numbers per source address.
+    pub access_limiter: Arc<Mutex<SourceLimiter>>,
     ports: Arc<Mutex<PortPool>>,
 }
 
 impl Shared {
+    /// The per-source rate limit of access-number calls: `Err(seconds)`
+    /// until the next call from `ip` may come in.
+    pub fn admit_access_call(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        let mut limiter = self
+            .access_limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match limiter.check(ip, std::time::Instant::now()) {
+            Verdict::Admit => Ok(()),
+            Verdict::Refuse { retry_after } => Err(retry_after.as_secs()),
+        }
+    }
+
     pub fn ports_allocate(&self) -> Option<u16> {
         self.ports.lock().ok()?.allocate()
     }
@@ -135,13 +152,18 @@ impl Shared {
             http_port,
             siteshare,
             prompts,
-            language
+            language,
+            pin_hash_workers,
+            pin_hash_queue
         );
         if !kept.is_empty() {
             warn!(
                 ?kept,
                 "these settings need a restart; keeping the running values"
             );
+        }
+        if let Ok(mut l) = self.access_limiter.lock() {
+            l.set_limit(access_rate(&role.ext));
         }
         Ok(Shared {
             config,
@@ -153,9 +175,18 @@ impl Shared {
             metrics: self.metrics.clone(),
             pacer: self.pacer.clone(),
             media_clock: self.media_clock.clone(),
-            phantoms: self.phantoms.clone(),
+            logins: self.logins.clone(),
+            access_limiter: self.access_limiter.clone(),
             ports: self.ports.clone(),
         })
+    }
+}
+
+/// The per-source limit of access-number calls in `ext`.
+fn access_rate(ext: &crate::config::Ext) -> RateLimit {
+    RateLimit {
+        burst: ext.access_rate_burst,
+        per_minute: ext.access_rate_per_minute,
     }
 }
 
@@ -306,7 +337,11 @@ async fn serve(
         metrics,
         pacer,
         media_clock: media_clock::MediaClock::start(),
-        phantoms: Arc::default(),
+        logins: Arc::new(menu_driver::Logins::new(
+            ext.pin_hash_workers as usize,
+            ext.pin_hash_queue as usize,
+        )),
+        access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -354,6 +354,13 @@ impl SipServer {
                     Route::Serve => {}
                     route => return self.not_ours(tx, &req, route, &domain),
                 }
+                if let Err(secs) = shared.admit_access_call(from.addr.ip()) {
+                    shared.metrics.calls_rejected_rate_limit.inc();
+                    warn!(call_id = %cid, source = %from.addr.ip(), retry_after = secs, "access-number call refused: rate limit of the source address");
+                    let mut r = sipcore::make_response(&req, 503, Some("Rate limited"), None);
+                    r.headers.push(Header::RetryAfter(secs.to_string().into()));
+                    return self.respond(tx, r);
+                }
                 // A caller who is a mailbox of the domain only gives the PIN.
                 let known = from_user.filter(|u| {
                     MailboxId::new(u, &domain)
@@ -495,7 +502,7 @@ impl SipServer {
                     utc_offset: ext.utc_offset(),
                     lockout_failures: ext.lockout_failures,
                     lockout_seconds: ext.lockout_seconds,
-                    phantoms: shared.phantoms.clone(),
+                    logins: shared.logins.clone(),
                     prompts: shared.prompts.clone(),
                     store: shared.store.clone(),
                     slot,

@@ -43,4 +43,6 @@ pub use pin::{validate_pin, PinCost};
 pub use recording::RecordingWriter;
 pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
-pub use types::{cause, Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo};
+pub use types::{
+    cause, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
+};
