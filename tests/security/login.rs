@@ -89,7 +89,8 @@ impl Caller {
     /// it is answered.
     fn call(vmail: SocketAddr, source: Ipv4Addr, from_user: &str) -> Result<Caller, Response> {
         let sip = UdpSocket::bind((source, 0)).expect("bind SIP");
-        sip.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        sip.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let media = UdpSocket::bind((source, 0)).expect("bind RTP");
         let local = sip.local_addr().unwrap();
         let tag = format!("{:x}", rand_u64());
@@ -379,7 +380,10 @@ fn parallel_wrong_pins_get_no_more_checks_than_the_lockout_allows() {
         "{log}"
     );
     let state = store.login_state(&id).unwrap();
-    assert!(state.is_locked(SystemTime::now()), "lock cleared: {state:?}");
+    assert!(
+        state.is_locked(SystemTime::now()),
+        "lock cleared: {state:?}"
+    );
 }
 
 /// 48 calls to numbers that do not exist press `#` at once: the PIN checks
