@@ -16,7 +16,7 @@ use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreRepl
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
-use crate::store::{Folder, FsStore, LoginAttempt, LoginState, MailboxId, StoreError};
+use crate::store::{Folder, FsStore, LoginAttempt, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
@@ -50,8 +50,6 @@ pub struct MenuSetup {
 
 /// What every menu call of the process shares for PIN logins.
 pub struct Logins {
-    /// Lockouts of mailbox numbers that do not exist.
-    pub phantoms: PhantomLockouts,
     /// The bounded pool the PIN checks run in.
     pub pool: Arc<PinPool>,
 }
@@ -60,48 +58,8 @@ impl Logins {
     /// `workers` PIN checks at once (0: a few per core), `queue` waiting.
     pub fn new(workers: usize, queue: usize) -> Self {
         Logins {
-            phantoms: PhantomLockouts::default(),
             pool: PinPool::new(workers, queue),
         }
-    }
-}
-
-/// Lockout bookkeeping for mailbox numbers that do not exist, in memory:
-/// the same reservations as a real mailbox's `login.json`
-/// ([`LoginState::reserve`]), so such a number locks after
-/// `lockout_failures` tries too and the lock does not tell which mailboxes
-/// exist.
-#[derive(Default)]
-pub struct PhantomLockouts {
-    map: std::sync::Mutex<std::collections::HashMap<String, LoginState>>,
-}
-
-/// Numbers tracked at most; beyond that the oldest state is forgotten.
-const PHANTOM_LIMIT: usize = 100_000;
-
-impl PhantomLockouts {
-    #[cfg(test)]
-    fn state(&self, key: &str) -> LoginState {
-        self.map
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key).copied())
-            .unwrap_or_default()
-    }
-
-    /// [`LoginState::reserve`] for an unknown number, atomic under the
-    /// map's lock.
-    fn reserve(&self, key: &str, now: SystemTime, failures: u32, seconds: u64) -> LoginAttempt {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= PHANTOM_LIMIT && !map.contains_key(key) {
-            map.retain(|_, st| st.is_locked(now));
-            if map.len() >= PHANTOM_LIMIT {
-                map.clear();
-            }
-        }
-        map.entry(key.to_owned())
-            .or_default()
-            .reserve(now, failures, seconds)
     }
 }
 
@@ -479,8 +437,8 @@ impl Turn<'_> {
 /// PIN login with the persistent lockout; the same work and answer whether
 /// the mailbox exists or not. The attempt is reserved (counted as a
 /// failure) before the PIN is hashed, in one atomic step per mailbox
-/// (`FsStore::reserve_login_attempt`, or the in-memory phantom table for a
-/// number that does not exist), and only a good PIN clears it: parallel
+/// (`FsStore::reserve_login_attempt`, or `reserve_unknown_login_attempt`
+/// for a number that does not exist), and only a good PIN clears it: parallel
 /// calls get `lockout_failures` checks in all, and once the lock is written
 /// a good PIN is refused too. A refused attempt costs no hash in either
 /// case.
@@ -498,11 +456,20 @@ fn verify_pin(
     let attempt = match store.reserve_login_attempt(&id, now, s.lockout_failures, s.lockout_seconds)
     {
         Ok(a) => a,
-        Err(e) if e.is_not_found() => {
-            s.logins
-                .phantoms
-                .reserve(&id.to_string(), now, s.lockout_failures, s.lockout_seconds)
-        }
+        // No such mailbox: the same decision on the table of unknown
+        // numbers, so the lock does not tell which mailboxes exist.
+        Err(e) if e.is_not_found() => match store.reserve_unknown_login_attempt(
+            &id,
+            now,
+            s.lockout_failures,
+            s.lockout_seconds,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("login state of {id}: {e}");
+                return (StoreReply::Failed, None);
+            }
+        },
         Err(e) => {
             warn!("login state of {id}: {e}");
             return (StoreReply::Failed, None);
@@ -621,48 +588,5 @@ impl CallFlow for Menu {
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_numbers_lock_like_real_mailboxes() {
-        let p = PhantomLockouts::default();
-        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        for i in 0..5 {
-            assert_eq!(p.reserve("9999@d", t0, 5, 60), LoginAttempt::Granted);
-            assert_eq!(p.state("9999@d").is_locked(t0), i == 4, "after {}", i + 1);
-        }
-        let until = t0 + std::time::Duration::from_secs(60);
-        assert_eq!(
-            p.reserve("9999@d", t0, 5, 60),
-            LoginAttempt::Locked { until }
-        );
-        assert!(!p.state("8888@d").is_locked(t0));
-        let later = t0 + std::time::Duration::from_secs(61);
-        assert!(!p.state("9999@d").is_locked(later));
-        assert_eq!(p.reserve("9999@d", later, 5, 60), LoginAttempt::Granted);
-    }
-
-    #[test]
-    fn parallel_reservations_of_an_unknown_number_grant_the_limit() {
-        let p = PhantomLockouts::default();
-        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        let granted = std::sync::atomic::AtomicU32::new(0);
-        std::thread::scope(|sc| {
-            for _ in 0..8 {
-                sc.spawn(|| {
-                    for _ in 0..20 {
-                        if p.reserve("9999@d", t0, 5, 60) == LoginAttempt::Granted {
-                            granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(granted.into_inner(), 5);
     }
 }

@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     pub pacer: Pacer,
     /// When the calls read their RTP sockets.
     pub media_clock: Arc<media_clock::MediaClock>,
-    /// PIN logins: the hashing pool, lockouts of unknown numbers.
+    /// PIN logins: the bounded hashing pool.
     pub logins: Arc<menu_driver::Logins>,
     /// Calls to access numbers per source address.
     pub access_limiter: Arc<Mutex<SourceLimiter>>,

@@ -16,8 +16,8 @@ use std::time::SystemTime;
 
 use super::error::StoreError;
 use super::fsutil::{
-    create_dir_all, dir_names, exists, parent, read_json, remove_if_exists, sync_dir, tmp_sibling,
-    write_json_atomic,
+    create_dir_all, dir_names, exists, lock_file, parent, read_json, remove_if_exists, sync_dir,
+    tmp_sibling, write_json_atomic,
 };
 use super::ids::{new_message_id, rfc3339};
 use super::names::{
@@ -447,20 +447,10 @@ impl FsStore {
         Ok(())
     }
 
-    /// The exclusive lock on a mailbox's `login.lock` (created on first
-    /// use, never removed: `login.json` itself is replaced by renames, so
-    /// it cannot carry the lock). Released when the file is dropped.
+    /// The exclusive lock on a mailbox's `login.lock` (`login.json` itself
+    /// is replaced by renames, so it cannot carry the lock).
     fn login_file_lock(&self, id: &MailboxId) -> Result<File, StoreError> {
-        let path = self.mailbox_dir(id).join(LOGIN_LOCK_FILE);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::io("open", &path, e))?;
-        f.lock().map_err(|e| StoreError::io("lock", &path, e))?;
-        Ok(f)
+        lock_file(&self.mailbox_dir(id).join(LOGIN_LOCK_FILE))
     }
 
     // ----- messages -----

@@ -829,6 +829,75 @@ fn parallel_reservations_across_store_instances_grant_the_limit() {
 }
 
 #[test]
+fn unknown_numbers_lock_like_real_mailboxes_across_instances() {
+    let (d, real_store, real) = with_mailbox("1001@test.example");
+    let ghost = mb("9999@test.example");
+    // Two instances on one SiteShare, alternating.
+    let other = FsStore::open_for_tests(d.path()).unwrap();
+    let stores = [&real_store, &other];
+    for i in 0..5 {
+        let s = stores[i % 2];
+        assert_eq!(
+            s.reserve_login_attempt(&real, t0(), 5, 300).unwrap(),
+            LoginAttempt::Granted
+        );
+        assert_eq!(
+            s.reserve_unknown_login_attempt(&ghost, t0(), 5, 300)
+                .unwrap(),
+            LoginAttempt::Granted
+        );
+    }
+    let until = t0() + Duration::from_secs(300);
+    for s in stores {
+        assert_eq!(
+            s.reserve_login_attempt(&real, t0(), 5, 300).unwrap(),
+            LoginAttempt::Locked { until }
+        );
+        assert_eq!(
+            s.reserve_unknown_login_attempt(&ghost, t0(), 5, 300)
+                .unwrap(),
+            LoginAttempt::Locked { until }
+        );
+    }
+    // Survives a restart; no mailbox folder was made for the number.
+    let s = FsStore::open_for_tests(d.path()).unwrap();
+    assert!(s.unknown_login_state(&ghost).unwrap().is_locked(t0()));
+    assert!(s.mailbox(&ghost).unwrap().is_none());
+    assert!(!d.path().join("vmail/domains/test.example/9999").exists());
+    assert!(
+        s.unknown_login_state(&mb("8888@test.example"))
+            .unwrap()
+            .failures
+            == 0
+    );
+}
+
+#[test]
+fn parallel_reservations_of_an_unknown_number_grant_the_limit() {
+    let (d, _s, _id) = with_mailbox("1001@test.example");
+    let ghost = mb("9999@test.example");
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..8 {
+            let s = FsStore::open_for_tests(d.path()).unwrap();
+            let ghost = ghost.clone();
+            let granted = &granted;
+            sc.spawn(move || {
+                for _ in 0..10 {
+                    if s.reserve_unknown_login_attempt(&ghost, t0(), 20, 300)
+                        .unwrap()
+                        == LoginAttempt::Granted
+                    {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(granted.into_inner(), 20, "80 attempts, limit 20");
+}
+
+#[test]
 fn concurrent_updates_lose_nothing() {
     let (_d, s, id) = with_mailbox("1001@test.example");
     let m = make_message(&s, &id, t0());
