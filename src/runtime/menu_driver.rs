@@ -155,19 +155,25 @@ pub async fn drive(setup: MenuSetup) {
             // Store operations, in order, each answered before the next.
             while let Some(op) = ops.pop_front() {
                 let reply_expected = !matches!(op, StoreOp::Delete { .. });
-                let permit = if matches!(op, StoreOp::VerifyPin { .. }) {
+                // Every argon2 hash runs in the pool: PIN checks (bounded
+                // queue) and PIN changes (they wait).
+                let login = matches!(op, StoreOp::VerifyPin { .. });
+                let permit = if login || matches!(op, StoreOp::SetPin { .. }) {
                     let turn = Turn {
                         prompts: &prompts,
                         slot: &slot,
                         session: &session,
+                        bounded: login,
                     };
                     match turn.take(&mut inputs, &mut media).await {
                         PinTurn::Go(p) => Some(p),
                         PinTurn::Busy => {
-                            menu.on_store(
-                                Instant::now().into_std(),
-                                StoreReply::Pin(PinReply::Busy),
-                            );
+                            let reply = if login {
+                                StoreReply::Pin(PinReply::Busy)
+                            } else {
+                                StoreReply::Failed
+                            };
+                            menu.on_store(Instant::now().into_std(), reply);
                             continue;
                         }
                         PinTurn::HungUp => {
@@ -380,6 +386,8 @@ struct Turn<'a> {
     prompts: &'a PromptSet,
     slot: &'a PacerSlot,
     session: &'a Session,
+    /// Refuse when the queue is full (a PIN check), or wait (a PIN change).
+    bounded: bool,
 }
 
 impl Turn<'_> {
@@ -387,7 +395,12 @@ impl Turn<'_> {
     /// hears "please wait" meanwhile, and a hang-up leaves the queue.
     async fn take(&self, inputs: &mut CallInputs, media: &mut MediaIo) -> PinTurn {
         let pool = &self.session.logins.pool;
-        let queued = match pool.enter() {
+        let entry = if self.bounded {
+            pool.enter()
+        } else {
+            pool.enter_unbounded()
+        };
+        let queued = match entry {
             pin_pool::Entry::Ready(p) => return PinTurn::Go(p),
             pin_pool::Entry::Full => {
                 warn!(

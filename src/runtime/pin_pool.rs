@@ -69,8 +69,18 @@ impl PinPool {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Asks for a turn.
+    /// Asks for a turn; [`Entry::Full`] when the queue is full.
     pub fn enter(self: &Arc<Self>) -> Entry {
+        self.enter_bounded(true)
+    }
+
+    /// Asks for a turn, waiting however long the queue is (for a logged-in
+    /// caller's PIN change, which an attacker cannot multiply).
+    pub fn enter_unbounded(self: &Arc<Self>) -> Entry {
+        self.enter_bounded(false)
+    }
+
+    fn enter_bounded(self: &Arc<Self>, bounded: bool) -> Entry {
         // Nobody waiting and a worker free: go. With others waiting, take a
         // place behind them (the semaphore hands turns out in order).
         if self.waiting.load(Ordering::Acquire) == 0 {
@@ -81,7 +91,7 @@ impl PinPool {
         let placed = self
             .waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.queue).then_some(n + 1)
+                (!bounded || n < self.queue).then_some(n + 1)
             });
         match placed {
             Ok(_) => Entry::Queued(Queued { pool: self.clone() }),
@@ -173,6 +183,9 @@ mod tests {
     fn zero_queue_refuses_when_every_worker_is_busy() {
         let pool = PinPool::new(1, 0);
         let _a = ready(pool.enter());
+        assert!(matches!(pool.enter(), Entry::Full));
+        // A PIN change waits regardless.
+        let _q = queued(pool.enter_unbounded());
         assert!(matches!(pool.enter(), Entry::Full));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use super::error::StoreError;
@@ -83,15 +83,35 @@ impl PinHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hashes a PIN into a PHC string (`$argon2id$v=19$...`).
+    /// Hashes a PIN into a PHC string (`$argon2id$v=19$...`), in reused
+    /// work memory like [`verify`](Self::verify).
     pub fn hash(&self, pin: &str) -> Result<String, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::PinHash {
+            reason: e.to_string(),
+        };
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        self.argon()
-            .hash_password(pin.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| StoreError::PinHash {
-                reason: e.to_string(),
-            })
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
+        let argon = self.argon();
+        let mut out = vec![
+            0u8;
+            self.params
+                .output_len()
+                .unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+        ];
+        let mut memory = self.take_memory(self.params.block_count());
+        let r =
+            argon.hash_password_into_with_memory(pin.as_bytes(), salt_bytes, &mut out, &mut memory);
+        self.give_back(memory);
+        r.map_err(|e| err(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| err(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Checks a PIN against a PHC string. The parameters come from the
@@ -200,6 +220,13 @@ mod tests {
         assert!(Argon2::default().verify_password(b"24680", &parsed).is_ok());
         assert_eq!(h.verify("24680", &a), Ok(true));
         assert_eq!(h.verify("24681", &a), Ok(false));
+        use argon2::password_hash::PasswordHasher;
+        let crate_made = Argon2::new(Algorithm::Argon2id, Version::V0x13, h.params.clone())
+            .hash_password(b"1357", &SaltString::generate(&mut rand::rngs::OsRng))
+            .unwrap()
+            .to_string();
+        assert_eq!(h.verify("1357", &crate_made), Ok(true));
+        assert_eq!(h.verify("1358", &crate_made), Ok(false));
         let huge = a.replace("m=256", "m=4000000");
         assert!(h.verify("24680", &huge).is_err());
     }

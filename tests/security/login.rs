@@ -271,13 +271,21 @@ impl Caller {
         }
     }
 
-    /// Waits up to `t` for vmail to hang up.
+    /// Waits up to `t` for vmail to hang up (reads what is already there
+    /// even when `t` is zero).
     fn wait_for_bye(&mut self, t: Duration) -> bool {
         let deadline = Instant::now() + t;
-        while !self.ended && Instant::now() < deadline {
-            let _ = self.recv_response("-");
+        loop {
+            let mut buf = [0u8; 1];
+            // Anything waiting is read; a timeout with nothing is the end.
+            let waiting = self.sip.peek_from(&mut buf).is_ok();
+            if waiting {
+                let _ = self.recv_response("-");
+            }
+            if self.ended || (!waiting && Instant::now() >= deadline) {
+                return self.ended;
+            }
         }
-        self.ended
     }
 
     fn hang_up(mut self) {
@@ -483,4 +491,46 @@ fn a_call_burst_from_one_address_is_refused_while_another_gets_in() {
     let c = Caller::call(v.sip_addr(), other, "5550100")
         .unwrap_or_else(|r| panic!("second address refused: {}", r.text));
     c.hang_up();
+}
+
+/// With one hashing worker and no queue, PIN checks that find the worker
+/// busy are refused with "try later" and are not counted against the
+/// mailbox: the count on disk is the number of checks that ran.
+#[test]
+fn a_full_hashing_queue_asks_to_try_later_and_counts_nothing() {
+    let v = vmail_with(|ext| {
+        ext["pin_hash_workers"] = 1.into();
+        ext["pin_hash_queue"] = 0.into();
+        ext["lockout_failures"] = 100.into();
+        ext["access_rate_burst"] = 0.into();
+    });
+    let calls = parallel_logins(&v, 20, "1001", "99{i}");
+    let verdicts = |log: &str| {
+        occurrences(log, "PIN login failed: wrong PIN")
+            + occurrences(log, "PIN check refused: the hashing queue is full")
+    };
+    wait_for(Duration::from_secs(60), "20 PIN verdicts", || {
+        (verdicts(&v.log()) >= 20).then_some(())
+    });
+    let log = v.log();
+    let busy = occurrences(&log, "PIN check refused: the hashing queue is full");
+    let checked = occurrences(&log, "PIN login failed: wrong PIN");
+    assert!(busy > 0, "no call found the worker busy\n{log}");
+    let store = FsStore::open_with_pin_cost(v.siteshare.path(), PinCost::TestOnly).unwrap();
+    let id = MailboxId::new("1001", DOMAIN).unwrap();
+    assert_eq!(
+        store.login_state(&id).unwrap().failures as usize,
+        checked,
+        "refused attempts were counted\n{log}"
+    );
+    // The refused callers were told ("try later", about 4 s) and hung up on.
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let mut hung_up = 0;
+    for mut c in calls {
+        if c.wait_for_bye(deadline.saturating_duration_since(Instant::now())) {
+            hung_up += 1;
+        }
+        c.hang_up();
+    }
+    assert!(hung_up >= busy, "{hung_up} BYEs for {busy} refusals");
 }
