@@ -33,6 +33,18 @@ fn occurrences(log: &str, what: &str) -> usize {
     log.matches(what).count()
 }
 
+/// "PIN login" lines that are no failure or refusal.
+fn successful_logins(log: &str) -> usize {
+    log.lines()
+        .filter(|l| {
+            l.match_indices("PIN login ").any(|(at, m)| {
+                let rest = &l[at + m.len()..];
+                !rest.starts_with("failed") && !rest.starts_with("refused")
+            })
+        })
+        .count()
+}
+
 /// One call to the access number, from `source`.
 struct Caller {
     sip: UdpSocket,
@@ -314,6 +326,17 @@ fn vm_rss_kib(pid: u32) -> u64 {
 /// `n` calls from 127.0.0.1, each types `before` (its index in `{i}`),
 /// then all press `#` at the same moment; returns when all are placed.
 fn parallel_logins(v: &Vmail, n: usize, from_user: &str, before: &str) -> Vec<Caller> {
+    parallel_logins_then(v, n, from_user, before, |_| {})
+}
+
+/// [`parallel_logins`], each call doing `then` right after its `#`.
+fn parallel_logins_then(
+    v: &Vmail,
+    n: usize,
+    from_user: &str,
+    before: &str,
+    then: fn(&mut Caller),
+) -> Vec<Caller> {
     let barrier = Arc::new(Barrier::new(n));
     let threads: Vec<_> = (0..n)
         .map(|i| {
@@ -331,6 +354,7 @@ fn parallel_logins(v: &Vmail, n: usize, from_user: &str, before: &str) -> Vec<Ca
                 c.press(&before);
                 barrier.wait();
                 c.press("#");
+                then(&mut c);
                 c
             })
         })
@@ -387,6 +411,7 @@ fn parallel_wrong_pins_get_no_more_checks_than_the_lockout_allows() {
         refused_before + 1,
         "{log}"
     );
+    assert_eq!(successful_logins(&log), 0, "{log}");
     let state = store.login_state(&id).unwrap();
     assert!(
         state.is_locked(SystemTime::now()),
@@ -533,4 +558,45 @@ fn a_full_hashing_queue_asks_to_try_later_and_counts_nothing() {
         c.hang_up();
     }
     assert!(hung_up >= busy, "{hung_up} BYEs for {busy} refusals");
+}
+
+/// Calls that hang up while their PIN check waits for a turn leave the
+/// queue: their PINs are never checked, and vmail serves the next caller.
+#[test]
+fn callers_who_hang_up_while_waiting_leave_the_hashing_queue() {
+    let v = vmail_with(|ext| {
+        ext["pin_hash_workers"] = 1.into();
+        ext["pin_hash_queue"] = 64.into();
+        ext["lockout_failures"] = 100.into();
+        ext["access_rate_burst"] = 0.into();
+    });
+    let calls = parallel_logins_then(&v, 20, "1001", "99{i}", |c| {
+        c.rtp_stop.store(true, Ordering::Relaxed);
+        let _ = c.send("BYE", None);
+        c.ended = true;
+    });
+    for c in calls {
+        c.hang_up();
+    }
+    wait_for(Duration::from_secs(60), "20 menu calls ended", || {
+        (occurrences(&v.log(), "menu call ended") >= 20).then_some(())
+    });
+    let log = v.log();
+    let checked = occurrences(&log, "PIN login failed: wrong PIN");
+    assert!(
+        log.contains("PIN check waits for a hashing turn"),
+        "nobody waited\n{log}"
+    );
+    assert!(
+        checked < 20,
+        "all 20 PINs were checked after their callers had gone\n{log}"
+    );
+    // The queue is empty again: the next caller logs in.
+    let mut c = Caller::call(v.sip_addr(), Ipv4Addr::LOCALHOST, "1001").expect("call");
+    std::thread::sleep(Duration::from_millis(300));
+    c.press("1234#");
+    wait_for(Duration::from_secs(30), "the next login", || {
+        (successful_logins(&v.log()) == 1).then_some(())
+    });
+    c.hang_up();
 }
