@@ -37,6 +37,9 @@ pub enum Verdict {
     Refuse {
         /// Whole seconds, at least 1 (for `Retry-After`).
         retry_after: Duration,
+        /// The first refusal since this address was last let in: log it
+        /// (the rest of a flood need not fill the log).
+        first: bool,
     },
 }
 
@@ -71,6 +74,8 @@ struct Bucket {
     /// In [`CALL`] units.
     tokens: u128,
     at: Instant,
+    /// The last call was refused.
+    refusing: bool,
 }
 
 /// Token buckets by source address.
@@ -136,9 +141,9 @@ impl SourceLimiter {
                 return Verdict::Admit;
             }
         }
-        let current = match self.buckets.get(&key) {
-            Some(b) => self.refilled(b, now),
-            None => self.full(),
+        let (current, refusing) = match self.buckets.get(&key) {
+            Some(b) => (self.refilled(b, now), b.refusing),
+            None => (self.full(), false),
         };
         if current >= CALL {
             self.buckets.insert(
@@ -146,6 +151,7 @@ impl SourceLimiter {
                 Bucket {
                     tokens: current - CALL,
                     at: now,
+                    refusing: false,
                 },
             );
             return Verdict::Admit;
@@ -155,12 +161,14 @@ impl SourceLimiter {
             Bucket {
                 tokens: current,
                 at: now,
+                refusing: true,
             },
         );
         let nanos = (CALL - current).div_ceil(self.rate());
         let secs = nanos.div_ceil(1_000_000_000).max(1);
         Verdict::Refuse {
             retry_after: Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX)),
+            first: !refusing,
         }
     }
 
@@ -207,11 +215,20 @@ mod tests {
     fn a_burst_then_the_rate() {
         let t0 = Instant::now();
         let mut l = SourceLimiter::new(LIMIT);
-        assert_eq!(admitted(&mut l, ip(1), t0, 25), 10);
+        assert_eq!(admitted(&mut l, ip(1), t0, 10), 10);
         assert_eq!(
             l.check(ip(1), t0),
             Verdict::Refuse {
-                retry_after: Duration::from_secs(1)
+                retry_after: Duration::from_secs(1),
+                first: true
+            }
+        );
+        assert_eq!(admitted(&mut l, ip(1), t0, 14), 0);
+        assert_eq!(
+            l.check(ip(1), t0),
+            Verdict::Refuse {
+                retry_after: Duration::from_secs(1),
+                first: false
             }
         );
         // One call a second after that.
@@ -245,12 +262,17 @@ mod tests {
         };
         let mut l = SourceLimiter::new(slow);
         assert_eq!(admitted(&mut l, ip(1), t0, 2), 2);
-        let Verdict::Refuse { retry_after } = l.check(ip(1), t0) else {
+        let Verdict::Refuse { retry_after, .. } = l.check(ip(1), t0) else {
             panic!("admitted over the limit");
         };
         assert_eq!(retry_after, Duration::from_secs(10));
         assert_eq!(admitted(&mut l, ip(1), t0 + Duration::from_secs(9), 1), 0);
         assert_eq!(admitted(&mut l, ip(1), t0 + Duration::from_secs(10), 1), 1);
+        // Refused again after a call got in: logged again.
+        assert!(matches!(
+            l.check(ip(1), t0 + Duration::from_secs(10)),
+            Verdict::Refuse { first: true, .. }
+        ));
     }
 
     #[test]

@@ -91,17 +91,28 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The per-source rate limit of access-number calls: `Err(seconds)`
-    /// until the next call from `ip` may come in.
-    pub fn admit_access_call(&self, ip: std::net::IpAddr) -> Result<(), u64> {
-        let mut limiter = self
+    /// The per-source rate limit of access-number calls: `Some(seconds
+    /// until the next call from `ip` may come in)` when this one is
+    /// refused (counted, and logged at the first refusal since the address
+    /// was last let in).
+    pub fn refuse_access_call(&self, ip: std::net::IpAddr, call_id: &str) -> Option<u64> {
+        let verdict = self
             .access_limiter
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match limiter.check(ip, std::time::Instant::now()) {
-            Verdict::Admit => Ok(()),
-            Verdict::Refuse { retry_after } => Err(retry_after.as_secs()),
+            .unwrap_or_else(|e| e.into_inner())
+            .check(ip, std::time::Instant::now());
+        let Verdict::Refuse { retry_after, first } = verdict else {
+            return None;
+        };
+        self.metrics.calls_rejected_rate_limit.inc();
+        let secs = retry_after.as_secs();
+        let msg = "access-number call refused: rate limit of the source address";
+        if first {
+            warn!(%call_id, source = %ip, retry_after = secs, "{msg}");
+        } else {
+            tracing::debug!(%call_id, source = %ip, retry_after = secs, "{msg}");
         }
+        Some(secs)
     }
 
     pub fn ports_allocate(&self) -> Option<u16> {

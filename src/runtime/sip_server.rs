@@ -354,9 +354,7 @@ impl SipServer {
                     Route::Serve => {}
                     route => return self.not_ours(tx, &req, route, &domain),
                 }
-                if let Err(secs) = shared.admit_access_call(from.addr.ip()) {
-                    shared.metrics.calls_rejected_rate_limit.inc();
-                    warn!(call_id = %cid, source = %from.addr.ip(), retry_after = secs, "access-number call refused: rate limit of the source address");
+                if let Some(secs) = shared.refuse_access_call(from.addr.ip(), &cid) {
                     let mut r = sipcore::make_response(&req, 503, Some("Rate limited"), None);
                     r.headers.push(Header::RetryAfter(secs.to_string().into()));
                     return self.respond(tx, r);
