@@ -515,16 +515,29 @@ fn verify_pin(
         }
         Ok(Some(false)) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: wrong PIN");
+            locked_now(&id, attempt, s);
             (StoreReply::Pin(PinReply::Wrong), None)
         }
         Ok(None) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
+            locked_now(&id, attempt, s);
             (StoreReply::Pin(PinReply::NoSuchMailbox), None)
         }
         Err(e) => {
             warn!("PIN check of {id}: {e}");
             (StoreReply::Failed, None)
         }
+    }
+}
+
+/// Logs the lock a failed last attempt leaves in place.
+fn locked_now(id: &MailboxId, attempt: LoginAttempt, s: &Session) {
+    if attempt == LoginAttempt::Last {
+        warn!(
+            mailbox = %id,
+            lockout_seconds = s.lockout_seconds,
+            "mailbox locked after failed PIN logins"
+        );
     }
 }
 

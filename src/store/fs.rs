@@ -423,10 +423,7 @@ impl FsStore {
         let _file_lock = self.login_file_lock(id)?;
         let mut s: LoginState = self.read_login(id)?.into();
         let attempt = s.reserve(now, lockout_failures, lockout_seconds);
-        if attempt == LoginAttempt::Granted {
-            if s.is_locked(now) {
-                tracing::warn!(mailbox = %id, lockout_seconds, "mailbox locked after failed PIN logins");
-            }
+        if attempt.is_granted() {
             write_json_atomic(
                 &self.mailbox_dir(id).join(LOGIN_FILE),
                 &LoginRecord::from(s),

@@ -73,7 +73,7 @@ impl FsStore {
             .map(Into::into)
             .unwrap_or_default();
         let attempt = state.reserve(now, lockout_failures, lockout_seconds);
-        if attempt == LoginAttempt::Granted {
+        if attempt.is_granted() {
             bucket.numbers.insert(name.clone(), state.into());
             forget_least(&mut bucket.numbers, &name, now);
             write_json_atomic(&path, &bucket)?;

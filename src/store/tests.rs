@@ -773,7 +773,7 @@ fn lockout_state_persists() {
     assert_eq!(s.login_state(&id).unwrap().failures, 4);
     // The fifth reservation is granted and writes the lock.
     let a = s.reserve_login_attempt(&id, now, 5, 300).unwrap();
-    assert_eq!(a, LoginAttempt::Granted);
+    assert_eq!(a, LoginAttempt::Last);
     let s = FsStore::open_for_tests(d.path()).unwrap();
     let st = s.login_state(&id).unwrap();
     assert_eq!(st.locked_until, Some(now + Duration::from_secs(300)));
@@ -816,7 +816,9 @@ fn parallel_reservations_across_store_instances_grant_the_limit() {
             let granted = &granted;
             sc.spawn(move || {
                 for _ in 0..25 {
-                    if s.reserve_login_attempt(&id, t0(), 50, 300).unwrap() == LoginAttempt::Granted
+                    if s.reserve_login_attempt(&id, t0(), 50, 300)
+                        .unwrap()
+                        .is_granted()
                     {
                         granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
@@ -837,14 +839,19 @@ fn unknown_numbers_lock_like_real_mailboxes_across_instances() {
     let stores = [&real_store, &other];
     for i in 0..5 {
         let s = stores[i % 2];
+        let expected = if i == 4 {
+            LoginAttempt::Last
+        } else {
+            LoginAttempt::Granted
+        };
         assert_eq!(
             s.reserve_login_attempt(&real, t0(), 5, 300).unwrap(),
-            LoginAttempt::Granted
+            expected
         );
         assert_eq!(
             s.reserve_unknown_login_attempt(&ghost, t0(), 5, 300)
                 .unwrap(),
-            LoginAttempt::Granted
+            expected
         );
     }
     let until = t0() + Duration::from_secs(300);
@@ -886,7 +893,7 @@ fn parallel_reservations_of_an_unknown_number_grant_the_limit() {
                 for _ in 0..10 {
                     if s.reserve_unknown_login_attempt(&ghost, t0(), 20, 300)
                         .unwrap()
-                        == LoginAttempt::Granted
+                        .is_granted()
                     {
                         granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }

@@ -247,8 +247,17 @@ impl LoginState {
         if lockout_failures > 0 && self.failures >= lockout_failures {
             self.locked_until = now.checked_add(Duration::from_secs(lockout_seconds));
             self.failures = 0;
+            return LoginAttempt::Last;
         }
         LoginAttempt::Granted
+    }
+}
+
+impl LoginAttempt {
+    /// The PIN is to be checked ([`Granted`](Self::Granted) or
+    /// [`Last`](Self::Last)).
+    pub fn is_granted(self) -> bool {
+        matches!(self, LoginAttempt::Granted | LoginAttempt::Last)
     }
 }
 
@@ -257,6 +266,9 @@ impl LoginState {
 pub enum LoginAttempt {
     /// Check the PIN; the attempt is already counted as a failure.
     Granted,
+    /// Check the PIN; this attempt reached the limit and wrote the lock,
+    /// which only a good PIN lifts.
+    Last,
     /// Refused without a check: locked until then.
     Locked {
         /// When the lock runs out.
@@ -336,7 +348,7 @@ mod login_tests {
     fn reservations_grant_exactly_the_limit_then_lock() {
         let mut st = LoginState::default();
         let granted = (0..20)
-            .filter(|_| st.reserve(t0(), 5, 300) == LoginAttempt::Granted)
+            .filter(|_| st.reserve(t0(), 5, 300).is_granted())
             .count();
         assert_eq!(granted, 5, "20 attempts at once, 5 checks");
         assert_eq!(st.locked_until, Some(t0() + Duration::from_secs(300)));
@@ -351,9 +363,10 @@ mod login_tests {
     #[test]
     fn the_lock_runs_out_and_counting_starts_again() {
         let mut st = LoginState::default();
-        for _ in 0..5 {
+        for _ in 0..4 {
             assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Granted);
         }
+        assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Last);
         let later = t0() + Duration::from_secs(60);
         assert_eq!(st.reserve(later, 5, 60), LoginAttempt::Granted);
         assert_eq!((st.failures, st.locked_until), (1, None));
