@@ -217,8 +217,18 @@ impl Caller {
         m
     }
 
+    /// The ACK of the INVITE's final response: in the INVITE transaction
+    /// for a failure, a transaction of its own for a 200 (RFC 3261 §17.1.1.3,
+    /// §13.2.2.4).
     fn ack(&self, resp: &Response) -> String {
-        let via = header_value(&resp.text, "Via").unwrap_or("").trim();
+        let via = if resp.status == 200 {
+            format!("SIP/2.0/UDP {};branch={};rport", self.local, branch())
+        } else {
+            header_value(&resp.text, "Via")
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
         let to = resp.header("To").unwrap_or(&self.to).trim();
         format!(
             "ACK {target} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\nFrom: {from}\r\n\
