@@ -110,7 +110,14 @@ fn secret(dir: &Path) -> Result<Vec<u8>, StoreError> {
     }
     let tmp: PathBuf = tmp_sibling(&path);
     let fresh: [u8; 32] = rand::random();
-    fs::write(&tmp, fresh).map_err(|e| StoreError::io("write", &tmp, e))?;
+    let written = fs::File::create(&tmp).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, &fresh)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::io("write", &tmp, e));
+    }
     let linked = fs::hard_link(&tmp, &path);
     let _ = fs::remove_file(&tmp);
     match linked {
