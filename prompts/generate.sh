@@ -131,6 +131,8 @@ enter-mailbox|Please enter your mailbox number, followed by pound.
 enter-pin|Please enter your password, followed by pound.
 login-incorrect|Login incorrect.
 mailbox-locked|This mailbox is temporarily locked. Goodbye.
+please-wait|Please wait.
+try-later|The system is busy. Please try again later. Goodbye.
 you-have|You have
 new|new
 old|old
@@ -301,6 +303,8 @@ enter-mailbox|Пожалуйста, введите номер почтового
 enter-pin|Пожалуйста, введите пароль и нажмите решётку.
 login-incorrect|Неверный вход.
 mailbox-locked|Этот почтовый ящик временно заблокирован. До свидания.
+please-wait|Пожалуйста, подождите.
+try-later|Система занята. Пожалуйста, позвоните позже. До свидания.
 you-have|У вас
 new|новое
 new-few|новых

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub calls_total: Counter,
     /// INVITEs refused for overload.
     pub calls_rejected_overload: Counter,
+    /// Access-number INVITEs refused by the per-source rate limit.
+    pub calls_rejected_rate_limit: Counter,
     /// Messages stored.
     pub messages_stored: Counter,
     /// Messages dropped as too short.
@@ -105,7 +107,7 @@ impl Metrics {
             "Calls in progress.",
             self.calls_active.get(),
         );
-        let counters: [(&str, &str, &Counter); 13] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             (
                 "vmail_calls_total",
                 "Deposit calls answered.",
@@ -115,6 +117,11 @@ impl Metrics {
                 "vmail_calls_rejected_overload_total",
                 "INVITEs refused for overload.",
                 &self.calls_rejected_overload,
+            ),
+            (
+                "vmail_calls_rejected_rate_limit_total",
+                "Access-number INVITEs refused by the per-source rate limit.",
+                &self.calls_rejected_rate_limit,
             ),
             (
                 "vmail_messages_stored_total",

@@ -51,6 +51,10 @@ pub trait InviteFacts {
     fn owner(&self, domain: &str) -> DomainOwner;
     /// The settings of a mailbox, `None` when it does not exist.
     fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError>;
+    /// Whether an access-number call from `source` is within its rate
+    /// limit ([`super::SourceLimiter`]); `Err` holds the seconds until the
+    /// next call from there is allowed. Counts the call when allowed.
+    fn access_call(&self, source: std::net::IpAddr) -> Result<(), u64>;
 }
 
 /// Why an INVITE is refused; each maps to one status and its headers.
@@ -75,13 +79,24 @@ pub enum Refusal {
     BadRequest(String),
     /// No usable SDP offer: `488`.
     NotAcceptable(String),
+    /// Too many access-number calls from the source address: `503`,
+    /// retry after the seconds given.
+    RateLimited {
+        /// The source address.
+        source: std::net::IpAddr,
+        /// Seconds until its next call is allowed.
+        retry_after: u64,
+    },
 }
 
 impl Refusal {
     /// The status code.
     pub fn code(&self) -> u16 {
         match self {
-            Refusal::ShuttingDown | Refusal::Overloaded | Refusal::StoreUnavailable(_) => 503,
+            Refusal::ShuttingDown
+            | Refusal::Overloaded
+            | Refusal::StoreUnavailable(_)
+            | Refusal::RateLimited { .. } => 503,
             Refusal::InvalidMailbox(_)
             | Refusal::DomainNotServed(_)
             | Refusal::NoSuchMailbox(_) => 404,
@@ -103,6 +118,7 @@ impl Refusal {
             Refusal::StoreUnavailable(_) => "Store unavailable",
             Refusal::BadRequest(_) => "Bad Request",
             Refusal::NotAcceptable(_) => "Not Acceptable Here",
+            Refusal::RateLimited { .. } => "Rate limited",
         }
     }
 
@@ -113,6 +129,9 @@ impl Refusal {
                 vec![Header::RetryAfter("30".into())]
             }
             Refusal::Overloaded => vec![Header::RetryAfter("5".into())],
+            Refusal::RateLimited { retry_after, .. } => {
+                vec![Header::RetryAfter(retry_after.to_string().into())]
+            }
             Refusal::DomainNotServed(_) => vec![Header::Reason(
                 "SIP;cause=404;text=\"domain not served\"".into(),
             )],
@@ -133,6 +152,13 @@ impl std::fmt::Display for Refusal {
             Refusal::StoreUnavailable(why) => write!(f, "store unavailable: {why}"),
             Refusal::BadRequest(why) => write!(f, "cannot form a dialog: {why}"),
             Refusal::NotAcceptable(why) => write!(f, "no usable SDP offer: {why}"),
+            Refusal::RateLimited {
+                source,
+                retry_after,
+            } => write!(
+                f,
+                "access-number calls from {source} over the rate limit (retry in {retry_after} s)"
+            ),
         }
     }
 }
@@ -237,6 +263,12 @@ pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecisio
             let access = req.uri.user().unwrap_or("voicemail");
             if let Some(other) = not_ours(facts, access, &domain) {
                 return other;
+            }
+            if let Err(retry_after) = facts.access_call(input.source.ip()) {
+                return InviteDecision::Refuse(Refusal::RateLimited {
+                    source: input.source.ip(),
+                    retry_after,
+                });
             }
             // A caller who is a mailbox of the domain only gives the PIN.
             let known = from_user.filter(|u| {

@@ -9,8 +9,13 @@
 //! the process first: a merged request, shutting down, overload, destination, owner group,
 //! mailbox, dialog, SDP offer. A new admission check is one more step in
 //! [`decide`] and, when it refuses, one more [`Refusal`].
+//!
+//! Access-number calls are also limited per source address
+//! ([`SourceLimiter`], a token bucket on injected time); the shell asks it
+//! through [`InviteFacts::access_call`].
 
 mod decide;
+mod source_limit;
 
 #[cfg(test)]
 mod tests;
@@ -19,3 +24,4 @@ pub use decide::{
     decide, negotiate, redirect_contacts, Accepted, CallKind, DomainOwner, InviteDecision,
     InviteFacts, InviteInput, Refusal,
 };
+pub use source_limit::{RateLimit, SourceLimiter, Verdict, MAX_SOURCES};

@@ -54,6 +54,10 @@ fn invite(ruri: &str) -> Request {
 struct Fake {
     mailboxes: HashMap<String, MailboxSettings>,
     asked: RefCell<Vec<String>>,
+    /// Access-number calls from these sources are over their rate limit.
+    limited: Vec<std::net::IpAddr>,
+    /// Sources whose access-number calls were counted.
+    counted: RefCell<Vec<std::net::IpAddr>>,
 }
 
 impl Fake {
@@ -64,6 +68,8 @@ impl Fake {
                 .map(|m| (m.to_string(), MailboxSettings::default()))
                 .collect(),
             asked: RefCell::default(),
+            limited: Vec::new(),
+            counted: RefCell::default(),
         }
     }
 }
@@ -87,6 +93,15 @@ impl InviteFacts for Fake {
             return Err(StoreError::NotFound { what: "disk" });
         }
         Ok(self.mailboxes.get(&id.to_string()).cloned())
+    }
+
+    fn access_call(&self, source: std::net::IpAddr) -> Result<(), u64> {
+        self.counted.borrow_mut().push(source);
+        if self.limited.contains(&source) {
+            Err(7)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -287,4 +302,38 @@ fn bad_requests_get_their_codes() {
     let r = refusal(decide(&input(&req), &fake));
     assert_eq!(r.code(), 503);
     assert_eq!(r.headers(), vec![Header::RetryAfter("30".into())]);
+}
+
+#[test]
+fn access_number_calls_over_their_source_rate_limit_get_503_and_deposits_are_not_counted() {
+    let source: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let mut facts = Fake::with(&["1001@vm.example.com"]);
+    facts.limited = vec![source];
+    let req = invite("sip:*98@vm.example.com");
+    let r = refusal(decide(&input(&req), &facts));
+    assert_eq!(
+        r,
+        Refusal::RateLimited {
+            source,
+            retry_after: 7
+        }
+    );
+    assert_eq!((r.code(), r.reason()), (503, "Rate limited"));
+    assert!(r
+        .headers()
+        .iter()
+        .any(|h| matches!(h, Header::RetryAfter(v) if v.to_string().contains('7'))));
+    // Deposits from the same address are not rate limited nor counted.
+    facts.counted.borrow_mut().clear();
+    let req = invite("sip:1001@vm.example.com");
+    accepted(decide(&input(&req), &facts));
+    assert!(facts.counted.borrow().is_empty());
+    // An access-number call for a domain of another group is redirected
+    // without being counted either.
+    let req = invite("sip:*98@other.example.com");
+    assert!(matches!(
+        decide(&input(&req), &facts),
+        InviteDecision::Redirect { .. }
+    ));
+    assert!(facts.counted.borrow().is_empty());
 }

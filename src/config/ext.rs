@@ -94,6 +94,18 @@ pub struct Ext {
     pub lockout_failures: u32,
     /// How long a locked mailbox stays locked, seconds.
     pub lockout_seconds: u64,
+    /// PIN checks (argon2, 19 MiB each) that run at once; 0: two per core,
+    /// at most 16.
+    pub pin_hash_workers: u32,
+    /// PIN checks that wait for a turn (the caller hears "please wait");
+    /// beyond that a login is refused with "try later" and not counted.
+    pub pin_hash_queue: u32,
+    /// Calls to an access number one source address may make at once
+    /// before the rate applies; 0 turns the limit off.
+    pub access_rate_burst: u32,
+    /// Calls to an access number per minute and source address (IPv6 by
+    /// /64) once the burst is spent.
+    pub access_rate_per_minute: u32,
     /// Time zone for spoken dates and times: `UTC` or `+HH:MM`/`-HH:MM`.
     pub timezone: String,
     /// Mailboxes created on the first start if absent.
@@ -138,6 +150,10 @@ impl Default for Ext {
             lease_ms: 3000,
             lockout_failures: 5,
             lockout_seconds: 300,
+            pin_hash_workers: 0,
+            pin_hash_queue: 64,
+            access_rate_burst: 10,
+            access_rate_per_minute: 60,
             timezone: "UTC".to_string(),
             demo_mailboxes: Vec::new(),
             answer_delay_ms: 0,
@@ -184,6 +200,10 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "lease_ms",
     "lockout_failures",
     "lockout_seconds",
+    "pin_hash_workers",
+    "pin_hash_queue",
+    "access_rate_burst",
+    "access_rate_per_minute",
     "timezone",
     "demo_mailboxes",
     "answer_delay_ms",
@@ -385,6 +405,10 @@ fn set_key(
         "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
         "lockout_failures" => ext.lockout_failures = u32_in(v, 1, 1000)?,
         "lockout_seconds" => ext.lockout_seconds = u64_in(v, 1, 31_536_000)?,
+        "pin_hash_workers" => ext.pin_hash_workers = u32_in(v, 0, 256)?,
+        "pin_hash_queue" => ext.pin_hash_queue = u32_in(v, 0, 100_000)?,
+        "access_rate_burst" => ext.access_rate_burst = u32_in(v, 0, 1_000_000)?,
+        "access_rate_per_minute" => ext.access_rate_per_minute = u32_in(v, 1, 6_000_000)?,
         "answer_delay_ms" => ext.answer_delay_ms = u64_in(v, 0, 60_000)?,
         "tcp_max_connections" => ext.tcp_max_connections = u32_in(v, 1, 1_000_000)?,
         "tcp_max_connections_per_address" => {
@@ -609,6 +633,11 @@ mod tests {
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
+        assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (0, 64));
+        assert_eq!(
+            (ext.access_rate_burst, ext.access_rate_per_minute),
+            (10, 60)
+        );
         assert_eq!(ext.utc_offset(), time::UtcOffset::UTC);
         assert!(ext.demo_mailboxes.is_empty());
     }
@@ -625,7 +654,8 @@ mod tests {
             "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
-            "answer_delay_ms": 1500
+            "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
+            "access_rate_burst": 0, "access_rate_per_minute": 120
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -634,7 +664,12 @@ mod tests {
         assert_eq!(ext.utc_offset().whole_hours(), 3);
         // every known key was exercised
         assert_eq!(ext.answer_delay_ms, 1500);
-        assert_eq!(EXT_KEYS.len(), 28);
+        assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (3, 7));
+        assert_eq!(
+            (ext.access_rate_burst, ext.access_rate_per_minute),
+            (0, 120)
+        );
+        assert_eq!(EXT_KEYS.len(), 32);
     }
 
     #[test]

@@ -122,6 +122,10 @@ impl Menu {
                 // The prompt ends with "goodbye".
                 self.farewell(vec![pr(p::MAILBOX_LOCKED)])
             }
+            StoreReply::Pin(PinReply::Busy) => {
+                // The prompt ends with "goodbye".
+                self.farewell(vec![pr(p::TRY_LATER)])
+            }
             other => self.store_failed(&other),
         }
     }

@@ -41,6 +41,6 @@ mod types;
 mod tests;
 
 pub use menu::Menu;
-pub use phrases::PROMPT_NAMES;
+pub use phrases::{PROMPT_NAMES, WAIT_PROMPT};
 pub use pin_rules::{new_pin_allowed, MAX_PIN_DIGITS, MIN_PIN_DIGITS};
 pub use types::{Action, Audio, ForwardError, MenuConfig, PinReply, StoreOp, StoreReply};

@@ -11,6 +11,8 @@ pub(super) mod p {
     pub const ENTER_PIN: &str = "enter-pin";
     pub const LOGIN_INCORRECT: &str = "login-incorrect";
     pub const MAILBOX_LOCKED: &str = "mailbox-locked";
+    pub const PLEASE_WAIT: &str = "please-wait";
+    pub const TRY_LATER: &str = "try-later";
     pub const YOU_HAVE: &str = "you-have";
     pub const NEW: &str = "new";
     pub const OLD: &str = "old";
@@ -49,6 +51,9 @@ pub(super) mod p {
     pub const GOODBYE: &str = "goodbye";
 }
 
+/// What the shell plays while a PIN check waits for a hashing slot.
+pub const WAIT_PROMPT: &str = p::PLEASE_WAIT;
+
 /// Every prompt name the menu may ask for, so that the shell can check its
 /// prompt set at start. Numbers, digits and dates come on top (see
 /// [`Audio`]).
@@ -57,6 +62,8 @@ pub const PROMPT_NAMES: &[&str] = &[
     p::ENTER_PIN,
     p::LOGIN_INCORRECT,
     p::MAILBOX_LOCKED,
+    p::PLEASE_WAIT,
+    p::TRY_LATER,
     p::YOU_HAVE,
     p::NEW,
     p::OLD,

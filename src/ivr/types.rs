@@ -89,6 +89,9 @@ pub enum PinReply {
     },
     /// No such mailbox; the menu treats it exactly like [`PinReply::Wrong`].
     NoSuchMailbox,
+    /// Too many PIN checks are waiting already: nothing was checked or
+    /// counted; the caller is asked to try later.
+    Busy,
 }
 
 /// Why a forward did not happen.

@@ -12,11 +12,11 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::call::Clip;
-use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreReply};
+use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreReply, WAIT_PROMPT};
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
-use crate::store::{Folder, FsStore, LoginState, MailboxId, StoreError};
+use crate::store::{Folder, FsStore, LoginAttempt, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
@@ -24,6 +24,7 @@ use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+use super::pin_pool::{self, PinPermit, PinPool};
 
 /// Everything a menu call's driver needs.
 pub struct MenuSetup {
@@ -39,7 +40,7 @@ pub struct MenuSetup {
     pub utc_offset: time::UtcOffset,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
-    pub phantoms: Arc<PhantomLockouts>,
+    pub logins: Arc<Logins>,
     pub prompts: PromptSet,
     pub store: FsStore,
     pub slot: PacerSlot,
@@ -49,44 +50,17 @@ pub struct MenuSetup {
     pub metrics: Arc<Metrics>,
 }
 
-/// Lockout bookkeeping for mailbox numbers that do not exist, in memory:
-/// after `lockout_failures` wrong tries such a number answers "locked" too,
-/// so the lock does not tell which mailboxes exist.
-#[derive(Default)]
-pub struct PhantomLockouts {
-    map: std::sync::Mutex<std::collections::HashMap<String, LoginState>>,
+/// What every menu call of the process shares for PIN logins.
+pub struct Logins {
+    /// The bounded pool the PIN checks run in.
+    pub pool: Arc<PinPool>,
 }
 
-/// Numbers tracked at most; beyond that the oldest state is forgotten.
-const PHANTOM_LIMIT: usize = 100_000;
-
-impl PhantomLockouts {
-    fn state(&self, key: &str) -> LoginState {
-        self.map
-            .lock()
-            .ok()
-            .and_then(|m| m.get(key).copied())
-            .unwrap_or_default()
-    }
-
-    fn failure(&self, key: &str, now: SystemTime, failures: u32, seconds: u64) {
-        let Ok(mut map) = self.map.lock() else {
-            return;
-        };
-        if map.len() >= PHANTOM_LIMIT && !map.contains_key(key) {
-            map.retain(|_, st| st.is_locked(now));
-            if map.len() >= PHANTOM_LIMIT {
-                map.clear();
-            }
-        }
-        let st = map.entry(key.to_owned()).or_default();
-        if st.locked_until.is_some() && !st.is_locked(now) {
-            st.locked_until = None;
-        }
-        st.failures = st.failures.saturating_add(1);
-        if failures > 0 && st.failures >= failures {
-            st.locked_until = now.checked_add(std::time::Duration::from_secs(seconds));
-            st.failures = 0;
+impl Logins {
+    /// `workers` PIN checks at once (0: a few per core), `queue` waiting.
+    pub fn new(workers: usize, queue: usize) -> Self {
+        Logins {
+            pool: PinPool::new(workers, queue),
         }
     }
 }
@@ -94,7 +68,7 @@ impl PhantomLockouts {
 /// Who is logged in, and how they want to hear things.
 #[derive(Clone)]
 struct Session {
-    phantoms: Arc<PhantomLockouts>,
+    logins: Arc<Logins>,
     domain: String,
     mailbox: Option<MailboxId>,
     language: String,
@@ -119,7 +93,7 @@ pub async fn drive(setup: MenuSetup) {
         utc_offset,
         lockout_failures,
         lockout_seconds,
-        phantoms,
+        logins,
         prompts,
         store,
         slot,
@@ -130,7 +104,7 @@ pub async fn drive(setup: MenuSetup) {
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx, peer.ip());
     let mut session = Session {
-        phantoms,
+        logins,
         domain,
         mailbox: None,
         language,
@@ -192,7 +166,38 @@ pub async fn drive(setup: MenuSetup) {
             // Store operations, in order, each answered before the next.
             while let Some(op) = ops.pop_front() {
                 let reply_expected = !matches!(op, StoreOp::Delete { .. });
-                let reply = run_op(op, &store, &mut session, &last_recording).await;
+                // Every argon2 hash runs in the pool: PIN checks (bounded
+                // queue) and PIN changes (they wait).
+                let login = matches!(op, StoreOp::VerifyPin { .. });
+                let permit = if login || matches!(op, StoreOp::SetPin { .. }) {
+                    let turn = Turn {
+                        prompts: &prompts,
+                        slot: &slot,
+                        session: &session,
+                        bounded: login,
+                    };
+                    match turn.take(&mut inputs, &mut media).await {
+                        PinTurn::Go(p) => Some(p),
+                        PinTurn::Busy => {
+                            let reply = if login {
+                                StoreReply::Pin(PinReply::Busy)
+                            } else {
+                                StoreReply::Failed
+                            };
+                            menu.on_store(Instant::now().into_std(), reply);
+                            continue;
+                        }
+                        PinTurn::HungUp => {
+                            if !menu.is_done() {
+                                menu.on_hangup(Instant::now().into_std());
+                            }
+                            continue;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let reply = run_op(op, &store, &mut session, &last_recording, permit).await;
                 if reply_expected && !menu.is_done() {
                     menu.on_store(Instant::now().into_std(), reply);
                 }
@@ -244,6 +249,7 @@ async fn run_op(
     store: &FsStore,
     session: &mut Session,
     last_recording: &[i16],
+    permit: Option<PinPermit>,
 ) -> StoreReply {
     let store = store.clone();
     let s = session.clone();
@@ -251,7 +257,12 @@ async fn run_op(
         StoreOp::SaveGreeting { .. } => last_recording.to_vec(),
         _ => Vec::new(),
     };
-    let result = tokio::task::spawn_blocking(move || blocking_op(op, &store, s, &recording)).await;
+    let result = tokio::task::spawn_blocking(move || {
+        // A PIN check holds its turn in the pool until it is done.
+        let _permit = permit;
+        blocking_op(op, &store, s, &recording)
+    })
+    .await;
     match result {
         Ok((reply, Some(logged_in))) => {
             session.mailbox = Some(logged_in.mailbox);
@@ -372,8 +383,90 @@ fn blocking_op(
     (reply, None)
 }
 
+/// The outcome of waiting for a turn in the PIN hashing pool.
+enum PinTurn {
+    Go(PinPermit),
+    /// The queue is full (or the pool is gone): nothing is checked.
+    Busy,
+    /// The caller hung up while waiting.
+    HungUp,
+}
+
+/// What a call needs to wait for its PIN check's turn.
+struct Turn<'a> {
+    prompts: &'a PromptSet,
+    slot: &'a PacerSlot,
+    session: &'a Session,
+    /// Refuse when the queue is full (a PIN check), or wait (a PIN change).
+    bounded: bool,
+}
+
+impl Turn<'_> {
+    /// Takes a turn in the hashing pool. When the call has to wait, it
+    /// hears "please wait" meanwhile, and a hang-up leaves the queue.
+    async fn take(&self, inputs: &mut CallInputs, media: &mut MediaIo) -> PinTurn {
+        let pool = &self.session.logins.pool;
+        let entry = if self.bounded {
+            pool.enter()
+        } else {
+            pool.enter_unbounded()
+        };
+        let queued = match entry {
+            pin_pool::Entry::Ready(p) => return PinTurn::Go(p),
+            pin_pool::Entry::Full => {
+                warn!(
+                    peer = %self.session.peer,
+                    workers = pool.workers(),
+                    waiting = pool.waiting(),
+                    "PIN check refused: the hashing queue is full"
+                );
+                return PinTurn::Busy;
+            }
+            pin_pool::Entry::Queued(q) => q,
+        };
+        debug!(
+            waiting = pool.waiting(),
+            "PIN check waits for a hashing turn"
+        );
+        inputs.generation += 1;
+        let clips = self
+            .prompts
+            .get(&self.session.language, WAIT_PROMPT)
+            .into_iter()
+            .collect();
+        self.slot.play(clips, inputs.generation);
+        let turn = queued.turn();
+        tokio::pin!(turn);
+        let outcome = loop {
+            tokio::select! {
+                permit = &mut turn => break permit.map_or(PinTurn::Busy, PinTurn::Go),
+                cmd = inputs.commands.recv() => match cmd {
+                    Some(CallCommand::Hangup) | None => {
+                        inputs.hung_up = true;
+                        break PinTurn::HungUp;
+                    }
+                    Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
+                    Some(CallCommand::Ack) => media.on_ack(),
+                    // Keys while the PIN is checked are dropped.
+                    Some(CallCommand::Dtmf(_)) => {}
+                },
+            }
+        };
+        // The wait prompt ends here; its "done" is stale.
+        inputs.generation += 1;
+        self.slot.stop();
+        outcome
+    }
+}
+
 /// PIN login with the persistent lockout; the same work and answer whether
-/// the mailbox exists or not.
+/// the mailbox exists or not. The attempt is reserved (counted as a
+/// failure) before the PIN is hashed, in one atomic step per mailbox
+/// (`FsStore::reserve_login_attempt`, or `reserve_unknown_login_attempt`
+/// for a number that does not exist), and only a good PIN clears it: parallel
+/// calls get `lockout_failures` checks in all, and once the lock is written
+/// a good PIN is refused too. A refused attempt costs no hash in either
+/// case.
 fn verify_pin(
     store: &FsStore,
     s: &Session,
@@ -385,21 +478,29 @@ fn verify_pin(
         warn!(peer = %s.peer, "PIN login failed: invalid mailbox number");
         return (StoreReply::Pin(PinReply::NoSuchMailbox), None);
     };
-    let key = id.to_string();
-    let state = match store.login_state(&id) {
-        Ok(state) => Some(state),
-        Err(e) if e.is_not_found() => Some(s.phantoms.state(&key)),
+    let attempt = match store.reserve_login_attempt(&id, now, s.lockout_failures, s.lockout_seconds)
+    {
+        Ok(a) => a,
+        // No such mailbox: the same decision on the table of unknown
+        // numbers, so the lock does not tell which mailboxes exist.
+        Err(e) if e.is_not_found() => match store.reserve_unknown_login_attempt(
+            &id,
+            now,
+            s.lockout_failures,
+            s.lockout_seconds,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("login state of {id}: {e}");
+                return (StoreReply::Failed, None);
+            }
+        },
         Err(e) => {
             warn!("login state of {id}: {e}");
             return (StoreReply::Failed, None);
         }
     };
-    if let Some(until) = state
-        .and_then(|st| st.is_locked(now).then_some(st.locked_until))
-        .flatten()
-    {
-        // Still spend the hashing time: a locked mailbox answers as slowly.
-        let _ = store.check_pin(&id, pin);
+    if let LoginAttempt::Locked { until } = attempt {
         warn!(mailbox = %id, peer = %s.peer, "PIN login refused: mailbox locked");
         return (StoreReply::Pin(PinReply::Locked { until }), None);
     }
@@ -426,23 +527,29 @@ fn verify_pin(
         }
         Ok(Some(false)) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: wrong PIN");
-            if let Err(e) =
-                store.record_login_failure(&id, now, s.lockout_failures, s.lockout_seconds)
-            {
-                warn!("recording a login failure of {id}: {e}");
-            }
+            locked_now(&id, attempt, s);
             (StoreReply::Pin(PinReply::Wrong), None)
         }
         Ok(None) => {
             warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
-            s.phantoms
-                .failure(&key, now, s.lockout_failures, s.lockout_seconds);
+            locked_now(&id, attempt, s);
             (StoreReply::Pin(PinReply::NoSuchMailbox), None)
         }
         Err(e) => {
             warn!("PIN check of {id}: {e}");
             (StoreReply::Failed, None)
         }
+    }
+}
+
+/// Logs the lock a failed last attempt leaves in place.
+fn locked_now(id: &MailboxId, attempt: LoginAttempt, s: &Session) {
+    if attempt == LoginAttempt::Last {
+        warn!(
+            mailbox = %id,
+            lockout_seconds = s.lockout_seconds,
+            "mailbox locked after failed PIN logins"
+        );
     }
 }
 
@@ -519,25 +626,5 @@ impl CallFlow for Menu {
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unknown_numbers_lock_like_real_mailboxes() {
-        let p = PhantomLockouts::default();
-        let t0 = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
-        for i in 0..4 {
-            p.failure("9999@d", t0, 5, 60);
-            assert!(!p.state("9999@d").is_locked(t0), "locked after {}", i + 1);
-        }
-        p.failure("9999@d", t0, 5, 60);
-        assert!(p.state("9999@d").is_locked(t0));
-        assert!(!p.state("8888@d").is_locked(t0));
-        let later = t0 + std::time::Duration::from_secs(61);
-        assert!(!p.state("9999@d").is_locked(later));
     }
 }

@@ -13,6 +13,7 @@ mod media_clock;
 mod media_io;
 mod menu_driver;
 mod pacer;
+mod pin_pool;
 mod plan;
 mod sip_server;
 mod tcp;
@@ -26,6 +27,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::admission::{RateLimit, SourceLimiter, Verdict};
 use crate::config::{Config, SipTransport, VmailRole};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
@@ -81,12 +83,37 @@ pub(crate) struct Shared {
     pub pacer: Pacer,
     /// When the calls read their RTP sockets.
     pub media_clock: Arc<media_clock::MediaClock>,
-    /// Login lockouts of mailbox numbers that do not exist.
-    pub phantoms: Arc<menu_driver::PhantomLockouts>,
+    /// PIN logins: the bounded hashing pool.
+    pub logins: Arc<menu_driver::Logins>,
+    /// Calls to access numbers per source address.
+    pub access_limiter: Arc<Mutex<SourceLimiter>>,
     ports: Arc<Mutex<PortPool>>,
 }
 
 impl Shared {
+    /// Counts an access-number call from `ip` against its rate limit;
+    /// `Err` holds the seconds until the next call from there is allowed.
+    /// The first refusal of a streak per address is logged as a warning,
+    /// the rest at debug.
+    pub fn access_call(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        let verdict = self
+            .access_limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(ip, std::time::Instant::now());
+        let Verdict::Refuse { retry_after, first } = verdict else {
+            return Ok(());
+        };
+        let secs = retry_after.as_secs();
+        let msg = "access-number call refused: rate limit of the source address";
+        if first {
+            warn!(source = %ip, retry_after = secs, "{msg}");
+        } else {
+            tracing::debug!(source = %ip, retry_after = secs, "{msg}");
+        }
+        Err(secs)
+    }
+
     pub fn ports_allocate(&self) -> Option<u16> {
         self.ports.lock().ok()?.allocate()
     }
@@ -139,13 +166,18 @@ impl Shared {
             tcp_max_connections,
             tcp_max_connections_per_address,
             tcp_idle_seconds,
-            tcp_message_seconds
+            tcp_message_seconds,
+            pin_hash_workers,
+            pin_hash_queue
         );
         if !kept.is_empty() {
             warn!(
                 ?kept,
                 "these settings need a restart; keeping the running values"
             );
+        }
+        if let Ok(mut l) = self.access_limiter.lock() {
+            l.set_limit(access_rate(&role.ext));
         }
         Ok(Shared {
             config,
@@ -157,9 +189,18 @@ impl Shared {
             metrics: self.metrics.clone(),
             pacer: self.pacer.clone(),
             media_clock: self.media_clock.clone(),
-            phantoms: self.phantoms.clone(),
+            logins: self.logins.clone(),
+            access_limiter: self.access_limiter.clone(),
             ports: self.ports.clone(),
         })
+    }
+}
+
+/// The per-source limit of access-number calls in `ext`.
+fn access_rate(ext: &crate::config::Ext) -> RateLimit {
+    RateLimit {
+        burst: ext.access_rate_burst,
+        per_minute: ext.access_rate_per_minute,
     }
 }
 
@@ -310,7 +351,11 @@ async fn serve(
         metrics,
         pacer,
         media_clock: media_clock::MediaClock::start(),
-        phantoms: Arc::default(),
+        logins: Arc::new(menu_driver::Logins::new(
+            ext.pin_hash_workers as usize,
+            ext.pin_hash_queue as usize,
+        )),
+        access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -573,7 +573,7 @@ impl SipServer {
                     utc_offset: ext.utc_offset(),
                     lockout_failures: ext.lockout_failures,
                     lockout_seconds: ext.lockout_seconds,
-                    phantoms: shared.phantoms.clone(),
+                    logins: shared.logins.clone(),
                     prompts: shared.prompts.clone(),
                     store: shared.store.clone(),
                     slot: io.slot,
@@ -594,6 +594,11 @@ impl SipServer {
                 debug!(%call_id, "INVITE refused: {refusal}");
             }
             Refusal::ShuttingDown => debug!(%call_id, "INVITE refused: {refusal}"),
+            Refusal::RateLimited { .. } => {
+                // Logged by the limiter: the first refusal of a streak per
+                // address as a warning, the rest at debug.
+                self.shared.metrics.calls_rejected_rate_limit.inc();
+            }
             Refusal::StoreUnavailable(_) => warn!(%call_id, "INVITE refused: {refusal}"),
             _ => info!(%call_id, code = refusal.code(), "INVITE refused: {refusal}"),
         }
@@ -849,6 +854,10 @@ impl InviteFacts for ShellFacts<'_> {
 
     fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError> {
         Ok(self.shared.store.mailbox(id)?.map(|m| m.settings))
+    }
+
+    fn access_call(&self, source: IpAddr) -> Result<(), u64> {
+        self.shared.access_call(source)
     }
 }
 

@@ -12,12 +12,12 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::error::StoreError;
 use super::fsutil::{
-    create_dir_all, dir_names, exists, parent, read_json, remove_if_exists, sync_dir, tmp_sibling,
-    write_json_atomic,
+    create_dir_all, dir_names, exists, lock_file, parent, read_json, remove_if_exists, sync_dir,
+    tmp_sibling, write_json_atomic,
 };
 use super::ids::{new_message_id, rfc3339};
 use super::names::{
@@ -26,7 +26,8 @@ use super::names::{
 };
 use super::pin::{validate_pin, PinCost, PinHasher};
 use super::types::{
-    Counts, LoginRecord, LoginState, Mailbox, MailboxRecord, MailboxSettings, MessageMeta,
+    Counts, LoginAttempt, LoginRecord, LoginState, Mailbox, MailboxRecord, MailboxSettings,
+    MessageMeta,
 };
 use super::wav;
 
@@ -36,6 +37,7 @@ pub type Observer = Arc<dyn Fn(&MailboxId) + Send + Sync>;
 const LOCK_STRIPES: usize = 64;
 pub(super) const MAILBOX_FILE: &str = "mailbox.json";
 const LOGIN_FILE: &str = "login.json";
+const LOGIN_LOCK_FILE: &str = "login.lock";
 pub(super) const TMP_DIR: &str = "tmp";
 pub(super) const GREETINGS_DIR: &str = "greetings";
 /// Prefix of a mailbox directory being removed (hidden: users never start
@@ -393,44 +395,56 @@ impl FsStore {
         Ok(self.read_login(id)?.into())
     }
 
-    /// Counts a failed PIN login at `now`; `lockout_failures` failures in a
-    /// row lock the mailbox for `lockout_seconds` (the counter then starts
-    /// again). `lockout_failures == 0` never locks. Returns the new state.
-    pub fn record_login_failure(
+    /// Reserves a PIN attempt at `now` before the PIN is checked
+    /// ([`LoginState::reserve`]): the attempt is counted as a failure up
+    /// front and `Locked` comes back, with nothing counted, while the
+    /// mailbox is locked. A good PIN then calls
+    /// [`record_login_success`](Self::record_login_success).
+    ///
+    /// One decision per mailbox across threads and processes: the
+    /// read-modify-write of `login.json` runs under an exclusive `flock` of
+    /// the mailbox's `login.lock` (plus the in-process stripe lock), so the
+    /// instances of a group sharing the SiteShare count every attempt once.
+    /// The file system must honour `flock` between its clients (local file
+    /// systems, NFSv4, CephFS, GlusterFS do); one that silently ignores it
+    /// leaves the lockout exact per instance only.
+    pub fn reserve_login_attempt(
         &self,
         id: &MailboxId,
         now: SystemTime,
         lockout_failures: u32,
         lockout_seconds: u64,
-    ) -> Result<LoginState, StoreError> {
+    ) -> Result<LoginAttempt, StoreError> {
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        let _file_lock = self.login_file_lock(id)?;
         let mut s: LoginState = self.read_login(id)?.into();
-        if s.locked_until.is_some() && !s.is_locked(now) {
-            s.locked_until = None;
+        let attempt = s.reserve(now, lockout_failures, lockout_seconds);
+        if attempt.is_granted() {
+            write_json_atomic(
+                &self.mailbox_dir(id).join(LOGIN_FILE),
+                &LoginRecord::from(s),
+            )?;
         }
-        s.failures = s.failures.saturating_add(1);
-        if lockout_failures > 0 && s.failures >= lockout_failures {
-            s.locked_until = now.checked_add(Duration::from_secs(lockout_seconds));
-            s.failures = 0;
-            tracing::warn!(mailbox = %id, lockout_seconds, "mailbox locked after failed PIN logins");
-        }
-        write_json_atomic(
-            &self.mailbox_dir(id).join(LOGIN_FILE),
-            &LoginRecord::from(s),
-        )?;
-        Ok(s)
+        Ok(attempt)
     }
 
     /// Clears failures and lock after a good login.
     pub fn record_login_success(&self, id: &MailboxId) -> Result<(), StoreError> {
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        let _file_lock = self.login_file_lock(id)?;
         let dir = self.mailbox_dir(id);
         if remove_if_exists(&dir.join(LOGIN_FILE))? {
             sync_dir(&dir)?;
         }
         Ok(())
+    }
+
+    /// The exclusive lock on a mailbox's `login.lock` (`login.json` itself
+    /// is replaced by renames, so it cannot carry the lock).
+    fn login_file_lock(&self, id: &MailboxId) -> Result<File, StoreError> {
+        lock_file(&self.mailbox_dir(id).join(LOGIN_LOCK_FILE))
     }
 
     // ----- messages -----

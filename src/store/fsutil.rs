@@ -44,6 +44,23 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
+/// Opens (creating if needed) `path` and takes an exclusive `flock` on it,
+/// waiting for other holders in this or any process (and on other hosts of
+/// a file system that honours `flock` between clients). Released when the
+/// returned file is dropped. The file is never removed: a lock on a file
+/// that is replaced by renames would not exclude anything.
+pub fn lock_file(path: &Path) -> Result<File, StoreError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| StoreError::io("open", path, e))?;
+    f.lock().map_err(|e| StoreError::io("lock", path, e))?;
+    Ok(f)
+}
+
 /// Parent directory of a store path (always present: store paths are
 /// built below the store root).
 pub fn parent(path: &Path) -> &Path {

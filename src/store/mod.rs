@@ -2,9 +2,10 @@
 //!
 //! Everything lives under `<siteshare>/vmail/domains/<domain>/<user>/`:
 //! `mailbox.json` (settings, PIN as an argon2 hash), `login.json` (PIN
-//! lockout), `INBOX/` and `Old/` (a message is `<id>.wav` + `<id>.json`),
+//! lockout, changed under a `flock` of `login.lock`), `INBOX/` and `Old/` (a message is `<id>.wav` + `<id>.json`),
 //! `greetings/{unavail,busy,temp,name}.wav`, `tmp/` (recordings in
-//! progress).
+//! progress). Lockouts of numbers that are no mailbox live in
+//! `<siteshare>/vmail/login-unknown/` (a bounded, hashed table).
 //!
 //! Durability rules, which every operation follows:
 //! - names are validated before any path is built ([`MailboxId`],
@@ -27,6 +28,7 @@ mod error;
 mod fs;
 mod fsutil;
 mod ids;
+mod login_unknown;
 mod names;
 mod pin;
 mod recording;
@@ -47,4 +49,6 @@ pub use pin::{validate_pin, PinCost};
 pub use recording::RecordingWriter;
 pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
-pub use types::{cause, Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo};
+pub use types::{
+    cause, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
+};

@@ -1,7 +1,9 @@
 //! PIN rules and hashing (argon2id, PHC string with its own salt).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use super::error::StoreError;
 
@@ -36,10 +38,26 @@ pub enum PinCost {
     TestOnly,
 }
 
+/// Work buffers kept for reuse at most (one per PIN check running at once;
+/// the runtime bounds how many run).
+const KEPT_BUFFERS: usize = 64;
+
+/// Largest memory cost a stored hash may ask for (KiB): a corrupt or
+/// hostile `mailbox.json` must not make one check allocate gigabytes.
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+
 /// Hashes and verifies PINs at a [`PinCost`].
+///
+/// Verification reuses its argon2 work memory (19 MiB at the recommended
+/// cost): freed and reallocated each time, blocks of that size end up in
+/// the allocator's heaps (glibc raises its mmap threshold after the first
+/// free) and are not returned to the system, so parallel checks left the
+/// process at the peak size for good. Kept buffers cost `19 MiB × the most
+/// checks that ever ran at once`, which the runtime's hashing pool bounds.
 #[derive(Debug, Clone, Default)]
 pub struct PinHasher {
     params: Params,
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl PinHasher {
@@ -49,7 +67,10 @@ impl PinHasher {
             PinCost::Recommended => Params::default(),
             PinCost::TestOnly => Params::new(256, 1, 1, None).unwrap_or_default(),
         };
-        PinHasher { params }
+        PinHasher {
+            params,
+            memory: Arc::default(),
+        }
     }
 
     /// A deliberately cheap hasher for tests.
@@ -62,15 +83,35 @@ impl PinHasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    /// Hashes a PIN into a PHC string (`$argon2id$v=19$...`).
+    /// Hashes a PIN into a PHC string (`$argon2id$v=19$...`), in reused
+    /// work memory like [`verify`](Self::verify).
     pub fn hash(&self, pin: &str) -> Result<String, StoreError> {
+        let err = |e: &dyn std::fmt::Display| StoreError::PinHash {
+            reason: e.to_string(),
+        };
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        self.argon()
-            .hash_password(pin.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| StoreError::PinHash {
-                reason: e.to_string(),
-            })
+        let mut salt_buf = [0u8; 64];
+        let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| err(&e))?;
+        let argon = self.argon();
+        let mut out = vec![
+            0u8;
+            self.params
+                .output_len()
+                .unwrap_or(Params::DEFAULT_OUTPUT_LEN)
+        ];
+        let mut memory = self.take_memory(self.params.block_count());
+        let r =
+            argon.hash_password_into_with_memory(pin.as_bytes(), salt_bytes, &mut out, &mut memory);
+        self.give_back(memory);
+        r.map_err(|e| err(&e))?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(|e| err(&e))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(Output::new(&out).map_err(|e| err(&e))?),
+        };
+        Ok(phc.to_string())
     }
 
     /// Checks a PIN against a PHC string. The parameters come from the
@@ -78,10 +119,54 @@ impl PinHasher {
     /// if the stored string does not parse.
     pub fn verify(&self, pin: &str, phc: &str) -> Result<bool, String> {
         let parsed = PasswordHash::new(phc).map_err(|e| e.to_string())?;
-        Ok(self
-            .argon()
-            .verify_password(pin.as_bytes(), &parsed)
-            .is_ok())
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return Err("no salt or no hash".into());
+        };
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
+        let version = parsed
+            .version
+            .map(Version::try_from)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        let params = Params::try_from(&parsed).map_err(|e| e.to_string())?;
+        if params.m_cost() > MAX_M_COST_KIB {
+            return Err(format!("memory cost {} KiB is too high", params.m_cost()));
+        }
+        let mut salt_buf = [0u8; 64];
+        let salt = salt.decode_b64(&mut salt_buf).map_err(|e| e.to_string())?;
+        let blocks = params.block_count();
+        let argon = Argon2::new(algorithm, version, params);
+        let mut out = vec![0u8; expected.len()];
+        let mut memory = self.take_memory(blocks);
+        let r = argon.hash_password_into_with_memory(pin.as_bytes(), salt, &mut out, &mut memory);
+        self.give_back(memory);
+        if r.is_err() {
+            return Ok(false);
+        }
+        // `Output` compares in constant time.
+        Ok(Output::new(&out).is_ok_and(|computed| computed == expected))
+    }
+
+    fn take_memory(&self, blocks: usize) -> Vec<Block> {
+        let kept = self.memory.lock().ok().and_then(|mut m| m.pop());
+        match kept {
+            Some(mut buf) => {
+                if buf.len() < blocks {
+                    buf.resize(blocks, Block::default());
+                }
+                buf
+            }
+            None => vec![Block::default(); blocks],
+        }
+    }
+
+    fn give_back(&self, buf: Vec<Block>) {
+        if let Ok(mut m) = self.memory.lock() {
+            if m.len() < KEPT_BUFFERS {
+                m.push(buf);
+            }
+        }
     }
 }
 
@@ -109,5 +194,40 @@ mod tests {
         assert_eq!(h.verify("1234", &a), Ok(true));
         assert_eq!(h.verify("4321", &a), Ok(false));
         assert!(h.verify("1234", "not a hash").is_err());
+    }
+
+    #[test]
+    fn verification_reuses_its_memory() {
+        let h = PinHasher::cheap();
+        let a = h.hash("1234").unwrap();
+        let other = PinHasher::new(PinCost::TestOnly).hash("5678").unwrap();
+        for _ in 0..3 {
+            assert_eq!(h.verify("1234", &a), Ok(true));
+            assert_eq!(h.verify("1234", &other), Ok(false));
+            assert_eq!(h.verify("5678", &other), Ok(true));
+        }
+        assert_eq!(h.memory.lock().unwrap().len(), 1, "one buffer, reused");
+    }
+
+    #[test]
+    fn hashes_of_the_argon2_crate_still_verify() {
+        // Stored PINs were made by `hash_password`; an independent
+        // verification must agree with ours.
+        use argon2::password_hash::PasswordVerifier;
+        let h = PinHasher::cheap();
+        let a = h.hash("24680").unwrap();
+        let parsed = PasswordHash::new(&a).unwrap();
+        assert!(Argon2::default().verify_password(b"24680", &parsed).is_ok());
+        assert_eq!(h.verify("24680", &a), Ok(true));
+        assert_eq!(h.verify("24681", &a), Ok(false));
+        use argon2::password_hash::PasswordHasher;
+        let crate_made = Argon2::new(Algorithm::Argon2id, Version::V0x13, h.params.clone())
+            .hash_password(b"1357", &SaltString::generate(&mut rand::rngs::OsRng))
+            .unwrap()
+            .to_string();
+        assert_eq!(h.verify("1357", &crate_made), Ok(true));
+        assert_eq!(h.verify("1358", &crate_made), Ok(false));
+        let huge = a.replace("m=256", "m=4000000");
+        assert!(h.verify("24680", &huge).is_err());
     }
 }

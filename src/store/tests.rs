@@ -762,27 +762,146 @@ fn lockout_state_persists() {
     let now = t0();
     assert_eq!(s.login_state(&id).unwrap(), LoginState::default());
     for i in 1..=4 {
-        let st = s.record_login_failure(&id, now, 5, 300).unwrap();
+        let a = s.reserve_login_attempt(&id, now, 5, 300).unwrap();
+        assert_eq!(a, LoginAttempt::Granted);
+        let st = s.login_state(&id).unwrap();
         assert_eq!(st.failures, i);
         assert!(!st.is_locked(now));
     }
     drop(s);
     let s = FsStore::open_for_tests(d.path()).unwrap();
     assert_eq!(s.login_state(&id).unwrap().failures, 4);
-    let st = s.record_login_failure(&id, now, 5, 300).unwrap();
-    assert!(st.is_locked(now + Duration::from_secs(299)));
-    assert!(!st.is_locked(now + Duration::from_secs(300)));
+    // The fifth reservation is granted and writes the lock.
+    let a = s.reserve_login_attempt(&id, now, 5, 300).unwrap();
+    assert_eq!(a, LoginAttempt::Last);
     let s = FsStore::open_for_tests(d.path()).unwrap();
     let st = s.login_state(&id).unwrap();
     assert_eq!(st.locked_until, Some(now + Duration::from_secs(300)));
     assert_eq!(st.failures, 0);
+    let until = now + Duration::from_secs(300);
+    assert_eq!(
+        s.reserve_login_attempt(&id, now + Duration::from_secs(299), 5, 300)
+            .unwrap(),
+        LoginAttempt::Locked { until }
+    );
+    assert_eq!(
+        s.login_state(&id).unwrap().failures,
+        0,
+        "a refusal counts nothing"
+    );
     // After the lock has run out, failures count from zero again.
     let later = now + Duration::from_secs(400);
-    let st = s.record_login_failure(&id, later, 5, 300).unwrap();
+    let a = s.reserve_login_attempt(&id, later, 5, 300).unwrap();
+    assert_eq!(a, LoginAttempt::Granted);
+    let st = s.login_state(&id).unwrap();
     assert_eq!((st.failures, st.locked_until), (1, None));
     s.record_login_success(&id).unwrap();
     assert_eq!(s.login_state(&id).unwrap(), LoginState::default());
     assert!(s.login_state(&mb("404@test.example")).is_err());
+    assert!(s
+        .reserve_login_attempt(&mb("404@test.example"), now, 5, 300)
+        .is_err());
+}
+
+#[test]
+fn parallel_reservations_across_store_instances_grant_the_limit() {
+    // Separate `FsStore`s on one SiteShare share no in-process lock, like
+    // the instances of a group: only the file lock orders them.
+    let (d, _s, id) = with_mailbox("1001@test.example");
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..8 {
+            let s = FsStore::open_for_tests(d.path()).unwrap();
+            let id = id.clone();
+            let granted = &granted;
+            sc.spawn(move || {
+                for _ in 0..25 {
+                    if s.reserve_login_attempt(&id, t0(), 50, 300)
+                        .unwrap()
+                        .is_granted()
+                    {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(granted.into_inner(), 50, "200 attempts, limit 50");
+    assert!(_s.login_state(&id).unwrap().is_locked(t0()));
+}
+
+#[test]
+fn unknown_numbers_lock_like_real_mailboxes_across_instances() {
+    let (d, real_store, real) = with_mailbox("1001@test.example");
+    let ghost = mb("9999@test.example");
+    // Two instances on one SiteShare, alternating.
+    let other = FsStore::open_for_tests(d.path()).unwrap();
+    let stores = [&real_store, &other];
+    for i in 0..5 {
+        let s = stores[i % 2];
+        let expected = if i == 4 {
+            LoginAttempt::Last
+        } else {
+            LoginAttempt::Granted
+        };
+        assert_eq!(
+            s.reserve_login_attempt(&real, t0(), 5, 300).unwrap(),
+            expected
+        );
+        assert_eq!(
+            s.reserve_unknown_login_attempt(&ghost, t0(), 5, 300)
+                .unwrap(),
+            expected
+        );
+    }
+    let until = t0() + Duration::from_secs(300);
+    for s in stores {
+        assert_eq!(
+            s.reserve_login_attempt(&real, t0(), 5, 300).unwrap(),
+            LoginAttempt::Locked { until }
+        );
+        assert_eq!(
+            s.reserve_unknown_login_attempt(&ghost, t0(), 5, 300)
+                .unwrap(),
+            LoginAttempt::Locked { until }
+        );
+    }
+    // Survives a restart; no mailbox folder was made for the number.
+    let s = FsStore::open_for_tests(d.path()).unwrap();
+    assert!(s.unknown_login_state(&ghost).unwrap().is_locked(t0()));
+    assert!(s.mailbox(&ghost).unwrap().is_none());
+    assert!(!d.path().join("vmail/domains/test.example/9999").exists());
+    assert!(
+        s.unknown_login_state(&mb("8888@test.example"))
+            .unwrap()
+            .failures
+            == 0
+    );
+}
+
+#[test]
+fn parallel_reservations_of_an_unknown_number_grant_the_limit() {
+    let (d, _s, _id) = with_mailbox("1001@test.example");
+    let ghost = mb("9999@test.example");
+    let granted = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..8 {
+            let s = FsStore::open_for_tests(d.path()).unwrap();
+            let ghost = ghost.clone();
+            let granted = &granted;
+            sc.spawn(move || {
+                for _ in 0..10 {
+                    if s.reserve_unknown_login_attempt(&ghost, t0(), 20, 300)
+                        .unwrap()
+                        .is_granted()
+                    {
+                        granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(granted.into_inner(), 20, "80 attempts, limit 20");
 }
 
 #[test]
@@ -796,7 +915,7 @@ fn concurrent_updates_lose_nothing() {
             let mid = m.id.clone();
             sc.spawn(move || {
                 for i in 0..10 {
-                    s.record_login_failure(&id, t0(), 0, 0).unwrap();
+                    s.reserve_login_attempt(&id, t0(), 0, 0).unwrap();
                     s.set_heard(&id, &mid, (i + t) % 2 == 0).unwrap();
                     s.update_settings(
                         &id,

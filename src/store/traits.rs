@@ -8,7 +8,9 @@ use super::error::StoreError;
 use super::fs::{FsStore, Observer};
 use super::names::{Folder, GreetingKind, MailboxId};
 use super::recording::RecordingWriter;
-use super::types::{Counts, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo};
+use super::types::{
+    Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
+};
 
 /// A recording in progress (see [`RecordingWriter`]).
 pub trait MessageRecorder: Send {
@@ -109,14 +111,14 @@ pub trait MailboxStore: Send + Sync {
     fn set_observer(&self, f: Observer);
     /// See [`FsStore::login_state`].
     fn login_state(&self, id: &MailboxId) -> Result<LoginState, StoreError>;
-    /// See [`FsStore::record_login_failure`].
-    fn record_login_failure(
+    /// See [`FsStore::reserve_login_attempt`].
+    fn reserve_login_attempt(
         &self,
         id: &MailboxId,
         now: SystemTime,
         lockout_failures: u32,
         lockout_seconds: u64,
-    ) -> Result<LoginState, StoreError>;
+    ) -> Result<LoginAttempt, StoreError>;
     /// See [`FsStore::record_login_success`].
     fn record_login_success(&self, id: &MailboxId) -> Result<(), StoreError>;
 }
@@ -250,14 +252,14 @@ impl MailboxStore for FsStore {
     fn login_state(&self, id: &MailboxId) -> Result<LoginState, StoreError> {
         FsStore::login_state(self, id)
     }
-    fn record_login_failure(
+    fn reserve_login_attempt(
         &self,
         id: &MailboxId,
         now: SystemTime,
         lockout_failures: u32,
         lockout_seconds: u64,
-    ) -> Result<LoginState, StoreError> {
-        FsStore::record_login_failure(self, id, now, lockout_failures, lockout_seconds)
+    ) -> Result<LoginAttempt, StoreError> {
+        FsStore::reserve_login_attempt(self, id, now, lockout_failures, lockout_seconds)
     }
     fn record_login_success(&self, id: &MailboxId) -> Result<(), StoreError> {
         FsStore::record_login_success(self, id)

@@ -219,6 +219,61 @@ impl LoginState {
     pub fn is_locked(&self, now: SystemTime) -> bool {
         self.locked_until.is_some_and(|t| now < t)
     }
+
+    /// Reserves one PIN attempt at `now`, before the PIN is checked: the
+    /// attempt counts as a failure up front (a good PIN clears the count
+    /// afterwards), so parallel attempts cannot all pass a check made
+    /// before any of them is recorded. The reservation that brings the
+    /// count to `lockout_failures` still gets its check and writes the lock
+    /// for `lockout_seconds` (the count then starts again); every later one
+    /// is refused until the lock runs out. `lockout_failures == 0` never
+    /// locks. The caller keeps the state under one lock per mailbox from
+    /// this call until the new state is stored.
+    pub fn reserve(
+        &mut self,
+        now: SystemTime,
+        lockout_failures: u32,
+        lockout_seconds: u64,
+    ) -> LoginAttempt {
+        if let Some(until) = self.locked_until {
+            if now < until {
+                return LoginAttempt::Locked { until };
+            }
+            // The lock ran out: count from zero again.
+            self.locked_until = None;
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if lockout_failures > 0 && self.failures >= lockout_failures {
+            self.locked_until = now.checked_add(Duration::from_secs(lockout_seconds));
+            self.failures = 0;
+            return LoginAttempt::Last;
+        }
+        LoginAttempt::Granted
+    }
+}
+
+impl LoginAttempt {
+    /// The PIN is to be checked ([`Granted`](Self::Granted) or
+    /// [`Last`](Self::Last)).
+    pub fn is_granted(self) -> bool {
+        matches!(self, LoginAttempt::Granted | LoginAttempt::Last)
+    }
+}
+
+/// The answer to [`LoginState::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// Check the PIN; the attempt is already counted as a failure.
+    Granted,
+    /// Check the PIN; this attempt reached the limit and wrote the lock,
+    /// which only a good PIN lifts.
+    Last,
+    /// Refused without a check: locked until then.
+    Locked {
+        /// When the lock runs out.
+        until: SystemTime,
+    },
 }
 
 /// On-disk form of [`LoginState`] (`login.json`).
@@ -279,4 +334,64 @@ pub(crate) struct Sidecar {
     #[serde(default)]
     pub urgent: bool,
     pub info: RecordingInfo,
+}
+
+#[cfg(test)]
+mod login_tests {
+    use super::*;
+
+    fn t0() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn reservations_grant_exactly_the_limit_then_lock() {
+        let mut st = LoginState::default();
+        let granted = (0..20)
+            .filter(|_| st.reserve(t0(), 5, 300).is_granted())
+            .count();
+        assert_eq!(granted, 5, "20 attempts at once, 5 checks");
+        assert_eq!(st.locked_until, Some(t0() + Duration::from_secs(300)));
+        assert_eq!(
+            st.reserve(t0() + Duration::from_secs(299), 5, 300),
+            LoginAttempt::Locked {
+                until: t0() + Duration::from_secs(300)
+            }
+        );
+    }
+
+    #[test]
+    fn the_lock_runs_out_and_counting_starts_again() {
+        let mut st = LoginState::default();
+        for _ in 0..4 {
+            assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Granted);
+        }
+        assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Last);
+        let later = t0() + Duration::from_secs(60);
+        assert_eq!(st.reserve(later, 5, 60), LoginAttempt::Granted);
+        assert_eq!((st.failures, st.locked_until), (1, None));
+    }
+
+    #[test]
+    fn a_reservation_is_a_failure_until_cleared() {
+        let mut st = LoginState::default();
+        for i in 1..=4 {
+            assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Granted);
+            assert_eq!(st.failures, i);
+            assert!(!st.is_locked(t0()));
+        }
+        // A good PIN clears the state (the store removes login.json).
+        st = LoginState::default();
+        assert_eq!(st.reserve(t0(), 5, 60), LoginAttempt::Granted);
+        assert_eq!(st.failures, 1);
+    }
+
+    #[test]
+    fn zero_never_locks() {
+        let mut st = LoginState::default();
+        for _ in 0..1000 {
+            assert_eq!(st.reserve(t0(), 0, 60), LoginAttempt::Granted);
+        }
+        assert_eq!(st.locked_until, None);
+    }
 }

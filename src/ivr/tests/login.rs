@@ -105,6 +105,19 @@ fn locked_mailbox() {
 }
 
 #[test]
+fn busy_hashing_pool_asks_to_try_later() {
+    let mut h = H::new(Some("1001"));
+    h.start();
+    h.keys("1234#");
+    assert_eq!(
+        h.reply(StoreReply::Pin(PinReply::Busy)),
+        v(&["play: try-later"])
+    );
+    assert!(h.keys("1").is_empty());
+    assert_eq!(h.done(), v(&["hangup", "done"]));
+}
+
+#[test]
 fn overlong_and_empty_entries_are_wrong_without_asking_the_store() {
     let mut h = H::new(Some("1001"));
     h.start();
