@@ -82,6 +82,12 @@ pub struct Metrics {
     pub sip_responses_4xx: Counter,
     /// 5xx/6xx responses sent.
     pub sip_responses_5xx: Counter,
+    /// MWI NOTIFYs answered with 2xx.
+    pub mwi_notify_sent: Counter,
+    /// MWI NOTIFYs refused or unanswered.
+    pub mwi_notify_failed: Counter,
+    /// HTTP API requests by route pattern and status.
+    api_requests: std::sync::Mutex<std::collections::BTreeMap<(String, u16), u64>>,
 }
 
 impl Metrics {
@@ -94,6 +100,23 @@ impl Metrics {
             500..=699 => self.sip_responses_5xx.inc(),
             _ => {}
         }
+    }
+
+    /// Counts an MWI NOTIFY by its outcome: answered 2xx (`sent`), or
+    /// refused / timed out.
+    pub fn mwi_notify(&self, sent: bool) {
+        if sent {
+            self.mwi_notify_sent.inc();
+        } else {
+            self.mwi_notify_failed.inc();
+        }
+    }
+
+    /// Counts an HTTP API request by its route pattern (`/api/v1/...` as
+    /// routed, not the raw path) and response status.
+    pub fn api_request(&self, route: &str, status: u16) {
+        let mut map = self.api_requests.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((route.to_owned(), status)).or_default() += 1;
     }
 
     /// The Prometheus text exposition of all metrics.
@@ -192,6 +215,25 @@ impl Metrics {
                 s,
                 "vmail_sip_responses_total{{class=\"{class}\"}} {}",
                 c.get()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP vmail_mwi_notify_total MWI NOTIFYs by outcome.\n# TYPE vmail_mwi_notify_total counter\n\
+             vmail_mwi_notify_total{{outcome=\"sent\"}} {}\nvmail_mwi_notify_total{{outcome=\"failed\"}} {}",
+            self.mwi_notify_sent.get(),
+            self.mwi_notify_failed.get()
+        );
+        let _ = writeln!(
+            s,
+            "# HELP vmail_api_requests_total HTTP API requests by route and status.\n# TYPE vmail_api_requests_total counter"
+        );
+        let map = self.api_requests.lock().unwrap_or_else(|e| e.into_inner());
+        for ((route, status), n) in map.iter() {
+            let route = route.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                s,
+                "vmail_api_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
             );
         }
         s

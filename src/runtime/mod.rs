@@ -8,6 +8,7 @@
 //! of the group's domains, which took seconds with 100,000 mailboxes.
 
 mod call_messages;
+mod changes;
 mod deposit_driver;
 mod media_clock;
 mod media_io;
@@ -17,6 +18,8 @@ mod pin_pool;
 mod plan;
 mod sip_server;
 mod tcp;
+
+pub use changes::{ChangeReceiver, Changes};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,6 +90,8 @@ pub(crate) struct Shared {
     pub logins: Arc<menu_driver::Logins>,
     /// Calls to access numbers per source address.
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
+    /// Mailbox change notices (message-waiting indication listens).
+    pub changes: Changes,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -191,6 +196,7 @@ impl Shared {
             media_clock: self.media_clock.clone(),
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
+            changes: self.changes.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -342,6 +348,9 @@ async fn serve(
         })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
+    // Nothing listens to the change notices yet: the receiver is dropped
+    // at once, so notices are discarded, not queued.
+    let (changes, _) = Changes::new();
     let shared = Arc::new(Shared {
         config,
         routing,
@@ -356,6 +365,7 @@ async fn serve(
             ext.pin_hash_queue as usize,
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
+        changes,
         ports: Arc::new(Mutex::new(ports)),
         role,
     });
