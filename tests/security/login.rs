@@ -520,7 +520,12 @@ fn a_call_burst_from_one_address_is_refused_while_another_gets_in() {
             .unwrap_or_else(|| panic!("no Retry-After: {}", r.text));
         assert!((1..=60).contains(&retry), "Retry-After {retry}");
     }
-    assert!(v.log().contains("rate limit of the source address"));
+    // The log is written by another thread: wait for the line.
+    wait_for(Duration::from_secs(5), "the refusal logged", || {
+        v.log()
+            .contains("rate limit of the source address")
+            .then_some(())
+    });
     // Another source address is not held back by the first one's burst.
     let other = Ipv4Addr::new(127, 0, 0, 2);
     let c = Caller::call(v.sip_addr(), other, "5550100")
