@@ -51,19 +51,25 @@ impl Harness {
         self.events(now);
     }
 
-    /// Runs the timers up to a few minutes past `now` (retransmissions,
-    /// timer H/J/L, the 2xx without ACK).
+    /// Runs the timers up to five minutes past `now` (retransmissions,
+    /// timers H/J/L/F, the 2xx without ACK). Every transaction has ended by
+    /// then: nothing an input does keeps state alive for longer.
     pub fn run_timers(&mut self, now: Instant) {
-        let end = now + Duration::from_secs(200);
+        let end = now + Duration::from_secs(300);
         let mut steps = 0;
         while let Some(deadline) = self.endpoint.poll_timeout() {
-            if deadline > end || steps > 1000 {
+            if deadline > end || steps > 10_000 {
                 break;
             }
             steps += 1;
             self.endpoint.handle_timeout(deadline.max(now));
             self.events(deadline.max(now));
         }
+        assert_eq!(
+            self.endpoint.transaction_count(),
+            0,
+            "transactions left after five minutes ({steps} timer steps)"
+        );
     }
 
     fn events(&mut self, now: Instant) {
