@@ -37,8 +37,12 @@ pub struct Harness {
 
 impl Harness {
     pub fn new() -> Self {
+        // A size limit fuzz inputs reach: oversized UDP is dropped, TCP
+        // answered 413.
+        let mut cfg = EndpointConfig::new(local());
+        cfg.max_message_size = 2048;
         Harness {
-            endpoint: Endpoint::new(EndpointConfig::new(local())),
+            endpoint: Endpoint::new(cfg),
             dialogs: Vec::new(),
             tags: 0,
         }
