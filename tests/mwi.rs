@@ -391,3 +391,72 @@ fn subscriptions_survive_a_restart() {
     });
     assert!(s.notify(Duration::from_millis(500)).is_none());
 }
+
+/// The unsolicited NOTIFYs a sipp target received, in order (sipp's
+/// trace has lines ending in `\n`: given back with `\r\n`).
+fn target_notifies(run: &SippRun) -> Vec<String> {
+    run.received("NOTIFY ")
+        .into_iter()
+        .map(|m| {
+            let lines: Vec<&str> = m.lines().map(|l| l.trim_end_matches('\r')).collect();
+            format!("{}\r\n", lines.join("\r\n"))
+        })
+        .collect()
+}
+
+#[test]
+fn mwi_notify_target_gets_an_unsolicited_notify_per_change() {
+    let target = Sipp::uas("uas_mwi_notify.xml").arg("-m").arg("1");
+    let addr = target.addr();
+    let v = vmail_with(&["1001"], move |ext| {
+        ext["mwi_notify"] = json!([format!("sip:{addr}")]);
+    });
+    short_greeting(&v, "1001");
+    let Some(target) = target.spawn() else { return };
+    deposit(&v, "1001", 1);
+    let run = target.wait();
+    run.assert_success("uas_mwi_notify.xml");
+    let n = target_notifies(&run);
+    assert_eq!(n.len(), 1, "{n:?}");
+    let n = &n[0];
+    assert!(
+        n.starts_with(&format!("NOTIFY sip:1001@{addr} SIP/2.0")),
+        "{n}"
+    );
+    assert_eq!(header_value(n, "Event"), Some("message-summary"));
+    assert_eq!(header_value(n, "To"), Some(&*format!("<sip:1001@{DOMAIN}>")));
+    assert!(body_of(n).starts_with(&format!(
+        "Messages-Waiting: yes\r\nMessage-Account: sip:1001@{DOMAIN}\r\nVoice-Message: 1/0 (0/0)\r\n"
+    )));
+    wait_for(Duration::from_secs(5), "NOTIFY outcome logged", || {
+        v.log().contains("unsolicited NOTIFY sent").then_some(())
+    });
+}
+
+#[test]
+fn mwi_notify_target_down_gets_the_newest_counts_once_up() {
+    let target = Sipp::uas("uas_mwi_notify.xml").arg("-m").arg("2");
+    let addr = target.addr();
+    let v = vmail_with(&["1001"], move |ext| {
+        ext["mwi_notify"] = json!([format!("sip:{addr}")]);
+    });
+    short_greeting(&v, "1001");
+    // Two changes while nobody listens there.
+    deposit(&v, "1001", 1);
+    deposit(&v, "1001", 2);
+    let Some(target) = target.spawn() else { return };
+    let run = target.wait();
+    run.assert_success("uas_mwi_notify.xml");
+    let n = target_notifies(&run);
+    // The first NOTIFY (retransmitted until the target answers), then the
+    // newest counts; never an older count after a newer one.
+    let voices: Vec<&str> = n
+        .iter()
+        .map(|m| body_of(m).lines().nth(2).unwrap_or(""))
+        .collect();
+    assert_eq!(voices.last(), Some(&"Voice-Message: 2/0 (0/0)"), "{voices:?}");
+    assert!(
+        voices.windows(2).all(|w| w[0] <= w[1]),
+        "counts went back: {voices:?}"
+    );
+}
