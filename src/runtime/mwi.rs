@@ -35,6 +35,9 @@ use super::{ChangeReceiver, Shared};
 
 /// Subscriptions one mailbox may have (its phones); more get `403`.
 const MAX_PER_MAILBOX: usize = 32;
+/// How far a restored dialog's CSeq jumps: more than the NOTIFYs that
+/// can go out between the last save and a crash.
+const RESTORED_CSEQ_GAP: u32 = 1000;
 /// Mailboxes read in one go by the counts reader.
 const READ_BATCH: usize = 256;
 
@@ -400,17 +403,20 @@ impl Mwi {
                 if left.is_zero() || known || s.transport != Transport::Udp {
                     continue;
                 }
+                let mut dialog = s.dialog;
+                // The last save may have missed the last NOTIFYs.
+                dialog.advance_local_cseq(RESTORED_CSEQ_GAP);
                 let sub = SubId(self.next_sub);
                 self.next_sub += 1;
                 self.by_call_id
-                    .entry(s.dialog.call_id().to_owned())
+                    .entry(dialog.call_id().to_owned())
                     .or_default()
                     .push(sub);
                 self.entries.insert(
                     sub,
                     Entry {
                         mailbox: mailbox.clone(),
-                        dialog: s.dialog,
+                        dialog,
                         peer: Peer::udp(s.addr),
                         expires_wall: wall + left,
                     },
