@@ -142,8 +142,8 @@ impl Subscriber {
                 continue;
             }
             let code: u16 = m.get(8..11).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let cseq_ok = header_value(&m, "CSeq")
-                .is_some_and(|c| c == format!("{} SUBSCRIBE", self.cseq));
+            let cseq_ok =
+                header_value(&m, "CSeq").is_some_and(|c| c == format!("{} SUBSCRIBE", self.cseq));
             if code >= 200 && cseq_ok {
                 if code < 300 && self.to_tag.is_none() {
                     self.to_tag = header_value(&m, "To")
@@ -329,7 +329,12 @@ fn refusals_489_404_302_423() {
     assert!(resp.starts_with("SIP/2.0 404"), "{resp}");
     let resp = s.subscribe("1001", "nobody.example", Some("message-summary"), Some(600));
     assert!(resp.starts_with("SIP/2.0 404"), "{resp}");
-    let resp = s.subscribe("2001", &format!("sales.{DOMAIN}"), Some("message-summary"), Some(600));
+    let resp = s.subscribe(
+        "2001",
+        &format!("sales.{DOMAIN}"),
+        Some("message-summary"),
+        Some(600),
+    );
     assert!(resp.starts_with("SIP/2.0 302"), "{resp}");
     let contact = header_value(&resp, "Contact").unwrap();
     assert!(contact.contains("sip:2001@127.0.0.1:15999"), "{contact}");
@@ -352,7 +357,9 @@ fn a_481_to_notify_ends_the_subscription() {
     assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
     s.notify(Duration::from_secs(5)).expect("first NOTIFY");
     wait_for(Duration::from_secs(5), "subscription ended", || {
-        v.log().contains("NOTIFY failed: subscription ended").then_some(())
+        v.log()
+            .contains("NOTIFY failed: subscription ended")
+            .then_some(())
     });
     deposit(&v, "1001", 1);
     assert!(
@@ -386,9 +393,11 @@ fn subscriptions_survive_a_restart() {
     list[0]["expires_unix_ms"] = json!(1000);
     fs::write(&saved, serde_json::to_string(&list).unwrap()).unwrap();
     v.restart();
-    wait_for(Duration::from_secs(5), "expired subscription removed", || {
-        (!saved.exists()).then_some(())
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "expired subscription removed",
+        || (!saved.exists()).then_some(()),
+    );
     assert!(s.notify(Duration::from_millis(500)).is_none());
 }
 
@@ -424,7 +433,10 @@ fn mwi_notify_target_gets_an_unsolicited_notify_per_change() {
         "{n}"
     );
     assert_eq!(header_value(n, "Event"), Some("message-summary"));
-    assert_eq!(header_value(n, "To"), Some(&*format!("<sip:1001@{DOMAIN}>")));
+    assert_eq!(
+        header_value(n, "To"),
+        Some(&*format!("<sip:1001@{DOMAIN}>"))
+    );
     assert!(body_of(n).starts_with(&format!(
         "Messages-Waiting: yes\r\nMessage-Account: sip:1001@{DOMAIN}\r\nVoice-Message: 1/0 (0/0)\r\n"
     )));
@@ -454,7 +466,11 @@ fn mwi_notify_target_down_gets_the_newest_counts_once_up() {
         .iter()
         .map(|m| body_of(m).lines().nth(2).unwrap_or(""))
         .collect();
-    assert_eq!(voices.last(), Some(&"Voice-Message: 2/0 (0/0)"), "{voices:?}");
+    assert_eq!(
+        voices.last(),
+        Some(&"Voice-Message: 2/0 (0/0)"),
+        "{voices:?}"
+    );
     assert!(
         voices.windows(2).all(|w| w[0] <= w[1]),
         "counts went back: {voices:?}"

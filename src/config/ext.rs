@@ -799,7 +799,10 @@ mod tests {
             (json!({"access_numbers": ["../x"]}), "access_numbers[0]"),
             (json!({"api_tokens": ["has space"]}), "visible ASCII"),
             (json!({"mwi_notify": ["http://x"]}), "sip: URI over UDP"),
-            (json!({"mwi_notify": ["sips:pbx.example.com"]}), "sip: URI over UDP"),
+            (
+                json!({"mwi_notify": ["sips:pbx.example.com"]}),
+                "sip: URI over UDP",
+            ),
             (
                 json!({"mwi_notify": ["sip:pbx.example.com;transport=tcp"]}),
                 "sip: URI over UDP",

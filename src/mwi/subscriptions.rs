@@ -341,7 +341,8 @@ impl Subscriptions {
                     }
                     let left = sub.expires_at.saturating_duration_since(now);
                     // Round up: a subscription with 0.4 s left is not over.
-                    let expires = u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
+                    let expires =
+                        u32::try_from(left.as_millis().div_ceil(1000)).unwrap_or(u32::MAX);
                     sub.force = false;
                     sub.last_sent = Some(counts);
                     sub.in_flight = true;

@@ -201,7 +201,8 @@ impl Mwi {
             }
             Err(SubscribeRefusal::Refuse(refusal)) => {
                 info!(code = refusal.code(), "SUBSCRIBE refused: {refusal}");
-                let mut r = sipcore::make_response(req, refusal.code(), Some(refusal.reason()), None);
+                let mut r =
+                    sipcore::make_response(req, refusal.code(), Some(refusal.reason()), None);
                 r.headers.extend(refusal.headers());
                 return r;
             }
@@ -254,7 +255,8 @@ impl Mwi {
         }
         let _ = self.reads.send(id);
         let mut ok = sipcore::make_response(req, 200, None, Some(&tag));
-        ok.headers.push(Header::Contact(format!("<{contact}>").into()));
+        ok.headers
+            .push(Header::Contact(format!("<{contact}>").into()));
         ok.headers.push(Header::Expires(granted.to_string().into()));
         ok
     }
@@ -262,12 +264,7 @@ impl Mwi {
     /// A SUBSCRIBE with a To tag: a refresh or `Expires: 0` of one of our
     /// subscriptions (matched by Call-ID and both tags), else `None` (not
     /// ours: the SIP task answers `481`).
-    pub fn on_in_dialog(
-        &mut self,
-        now: Instant,
-        req: &Request,
-        call_id: &str,
-    ) -> Option<Response> {
+    pub fn on_in_dialog(&mut self, now: Instant, req: &Request, call_id: &str) -> Option<Response> {
         let sub = self
             .by_call_id
             .get(call_id)?
@@ -279,7 +276,12 @@ impl Mwi {
             Ok(()) => {}
             Err(SipError::CSeqOutOfOrder { got, last }) => {
                 info!(%call_id, got, last, "SUBSCRIBE with an old CSeq refused");
-                return Some(sipcore::make_response(req, 500, Some("CSeq Out of Order"), None));
+                return Some(sipcore::make_response(
+                    req,
+                    500,
+                    Some("CSeq Out of Order"),
+                    None,
+                ));
             }
             Err(e) => {
                 info!(%call_id, "in-dialog SUBSCRIBE refused: {e}");
@@ -291,7 +293,12 @@ impl Mwi {
         }
         let Some((mailbox, _)) = self.subs.get(sub) else {
             // Ending already: the terminated NOTIFY is on its way.
-            return Some(sipcore::make_response(req, 481, Some("Subscription Does Not Exist"), None));
+            return Some(sipcore::make_response(
+                req,
+                481,
+                Some("Subscription Does Not Exist"),
+                None,
+            ));
         };
         let mailbox = mailbox.clone();
         let expires = match requested_expires(req) {
@@ -388,16 +395,13 @@ impl Mwi {
                 let left = (UNIX_EPOCH + Duration::from_millis(s.expires_unix_ms))
                     .duration_since(wall)
                     .unwrap_or_default();
-                let known = self
-                    .by_call_id
-                    .get(s.dialog.call_id())
-                    .is_some_and(|subs| {
-                        subs.iter().any(|x| {
-                            self.entries
-                                .get(x)
-                                .is_some_and(|e| e.dialog.local_tag() == s.dialog.local_tag())
-                        })
-                    });
+                let known = self.by_call_id.get(s.dialog.call_id()).is_some_and(|subs| {
+                    subs.iter().any(|x| {
+                        self.entries
+                            .get(x)
+                            .is_some_and(|e| e.dialog.local_tag() == s.dialog.local_tag())
+                    })
+                });
                 // Expired ones are dropped; so are TCP ones (the
                 // connection is gone, vmail does not connect out).
                 if left.is_zero() || known || s.transport != Transport::Udp {
@@ -428,7 +432,10 @@ impl Mwi {
             self.save(&mailbox);
             let _ = self.reads.send(mailbox);
         }
-        info!(subscriptions = count, "message-summary subscriptions restored");
+        info!(
+            subscriptions = count,
+            "message-summary subscriptions restored"
+        );
     }
 
     /// Sends what the state machines have ready, and drops what ended.
@@ -511,7 +518,8 @@ impl Mwi {
             Err(e) => {
                 debug!(target = %target.uri, "unsolicited NOTIFY not sent: {e}");
                 self.shared.metrics.mwi_notify(false);
-                self.unsolicited.on_outcome(now, s.target, &s.mailbox, false);
+                self.unsolicited
+                    .on_outcome(now, s.target, &s.mailbox, false);
             }
         }
     }
@@ -595,7 +603,10 @@ fn too_brief(req: &Request, min: u32) -> Response {
 }
 
 enum SubscribeRefusal {
-    Redirect { contacts: Vec<String>, domain: String },
+    Redirect {
+        contacts: Vec<String>,
+        domain: String,
+    },
     Refuse(Refusal),
 }
 
@@ -643,9 +654,15 @@ fn parse_targets(list: &[String]) -> Vec<NotifyTarget> {
                 }
             };
             let host = uri.host_with_port.host.to_string();
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
             let port = uri.host_with_port.port.map_or(5060, |p| p.value());
-            let addr = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port));
+            let addr = host
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, port));
             Some(NotifyTarget {
                 uri: raw.clone(),
                 user: uri.user().map(str::to_owned),
