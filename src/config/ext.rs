@@ -664,6 +664,7 @@ mod tests {
         assert_eq!((ext.max_message_seconds, ext.min_message_seconds), (180, 1));
         assert_eq!((ext.silence_seconds, ext.max_messages), (10, 100));
         assert!(ext.api_tokens.is_empty() && ext.mwi_notify.is_empty());
+        assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (60, 3600));
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
@@ -704,7 +705,8 @@ mod tests {
             (ext.access_rate_burst, ext.access_rate_per_minute),
             (0, 120)
         );
-        assert_eq!(EXT_KEYS.len(), 32);
+        assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (30, 7200));
+        assert_eq!(EXT_KEYS.len(), 34);
     }
 
     #[test]
