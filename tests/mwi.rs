@@ -568,3 +568,44 @@ fn pjsua_lamp_lights_after_a_deposit_and_comes_back_after_a_restart() {
     assert_eq!(two["waiting"], true, "{two}");
     assert!(phone.wait_exit().success());
 }
+
+#[test]
+fn a_message_deleted_by_phone_puts_the_lamp_out() {
+    let v = vmail_with(&["1001"], |_| {});
+    short_greeting(&v, "1001");
+    let mut s = Subscriber::new(v.sip_addr());
+    let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
+    assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+    deposit(&v, "1001", 1);
+    s.notify_with("1/0 (0/0)", Duration::from_secs(10));
+    // The mailbox menu: mailbox, PIN, `1` new messages, `7` delete.
+    let args = [
+        "--target".to_string(),
+        format!("sip:*98@{DOMAIN}"),
+        "--proxy".into(),
+        v.sip_addr().to_string(),
+        "--caller".into(),
+        format!("sip:5551234@{DOMAIN}"),
+        "--hangup-after-seconds".into(),
+        "13".into(),
+        "--codecs".into(),
+        "PCMU,PCMA".into(),
+        "--dtmf".into(),
+        "1.0:1001#".into(),
+        "--dtmf".into(),
+        "3.0:1234#".into(),
+        "--dtmf".into(),
+        "6.0:1".into(),
+        "--dtmf".into(),
+        "9.5:7".into(),
+        "--timeout".into(),
+        "40".into(),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(run) = pjsua("deposit.py", &argv) else {
+        return;
+    };
+    run.assert_success("menu call");
+    let n = s.notify_with("0/0 (0/0)", Duration::from_secs(10));
+    assert!(body_of(&n).starts_with("Messages-Waiting: no\r\n"), "{n}");
+}
