@@ -823,3 +823,82 @@ fn restore(shared: &Shared, out: mpsc::UnboundedSender<Input>) {
         let _ = out.send(Input::Restored(list));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Counts;
+
+    fn request(extra: &str) -> Request {
+        let text = format!(
+            "SUBSCRIBE sip:1001@example.com SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKs1\r\n\
+             From: <sip:1001@example.com>;tag=a\r\n\
+             To: <sip:1001@example.com>\r\n\
+             Call-ID: c1\r\n\
+             CSeq: 1 SUBSCRIBE\r\n\
+             Contact: <sip:1001@192.0.2.1>\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        );
+        Request::try_from(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn event_and_expires_are_checked() {
+        assert!(check_event(&request("Event: message-summary\r\n")).is_none());
+        let r = check_event(&request("Event: presence\r\n")).unwrap();
+        assert_eq!(r.status_code.code(), 489);
+        assert!(r.to_string().contains("Allow-Events: message-summary"));
+        assert_eq!(check_event(&request("")).unwrap().status_code.code(), 489);
+        assert_eq!(requested_expires(&request("")).unwrap(), None);
+        assert_eq!(
+            requested_expires(&request("Expires: 120\r\n")).unwrap(),
+            Some(120)
+        );
+        assert_eq!(
+            requested_expires(&request("Expires: 99999999999\r\n")).unwrap(),
+            Some(u32::MAX)
+        );
+        let bad = requested_expires(&request("Expires: soon\r\n")).unwrap_err();
+        assert_eq!(bad.status_code.code(), 400);
+        let brief = too_brief(&request(""), 60);
+        assert_eq!(brief.status_code.code(), 423);
+        assert!(brief.to_string().contains("Min-Expires: 60"));
+    }
+
+    #[test]
+    fn targets_and_the_unsolicited_notify() {
+        let t = parse_targets(&[
+            "sip:192.0.2.7".to_string(),
+            "sip:mwi@192.0.2.8:5070;transport=udp".to_string(),
+            "sip:pbx.example.com:5062".to_string(),
+        ]);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0].addr, Some("192.0.2.7:5060".parse().unwrap()));
+        assert_eq!(t[1].addr, Some("192.0.2.8:5070".parse().unwrap()));
+        assert_eq!(t[1].user.as_deref(), Some("mwi"));
+        assert_eq!((t[2].addr, t[2].port), (None, 5062));
+        let send = UnsolicitedSend {
+            target: 0,
+            mailbox: MailboxId::new("1001", "example.com").unwrap(),
+            counts: Counts {
+                new: 1,
+                ..Counts::default()
+            },
+        };
+        let req = unsolicited_request(&t[0], &send, "<sip:vmail@192.0.2.10:5060>").unwrap();
+        let text = req.to_string();
+        assert!(
+            text.starts_with("NOTIFY sip:1001@192.0.2.7:5060 SIP/2.0"),
+            "{text}"
+        );
+        assert!(text.contains("To: <sip:1001@example.com>\r\n"), "{text}");
+        assert!(text.contains("Event: message-summary"), "{text}");
+        assert!(text.contains("Content-Type: application/simple-message-summary"));
+        assert!(text.ends_with("Voice-Message: 1/0 (0/0)\r\n"), "{text}");
+        let req = unsolicited_request(&t[1], &send, "<sip:vmail@192.0.2.10:5060>").unwrap();
+        assert!(req
+            .to_string()
+            .starts_with("NOTIFY sip:mwi@192.0.2.8:5070 SIP/2.0"));
+    }
+}
