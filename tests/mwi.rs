@@ -70,6 +70,8 @@ struct Subscriber {
     from_tag: String,
     to_tag: Option<String>,
     cseq: u32,
+    /// SUBSCRIBEs sent (each gets a new branch).
+    sent: u32,
     notifies: VecDeque<String>,
     /// Status sent for NOTIFYs (200 normally).
     notify_status: u16,
@@ -87,6 +89,7 @@ impl Subscriber {
             from_tag: format!("sub{}", local.port()),
             to_tag: None,
             cseq: 0,
+            sent: 0,
             notifies: VecDeque::new(),
             notify_status: 200,
         }
@@ -101,6 +104,7 @@ impl Subscriber {
         expires: Option<u32>,
     ) -> String {
         self.cseq += 1;
+        self.sent += 1;
         let to_tag = self
             .to_tag
             .as_ref()
@@ -115,7 +119,7 @@ impl Subscriber {
         }
         let msg = format!(
             "SUBSCRIBE sip:{user}@{domain} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK-sub-{port}-{cseq};rport\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-sub-{port}-{sent};rport\r\n\
              From: <sip:{user}@{domain}>;tag={from_tag}\r\n\
              To: <sip:{user}@{domain}>{to_tag}\r\n\
              Call-ID: {call_id}\r\n\
@@ -126,6 +130,7 @@ impl Subscriber {
              {extra}Content-Length: 0\r\n\r\n",
             local = self.local,
             port = self.local.port(),
+            sent = self.sent,
             cseq = self.cseq,
             from_tag = self.from_tag,
             call_id = self.call_id,
@@ -608,4 +613,26 @@ fn a_message_deleted_by_phone_puts_the_lamp_out() {
     run.assert_success("menu call");
     let n = s.notify_with("0/0 (0/0)", Duration::from_secs(10));
     assert!(body_of(&n).starts_with("Messages-Waiting: no\r\n"), "{n}");
+}
+
+#[test]
+fn a_refresh_must_match_the_dialog_and_raise_the_cseq() {
+    let v = vmail_with(&["1001"], |_| {});
+    let mut s = Subscriber::new(v.sip_addr());
+    let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
+    assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+    s.notify_with("0/0 (0/0)", Duration::from_secs(5));
+    // Same Call-ID and To tag, another From tag: another dialog.
+    let tag = std::mem::replace(&mut s.from_tag, "someone-else".into());
+    let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
+    assert!(resp.starts_with("SIP/2.0 481"), "{resp}");
+    s.from_tag = tag;
+    // An old CSeq: 500.
+    s.cseq = 0;
+    let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
+    assert!(resp.starts_with("SIP/2.0 500"), "{resp}");
+    s.cseq = 10;
+    let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
+    assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
+    s.notify_with("0/0 (0/0)", Duration::from_secs(5));
 }
