@@ -12,6 +12,7 @@ pub mod ivr;
 pub mod logging;
 pub mod media;
 pub mod metrics;
+pub mod mwi;
 pub mod prompts;
 pub mod routing;
 pub mod runtime;

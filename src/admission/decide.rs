@@ -295,8 +295,10 @@ pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecisio
     }))
 }
 
-/// `None` when this group serves `domain`, else the redirect or refusal.
-fn not_ours(facts: &dyn InviteFacts, user: &str, domain: &str) -> Option<InviteDecision> {
+/// `None` when this group serves `domain`, else the redirect (to the
+/// owner group, for `user`) or refusal: the answer of an INVITE, and of a
+/// SUBSCRIBE, for a domain that is not ours.
+pub fn not_ours(facts: &dyn InviteFacts, user: &str, domain: &str) -> Option<InviteDecision> {
     match facts.owner(domain) {
         DomainOwner::Us => None,
         DomainOwner::Group(instances) if !instances.is_empty() => Some(InviteDecision::Redirect {

@@ -246,6 +246,20 @@ pub enum Rule {
         /// The value, as JSON.
         found: String,
     },
+    /// An `mwi_notify` entry that is not a `sip:` URI over UDP.
+    #[error("must be a sip: URI over UDP such as \"sip:pbx.example.com:5060\" (no sips:, no transport=tcp), found {found}")]
+    BadMwiTarget {
+        /// The value, as JSON.
+        found: String,
+    },
+    /// `mwi_min_expires` above `mwi_max_expires`.
+    #[error("mwi_min_expires ({min}) must not exceed mwi_max_expires ({max})")]
+    MwiExpires {
+        /// `mwi_min_expires`.
+        min: u32,
+        /// `mwi_max_expires`.
+        max: u32,
+    },
     /// A time zone that vmail cannot apply.
     #[error("must be \"UTC\" or a fixed offset such as \"+03:00\", found {found}")]
     BadTimezone {

@@ -82,8 +82,14 @@ pub struct Ext {
     pub max_messages: u32,
     /// Bearer tokens accepted by the `/api/` routes.
     pub api_tokens: Vec<String>,
-    /// SIP URIs that get an unsolicited NOTIFY on every mailbox change.
+    /// SIP URIs (UDP) that get an unsolicited NOTIFY on every mailbox change.
     pub mwi_notify: Vec<String>,
+    /// Shortest message-waiting subscription granted, seconds (shorter
+    /// SUBSCRIBEs get `423` with `Min-Expires`).
+    pub mwi_min_expires: u32,
+    /// Longest message-waiting subscription granted, seconds (longer
+    /// requests are shortened).
+    pub mwi_max_expires: u32,
     /// Calls in progress beyond which new INVITEs get `503`.
     pub max_calls: u32,
     /// A call with no RTP for this long is ended, seconds.
@@ -145,6 +151,8 @@ impl Default for Ext {
             max_messages: 100,
             api_tokens: Vec::new(),
             mwi_notify: Vec::new(),
+            mwi_min_expires: 60,
+            mwi_max_expires: 3600,
             max_calls: 2000,
             media_timeout_seconds: 30,
             lease_ms: 3000,
@@ -195,6 +203,8 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "max_messages",
     "api_tokens",
     "mwi_notify",
+    "mwi_min_expires",
+    "mwi_max_expires",
     "max_calls",
     "media_timeout_seconds",
     "lease_ms",
@@ -299,6 +309,16 @@ pub(super) fn parse_ext(value: Option<&Value>, entry: &Entry, sink: &mut Sink) -
             },
         );
     }
+    if ext.mwi_min_expires > ext.mwi_max_expires {
+        sink.field(
+            entry,
+            field_of("mwi_min_expires"),
+            Rule::MwiExpires {
+                min: ext.mwi_min_expires,
+                max: ext.mwi_max_expires,
+            },
+        );
+    }
     if ext.has_transport(SipTransport::Tcp) && ext.http_port == ext.sip_port {
         sink.field(
             entry,
@@ -372,6 +392,8 @@ fn set_key(
         "min_message_seconds" => ext.min_message_seconds = u32_in(v, 0, 86_400)?,
         "silence_seconds" => ext.silence_seconds = u32_in(v, 1, 86_400)?,
         "max_messages" => ext.max_messages = u32_in(v, 1, 1_000_000)?,
+        "mwi_min_expires" => ext.mwi_min_expires = u32_in(v, 1, 86_400)?,
+        "mwi_max_expires" => ext.mwi_max_expires = u32_in(v, 1, 604_800)?,
         "api_tokens" => {
             let items = list(v)?;
             let mut out: Vec<String> = Vec::new();
@@ -392,8 +414,8 @@ fn set_key(
             let mut out = Vec::new();
             for_each(items, field, entry, sink, |item| {
                 let s = string(item)?;
-                if !is_sip_uri(s) {
-                    return Err(Rule::BadSipUri { found: shown(item) });
+                if !is_mwi_target(s) {
+                    return Err(Rule::BadMwiTarget { found: shown(item) });
                 }
                 out.push(s.to_string());
                 Ok(())
@@ -574,6 +596,18 @@ fn is_sip_uri(s: &str) -> bool {
     }
 }
 
+/// An `mwi_notify` target: a `sip:` URI with a host, over UDP (no
+/// `transport` parameter, or `transport=udp`).
+fn is_mwi_target(s: &str) -> bool {
+    if !is_sip_uri(s) || !s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("sip:")) {
+        return false;
+    }
+    s.split(';').skip(1).all(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        !name.trim().eq_ignore_ascii_case("transport") || value.trim().eq_ignore_ascii_case("udp")
+    })
+}
+
 /// `UTC`/`Z` or a fixed offset `+HH:MM` / `-HH:MM`.
 /// `UTC`, `Z` or a fixed offset `+HH:MM` / `-HH:MM`.
 pub fn parse_timezone(s: &str) -> Option<time::UtcOffset> {
@@ -630,6 +664,7 @@ mod tests {
         assert_eq!((ext.max_message_seconds, ext.min_message_seconds), (180, 1));
         assert_eq!((ext.silence_seconds, ext.max_messages), (10, 100));
         assert!(ext.api_tokens.is_empty() && ext.mwi_notify.is_empty());
+        assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (60, 3600));
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
@@ -650,7 +685,8 @@ mod tests {
             "prompts": "/srv/prompts", "language": "ru", "access_numbers": ["*86"],
             "auto_create_mailboxes": true, "max_message_seconds": 60,
             "min_message_seconds": 0, "silence_seconds": 5, "max_messages": 10,
-            "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=tcp"],
+            "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=udp"],
+            "mwi_min_expires": 30, "mwi_max_expires": 7200,
             "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
@@ -669,7 +705,8 @@ mod tests {
             (ext.access_rate_burst, ext.access_rate_per_minute),
             (0, 120)
         );
-        assert_eq!(EXT_KEYS.len(), 32);
+        assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (30, 7200));
+        assert_eq!(EXT_KEYS.len(), 34);
     }
 
     #[test]
@@ -763,7 +800,19 @@ mod tests {
             ),
             (json!({"access_numbers": ["../x"]}), "access_numbers[0]"),
             (json!({"api_tokens": ["has space"]}), "visible ASCII"),
-            (json!({"mwi_notify": ["http://x"]}), "sip: or sips:"),
+            (json!({"mwi_notify": ["http://x"]}), "sip: URI over UDP"),
+            (
+                json!({"mwi_notify": ["sips:pbx.example.com"]}),
+                "sip: URI over UDP",
+            ),
+            (
+                json!({"mwi_notify": ["sip:pbx.example.com;transport=tcp"]}),
+                "sip: URI over UDP",
+            ),
+            (
+                json!({"mwi_min_expires": 600, "mwi_max_expires": 300}),
+                "mwi_min_expires (600) must not exceed",
+            ),
             (json!({"timezone": "Europe/Moscow"}), "fixed offset"),
             (json!({"timezone": "+25:00"}), "fixed offset"),
             (json!({"siteshare": ""}), "non-empty path"),

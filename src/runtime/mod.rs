@@ -13,6 +13,7 @@ mod deposit_driver;
 mod media_clock;
 mod media_io;
 mod menu_driver;
+mod mwi;
 mod pacer;
 mod pin_pool;
 mod plan;
@@ -173,7 +174,8 @@ impl Shared {
             tcp_idle_seconds,
             tcp_message_seconds,
             pin_hash_workers,
-            pin_hash_queue
+            pin_hash_queue,
+            mwi_notify
         );
         if !kept.is_empty() {
             warn!(
@@ -348,9 +350,11 @@ async fn serve(
         })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
-    // Nothing listens to the change notices yet: the receiver is dropped
-    // at once, so notices are discarded, not queued.
-    let (changes, _) = Changes::new();
+    // Every change of the store's message counts is a change notice
+    // (deposits, the phone menu, the API, recovery): MWI listens.
+    let (changes, change_rx) = Changes::new();
+    let notices = changes.clone();
+    store.set_observer(Arc::new(move |id: &MailboxId| notices.notify(id)));
     let shared = Arc::new(Shared {
         config,
         routing,
@@ -394,7 +398,15 @@ async fn serve(
     };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (reload_tx, reload_rx) = mpsc::unbounded_channel();
-    let server = SipServer::new(shared.clone(), Arc::new(udp), conns, inbound_rx, reload_rx);
+    let mwi = mwi::Mwi::start(shared.clone(), change_rx);
+    let server = SipServer::new(
+        shared.clone(),
+        Arc::new(udp),
+        conns,
+        inbound_rx,
+        reload_rx,
+        mwi,
+    );
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
     info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
     warn!(

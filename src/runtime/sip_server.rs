@@ -32,6 +32,7 @@ use super::media_io::RtpSocket;
 use super::call_messages::{CallCommand, CallEvent};
 use super::deposit_driver::{self, CallSetup};
 use super::menu_driver::{self, MenuSetup};
+use super::mwi::Mwi;
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 use super::tcp::TcpConns;
@@ -109,6 +110,8 @@ pub struct SipServer {
     answers_due: BTreeSet<(Instant, u64)>,
     next_call: u64,
     shutting_down: bool,
+    /// Message-waiting subscriptions and NOTIFYs.
+    mwi: Mwi,
 }
 
 impl SipServer {
@@ -119,6 +122,7 @@ impl SipServer {
         tcp: TcpConns,
         inbound: mpsc::Receiver<Inbound>,
         reload: mpsc::UnboundedReceiver<Arc<Shared>>,
+        mwi: Mwi,
     ) -> Self {
         let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
         let endpoint = Endpoint::new(sipcore::EndpointConfig::new(local));
@@ -138,6 +142,7 @@ impl SipServer {
             answers_due: BTreeSet::new(),
             next_call: 1,
             shutting_down: false,
+            mwi,
         }
     }
 
@@ -159,6 +164,7 @@ impl SipServer {
             let next = [
                 self.endpoint.poll_timeout().map(Instant::from_std),
                 self.answers_due.first().map(|(t, _)| *t),
+                self.mwi.poll_timeout().map(Instant::from_std),
                 drain_deadline,
             ]
             .into_iter()
@@ -181,7 +187,11 @@ impl SipServer {
                     }
                 }
                 Some(shared) = self.reload.recv() => {
+                    self.mwi.reconfigure(shared.clone());
                     self.shared = shared;
+                }
+                Some(input) = self.mwi.recv() => {
+                    self.mwi.on_input(Instant::now().into_std(), input, &mut self.endpoint);
                 }
                 ev = self.events.recv() => {
                     if let Some(ev) = ev {
@@ -192,6 +202,7 @@ impl SipServer {
                     let now = Instant::now();
                     self.endpoint.handle_timeout(now.into_std());
                     self.answer_due(now);
+                    self.mwi.handle_timeout(now.into_std(), &mut self.endpoint);
                 }
                 changed = shutdown.changed(), if drain_deadline.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -244,7 +255,16 @@ impl SipServer {
                         self.hang_up_call(id, true);
                     }
                 }
-                Event::Response { .. } | Event::RequestTimeout { .. } => {}
+                // Outcomes of our NOTIFYs (BYEs are fire and forget).
+                Event::Response { tx, response } => {
+                    let now = Instant::now().into_std();
+                    let code = response.status_code.code();
+                    self.mwi.on_response(now, tx, code, &mut self.endpoint);
+                }
+                Event::RequestTimeout { tx } => {
+                    let now = Instant::now().into_std();
+                    self.mwi.on_response(now, tx, 408, &mut self.endpoint);
+                }
                 #[allow(unreachable_patterns)]
                 _ => {}
             }
@@ -271,6 +291,12 @@ impl SipServer {
     }
 
     fn on_request(&mut self, tx: TxKey, req: Request, from: Peer, info: RequestInfo) {
+        if info.to_tag.is_some() && req.method == Method::Subscribe {
+            let now = Instant::now().into_std();
+            if let Some(resp) = self.mwi.on_in_dialog(now, &req, &info.call_id) {
+                return self.respond(tx, resp);
+            }
+        }
         if info.to_tag.is_some() && !matches!(req.method, Method::Ack | Method::Cancel) {
             return self.on_in_dialog(tx, req, info.call_id);
         }
@@ -285,7 +311,15 @@ impl SipServer {
                 self.reply(tx, &req, 481, Some("Call/Transaction Does Not Exist"))
             }
             Method::Ack | Method::Cancel => {}
-            Method::Subscribe => self.reply(tx, &req, 489, Some("Bad Event")),
+            Method::Subscribe => {
+                let contact = self.local_contact(from.transport);
+                let facts = ShellFacts {
+                    shared: &self.shared,
+                };
+                let now = Instant::now().into_std();
+                let resp = self.mwi.on_subscribe(now, &req, from, &facts, &contact);
+                self.respond(tx, resp);
+            }
             _ => self.unsupported(tx, &req),
         }
     }
@@ -350,7 +384,6 @@ impl SipServer {
                 let resp = sipcore::options_response(&req, None);
                 self.respond(tx, resp);
             }
-            Method::Subscribe => self.reply(tx, &req, 489, Some("Bad Event")),
             _ => self.unsupported(tx, &req),
         }
     }

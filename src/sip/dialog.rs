@@ -203,6 +203,13 @@ impl Dialog {
         self.local_cseq
     }
 
+    /// Moves our CSeq on by `n`: a dialog restored from a snapshot may be
+    /// behind the last request it sent, and the peer refuses a CSeq it has
+    /// seen (`500`).
+    pub fn advance_local_cseq(&mut self, n: u32) {
+        self.local_cseq = self.local_cseq.saturating_add(n).min(i32::MAX as u32);
+    }
+
     /// Whether `req` belongs to this dialog: same Call-ID, its From tag is
     /// the remote tag and its To tag is ours.
     pub fn matches(&self, req: &Request) -> bool {

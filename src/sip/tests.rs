@@ -1072,3 +1072,23 @@ proptest! {
         prop_assert!(ep.is_idle());
     }
 }
+
+#[test]
+fn a_restored_dialog_skips_cseq_numbers_and_survives_serde() {
+    let t0 = Instant::now();
+    let mut ep = endpoint();
+    let inv = invite("z9hG4bKr1", "restore-1");
+    ep.handle_input(t0, caller(), inv.as_bytes());
+    let (_, req) = take_request(&mut ep);
+    let mut dialog = Dialog::new_uas(&req, "vmR", "<sip:vm@192.0.2.10>").unwrap();
+    dialog.make_request(Method::Notify).unwrap();
+    let saved = serde_json::to_string(&dialog).unwrap();
+    let mut restored: Dialog = serde_json::from_str(&saved).unwrap();
+    assert_eq!(restored, dialog);
+    restored.advance_local_cseq(1000);
+    let next = restored.make_request(Method::Notify).unwrap();
+    assert!(next.to_string().contains("CSeq: 1002 NOTIFY"), "{next}");
+    // Never beyond what RFC 3261 allows (2**31).
+    restored.advance_local_cseq(u32::MAX);
+    assert_eq!(restored.local_cseq(), i32::MAX as u32);
+}

@@ -1,7 +1,8 @@
 //! The SiteShare mailbox store (SPEC §6, §7).
 //!
 //! Everything lives under `<siteshare>/vmail/domains/<domain>/<user>/`:
-//! `mailbox.json` (settings, PIN as an argon2 hash), `login.json` (PIN
+//! `mailbox.json` (settings, PIN as an argon2 hash), `subscriptions.json`
+//! (message-waiting subscriptions), `login.json` (PIN
 //! lockout, changed under a `flock` of `login.lock`), `INBOX/` and `Old/` (a message is `<id>.wav` + `<id>.json`),
 //! `greetings/{unavail,busy,temp,name}.wav`, `tmp/` (recordings in
 //! progress). Lockouts of numbers that are no mailbox live in
@@ -34,6 +35,7 @@ mod pin;
 mod recording;
 mod recover;
 mod staging;
+mod subscriptions;
 mod traits;
 mod types;
 mod wav;
