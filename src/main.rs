@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use vmail::config::{Config, VmailRole};
+use vmail::mailbox_ops::{self as ops, PinRule};
 use vmail::routing::{Owner, RoutingTable};
 use vmail::store::{FsStore, MailboxId, MailboxSettings};
 
@@ -325,11 +326,10 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 display_name,
                 ..MailboxSettings::default()
             };
-            store
-                .create_mailbox(&id, settings, pin.as_deref())
+            ops::create(&store, &id, settings, pin.as_deref(), PinRule::Store)
                 .map(|_| println!("created {}@{}", id.user(), id.domain()))
         }
-        MailboxCommand::List { domain } => store.list_mailboxes(domain.as_deref()).map(|ids| {
+        MailboxCommand::List { domain } => ops::list(&store, domain.as_deref()).map(|ids| {
             for id in ids {
                 let counts = store.counts(&id);
                 match counts {
@@ -349,8 +349,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 Ok(id) => id,
                 Err(code) => return code,
             };
-            store
-                .remove_mailbox(&id)
+            ops::remove(&store, &id, &ops::no_notice)
                 .map(|()| println!("removed {}@{}", id.user(), id.domain()))
         }
         MailboxCommand::SetPin { mailbox, pin } => {
@@ -358,8 +357,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 Ok(id) => id,
                 Err(code) => return code,
             };
-            store
-                .set_pin(&id, &pin)
+            ops::set_pin(&store, &id, &pin, PinRule::Store)
                 .map(|()| println!("PIN set for {}@{}", id.user(), id.domain()))
         }
     };
