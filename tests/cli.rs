@@ -182,22 +182,22 @@ fn run_on_the_embedded_default_stops_cleanly_on_sigint() {
 }
 
 /// `vmail run` into a file (not a terminal) logs plain text, without ANSI
-/// colour codes, and says at start that no HTTP API is served.
+/// colour codes, and says at start where the HTTP API listens.
 #[test]
-fn run_logs_plain_text_to_a_file_and_says_http_is_not_served() {
+fn run_logs_plain_text_to_a_file_and_says_where_http_listens() {
     let vm = Vmail::start();
     let log = wait_for(Duration::from_secs(10), "the start-up lines", || {
         let log = vm.log();
-        log.contains("HTTP API not served").then_some(log)
+        log.contains("HTTP API listening").then_some(log)
     });
     assert!(log.contains("vmail ready"), "{log}");
     assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
     let line = log
         .lines()
-        .find(|l| l.contains("HTTP API not served"))
+        .find(|l| l.contains("HTTP API listening"))
         .unwrap_or_default();
     assert!(
-        line.contains(&format!("http_port={}", vm.http_port)),
+        line.contains(&format!("addr=127.0.0.1:{}", vm.http_port)),
         "{line}"
     );
 }

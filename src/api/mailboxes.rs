@@ -164,8 +164,10 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct NewMailbox {
     /// The user part (`A-Z a-z 0-9 . _ + -`, 1 to 64, not starting with `.`).
+    #[schema(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")]
     pub user: String,
     /// Initial PIN (phone menu rules: 4 to 16 digits, not all the same, not a run).
+    #[schema(pattern = r"^[0-9]{4,16}$")]
     pub pin: Option<String>,
     pub display_name: Option<String>,
     pub language: Option<String>,
@@ -330,6 +332,7 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct NewPin {
     /// 4 to 16 digits, not all the same digit, not a run such as 1234 or 4321.
+    #[schema(pattern = r"^[0-9]{4,16}$")]
     pub pin: String,
 }
 

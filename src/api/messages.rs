@@ -264,6 +264,7 @@ pub async fn remove(
 #[serde(deny_unknown_fields)]
 pub struct Forward {
     /// The user part of a mailbox of the same domain.
+    #[schema(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")]
     pub to: String,
 }
 

@@ -93,7 +93,7 @@ pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
     ),
     modifiers(&BearerScheme),
     security(("bearer" = [])),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, greetings::Kind, messages::FolderName))
 )]
 struct ApiDoc;
 
@@ -249,12 +249,14 @@ pub(crate) async fn serve(
     sip_ready: Arc<AtomicBool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    let addr = listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a: SocketAddr| a.to_string());
     if shared.borrow().role.ext.api_tokens.is_empty() {
         tracing::warn!("ext.api_tokens is empty: every /api/ request is answered 401");
     }
     let (app, _) = router(shared, sip_ready.clone());
-    tracing::info!(?addr, "HTTP API listening");
+    tracing::info!(%addr, "HTTP API listening");
     let stop = async move {
         let _ = shutdown.wait_for(|s| *s).await;
         sip_ready.store(false, Ordering::Relaxed);

@@ -65,6 +65,7 @@ fn entry_name(e: &Entry) -> String {
         description = "A site configuration document"),
     responses(
         (status = 200, description = "The verdict (valid or the list of errors)", body = Validation),
+        (status = 400, description = "The body is not UTF-8 text", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 413, description = "Body over 10 MiB", body = ErrorBody)
     ))]
