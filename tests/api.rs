@@ -382,7 +382,7 @@ fn bad_requests_get_json_errors_naming_the_problem() {
         format!("{}/messages/20240101T000000.000Z-x-abcdef", mbx("1001")),
         format!("{}/greetings/busy", mbx("1001")),
         "/api/v1/nothing/here".to_owned(),
-        format!("/api/v1/domains/other.example/mailboxes/1001"),
+        "/api/v1/domains/other.example/mailboxes/1001".to_owned(),
     ] {
         let (code, err) = api.get(&path);
         assert_eq!(code, 404, "{path}: {err}");
@@ -528,16 +528,16 @@ fn hostile_ids_touch_nothing_outside_the_store() {
     }
     // Hostile domains and message ids.
     let targets = [
-        format!("/api/v1/domains/../mailboxes/1001"),
-        format!("/api/v1/domains/%2e%2e/mailboxes/1001"),
+        "/api/v1/domains/../mailboxes/1001".to_owned(),
+        "/api/v1/domains/%2e%2e/mailboxes/1001".to_owned(),
         format!("/api/v1/domains/{long}/mailboxes/1001"),
-        format!("/api/v1/domains/a%00b/mailboxes"),
+        "/api/v1/domains/a%00b/mailboxes".to_owned(),
         format!("{base}/1001/messages/..%2f..%2fmailbox"),
         format!("{base}/1001/messages/%2e%2e/audio"),
         format!("{base}/1001/messages/{msg}%00/audio"),
         format!("{base}/1001/messages/{long}"),
         format!("{base}/1001/greetings/..%2f..%2fmailbox.json"),
-        format!("/api/v1/route/..%2f.."),
+        "/api/v1/route/..%2f..".to_owned(),
     ];
     for t in &targets {
         for method in ["GET", "DELETE"] {
