@@ -111,6 +111,16 @@ enum MailboxCommand {
         /// user@domain
         mailbox: String,
     },
+    /// Show a mailbox: settings, message counts, PIN lockout.
+    Show {
+        /// user@domain
+        mailbox: String,
+    },
+    /// Clear the PIN failures and lock of a locked-out mailbox.
+    Unlock {
+        /// user@domain
+        mailbox: String,
+    },
     /// Set the PIN of a mailbox.
     SetPin {
         /// user@domain
@@ -351,6 +361,43 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
             };
             ops::remove(&store, &id, &ops::no_notice)
                 .map(|()| println!("removed {}@{}", id.user(), id.domain()))
+        }
+        MailboxCommand::Show { mailbox } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            ops::view(&store, &id).map(|v| {
+                let s = &v.mailbox.settings;
+                let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+                println!("{}@{}", id.user(), id.domain());
+                println!("  display name  {}", or_none(&s.display_name));
+                println!("  language      {}", or_none(&s.language));
+                println!("  time zone     {}", or_none(&s.timezone));
+                println!("  e-mail        {}", or_none(&s.email));
+                println!(
+                    "  max messages  {}",
+                    s.max_messages
+                        .map_or_else(|| "(instance setting)".into(), |n| n.to_string())
+                );
+                println!(
+                    "  PIN set       {}",
+                    if v.mailbox.has_pin { "yes" } else { "no" }
+                );
+                println!("  created       {}", v.mailbox.created);
+                println!("  messages      new {}  old {}", v.counts.new, v.counts.old);
+                match ops::locked_until(&v.login, std::time::SystemTime::now()) {
+                    Some(t) => println!("  locked until  {t}"),
+                    None => println!("  PIN failures  {}", v.login.failures),
+                }
+            })
+        }
+        MailboxCommand::Unlock { mailbox } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            ops::unlock(&store, &id).map(|()| println!("unlocked {}@{}", id.user(), id.domain()))
         }
         MailboxCommand::SetPin { mailbox, pin } => {
             let id = match parse(&mailbox) {

@@ -1074,3 +1074,92 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
         .unwrap();
     assert!(metrics.contains("vmail_api_requests_total"), "{metrics}");
 }
+
+/// A subscriber plays a message by phone while the API deletes it: the
+/// call plays the whole message (its audio was read before it played), the
+/// message is gone afterwards, and vmail goes on serving.
+#[test]
+fn api_delete_while_the_phone_plays_the_message_is_safe() {
+    if pjsua_python().is_none() {
+        skip_or_fail("pjsua2 (VMAIL_PYTHON)");
+        return;
+    }
+    let v = vmail_with(&["1001"]);
+    let api = Api::new(&v);
+    let id = MailboxId::new("1001", DOMAIN).unwrap();
+    let info = RecordingInfo {
+        caller_uri: "sip:5551234@example.net".into(),
+        caller_name: None,
+        called_uri: format!("sip:1001@{DOMAIN}"),
+        cause: "unavailable".into(),
+        codec: "PCMA".into(),
+        site: "site1".into(),
+        instance: "vmail1".into(),
+        epoch: 0,
+        sample_rate: 8000,
+    };
+    let mut w = store(&v)
+        .begin_recording(&id, info, SystemTime::now())
+        .unwrap();
+    w.append(&vmail::media::tone(500.0, 4000, 8000, 8000))
+        .unwrap();
+    let msg = w.finish().unwrap().id;
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("heard.wav");
+    let args: Vec<String> = vec![
+        "--target".into(),
+        format!("sip:*98@{DOMAIN}"),
+        "--proxy".into(),
+        v.sip_addr().to_string(),
+        "--caller".into(),
+        format!("sip:5551234@{DOMAIN}"),
+        "--record".into(),
+        rec.display().to_string(),
+        "--hangup-after-seconds".into(),
+        "16.0".into(),
+        "--codecs".into(),
+        "PCMU,PCMA".into(),
+        "--timeout".into(),
+        "40".into(),
+        "--dtmf".into(),
+        "1.0:1001#".into(),
+        "--dtmf".into(),
+        "3.0:1357#".into(),
+        "--dtmf".into(),
+        "6.0:1".into(),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let deleted = std::thread::scope(|scope| {
+        let deleter = scope.spawn(|| {
+            // Once the menu has asked to play the message (its audio is read
+            // at once), delete it while the envelope is still being spoken.
+            wait_for(Duration::from_secs(30), "the message played", || {
+                v.log()
+                    .lines()
+                    .any(|l| l.contains("menu action") && l.contains(&msg))
+                    .then_some(())
+            });
+            std::thread::sleep(Duration::from_millis(800));
+            api.delete(&format!("{}/messages/{msg}", mbx("1001"))).0
+        });
+        let run = pjsua("deposit.py", &argv).expect("python present");
+        run.assert_success("deposit.py to the access number");
+        deleter.join().expect("deleter")
+    });
+    assert_eq!(deleted, 204);
+    let heard = read_wav(&rec).1;
+    let tone = tone_sequence(&heard, 8000)
+        .into_iter()
+        .find(|t| t.freq == 500)
+        .unwrap_or_else(|| panic!("the message was not played\n{}", v.log()));
+    assert!(tone.duration_ms >= 3500, "message cut short: {tone:?}");
+    let (code, _) = api.get(&format!("{}/messages/{msg}", mbx("1001")));
+    assert_eq!(code, 404);
+    let (code, body) = api.get(&mbx("1001"));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["counts"],
+        json!({"new": 0, "old": 0, "urgent_new": 0, "urgent_old": 0})
+    );
+    assert!(!v.log().contains("panicked"), "{}", v.log());
+}

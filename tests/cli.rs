@@ -134,6 +134,21 @@ fn mailbox_commands_work_on_the_store() {
     assert!(text(&out).contains(&mbx), "{}", text(&out));
     let out = vmail(&["mailbox", "--config", &f, "set-pin", &mbx, "9876"]);
     assert!(out.status.success(), "{}", text(&out));
+    // A lockout (what the phone menu writes) is shown and cleared.
+    let store =
+        vmail::store::FsStore::open_with_pin_cost(&share, vmail::store::PinCost::TestOnly).unwrap();
+    let id = vmail::store::MailboxId::parse(&mbx).unwrap();
+    for _ in 0..3 {
+        store
+            .reserve_login_attempt(&id, std::time::SystemTime::now(), 3, 600)
+            .unwrap();
+    }
+    let out = vmail(&["mailbox", "--config", &f, "show", &mbx]);
+    assert!(text(&out).contains("locked until"), "{}", text(&out));
+    let out = vmail(&["mailbox", "--config", &f, "unlock", &mbx]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = vmail(&["mailbox", "--config", &f, "show", &mbx]);
+    assert!(text(&out).contains("PIN failures  0"), "{}", text(&out));
     let out = vmail(&["mailbox", "--config", &f, "add", "../x@test.rootdomain.ru"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!dir.path().join("x").exists());
