@@ -188,8 +188,12 @@ fn missing_or_wrong_token_is_401_and_health_is_open() {
         assert!(body["detail"].is_string(), "{body}");
     }
     // Unknown /api/ paths are 401 too without a token: nothing is revealed.
-    let resp = api.raw(api.client.get(format!("{}/api/v1/status", api.base)));
-    assert_eq!(resp.status().as_u16(), 401);
+    for path in ["/api/v1/status", "/api/v1/no/such/route", "/api/v2"] {
+        let resp = api.raw(api.client.get(format!("{}{path}", api.base)));
+        assert_eq!(resp.status().as_u16(), 401, "{path}");
+    }
+    let (code, _) = api.get("/api/v1/no/such/route");
+    assert_eq!(code, 404);
     // Either configured token works.
     let (code, body) = api.get(&mbx("1001"));
     assert_eq!(code, 200, "{body}");
@@ -1140,6 +1144,8 @@ fn api_delete_while_the_phone_plays_the_message_is_safe() {
                     .then_some(())
             });
             std::thread::sleep(Duration::from_millis(800));
+            let (_, status) = api.get("/api/v1/status");
+            assert_eq!(status["calls_in_progress"]["retrieval"], 1, "{status}");
             api.delete(&format!("{}/messages/{msg}", mbx("1001"))).0
         });
         let run = pjsua("deposit.py", &argv).expect("python present");

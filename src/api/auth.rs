@@ -26,6 +26,14 @@ pub fn token_accepted(given: &str, tokens: &[String]) -> bool {
 /// The middleware: 401 with `WWW-Authenticate: Bearer` unless the request
 /// carries an accepted token.
 pub async fn require_token(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    match check(&state, &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Ok when `req` carries an accepted token; the 401 otherwise.
+pub fn check(state: &ApiState, req: &Request) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -38,15 +46,19 @@ pub async fn require_token(State(state): State<ApiState>, req: Request, next: Ne
         Some(t) if !t.is_empty() => token_accepted(t, &state.shared().role.ext.api_tokens),
         _ => false,
     };
-    if !accepted {
-        let detail = if given.is_none() {
-            "missing `Authorization: Bearer <token>`"
-        } else {
-            "token not accepted"
-        };
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail).into_response();
+    if accepted {
+        return Ok(());
     }
-    next.run(req).await
+    let detail = if given.is_none() {
+        "missing `Authorization: Bearer <token>`"
+    } else {
+        "token not accepted"
+    };
+    Err(ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        detail,
+    ))
 }
 
 #[cfg(test)]

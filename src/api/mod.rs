@@ -160,13 +160,24 @@ pub(crate) fn router(
         .set(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let app = api
         .merge(open)
-        .fallback(|| async { ApiError::not_found("not_found", "no such route") })
+        .fallback(no_route)
         .route_layer(middleware::from_fn(remember_route))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_GREETING_BYTES))
         .with_state(state);
     (app, doc)
+}
+
+/// No route matched: 404, but under `/api/` only with an accepted token
+/// (401 otherwise), so unknown API paths tell nothing without one.
+async fn no_route(State(state): State<ApiState>, req: Request) -> ApiError {
+    if req.uri().path().starts_with("/api/") {
+        if let Err(e) = auth::check(&state, &req) {
+            return e;
+        }
+    }
+    ApiError::not_found("not_found", "no such route")
 }
 
 /// The route pattern a request matched, carried on the response.

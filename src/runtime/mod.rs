@@ -445,7 +445,14 @@ async fn serve(
     sip_ready.store(false, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
     let _ = server.await;
-    let _ = api.await;
+    // Requests in flight get the same grace as calls; a client still
+    // downloading after that is cut off.
+    if tokio::time::timeout(Duration::from_secs(10), api)
+        .await
+        .is_err()
+    {
+        warn!("HTTP requests still open after 10 s: closed");
+    }
     drop(inbound_tx);
     info!("vmail stopped");
     Ok(())
