@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`: open (no token), for load
 //! balancers and monitoring.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -47,7 +47,10 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiEr
     }
     let root = state.shared().store.root().to_path_buf();
     blocking(move || {
-        let probe = root.join(format!(".readyz-{}", std::process::id()));
+        // One name per probe: parallel probes do not remove each other's file.
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, Ordering::Relaxed);
+        let probe = root.join(format!(".readyz-{}-{n}", std::process::id()));
         let written =
             std::fs::write(&probe, b"ready\n").and_then(|()| std::fs::remove_file(&probe));
         written.map_err(|e| {
