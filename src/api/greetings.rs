@@ -47,7 +47,7 @@ fn missing() -> ApiError {
 
 /// The greeting as stored (`audio/wav`); `Range` is honoured.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
         ("kind" = Kind, Path, description = "unavail, busy, temp or name"),
         ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)")),
     responses(
@@ -74,7 +74,7 @@ pub async fn download(
 /// FLAC, MP3, Ogg Vorbis, ...), converted to 8 kHz mono WAV; replaces the
 /// old one.
 #[utoipa::path(put, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
         ("kind" = Kind, Path, description = "unavail, busy, temp or name")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "An audio file, at most 10 MiB"),
@@ -108,7 +108,7 @@ pub async fn upload(
 
 /// Deletes a greeting.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
         ("kind" = Kind, Path, description = "unavail, busy, temp or name")),
     responses(
         (status = 204, description = "Deleted"),

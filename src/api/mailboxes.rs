@@ -121,7 +121,7 @@ pub struct MailboxList {
 
 /// Lists the mailboxes of a domain, by user, a page at a time.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), PageQuery),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), PageQuery),
     responses(
         (status = 200, description = "A page of mailboxes", body = MailboxList),
         (status = 400, description = "Bad domain or paging", body = ErrorBody),
@@ -169,17 +169,24 @@ pub struct NewMailbox {
     /// Initial PIN (phone menu rules: 4 to 16 digits, not all the same, not a run).
     #[schema(pattern = r"^[0-9]{4,16}$")]
     pub pin: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub display_name: Option<String>,
+    /// A language tag such as `en` or `pt-BR` (a prompt directory).
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
     pub language: Option<String>,
+    /// An IANA zone name such as `Europe/Moscow`.
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
     pub timezone: Option<String>,
+    #[schema(max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "count")]
     #[schema(minimum = 1, maximum = 1000000)]
     pub max_messages: Option<u32>,
 }
 
 /// Creates a mailbox.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")),
     request_body = NewMailbox,
     responses(
         (status = 201, description = "Created", body = MailboxBody),
@@ -214,7 +221,7 @@ pub async fn create(
 
 /// Reads a mailbox.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
     responses(
         (status = 200, description = "The mailbox", body = MailboxBody),
         (status = 400, description = "Invalid name", body = ErrorBody),
@@ -232,6 +239,25 @@ pub async fn read(
     Ok(Json(view.into()))
 }
 
+/// A whole number from 1 to 1000000 written as JSON `5` or `5.0`.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(D::Error::custom(format!(
+            "expected a whole number from 1 to 1000000, got {n}"
+        )));
+    }
+    Ok(Some(n as u32))
+}
+
+/// [`count`] for a field where `null` clears (`Some(None)`).
+fn present_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    count(d).map(Some)
+}
+
 /// `Some(value)` for any present field, `null` included (`Some(None)`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
@@ -242,25 +268,25 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[serde(deny_unknown_fields)]
 pub struct MailboxChange {
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, max_length = 256, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub display_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
     pub language: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
     pub timezone: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable)]
+    #[schema(value_type = Option<String>, nullable, max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub email: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_count")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1000000)]
     pub max_messages: Option<Option<u32>>,
 }
 
 /// Changes settings (language, time zone, max messages, e-mail, display name).
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
     request_body = MailboxChange,
     responses(
         (status = 200, description = "The mailbox after the change", body = MailboxBody),
@@ -303,7 +329,7 @@ pub async fn update(
 
 /// Deletes a mailbox with its messages and greetings.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name", body = ErrorBody),
@@ -338,7 +364,7 @@ pub struct NewPin {
 
 /// Sets the PIN (the phone menu's rules).
 #[utoipa::path(put, path = "/api/v1/domains/{domain}/mailboxes/{user}/pin", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
     request_body = NewPin,
     responses(
         (status = 204, description = "PIN set"),
@@ -361,7 +387,7 @@ pub async fn set_pin(
 
 /// Clears the PIN failures and lock of a locked-out mailbox.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/lockout", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
     responses(
         (status = 204, description = "Unlocked (or was not locked)"),
         (status = 400, description = "Invalid name", body = ErrorBody),

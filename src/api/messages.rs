@@ -126,7 +126,7 @@ fn message_id(msg: &str) -> Result<(), ApiError> {
 
 /// Lists the messages of a folder, oldest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"), MessageQuery),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"), MessageQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessageList),
         (status = 400, description = "Invalid name or query", body = ErrorBody),
@@ -165,8 +165,8 @@ pub async fn list(
 
 /// A message's metadata.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
-        ("id" = String, Path, description = "Message id")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     responses(
         (status = 200, description = "The message", body = MessageBody),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
@@ -197,8 +197,8 @@ pub struct MessageChange {
 
 /// Marks a message heard or unheard and/or moves it between folders.
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
-        ("id" = String, Path, description = "Message id")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     request_body = MessageChange,
     responses(
         (status = 200, description = "The message after the change", body = MessageBody),
@@ -233,8 +233,8 @@ pub async fn update(
 
 /// Deletes a message. A call playing it finishes playing its copy.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
-        ("id" = String, Path, description = "Message id")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
@@ -271,8 +271,8 @@ pub struct Forward {
 /// Copies a message into another mailbox of the domain as a new, unheard
 /// message.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/forward", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
-        ("id" = String, Path, description = "Message id")),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
     request_body = Forward,
     responses(
         (status = 201, description = "The new message in the other mailbox", body = MessageBody),
@@ -329,8 +329,8 @@ pub(crate) async fn serve_wav(
 
 /// The message's audio, exactly as stored (`audio/wav`); `Range` is honoured.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/audio", tag = "messages",
-    params(("domain" = String, Path, description = "Domain"), ("user" = String, Path, description = "User part"),
-        ("id" = String, Path, description = "Message id"),
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
         ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)")),
     responses(
         (status = 200, description = "The WAV file", content_type = "audio/wav", body = Vec<u8>),

@@ -61,15 +61,21 @@ fn entry_name(e: &Entry) -> String {
 /// Validates a site configuration (the request body, as a file would hold
 /// it) with the rules of `vmail config check`; nothing is applied.
 #[utoipa::path(post, path = "/api/v1/config/validate", tag = "site",
-    request_body(content = Object, content_type = "application/json",
-        description = "A site configuration document"),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "A site configuration document (any JSON; the verdict says what is wrong)"),
     responses(
         (status = 200, description = "The verdict (valid or the list of errors)", body = Validation),
-        (status = 400, description = "The body is not UTF-8 text", body = ErrorBody),
+        (status = 400, description = "No body, or not UTF-8 text", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 413, description = "Body over 10 MiB", body = ErrorBody)
     ))]
 pub async fn validate(body: Bytes) -> Result<Json<Validation>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_body",
+            "send the configuration document as the request body",
+        ));
+    }
     let text = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::bad_request("invalid_utf8", "the body is not UTF-8 text"))?;
     let verdict = tokio::task::spawn_blocking(move || match Config::parse(&text) {
@@ -139,7 +145,7 @@ pub struct RouteInfo {
 
 /// The group that serves `domain` and its instances.
 #[utoipa::path(get, path = "/api/v1/route/{domain}", tag = "site",
-    params(("domain" = String, Path, description = "A domain name")),
+    params(("domain" = String, Path, description = "A domain name", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")),
     responses(
         (status = 200, description = "The owner group", body = RouteInfo),
         (status = 400, description = "Not a domain name", body = ErrorBody),
