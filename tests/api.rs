@@ -1175,3 +1175,56 @@ fn api_delete_while_the_phone_plays_the_message_is_safe() {
     );
     assert!(!v.log().contains("panicked"), "{}", v.log());
 }
+
+/// A client that never finishes its headers is disconnected, and past 256
+/// open connections new ones are closed at once; the port serves again
+/// when they go.
+#[test]
+fn slow_or_too_many_http_clients_are_cut_off() {
+    let v = vmail_with(&["1001"]);
+    let addr = v.http_addr();
+    let mut slow = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 512];
+    // Closed (possibly with a 408) within the header timeout, not held.
+    let n = match slow.read(&mut buf) {
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            panic!("a client with unfinished headers is still connected after 30 s")
+        }
+        Err(_) => 0, // reset: closed
+    };
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    if n > 0 {
+        assert_eq!(slow.read(&mut buf).unwrap_or(0), 0, "still open");
+    }
+
+    let idle: Vec<TcpStream> = (0..256)
+        .map(|_| TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap())
+        .collect();
+    // Let the accept loop take them all.
+    wait_for(Duration::from_secs(10), "the limit reached", || {
+        let mut extra = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+        extra
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut b = [0u8; 64];
+        (extra.read(&mut b).unwrap_or(0) == 0).then_some(())
+    });
+    drop(idle);
+    let api = Api::new(&v);
+    wait_for(Duration::from_secs(10), "served again", || {
+        let (code, _) = api.get("/api/v1/status");
+        (code == 200).then_some(())
+    });
+}

@@ -13,6 +13,7 @@ mod greetings;
 mod health;
 mod mailboxes;
 mod messages;
+mod server;
 mod site;
 
 pub use auth::token_accepted;
@@ -258,7 +259,7 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: watch::Receiver<Arc<Shared>>,
     sip_ready: Arc<AtomicBool>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let addr = listener
         .local_addr()
@@ -268,14 +269,11 @@ pub(crate) async fn serve(
     }
     let (app, _) = router(shared, sip_ready.clone());
     tracing::info!(%addr, "HTTP API listening");
-    let stop = async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-        sip_ready.store(false, Ordering::Relaxed);
-    };
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-    {
-        tracing::error!("HTTP API stopped: {e}");
-    }
+    let ready = sip_ready.clone();
+    let mut stopping = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        ready.store(false, Ordering::Relaxed);
+    });
+    server::run(listener, app, shutdown).await;
 }
