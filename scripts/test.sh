@@ -4,8 +4,11 @@
 # Installs what the tests need when it is missing (Debian):
 #   - sipp (package sip-tester), plus CAP_NET_RAW on it when not run as root
 #     (sipp replays RTP captures through a raw socket);
+#   - sox with MP3 support (sox, libsox-fmt-mp3): the API tests make
+#     MP3/FLAC/Ogg greetings with it;
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
-#     library) -- python3-venv is installed first when needed;
+#     library) -- python3-venv is installed first when needed -- and
+#     schemathesis (fuzzes the HTTP API from its OpenAPI description);
 # then runs `cargo test` with VMAIL_PYTHON pointing at the venv.
 # Quick and silent about installing when everything is there already.
 # Without arguments every target is built and run (`--all-targets`: the
@@ -63,6 +66,13 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
+# --- sox (makes MP3/FLAC/Ogg greetings for the API tests) ---------------------
+if ! command -v sox >/dev/null 2>&1; then
+  apt_install sox libsox-fmt-mp3
+elif ! sox -n -t mp3 /dev/null synth 0.01 sine 440 >/dev/null 2>&1; then
+  apt_install libsox-fmt-mp3
+fi
+
 # --- Python venv with pjsua2 -------------------------------------------------
 VENV=.venv
 PY="$VENV/bin/python"
@@ -95,6 +105,13 @@ if ! { [ -x "$PY" ] && "$PY" -c 'import pjsua2' >/dev/null 2>&1; }; then
   say "installing pjsua2-python into $VENV"
   "$PY" -m pip install -q --disable-pip-version-check pjsua2-python
   "$PY" -c 'import pjsua2' || die "pjsua2 does not import in $VENV"
+fi
+
+# schemathesis (PyPI) runs against the HTTP API's OpenAPI description.
+if ! [ -x "$VENV/bin/schemathesis" ]; then
+  say "installing schemathesis into $VENV"
+  "$PY" -m pip install -q --disable-pip-version-check schemathesis
+  [ -x "$VENV/bin/schemathesis" ] || die "schemathesis is still missing in $VENV"
 fi
 
 VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"

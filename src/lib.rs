@@ -5,11 +5,13 @@
 //! tokio shell in [`runtime`]. See `docs/` and `../shared/design/`.
 
 pub mod admission;
+pub mod api;
 pub mod call;
 pub mod config;
 pub mod destination;
 pub mod ivr;
 pub mod logging;
+pub mod mailbox_ops;
 pub mod media;
 pub mod metrics;
 pub mod mwi;

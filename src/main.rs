@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use vmail::config::{Config, VmailRole};
+use vmail::mailbox_ops::{self as ops, PinRule};
 use vmail::routing::{Owner, RoutingTable};
 use vmail::store::{FsStore, MailboxId, MailboxSettings};
 
@@ -107,6 +108,16 @@ enum MailboxCommand {
     },
     /// Remove a mailbox and all its messages.
     Remove {
+        /// user@domain
+        mailbox: String,
+    },
+    /// Show a mailbox: settings, message counts, PIN lockout.
+    Show {
+        /// user@domain
+        mailbox: String,
+    },
+    /// Clear the PIN failures and lock of a locked-out mailbox.
+    Unlock {
         /// user@domain
         mailbox: String,
     },
@@ -325,11 +336,10 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 display_name,
                 ..MailboxSettings::default()
             };
-            store
-                .create_mailbox(&id, settings, pin.as_deref())
+            ops::create(&store, &id, settings, pin.as_deref(), PinRule::Store)
                 .map(|_| println!("created {}@{}", id.user(), id.domain()))
         }
-        MailboxCommand::List { domain } => store.list_mailboxes(domain.as_deref()).map(|ids| {
+        MailboxCommand::List { domain } => ops::list(&store, domain.as_deref()).map(|ids| {
             for id in ids {
                 let counts = store.counts(&id);
                 match counts {
@@ -349,17 +359,52 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 Ok(id) => id,
                 Err(code) => return code,
             };
-            store
-                .remove_mailbox(&id)
+            ops::remove(&store, &id, &ops::no_notice)
                 .map(|()| println!("removed {}@{}", id.user(), id.domain()))
+        }
+        MailboxCommand::Show { mailbox } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            ops::view(&store, &id).map(|v| {
+                let s = &v.mailbox.settings;
+                let or_none = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+                println!("{}@{}", id.user(), id.domain());
+                println!("  display name  {}", or_none(&s.display_name));
+                println!("  language      {}", or_none(&s.language));
+                println!("  time zone     {}", or_none(&s.timezone));
+                println!("  e-mail        {}", or_none(&s.email));
+                println!(
+                    "  max messages  {}",
+                    s.max_messages
+                        .map_or_else(|| "(instance setting)".into(), |n| n.to_string())
+                );
+                println!(
+                    "  PIN set       {}",
+                    if v.mailbox.has_pin { "yes" } else { "no" }
+                );
+                println!("  created       {}", v.mailbox.created);
+                println!("  messages      new {}  old {}", v.counts.new, v.counts.old);
+                match ops::locked_until(&v.login, std::time::SystemTime::now()) {
+                    Some(t) => println!("  locked until  {t}"),
+                    None => println!("  PIN failures  {}", v.login.failures),
+                }
+            })
+        }
+        MailboxCommand::Unlock { mailbox } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            ops::unlock(&store, &id).map(|()| println!("unlocked {}@{}", id.user(), id.domain()))
         }
         MailboxCommand::SetPin { mailbox, pin } => {
             let id = match parse(&mailbox) {
                 Ok(id) => id,
                 Err(code) => return code,
             };
-            store
-                .set_pin(&id, &pin)
+            ops::set_pin(&store, &id, &pin, PinRule::Store)
                 .map(|()| println!("PIN set for {}@{}", id.user(), id.domain()))
         }
     };

@@ -134,6 +134,21 @@ fn mailbox_commands_work_on_the_store() {
     assert!(text(&out).contains(&mbx), "{}", text(&out));
     let out = vmail(&["mailbox", "--config", &f, "set-pin", &mbx, "9876"]);
     assert!(out.status.success(), "{}", text(&out));
+    // A lockout (what the phone menu writes) is shown and cleared.
+    let store =
+        vmail::store::FsStore::open_with_pin_cost(&share, vmail::store::PinCost::TestOnly).unwrap();
+    let id = vmail::store::MailboxId::parse(&mbx).unwrap();
+    for _ in 0..3 {
+        store
+            .reserve_login_attempt(&id, std::time::SystemTime::now(), 3, 600)
+            .unwrap();
+    }
+    let out = vmail(&["mailbox", "--config", &f, "show", &mbx]);
+    assert!(text(&out).contains("locked until"), "{}", text(&out));
+    let out = vmail(&["mailbox", "--config", &f, "unlock", &mbx]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = vmail(&["mailbox", "--config", &f, "show", &mbx]);
+    assert!(text(&out).contains("PIN failures  0"), "{}", text(&out));
     let out = vmail(&["mailbox", "--config", &f, "add", "../x@test.rootdomain.ru"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!dir.path().join("x").exists());
@@ -182,22 +197,22 @@ fn run_on_the_embedded_default_stops_cleanly_on_sigint() {
 }
 
 /// `vmail run` into a file (not a terminal) logs plain text, without ANSI
-/// colour codes, and says at start that no HTTP API is served.
+/// colour codes, and says at start where the HTTP API listens.
 #[test]
-fn run_logs_plain_text_to_a_file_and_says_http_is_not_served() {
+fn run_logs_plain_text_to_a_file_and_says_where_http_listens() {
     let vm = Vmail::start();
     let log = wait_for(Duration::from_secs(10), "the start-up lines", || {
         let log = vm.log();
-        log.contains("HTTP API not served").then_some(log)
+        log.contains("HTTP API listening").then_some(log)
     });
     assert!(log.contains("vmail ready"), "{log}");
     assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
     let line = log
         .lines()
-        .find(|l| l.contains("HTTP API not served"))
+        .find(|l| l.contains("HTTP API listening"))
         .unwrap_or_default();
     assert!(
-        line.contains(&format!("http_port={}", vm.http_port)),
+        line.contains(&format!("addr=127.0.0.1:{}", vm.http_port)),
         "{line}"
     );
 }

@@ -2,12 +2,13 @@
 //!
 //! Start-up order (configuration is validated before anything binds):
 //! open the store → create the demo mailboxes → load the prompts → bind
-//! SIP UDP/TCP → serve until SIGINT or SIGTERM → hang up calls, finish
-//! their recordings, exit. Interrupted recordings are recovered in the
+//! SIP UDP/TCP and HTTP → serve until SIGINT or SIGTERM → hang up calls,
+//! finish their recordings and the HTTP requests in flight, exit. Interrupted recordings are recovered in the
 //! background from the moment SIP is bound: the scan reads every mailbox
 //! of the group's domains, which took seconds with 100,000 mailboxes.
 
 mod call_messages;
+mod calls;
 mod changes;
 mod deposit_driver;
 mod media_clock;
@@ -20,11 +21,13 @@ mod plan;
 mod sip_server;
 mod tcp;
 
+pub(crate) use calls::{CallClass, CallCounts};
 pub use changes::{ChangeReceiver, Changes};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -93,6 +96,8 @@ pub(crate) struct Shared {
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
     /// Mailbox change notices (message-waiting indication listens).
     pub changes: Changes,
+    /// Calls in progress by kind.
+    pub calls: Arc<CallCounts>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -199,6 +204,7 @@ impl Shared {
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
             changes: self.changes.clone(),
+            calls: self.calls.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -342,6 +348,15 @@ async fn serve(
         None
     };
 
+    let http_addr = SocketAddr::new(role.addr, ext.http_port);
+    let http_listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .map_err(|source| RuntimeError::Bind {
+            what: "HTTP",
+            addr: http_addr,
+            source,
+        })?;
+
     let ports =
         PortPool::new(ext.rtp_port_min, ext.rtp_port_max).map_err(|e| RuntimeError::Bind {
             what: "RTP port range",
@@ -370,6 +385,7 @@ async fn serve(
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         changes,
+        calls: Arc::default(),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });
@@ -408,11 +424,15 @@ async fn serve(
         mwi,
     );
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
-    info!(%sip_addr, transports = ?ext.sip_transports, "vmail ready");
-    warn!(
-        http_port = ext.http_port,
-        "HTTP API not served: this version has no HTTP API, nothing listens on ext.http_port"
-    );
+    let sip_ready = Arc::new(AtomicBool::new(true));
+    let (api_tx, api_rx) = watch::channel(shared.clone());
+    let api = tokio::spawn(crate::api::serve(
+        http_listener,
+        api_rx,
+        sip_ready.clone(),
+        shutdown_tx.subscribe(),
+    ));
+    info!(%sip_addr, transports = ?ext.sip_transports, %http_addr, "vmail ready");
     recover_in_background(&shared, started);
 
     let mut current = shared;
@@ -425,6 +445,7 @@ async fn serve(
             Ok(next) => {
                 info!(path = %path.display(), "configuration reloaded");
                 current = next.clone();
+                let _ = api_tx.send(next.clone());
                 let _ = reload_tx.send(next);
             }
             Err(e) => {
@@ -433,8 +454,17 @@ async fn serve(
         }
     }
     info!("signal received: stopping");
+    sip_ready.store(false, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
     let _ = server.await;
+    // Requests in flight get the same grace as calls; a client still
+    // downloading after that is cut off.
+    if tokio::time::timeout(Duration::from_secs(10), api)
+        .await
+        .is_err()
+    {
+        warn!("HTTP requests still open after 10 s: closed");
+    }
     drop(inbound_tx);
     info!("vmail stopped");
     Ok(())

@@ -19,7 +19,7 @@ pub struct DepositPlan {
     pub cause: Cause,
     /// Limits of the recording.
     pub limits: DepositLimits,
-    /// `max_messages` of the instance.
+    /// `max_messages` of the instance (a mailbox's own setting overrides it).
     pub max_messages: u32,
     /// The mailbox does not exist yet (`auto_create_mailboxes`): its first
     /// stored message creates it with these settings.
@@ -62,8 +62,13 @@ impl DepositPlan {
             }
             other => other,
         };
+        // The mailbox's own limit, when it has one, overrides the instance's.
+        let max_messages = match store.mailbox(mailbox) {
+            Ok(Some(m)) => m.settings.max_messages.unwrap_or(self.max_messages),
+            _ => self.max_messages,
+        };
         let opening = match counts {
-            Ok(c) if (c.new + c.old) as u64 >= u64::from(self.max_messages) => Opening::MailboxFull,
+            Ok(c) if (c.new + c.old) as u64 >= u64::from(max_messages) => Opening::MailboxFull,
             Ok(_) => Opening::Record,
             Err(e) => {
                 warn!("cannot read the mailbox: {e}");

@@ -59,6 +59,8 @@ struct CallEntry {
     codec: Codec,
     /// Set until the 200 is sent (answer delay).
     pending: Option<Box<PendingAnswer>>,
+    /// Deposit or retrieval (calls in progress by kind).
+    class: super::CallClass,
 }
 
 /// The call's media and channels, handed to its driver.
@@ -483,6 +485,7 @@ impl SipServer {
             done_rx,
             commands: cmd_rx,
         };
+        let class = super::CallClass::of(&kind);
         let setup = self.driver_setup(id, kind, &negotiated, &req, from, port, &cid, io);
         let delay = Duration::from_millis(ext.answer_delay_ms);
         let ringing =
@@ -505,11 +508,13 @@ impl SipServer {
                     response: ok,
                     invite: req,
                 })),
+                class,
             },
         );
         self.by_call_id.entry(cid).or_default().push(id);
         self.by_invite_tx.insert(tx, id);
         shared.metrics.calls_active.inc();
+        shared.calls.started(class);
         match ringing {
             None => self.send_answer(id),
             Some(ringing) => {
@@ -825,6 +830,7 @@ impl SipServer {
             }
             self.shared.ports_release(call.port);
             self.shared.metrics.calls_active.dec();
+            self.shared.calls.ended(call.class);
         }
     }
 

@@ -53,4 +53,5 @@ pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
 pub use types::{
     cause, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
+    MAX_MAILBOX_MESSAGES,
 };

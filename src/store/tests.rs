@@ -152,6 +152,7 @@ fn mailbox_lifecycle() {
         language: Some("ru".into()),
         timezone: Some("Europe/Moscow".into()),
         email: Some("a@example.org".into()),
+        max_messages: Some(50),
     };
     let m = s.create_mailbox(&a, settings.clone(), None).unwrap();
     assert_eq!(m.settings, settings);
@@ -198,6 +199,10 @@ fn mailbox_lifecycle() {
         },
         MailboxSettings {
             display_name: Some("a\nb".into()),
+            ..Default::default()
+        },
+        MailboxSettings {
+            max_messages: Some(0),
             ..Default::default()
         },
     ] {

@@ -19,7 +19,14 @@ pub struct MailboxSettings {
     pub timezone: Option<String>,
     /// Address for notifications.
     pub email: Option<String>,
+    /// Most messages the mailbox holds (`INBOX` + `Old`); `None`: the
+    /// instance's `max_messages`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u32>,
 }
+
+/// Largest `max_messages` a mailbox may have (the instance setting's bound).
+pub const MAX_MAILBOX_MESSAGES: u32 = 1_000_000;
 
 impl MailboxSettings {
     /// Checks the values (lengths, and the characters of those that other
@@ -44,6 +51,14 @@ impl MailboxSettings {
         }
         text(&self.display_name, "display_name", 256)?;
         text(&self.email, "email", 254)?;
+        if let Some(n) = self.max_messages {
+            if !(1..=MAX_MAILBOX_MESSAGES).contains(&n) {
+                return Err(StoreError::InvalidValue {
+                    what: "max_messages",
+                    reason: "must be from 1 to 1000000",
+                });
+            }
+        }
         if let Some(l) = &self.language {
             let ok = (1..=16).contains(&l.len())
                 && l.bytes()

@@ -1,0 +1,79 @@
+//! `/healthz`, `/readyz` and `/metrics`: open (no token), for load
+//! balancers and monitoring.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::error::ErrorBody;
+use super::extract::Json;
+use super::{blocking, ApiError, ApiState};
+
+/// The Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `{"status": "ok"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process is alive", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready to take calls: SIP bound (and not stopping), the store writable
+/// (a probe file is written and removed in the SiteShare).
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready, with the reason", body = ErrorBody)
+    ))]
+pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiError> {
+    if !state.sip_ready.load(Ordering::Relaxed) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sip_not_ready",
+            "SIP is not bound or the instance is stopping",
+        ));
+    }
+    let root = state.shared().store.root().to_path_buf();
+    blocking(move || {
+        // One name per probe: parallel probes do not remove each other's file.
+        static PROBES: AtomicU64 = AtomicU64::new(0);
+        let n = PROBES.fetch_add(1, Ordering::Relaxed);
+        let probe = root.join(format!(".readyz-{}-{n}", std::process::id()));
+        let written =
+            std::fs::write(&probe, b"ready\n").and_then(|()| std::fs::remove_file(&probe));
+        written.map_err(|e| {
+            let _ = std::fs::remove_file(&probe);
+            tracing::warn!(path = %probe.display(), "store not writable: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_not_writable",
+                format!("the store is not writable: {e}"),
+            )
+        })
+    })
+    .await?;
+    Ok(Json(Health {
+        status: "ok".into(),
+    }))
+}
+
+/// Counters and gauges in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text format 0.0.4",
+        content_type = "text/plain", body = String)))]
+pub async fn metrics(State(state): State<ApiState>) -> Response {
+    let text = state.shared().metrics.render();
+    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+}

@@ -1,0 +1,406 @@
+//! `/api/v1/domains/{domain}/mailboxes...`: list, create, read, update,
+//! delete, set the PIN, clear a PIN lockout.
+
+use std::time::SystemTime;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ErrorBody;
+use super::extract::{Json, Path, Query};
+use super::{blocking, mailbox_id, served, ApiError, ApiState};
+use crate::mailbox_ops::{self as ops, MailboxView, PinRule};
+use crate::store::{MailboxId, MailboxSettings};
+
+/// Most items in one page.
+pub const MAX_PAGE: u32 = 1000;
+/// Items in a page when `limit` is not given.
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// Paging of a listing.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit.unwrap_or(DEFAULT_PAGE) {
+            n @ 1..=MAX_PAGE => Ok(n as usize),
+            _ => Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be from 1 to 1000",
+            )),
+        }
+    }
+}
+
+/// Message counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CountsBody {
+    /// Messages in INBOX.
+    pub new: usize,
+    /// Messages in Old.
+    pub old: usize,
+    pub urgent_new: usize,
+    pub urgent_old: usize,
+}
+
+/// A mailbox with its settings, counts and lockout state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailboxBody {
+    pub user: String,
+    pub domain: String,
+    /// `user@domain`.
+    pub address: String,
+    pub display_name: Option<String>,
+    /// Prompt language (`en`, `ru`, ...).
+    pub language: Option<String>,
+    /// IANA time zone (`Europe/Moscow`).
+    pub timezone: Option<String>,
+    /// Address for notifications.
+    pub email: Option<String>,
+    /// Most messages kept; `null`: the instance's `max_messages`.
+    pub max_messages: Option<u32>,
+    pub has_pin: bool,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    pub counts: CountsBody,
+    /// PIN logins refused until `locked_until`.
+    pub locked: bool,
+    /// RFC 3339, when locked.
+    pub locked_until: Option<String>,
+    /// PIN failures in a row.
+    pub login_failures: u32,
+}
+
+impl From<MailboxView> for MailboxBody {
+    fn from(v: MailboxView) -> Self {
+        let s = v.mailbox.settings;
+        let locked_until = ops::locked_until(&v.login, SystemTime::now());
+        MailboxBody {
+            user: v.mailbox.id.user().to_owned(),
+            domain: v.mailbox.id.domain().to_owned(),
+            address: v.mailbox.id.to_string(),
+            display_name: s.display_name,
+            language: s.language,
+            timezone: s.timezone,
+            email: s.email,
+            max_messages: s.max_messages,
+            has_pin: v.mailbox.has_pin,
+            created: v.mailbox.created,
+            counts: CountsBody {
+                new: v.counts.new,
+                old: v.counts.old,
+                urgent_new: v.counts.urgent_new,
+                urgent_old: v.counts.urgent_old,
+            },
+            locked: locked_until.is_some(),
+            locked_until,
+            login_failures: v.login.failures,
+        }
+    }
+}
+
+/// One page of mailboxes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailboxList {
+    pub items: Vec<MailboxBody>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists the mailboxes of a domain, by user, a page at a time.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), PageQuery),
+    responses(
+        (status = 200, description = "A page of mailboxes", body = MailboxList),
+        (status = 400, description = "Bad domain or paging", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "Domain not served here", body = ErrorBody)
+    ))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Path(domain): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<MailboxList>, ApiError> {
+    let shared = state.shared();
+    let domain = crate::config::normalize_domain(&domain)
+        .map_err(|e| ApiError::bad_request("invalid_name", format!("invalid domain: {e}")))?;
+    served(&shared, &domain)?;
+    let limit = q.limit()?;
+    let store = shared.store.clone();
+    let list = blocking(move || {
+        let page = ops::list_page(&store, &domain, q.cursor.as_deref(), limit)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for id in &page.items {
+            match ops::view(&store, id) {
+                Ok(v) => items.push(v.into()),
+                // removed meanwhile
+                Err(ops::OpError::Store(e)) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(MailboxList {
+            items,
+            next_cursor: page.next,
+        })
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// A new mailbox.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMailbox {
+    /// The user part (`A-Z a-z 0-9 . _ + -`, 1 to 64, not starting with `.`).
+    #[schema(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")]
+    pub user: String,
+    /// Initial PIN (phone menu rules: 4 to 16 digits, not all the same, not a run).
+    #[schema(pattern = r"^[0-9]{4,16}$")]
+    pub pin: Option<String>,
+    #[schema(max_length = 256, pattern = r"^[^\x00-\x1f\x7f]*$")]
+    pub display_name: Option<String>,
+    /// A language tag such as `en` or `pt-BR` (a prompt directory).
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
+    pub language: Option<String>,
+    /// An IANA zone name such as `Europe/Moscow`.
+    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
+    pub timezone: Option<String>,
+    #[schema(max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "count")]
+    #[schema(minimum = 1, maximum = 1000000)]
+    pub max_messages: Option<u32>,
+}
+
+/// Creates a mailbox.
+#[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")),
+    request_body = NewMailbox,
+    responses(
+        (status = 201, description = "Created", body = MailboxBody),
+        (status = 400, description = "Invalid name, value or PIN; bad JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "Domain not served here", body = ErrorBody),
+        (status = 409, description = "The mailbox exists", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)
+    ))]
+pub async fn create(
+    State(state): State<ApiState>,
+    Path(domain): Path<String>,
+    Json(body): Json<NewMailbox>,
+) -> Result<Response, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &body.user)?;
+    let settings = MailboxSettings {
+        display_name: body.display_name,
+        language: body.language,
+        timezone: body.timezone,
+        email: body.email,
+        max_messages: body.max_messages,
+    };
+    let store = shared.store.clone();
+    let view = blocking(move || {
+        ops::create(&store, &id, settings, body.pin.as_deref(), PinRule::Phone)?;
+        Ok(ops::view(&store, &id)?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(MailboxBody::from(view))).into_response())
+}
+
+/// Reads a mailbox.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    responses(
+        (status = 200, description = "The mailbox", body = MailboxBody),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody)
+    ))]
+pub async fn read(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+) -> Result<Json<MailboxBody>, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let store = shared.store.clone();
+    let view = blocking(move || Ok(ops::view(&store, &id)?)).await?;
+    Ok(Json(view.into()))
+}
+
+/// A whole number from 1 to 1000000 written as JSON `5` or `5.0`.
+fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u32::MAX)).contains(&n) {
+        return Err(D::Error::custom(format!(
+            "expected a whole number from 1 to 1000000, got {n}"
+        )));
+    }
+    Ok(Some(n as u32))
+}
+
+/// [`count`] for a field where `null` clears (`Some(None)`).
+fn present_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    count(d).map(Some)
+}
+
+/// `Some(value)` for any present field, `null` included (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Settings to change: a field left out stays as it is, `null` clears it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxChange {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, max_length = 256, pattern = r"^[^\x00-\x1f\x7f]*$")]
+    pub display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
+    pub language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
+    pub timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
+    pub email: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present_count")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1000000)]
+    pub max_messages: Option<Option<u32>>,
+}
+
+/// Changes settings (language, time zone, max messages, e-mail, display name).
+#[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    request_body = MailboxChange,
+    responses(
+        (status = 200, description = "The mailbox after the change", body = MailboxBody),
+        (status = 400, description = "Invalid name or value; bad JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)
+    ))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+    Json(change): Json<MailboxChange>,
+) -> Result<Json<MailboxBody>, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let store = shared.store.clone();
+    let view = blocking(move || {
+        ops::update(&store, &id, |s| {
+            if let Some(v) = change.display_name {
+                s.display_name = v;
+            }
+            if let Some(v) = change.language {
+                s.language = v;
+            }
+            if let Some(v) = change.timezone {
+                s.timezone = v;
+            }
+            if let Some(v) = change.email {
+                s.email = v;
+            }
+            if let Some(v) = change.max_messages {
+                s.max_messages = v;
+            }
+        })?;
+        Ok(ops::view(&store, &id)?)
+    })
+    .await?;
+    Ok(Json(view.into()))
+}
+
+/// Deletes a mailbox with its messages and greetings.
+#[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody)
+    ))]
+pub async fn remove(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let changes = shared.changes.clone();
+    let store = shared.store.clone();
+    blocking(move || {
+        Ok(ops::remove(&store, &id, &|m: &MailboxId| {
+            changes.notify(m)
+        })?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new PIN.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPin {
+    /// 4 to 16 digits, not all the same digit, not a run such as 1234 or 4321.
+    #[schema(pattern = r"^[0-9]{4,16}$")]
+    pub pin: String,
+}
+
+/// Sets the PIN (the phone menu's rules).
+#[utoipa::path(put, path = "/api/v1/domains/{domain}/mailboxes/{user}/pin", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    request_body = NewPin,
+    responses(
+        (status = 204, description = "PIN set"),
+        (status = 400, description = "PIN not allowed; invalid name; bad JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)
+    ))]
+pub async fn set_pin(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+    Json(body): Json<NewPin>,
+) -> Result<StatusCode, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let store = shared.store.clone();
+    blocking(move || Ok(ops::set_pin(&store, &id, &body.pin, PinRule::Phone)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Clears the PIN failures and lock of a locked-out mailbox.
+#[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/lockout", tag = "mailboxes",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    responses(
+        (status = 204, description = "Unlocked (or was not locked)"),
+        (status = 400, description = "Invalid name", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody)
+    ))]
+pub async fn unlock(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let store = shared.store.clone();
+    blocking(move || Ok(ops::unlock(&store, &id)?)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

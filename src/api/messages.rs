@@ -1,0 +1,365 @@
+//! `/api/v1/domains/{domain}/mailboxes/{user}/messages...`: list by
+//! folder, metadata, audio (with `Range`), heard/unheard, move, delete,
+//! forward.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt as _;
+use tower_http::services::ServeFile;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ErrorBody;
+use super::extract::{Json, Path, Query};
+use super::mailboxes::PageQuery;
+use super::{blocking, mailbox_id, ApiError, ApiState};
+use crate::mailbox_ops as ops;
+use crate::store::{validate_message_id, Folder, MailboxId, MessageMeta};
+
+/// A folder as the API names it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+pub enum FolderName {
+    /// New messages.
+    #[serde(rename = "INBOX")]
+    Inbox,
+    /// Heard / saved messages.
+    Old,
+}
+
+impl From<FolderName> for Folder {
+    fn from(f: FolderName) -> Folder {
+        match f {
+            FolderName::Inbox => Folder::Inbox,
+            FolderName::Old => Folder::Old,
+        }
+    }
+}
+
+impl From<Folder> for FolderName {
+    fn from(f: Folder) -> FolderName {
+        match f {
+            Folder::Inbox => FolderName::Inbox,
+            Folder::Old => FolderName::Old,
+        }
+    }
+}
+
+/// A message's metadata.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageBody {
+    /// Message id (sorts by time).
+    pub id: String,
+    pub folder: FolderName,
+    /// Caller's URI.
+    pub caller_uri: String,
+    pub caller_name: Option<String>,
+    /// The URI that was called.
+    pub called_uri: String,
+    /// `busy`, `unavailable` or `unknown`.
+    pub cause: String,
+    /// When the recording began, RFC 3339.
+    pub received: String,
+    pub duration_ms: u64,
+    /// Codec the caller sent.
+    pub codec: String,
+    pub heard: bool,
+    pub urgent: bool,
+    /// Completed by recovery after a crash.
+    pub recovered: bool,
+    /// Mailbox that forwarded it here.
+    pub forwarded_by: Option<String>,
+    /// Sample rate of the WAV.
+    pub sample_rate: u32,
+    /// Instance that recorded it.
+    pub instance: String,
+}
+
+impl From<MessageMeta> for MessageBody {
+    fn from(m: MessageMeta) -> Self {
+        MessageBody {
+            id: m.id,
+            folder: m.folder.into(),
+            caller_uri: m.caller_uri,
+            caller_name: m.caller_name,
+            called_uri: m.called_uri,
+            cause: m.cause,
+            received: m.received,
+            duration_ms: m.duration_ms,
+            codec: m.codec,
+            heard: m.heard,
+            urgent: m.urgent,
+            recovered: m.recovered,
+            forwarded_by: m.forwarded_by,
+            sample_rate: m.sample_rate,
+            instance: m.instance,
+        }
+    }
+}
+
+/// Which messages to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MessageQuery {
+    /// `INBOX` (default) or `Old`.
+    pub folder: Option<FolderName>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of messages.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageList {
+    pub items: Vec<MessageBody>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn message_id(msg: &str) -> Result<(), ApiError> {
+    validate_message_id(msg).map_err(ApiError::from)
+}
+
+/// Lists the messages of a folder, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"), MessageQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = MessageList),
+        (status = 400, description = "Invalid name or query", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox", body = ErrorBody)
+    ))]
+pub async fn list(
+    State(state): State<ApiState>,
+    Path((domain, user)): Path<(String, String)>,
+    Query(q): Query<MessageQuery>,
+) -> Result<Json<MessageList>, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    let limit = PageQuery {
+        limit: q.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let folder: Folder = q.folder.unwrap_or(FolderName::Inbox).into();
+    let store = shared.store.clone();
+    let page = blocking(move || {
+        Ok(ops::messages(
+            &store,
+            &id,
+            folder,
+            q.cursor.as_deref(),
+            limit,
+        )?)
+    })
+    .await?;
+    Ok(Json(MessageList {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// A message's metadata.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    responses(
+        (status = 200, description = "The message", body = MessageBody),
+        (status = 400, description = "Invalid name or id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+    ))]
+pub async fn read(
+    State(state): State<ApiState>,
+    Path((domain, user, msg)): Path<(String, String, String)>,
+) -> Result<Json<MessageBody>, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    message_id(&msg)?;
+    let store = shared.store.clone();
+    let m = blocking(move || Ok(ops::message(&store, &id, &msg)?)).await?;
+    Ok(Json(m.into()))
+}
+
+/// A change of a message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageChange {
+    /// Mark heard (`true`) or unheard (`false`).
+    pub heard: Option<bool>,
+    /// Move to this folder.
+    pub folder: Option<FolderName>,
+}
+
+/// Marks a message heard or unheard and/or moves it between folders.
+#[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body = MessageChange,
+    responses(
+        (status = 200, description = "The message after the change", body = MessageBody),
+        (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)
+    ))]
+pub async fn update(
+    State(state): State<ApiState>,
+    Path((domain, user, msg)): Path<(String, String, String)>,
+    Json(change): Json<MessageChange>,
+) -> Result<Json<MessageBody>, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    message_id(&msg)?;
+    let store = shared.store.clone();
+    let changes = shared.changes.clone();
+    let m = blocking(move || {
+        Ok(ops::update_message(
+            &store,
+            &id,
+            &msg,
+            change.heard,
+            change.folder.map(Into::into),
+            &|m: &MailboxId| changes.notify(m),
+        )?)
+    })
+    .await?;
+    Ok(Json(m.into()))
+}
+
+/// Deletes a message. A call playing it finishes playing its copy.
+#[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Invalid name or id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+    ))]
+pub async fn remove(
+    State(state): State<ApiState>,
+    Path((domain, user, msg)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    message_id(&msg)?;
+    let store = shared.store.clone();
+    let changes = shared.changes.clone();
+    blocking(move || {
+        Ok(ops::delete_message(&store, &id, &msg, &|m: &MailboxId| {
+            changes.notify(m)
+        })?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where to forward a message.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// The user part of a mailbox of the same domain.
+    #[schema(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")]
+    pub to: String,
+}
+
+/// Copies a message into another mailbox of the domain as a new, unheard
+/// message.
+#[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/forward", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    request_body = Forward,
+    responses(
+        (status = 201, description = "The new message in the other mailbox", body = MessageBody),
+        (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody)
+    ))]
+pub async fn forward(
+    State(state): State<ApiState>,
+    Path((domain, user, msg)): Path<(String, String, String)>,
+    Json(body): Json<Forward>,
+) -> Result<Response, ApiError> {
+    let shared = state.shared();
+    let from = mailbox_id(&shared, &domain, &user)?;
+    let to = mailbox_id(&shared, &domain, &body.to)?;
+    message_id(&msg)?;
+    let store = shared.store.clone();
+    let changes = shared.changes.clone();
+    let m = blocking(move || {
+        Ok(ops::forward_message(
+            &store,
+            &from,
+            &msg,
+            &to,
+            &|m: &MailboxId| changes.notify(m),
+        )?)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(MessageBody::from(m))).into_response())
+}
+
+/// Serves a WAV file byte-exact, with `Range` (206, 416). The file is
+/// opened once; a delete after that does not cut the download.
+pub(crate) async fn serve_wav(
+    path: std::path::PathBuf,
+    req: Request,
+    missing: ApiError,
+) -> Result<Response, ApiError> {
+    let resp = ServeFile::new(path)
+        .oneshot(req)
+        .await
+        .map_err(ApiError::internal)?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Err(missing);
+    }
+    let mut resp = resp.map(Body::new);
+    if resp.status().is_success() {
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    }
+    Ok(resp)
+}
+
+/// The message's audio, exactly as stored (`audio/wav`); `Range` is honoured.
+#[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/audio", tag = "messages",
+    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
+        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+        ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)")),
+    responses(
+        (status = 200, description = "The WAV file", content_type = "audio/wav", body = Vec<u8>),
+        (status = 206, description = "The requested range", content_type = "audio/wav", body = Vec<u8>),
+        (status = 400, description = "Invalid name or id", body = ErrorBody),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = ErrorBody)
+    ))]
+pub async fn audio(
+    State(state): State<ApiState>,
+    Path((domain, user, msg)): Path<(String, String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let shared = state.shared();
+    let id = mailbox_id(&shared, &domain, &user)?;
+    message_id(&msg)?;
+    let store = shared.store.clone();
+    let path = blocking(move || {
+        ops::message(&store, &id, &msg)?;
+        store
+            .message_audio_path(&id, &msg)?
+            .ok_or_else(|| ApiError::not_found("message_not_found", "message not found"))
+    })
+    .await?;
+    serve_wav(
+        path,
+        req,
+        ApiError::not_found("message_not_found", "message not found"),
+    )
+    .await
+}

@@ -1,0 +1,279 @@
+//! The HTTP management API (axum) on the instance's `iface:http_port`:
+//! `/api/v1/...` (Bearer token, JSON), `/healthz`, `/readyz`, `/metrics`
+//! (open), and the OpenAPI description at `/api/v1/openapi.json`.
+//!
+//! Handlers validate names first (`MailboxId`, message ids, greeting
+//! kinds) and run store work on blocking threads through
+//! [`crate::mailbox_ops`], the same code as `vmail mailbox`.
+
+mod auth;
+mod error;
+mod extract;
+mod greetings;
+mod health;
+mod mailboxes;
+mod messages;
+mod server;
+mod site;
+
+pub use auth::token_accepted;
+pub use error::{ApiError, ErrorBody};
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tokio::sync::watch;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::mailbox_ops::MAX_GREETING_BYTES;
+use crate::runtime::Shared;
+use crate::store::MailboxId;
+
+/// What the handlers share: the running instance (replaced on SIGHUP) and
+/// the readiness latch.
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    shared: watch::Receiver<Arc<Shared>>,
+    /// SIP is bound and the instance is not stopping.
+    sip_ready: Arc<AtomicBool>,
+    started: SystemTime,
+    openapi: Arc<OnceLock<String>>,
+}
+
+impl ApiState {
+    /// The running instance's state (the newest configuration).
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.borrow().clone()
+    }
+}
+
+/// Runs store work on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+/// The mailbox `user` of `domain`, if valid and of a domain this
+/// instance's group serves (404 otherwise).
+pub(crate) fn mailbox_id(shared: &Shared, domain: &str, user: &str) -> Result<MailboxId, ApiError> {
+    let id = MailboxId::new(user, domain)?;
+    served(shared, id.domain())?;
+    Ok(id)
+}
+
+/// 404 unless the group of this instance serves `domain` (normalised).
+pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
+    match shared.routing.owner(domain) {
+        Some(o) if o.group() == shared.role.group => Ok(()),
+        _ => Err(ApiError::not_found(
+            "domain_not_served",
+            format!("domain {domain} is not served by this instance's group"),
+        )),
+    }
+}
+
+/// The OpenAPI description's frame: title, version, the Bearer scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "vmail HTTP API",
+        description = "Manage mailboxes, messages and greetings of a vmail instance; read its configuration and status."
+    ),
+    modifiers(&BearerScheme),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody, greetings::Kind, messages::FolderName))
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The router and its OpenAPI description.
+pub(crate) fn router(
+    shared: watch::Receiver<Arc<Shared>>,
+    sip_ready: Arc<AtomicBool>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let state = ApiState {
+        shared,
+        sip_ready,
+        started: SystemTime::now(),
+        openapi: Arc::new(OnceLock::new()),
+    };
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(mailboxes::list, mailboxes::create))
+        .routes(routes!(
+            mailboxes::read,
+            mailboxes::update,
+            mailboxes::remove
+        ))
+        .routes(routes!(mailboxes::set_pin))
+        .routes(routes!(mailboxes::unlock))
+        .routes(routes!(messages::list))
+        .routes(routes!(messages::read, messages::update, messages::remove))
+        .routes(routes!(messages::audio))
+        .routes(routes!(messages::forward))
+        .routes(routes!(
+            greetings::download,
+            greetings::upload,
+            greetings::remove
+        ))
+        .routes(routes!(site::config))
+        .routes(routes!(site::validate))
+        .routes(routes!(site::route))
+        .routes(routes!(site::status))
+        .routes(routes!(site::openapi))
+        .split_for_parts();
+    let api = api.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    let (open, open_doc) = OpenApiRouter::new()
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
+        .split_for_parts();
+    doc.merge(open_doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let _ = state
+        .openapi
+        .set(doc.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let app = api
+        .merge(open)
+        .fallback(no_route)
+        .route_layer(middleware::from_fn(remember_route))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(DefaultBodyLimit::max(MAX_GREETING_BYTES))
+        .with_state(state);
+    (app, doc)
+}
+
+/// No route matched: 404, but under `/api/` only with an accepted token
+/// (401 otherwise), so unknown API paths tell nothing without one.
+async fn no_route(State(state): State<ApiState>, req: Request) -> ApiError {
+    if req.uri().path().starts_with("/api/") {
+        if let Err(e) = auth::check(&state, &req) {
+            return e;
+        }
+    }
+    ApiError::not_found("not_found", "no such route")
+}
+
+/// The route pattern a request matched, carried on the response.
+#[derive(Clone)]
+struct RoutePattern(Arc<str>);
+
+async fn remember_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| Arc::<str>::from(m.as_str()));
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(RoutePattern(r));
+    }
+    resp
+}
+
+/// Counts every request by route pattern and status (`unmatched` for
+/// requests that matched no route, so the label set stays bounded).
+async fn count_request(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RoutePattern>()
+        .map_or("unmatched", |r| &r.0);
+    state
+        .shared()
+        .metrics
+        .api_request(route, resp.status().as_u16());
+    resp
+}
+
+/// Gives every error answer the JSON shape, including those made outside
+/// the handlers (wrong method, body over the limit, range not satisfiable).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (mut parts, _) = resp.into_parts();
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than 10 MiB".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("method not allowed on this route (allowed: {allow})")
+        }
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let fresh = ApiError::new(status, error::code_of(status), detail).into_response();
+    let (fresh_parts, body) = fresh.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        parts
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    drop(fresh_parts);
+    Response::from_parts(parts, body)
+}
+
+/// Serves the API on `addr` until `shutdown` turns true; in-flight
+/// requests are finished first.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: watch::Receiver<Arc<Shared>>,
+    sip_ready: Arc<AtomicBool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a: SocketAddr| a.to_string());
+    if shared.borrow().role.ext.api_tokens.is_empty() {
+        tracing::warn!("ext.api_tokens is empty: every /api/ request is answered 401");
+    }
+    let (app, _) = router(shared, sip_ready.clone());
+    tracing::info!(%addr, "HTTP API listening");
+    let ready = sip_ready.clone();
+    let mut stopping = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+        ready.store(false, Ordering::Relaxed);
+    });
+    server::run(listener, app, shutdown).await;
+}
