@@ -37,6 +37,8 @@ const ANSWER_BUCKETS: [f64; 12] = [
 type Label = [(&'static str, &'static str); 1];
 /// A label with a number for value.
 type CodeLabel = [(&'static str, u16); 1];
+/// The labels of an API request: route pattern and status.
+type RouteLabels = ([(&'static str, String); 1], CodeLabel);
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default, Clone)]
@@ -178,7 +180,7 @@ pub struct Metrics {
     sip_requests: Family<Label, PromCounter<u64>>,
     sip_responses: Family<(Label, CodeLabel), PromCounter<u64>>,
     mwi_notifies: Family<Label, PromCounter<u64>>,
-    api_requests: Family<([(&'static str, String); 1], CodeLabel), PromCounter<u64>>,
+    api_requests: Family<RouteLabels, PromCounter<u64>>,
     answer_time: Histogram,
 }
 
