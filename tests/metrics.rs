@@ -408,6 +408,7 @@ fn metrics_count_the_calls_made() {
         ),
         1.0
     );
+    assert!(m.value("vmail_sip_requests_total", &[("method", "ACK")]) >= n);
     assert!(m.value("vmail_sip_requests_total", &[("method", "BYE")]) >= n);
     assert_eq!(
         m.value(

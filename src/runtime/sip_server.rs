@@ -240,8 +240,14 @@ impl SipServer {
                     self.on_request(tx, request, from, info);
                 }
                 // The ACK of our 2xx: the endpoint stopped retransmitting.
-                Event::Ack { request, from } => self.on_ack(&request, from),
-                Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
+                Event::Ack { request, from } => {
+                    self.shared.metrics.sip_request(&request.method);
+                    self.on_ack(&request, from)
+                }
+                Event::Cancel { invite_tx } => {
+                    self.shared.metrics.sip_request(&Method::Cancel);
+                    self.on_cancel(invite_tx)
+                }
                 Event::AckTimeout { tx } => {
                     if let Some(&id) = self.by_invite_tx.get(&tx) {
                         warn!(call = id, "no ACK for the 200: ending the call");
