@@ -405,3 +405,55 @@ fn send_due(e: &mut Entry, now: Instant) -> bool {
     }
     e.playing.is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames a call sent are in the metrics once it is unregistered,
+    /// exactly once.
+    #[test]
+    fn a_calls_sent_frames_are_folded_in_when_it_ends() {
+        let metrics = Arc::new(Metrics::default());
+        let pacer = Pacer::start(1, metrics.clone()).expect("pacer");
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let remote: RemoteAddr =
+            Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let slot = pacer.register(
+            1,
+            Arc::new(socket),
+            remote,
+            RtpPacketizer::new(0, crate::media::Codec::Pcmu, 7, 1, 0),
+            160,
+            done_tx,
+        );
+        // 10 frames of 20 ms.
+        slot.play(vec![Clip::new(vec![0i16; 1600])], 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match done_rx.try_recv() {
+                Ok(done) => {
+                    assert_eq!(done.generation, 1);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("no end of playback: {e}"),
+            }
+        }
+        slot.unregister();
+        // Well before the periodic fold (FOLD_INTERVAL): the unregister did it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while metrics.rtp_sent.get() < 10 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A little longer: nothing more arrives.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(metrics.rtp_sent.get(), 10);
+        assert_eq!(metrics.rtp_send_errors.get(), 0);
+    }
+}
