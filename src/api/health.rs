@@ -11,9 +11,6 @@ use super::error::ErrorBody;
 use super::extract::Json;
 use super::{blocking, ApiError, ApiState};
 
-/// The Prometheus text exposition format.
-const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// `{"status": "ok"}`.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Health {
@@ -75,5 +72,5 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiEr
         content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<ApiState>) -> Response {
     let text = state.shared().metrics.render();
-    ([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response()
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
 }

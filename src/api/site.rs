@@ -229,7 +229,10 @@ pub struct Status {
     ))]
 pub async fn status(State(state): State<ApiState>) -> Json<Status> {
     let shared = state.shared();
-    let (deposit, retrieval) = shared.calls.in_progress();
+    // Gauges never go below zero; the cast keeps the schema's unsigned type.
+    let in_progress = |kind| shared.metrics.calls_in_progress(kind).max(0) as u64;
+    let deposit = in_progress(crate::metrics::CallKind::Deposit);
+    let retrieval = in_progress(crate::metrics::CallKind::Retrieval);
     Json(Status {
         name: shared.role.name.clone(),
         site: shared.config.site.clone(),

@@ -198,9 +198,8 @@ pub async fn drive(setup: CallSetup) {
             None => {}
         }
     }
+    media.fold_metrics(&metrics);
     let stats = media.receiver.stats();
-    metrics.rtp_lost.add(stats.lost);
-    metrics.rtp_late.add(stats.late);
     info!(
         received = stats.received,
         lost = stats.lost,
@@ -268,7 +267,7 @@ async fn close_recording(
     .await;
     match result {
         Ok(Ok(Some(meta))) => {
-            metrics.messages_stored.inc();
+            metrics.message_stored(Duration::from_millis(meta.duration_ms));
             info!(id = %meta.id, duration_ms = meta.duration_ms, "message stored");
             RecordingOutcome::Stored
         }

@@ -15,7 +15,7 @@ use crate::media::{
     DigitDeduper, DigitSource, InbandDetector, PushResult, RtpReceiver, RxConfig, SourceLatch,
     Verdict, DEFAULT_DEDUP_WINDOW,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
 use super::media_clock::MediaTick;
 use super::pacer::RemoteAddr;
@@ -54,6 +54,10 @@ pub struct MediaIo {
     on_hold: bool,
     inband: Option<InbandDetector>,
     digits: DigitDeduper,
+    /// What the call counted, and what of it is folded into the metrics.
+    counts: CallCounts,
+    folded: CallCounts,
+    fold_at: Instant,
 }
 
 impl MediaIo {
@@ -78,6 +82,9 @@ impl MediaIo {
             on_hold: false,
             inband,
             digits: DigitDeduper::new(DEFAULT_DEDUP_WINDOW),
+            counts: CallCounts::default(),
+            folded: CallCounts::default(),
+            fold_at: Instant::now() + FOLD_INTERVAL,
         };
         media.set_remote(None);
         media
@@ -94,14 +101,14 @@ impl MediaIo {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     self.got += 1;
-                    metrics.rtp_received.inc();
+                    self.counts.rtp_received += 1;
                     if !self.accept(n, from) {
                         self.foreign += 1;
-                        metrics.rtp_ignored.inc();
+                        self.counts.rtp_ignored += 1;
                         continue;
                     }
                     self.reads += 1;
-                    return Some(self.on_datagram(n, metrics));
+                    return Some(self.on_datagram(n));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => {
@@ -116,7 +123,21 @@ impl MediaIo {
         } else {
             0
         };
+        if Instant::now() >= self.fold_at {
+            self.fold_metrics(metrics);
+        }
         None
+    }
+
+    /// Folds what the call counted since the last fold into `metrics`:
+    /// every [`FOLD_INTERVAL`] while the call lasts, and at its end.
+    pub fn fold_metrics(&mut self, metrics: &Metrics) {
+        let stats = self.receiver.stats();
+        self.counts.rtp_lost = stats.lost;
+        self.counts.rtp_late = stats.late;
+        metrics.fold(&self.counts.since(&self.folded));
+        self.folded = self.counts;
+        self.fold_at = Instant::now() + FOLD_INTERVAL;
     }
 
     /// A new tick: nothing read yet.
@@ -159,14 +180,14 @@ impl MediaIo {
 
     /// Handles the caller's datagram of `n` bytes now in `buf`. Returns
     /// true when it was media of the call (audio, DTMF or comfort noise).
-    fn on_datagram(&mut self, n: usize, metrics: &Metrics) -> bool {
+    fn on_datagram(&mut self, n: usize) -> bool {
         let Some(packet) = self.buf.get(..n) else {
             return false;
         };
         match self.receiver.push(packet) {
             PushResult::Audio | PushResult::Dtmf | PushResult::ComfortNoise => true,
             _ => {
-                metrics.rtp_ignored.inc();
+                self.counts.rtp_ignored += 1;
                 false
             }
         }
@@ -188,12 +209,14 @@ impl MediaIo {
     pub fn poll_digit(&mut self, now: Instant) -> Option<char> {
         while let Some(ev) = self.receiver.poll_dtmf() {
             if let Some(d) = self.digits.accept(now, DigitSource::Rfc4733, ev.digit) {
+                self.counts.digit(DigitSource::Rfc4733);
                 debug!(digit = %d, "dtmf (rfc 4733)");
                 return Some(d);
             }
         }
         while let Some(ev) = self.inband.as_mut().and_then(|d| d.poll_digit()) {
             if let Some(d) = self.digits.accept(now, DigitSource::Inband, ev.digit) {
+                self.counts.digit(DigitSource::Inband);
                 debug!(digit = %d, "dtmf (in-band)");
                 return Some(d);
             }
@@ -203,7 +226,11 @@ impl MediaIo {
 
     /// A digit from SIP INFO; `None` if another source already gave it.
     pub fn info_digit(&mut self, now: Instant, digit: char) -> Option<char> {
-        self.digits.accept(now, DigitSource::Info, digit)
+        let d = self.digits.accept(now, DigitSource::Info, digit);
+        if d.is_some() {
+            self.counts.digit(DigitSource::Info);
+        }
+        d
     }
 
     /// A re-INVITE: new receive settings, the SDP's address, and whether
@@ -561,7 +588,11 @@ mod tests {
         assert_eq!(media.try_recv(&metrics), Some(true));
         assert_eq!(media.try_recv(&metrics), None);
         assert_eq!(media.receiver.stats().received, 2);
+        // Counted by the call, folded into the metrics at its end.
+        assert_eq!(metrics.rtp_ignored.get(), 0);
+        media.fold_metrics(&metrics);
         assert_eq!(metrics.rtp_ignored.get(), flood as u64);
+        assert_eq!(metrics.rtp_received.get(), flood as u64 + 2);
         assert_eq!(
             remote_of(&remote),
             Some(caller.local_addr().expect("address"))
@@ -593,5 +624,50 @@ mod tests {
             read += 1;
         }
         assert_eq!(read, total);
+    }
+
+    #[test]
+    fn folding_adds_exactly_what_the_call_counted_once() {
+        let metrics = Metrics::default();
+        let (sock, addr) = socket();
+        let caller = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let (mut media, _) = media_for(sock, Some(caller.local_addr().expect("address")));
+        let mut p = RtpPacketizer::new(0, Codec::Pcmu, 7, 1, 0);
+        for _ in 0..5 {
+            caller
+                .send_to(p.packetize(&[0i16; 160], false), addr)
+                .expect("send");
+        }
+        assert_eq!(recv_within(&mut media, &metrics), Some(true));
+        let mut read = 1;
+        for _ in 0..200 {
+            if read == 5 {
+                break;
+            }
+            media.start_tick();
+            while media.try_recv(&metrics).is_some() {
+                read += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(read, 5);
+        let now = Instant::now();
+        assert_eq!(media.info_digit(now, '5'), Some('5'));
+        assert_eq!(metrics.rtp_received.get(), 0);
+        media.fold_metrics(&metrics);
+        assert_eq!(metrics.rtp_received.get(), 5);
+        assert_eq!(metrics.rtp_ignored.get(), 0);
+        let text = metrics.render();
+        assert!(
+            text.contains("vmail_dtmf_digits_total{source=\"info\"} 1\n"),
+            "{text}"
+        );
+        // A second fold (the call's end after a periodic one) adds nothing
+        // already folded.
+        media.fold_metrics(&metrics);
+        assert_eq!(metrics.rtp_received.get(), 5);
+        assert!(metrics
+            .render()
+            .contains("vmail_dtmf_digits_total{source=\"info\"} 1\n"));
     }
 }

@@ -238,6 +238,7 @@ pub async fn drive(setup: MenuSetup) {
             menu.on_digit(now, digit);
         }
     }
+    media.fold_metrics(&metrics);
     info!(mailbox = ?session.mailbox.as_ref().map(|m| m.to_string()), "menu call ended");
     slot.unregister();
     let _ = events.send(CallEvent::Ended { call });

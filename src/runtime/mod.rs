@@ -8,7 +8,6 @@
 //! of the group's domains, which took seconds with 100,000 mailboxes.
 
 mod call_messages;
-mod calls;
 mod changes;
 mod deposit_driver;
 mod media_clock;
@@ -21,7 +20,6 @@ mod plan;
 mod sip_server;
 mod tcp;
 
-pub(crate) use calls::{CallClass, CallCounts};
 pub use changes::{ChangeReceiver, Changes};
 
 use std::collections::BTreeMap;
@@ -96,8 +94,6 @@ pub(crate) struct Shared {
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
     /// Mailbox change notices (message-waiting indication listens).
     pub changes: Changes,
-    /// Calls in progress by kind.
-    pub calls: Arc<CallCounts>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -204,7 +200,6 @@ impl Shared {
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
             changes: self.changes.clone(),
-            calls: self.calls.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -385,7 +380,6 @@ async fn serve(
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         changes,
-        calls: Arc::default(),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

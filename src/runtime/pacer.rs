@@ -33,7 +33,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use crate::call::Clip;
 use crate::media::RtpPacketizer;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, FOLD_INTERVAL};
 
 use super::media_io::RtpSocket;
 
@@ -175,9 +175,20 @@ struct Entry {
     done: mpsc::UnboundedSender<PlaybackDone>,
     playing: Option<Playing>,
     next_due: Instant,
+    /// Packets sent and sends failed since the last fold into the metrics.
+    sent: u64,
+    send_errors: u64,
 }
 
 impl Entry {
+    /// Folds what the call sent since the last fold into `metrics`.
+    fn fold(&mut self, metrics: &Metrics) {
+        metrics.rtp_sent.add(std::mem::take(&mut self.sent));
+        metrics
+            .rtp_send_errors
+            .add(std::mem::take(&mut self.send_errors));
+    }
+
     /// Fills `self.frame` with the next frame; returns false when the
     /// playlist was already exhausted before this frame.
     fn next_frame(&mut self) -> bool {
@@ -214,23 +225,30 @@ fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>, first:
     // Ticks on a fixed grid; after a stall the missed ticks are skipped
     // and the grid is kept, so every call's frames stay on it.
     let mut tick = first;
+    let mut fold_at = first + FOLD_INTERVAL;
     std::thread::sleep(first.saturating_duration_since(Instant::now()));
     loop {
         loop {
             match rx.try_recv() {
-                Ok(cmd) => calls.apply(cmd),
+                Ok(cmd) => calls.apply(cmd, &metrics),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
         }
         // Due against the scheduled instant `tick` (see the module docs).
         for (call, entry) in calls.playing.iter_mut() {
-            if !send_due(entry, tick, &metrics) {
+            if !send_due(entry, tick) {
                 ended.push(*call);
             }
         }
         for call in ended.drain(..) {
             calls.make_idle(call);
+        }
+        if tick >= fold_at {
+            fold_at = tick + FOLD_INTERVAL;
+            for e in calls.playing.values_mut().chain(calls.idle.values_mut()) {
+                e.fold(&metrics);
+            }
         }
         tick += TICK;
         let now = Instant::now();
@@ -260,7 +278,7 @@ impl Calls {
         }
     }
 
-    fn apply(&mut self, cmd: Command) {
+    fn apply(&mut self, cmd: Command, metrics: &Metrics) {
         match cmd {
             Command::Register {
                 call,
@@ -270,7 +288,11 @@ impl Calls {
                 frame_samples,
                 done,
             } => {
-                self.playing.remove(&call);
+                let playing = self.playing.remove(&call);
+                let idle = self.idle.remove(&call);
+                for mut e in playing.into_iter().chain(idle) {
+                    e.fold(metrics);
+                }
                 self.idle.insert(
                     call,
                     Entry {
@@ -282,6 +304,8 @@ impl Calls {
                         done,
                         playing: None,
                         next_due: Instant::now(),
+                        sent: 0,
+                        send_errors: 0,
                     },
                 );
             }
@@ -320,8 +344,11 @@ impl Calls {
                 self.make_idle(call);
             }
             Command::Unregister { call } => {
-                self.playing.remove(&call);
-                self.idle.remove(&call);
+                let playing = self.playing.remove(&call);
+                let idle = self.idle.remove(&call);
+                for mut e in playing.into_iter().chain(idle) {
+                    e.fold(metrics);
+                }
             }
         }
     }
@@ -346,7 +373,7 @@ impl Entry {
 
 /// Sends the frames of a playing call that are due at `now`; false once
 /// its playlist has ended (it is then idle).
-fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) -> bool {
+fn send_due(e: &mut Entry, now: Instant) -> bool {
     let frame_time = Duration::from_micros(e.frame_samples as u64 * 125);
     // Never burst more than a few frames after a stall.
     if now.saturating_duration_since(e.next_due) > frame_time * 5 {
@@ -371,10 +398,62 @@ fn send_due(e: &mut Entry, now: Instant, metrics: &Metrics) -> bool {
         let packet = e.packetizer.packetize(&e.frame, marker);
         if let Some(to) = remote {
             match e.socket.send_to(packet, to) {
-                Ok(_) => metrics.rtp_sent.inc(),
-                Err(_) => metrics.rtp_send_errors.inc(),
+                Ok(_) => e.sent += 1,
+                Err(_) => e.send_errors += 1,
             }
         }
     }
     e.playing.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The frames a call sent are in the metrics once it is unregistered,
+    /// exactly once.
+    #[test]
+    fn a_calls_sent_frames_are_folded_in_when_it_ends() {
+        let metrics = Arc::new(Metrics::default());
+        let pacer = Pacer::start(1, metrics.clone()).expect("pacer");
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let remote: RemoteAddr =
+            Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let slot = pacer.register(
+            1,
+            Arc::new(socket),
+            remote,
+            RtpPacketizer::new(0, crate::media::Codec::Pcmu, 7, 1, 0),
+            160,
+            done_tx,
+        );
+        // 10 frames of 20 ms.
+        slot.play(vec![Clip::new(vec![0i16; 1600])], 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match done_rx.try_recv() {
+                Ok(done) => {
+                    assert_eq!(done.generation, 1);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("no end of playback: {e}"),
+            }
+        }
+        slot.unregister();
+        // Well before the periodic fold (FOLD_INTERVAL): the unregister did it.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while metrics.rtp_sent.get() < 10 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A little longer: nothing more arrives.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(metrics.rtp_sent.get(), 10);
+        assert_eq!(metrics.rtp_send_errors.get(), 0);
+    }
 }

@@ -37,6 +37,7 @@ use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
 use super::tcp::TcpConns;
 use super::Shared;
+use crate::metrics;
 
 /// Messages into the SIP task from the TCP connections.
 #[derive(Debug)]
@@ -59,8 +60,9 @@ struct CallEntry {
     codec: Codec,
     /// Set until the 200 is sent (answer delay).
     pending: Option<Box<PendingAnswer>>,
-    /// Deposit or retrieval (calls in progress by kind).
-    class: super::CallClass,
+    /// The call's kind and its INVITE's arrival, for the metrics.
+    metric_kind: metrics::CallKind,
+    invited: Instant,
 }
 
 /// The call's media and channels, handed to its driver.
@@ -245,12 +247,18 @@ impl SipServer {
                     from,
                     info,
                 } => {
-                    self.shared.metrics.sip_requests.inc();
+                    self.shared.metrics.sip_request(&request.method);
                     self.on_request(tx, request, from, info);
                 }
                 // The ACK of our 2xx: the endpoint stopped retransmitting.
-                Event::Ack { request, from } => self.on_ack(&request, from),
-                Event::Cancel { invite_tx } => self.on_cancel(invite_tx),
+                Event::Ack { request, from } => {
+                    self.shared.metrics.sip_request(&request.method);
+                    self.on_ack(&request, from)
+                }
+                Event::Cancel { invite_tx } => {
+                    self.shared.metrics.sip_request(&Method::Cancel);
+                    self.on_cancel(invite_tx)
+                }
                 Event::AckTimeout { tx } => {
                     if let Some(&id) = self.by_invite_tx.get(&tx) {
                         warn!(call = id, "no ACK for the 200: ending the call");
@@ -277,7 +285,7 @@ impl SipServer {
     fn respond(&mut self, tx: TxKey, response: Response) {
         let code = response.status_code.code();
         if code >= 200 {
-            self.shared.metrics.count_response(code);
+            self.shared.metrics.sip_response_sent(&response);
         }
         if let Err(e) = self
             .endpoint
@@ -405,6 +413,7 @@ impl SipServer {
     }
 
     fn on_invite(&mut self, tx: TxKey, req: Request, from: Peer, info: RequestInfo) {
+        let invited = Instant::now();
         let shared = self.shared.clone();
         let ext = &shared.role.ext;
         let cid = info.call_id.clone();
@@ -442,6 +451,7 @@ impl SipServer {
             }
         };
         let Some((socket, port)) = self.bind_rtp() else {
+            self.shared.metrics.call_refused("no_media_port");
             let mut r = sipcore::make_response(&req, 503, Some("No media port"), None);
             r.headers.push(Header::RetryAfter("5".into()));
             self.respond(tx, r);
@@ -485,7 +495,10 @@ impl SipServer {
             done_rx,
             commands: cmd_rx,
         };
-        let class = super::CallClass::of(&kind);
+        let metric_kind = match kind {
+            CallKind::Deposit { .. } => metrics::CallKind::Deposit,
+            CallKind::Menu { .. } => metrics::CallKind::Retrieval,
+        };
         let setup = self.driver_setup(id, kind, &negotiated, &req, from, port, &cid, io);
         let delay = Duration::from_millis(ext.answer_delay_ms);
         let ringing =
@@ -508,13 +521,13 @@ impl SipServer {
                     response: ok,
                     invite: req,
                 })),
-                class,
+                metric_kind,
+                invited,
             },
         );
         self.by_call_id.entry(cid).or_default().push(id);
         self.by_invite_tx.insert(tx, id);
-        shared.metrics.calls_active.inc();
-        shared.calls.started(class);
+        shared.metrics.call_started(metric_kind);
         match ringing {
             None => self.send_answer(id),
             Some(ringing) => {
@@ -626,16 +639,17 @@ impl SipServer {
 
     /// Answers a refused INVITE.
     fn refuse(&mut self, tx: TxKey, req: &Request, call_id: &str, refusal: &Refusal) {
+        self.shared
+            .metrics
+            .call_refused(metrics::refusal_label(refusal));
         match refusal {
             Refusal::Overloaded => {
-                self.shared.metrics.calls_rejected_overload.inc();
                 debug!(%call_id, "INVITE refused: {refusal}");
             }
             Refusal::ShuttingDown => debug!(%call_id, "INVITE refused: {refusal}"),
             Refusal::RateLimited { .. } => {
                 // Logged by the limiter: the first refusal of a streak per
                 // address as a warning, the rest at debug.
-                self.shared.metrics.calls_rejected_rate_limit.inc();
             }
             Refusal::StoreUnavailable(_) => warn!(%call_id, "INVITE refused: {refusal}"),
             _ => info!(%call_id, code = refusal.code(), "INVITE refused: {refusal}"),
@@ -668,8 +682,11 @@ impl SipServer {
         } = *pending;
         let tx = call.invite_tx;
         let call_id = call.call_id.clone();
+        let (metric_kind, invited) = (call.metric_kind, call.invited);
         self.respond(tx, response);
-        self.shared.metrics.calls_total.inc();
+        self.shared
+            .metrics
+            .call_answered(metric_kind, invited.elapsed());
         match setup {
             Driver::Deposit(setup) => {
                 let span = info_span!("call", %call_id, mailbox = %setup.mailbox);
@@ -829,8 +846,7 @@ impl SipServer {
                 p.setup.slot().unregister();
             }
             self.shared.ports_release(call.port);
-            self.shared.metrics.calls_active.dec();
-            self.shared.calls.ended(call.class);
+            self.shared.metrics.call_ended(call.metric_kind);
         }
     }
 
