@@ -491,7 +491,9 @@ struct PjsuaMwi {
 
 impl PjsuaMwi {
     /// `None`: Python with pjsua2 is missing (test skipped).
-    fn start(v: &Vmail, user: &str, until_new: usize) -> Option<PjsuaMwi> {
+    /// A phone that exits once NOTIFYs said `until_new` new messages in
+    /// this order (e.g. `"0,1,0"`).
+    fn start(v: &Vmail, user: &str, until_new: &str) -> Option<PjsuaMwi> {
         use std::io::BufRead;
         let py = pjsua_python()?;
         let mut child = std::process::Command::new(py)
@@ -501,8 +503,8 @@ impl PjsuaMwi {
                 &format!("sip:{user}@{DOMAIN}"),
                 "--proxy",
                 &v.sip_addr().to_string(),
-                "--until-new",
-                &until_new.to_string(),
+                "--until-new-sequence",
+                until_new,
                 "--timeout",
                 "90",
             ])
@@ -552,10 +554,13 @@ impl Drop for PjsuaMwi {
 }
 
 #[test]
-fn pjsua_lamp_lights_after_a_deposit_and_comes_back_after_a_restart() {
-    let mut v = vmail_with(&["1001"], |_| {});
+fn pjsua_lamp_lights_after_a_deposit_and_goes_out_after_an_api_delete_across_a_restart() {
+    const TOKEN: &str = "mwi-test-token-0123456789";
+    let mut v = vmail_with(&["1001"], |ext| {
+        ext["api_tokens"] = json!([TOKEN]);
+    });
     short_greeting(&v, "1001");
-    let Some(phone) = PjsuaMwi::start(&v, "1001", 2) else {
+    let Some(phone) = PjsuaMwi::start(&v, "1001", "0,1,2,0") else {
         return;
     };
     let first = phone.wait_counts(0, 0, Duration::from_secs(15));
@@ -571,6 +576,39 @@ fn pjsua_lamp_lights_after_a_deposit_and_comes_back_after_a_restart() {
     deposit(&v, "1001", 2);
     let two = phone.wait_counts(2, 0, Duration::from_secs(15));
     assert_eq!(two["waiting"], true, "{two}");
+    // Both messages deleted through the HTTP API: the lamp goes out.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("HTTP client");
+    let base = format!(
+        "http://{}/api/v1/domains/{DOMAIN}/mailboxes/1001/messages",
+        v.http_addr()
+    );
+    let list: Value = client
+        .get(format!("{base}?folder=INBOX"))
+        .bearer_auth(TOKEN)
+        .send()
+        .and_then(|r| r.json())
+        .expect("message list");
+    let ids: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    for id in &ids {
+        let status = client
+            .delete(format!("{base}/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .expect("DELETE")
+            .status();
+        assert!(status.is_success(), "DELETE {id}: {status}");
+    }
+    let out = phone.wait_counts(0, 0, Duration::from_secs(15));
+    assert_eq!(out["waiting"], false, "{out}");
     assert!(phone.wait_exit().success());
 }
 

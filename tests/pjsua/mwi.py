@@ -40,6 +40,10 @@ def parse_args(argv):
     p.add_argument("--aor", required=True, help="the mailbox's address, e.g. sip:1001@test.rootdomain.ru")
     p.add_argument("--proxy", required=True, help="HOST:PORT the requests are sent to (vmail)")
     p.add_argument("--until-new", type=int, help="exit 0 once a NOTIFY says this many new messages")
+    p.add_argument(
+        "--until-new-sequence",
+        help="exit 0 once NOTIFYs have said these new-message counts in this order, e.g. 0,1,0",
+    )
     p.add_argument("--expires", type=int, default=600, help="subscription length asked for, seconds")
     p.add_argument("--timeout", type=float, default=60.0, help="overall limit in seconds")
     p.add_argument("--log-level", type=int, default=3, help="pjsip log level on stderr")
@@ -111,7 +115,12 @@ def main(argv):
         log("cannot import pjsua2 (pip install pjsua2-python): %s" % e)
         return 2
 
-    seen = {"done": False}
+    seen = {"done": False, "step": 0}
+    try:
+        sequence = [int(n) for n in args.until_new_sequence.split(",")] if args.until_new_sequence else []
+    except ValueError:
+        log("--until-new-sequence wants numbers separated by commas")
+        return 2
 
     class MwiAccount(pj.Account):
         def onMwiInfo(self, prm):
@@ -122,6 +131,10 @@ def main(argv):
             log("MWI: waiting=%s new=%s old=%s" % (waiting, new, old))
             if args.until_new is not None and new == args.until_new:
                 seen["done"] = True
+            if sequence and seen["step"] < len(sequence) and new == sequence[seen["step"]]:
+                seen["step"] += 1
+                if seen["step"] == len(sequence):
+                    seen["done"] = True
 
     ep = pj.Endpoint()
     ep.libCreate()
@@ -163,10 +176,10 @@ def main(argv):
             ep.libHandleEvents(20)
         if seen["done"]:
             status = 0
-        elif args.until_new is None:
+        elif args.until_new is None and not sequence:
             status = 0
         else:
-            log("no NOTIFY with %d new messages within %.0f s" % (args.until_new, args.timeout))
+            log("no NOTIFY with %s new messages within %.0f s" % (args.until_new_sequence or args.until_new, args.timeout))
     except pj.Error as e:
         log("pjsua2 error: %s" % e.info())
         status = 2
