@@ -7,12 +7,12 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::extract::Path;
 use super::messages::serve_wav;
-use super::{blocking, mailbox_id, ApiError, ApiState};
+use super::{ApiError, ApiState, MailboxPath};
 use crate::mailbox_ops as ops;
 use crate::store::GreetingKind;
 
@@ -41,14 +41,21 @@ impl From<Kind> for GreetingKind {
     }
 }
 
+/// The `{kind}` of a greeting route.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KindPath {
+    /// unavail, busy, temp or name
+    kind: Kind,
+}
+
 fn missing() -> ApiError {
     ApiError::not_found("greeting_not_found", "greeting not found")
 }
 
 /// The greeting as stored (`audio/wav`); `Range` is honoured.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("kind" = Kind, Path, description = "unavail, busy, temp or name"),
+    params(MailboxPath, KindPath,
         ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)")),
     responses(
         (status = 200, description = "The WAV file", content_type = "audio/wav", body = Vec<u8>),
@@ -60,13 +67,14 @@ fn missing() -> ApiError {
     ))]
 pub async fn download(
     State(state): State<ApiState>,
-    Path((domain, user, kind)): Path<(String, String, Kind)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(KindPath { kind }): Path<KindPath>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    let path = blocking(move || store.greeting_path(&id, kind.into())?.ok_or_else(missing)).await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    let path = mailbox
+        .run(move |store, id, _| store.greeting_path(id, kind.into())?.ok_or_else(missing))
+        .await?;
     serve_wav(path, req, missing()).await
 }
 
@@ -74,8 +82,7 @@ pub async fn download(
 /// FLAC, MP3, Ogg Vorbis, ...), converted to 8 kHz mono WAV; replaces the
 /// old one.
 #[utoipa::path(put, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("kind" = Kind, Path, description = "unavail, busy, temp or name")),
+    params(MailboxPath, KindPath),
     request_body(content = Vec<u8>, content_type = "application/octet-stream",
         description = "An audio file, at most 10 MiB"),
     responses(
@@ -88,28 +95,20 @@ pub async fn download(
     ))]
 pub async fn upload(
     State(state): State<ApiState>,
-    Path((domain, user, kind)): Path<(String, String, Kind)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(KindPath { kind }): Path<KindPath>,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    blocking(move || {
-        Ok(ops::store_greeting(
-            &store,
-            &id,
-            kind.into(),
-            body.to_vec(),
-        )?)
-    })
-    .await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    mailbox
+        .run(move |store, id, _| ops::store_greeting(store, id, kind.into(), body.to_vec()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes a greeting.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/greetings/{kind}", tag = "greetings",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("kind" = Kind, Path, description = "unavail, busy, temp or name")),
+    params(MailboxPath, KindPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or kind", body = ErrorBody),
@@ -118,11 +117,12 @@ pub async fn upload(
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
-    Path((domain, user, kind)): Path<(String, String, Kind)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(KindPath { kind }): Path<KindPath>,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    blocking(move || Ok(ops::delete_greeting(&store, &id, kind.into())?)).await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    mailbox
+        .run(move |store, id, _| ops::delete_greeting(store, id, kind.into()))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,9 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
-use super::{blocking, mailbox_id, served, ApiError, ApiState};
+use super::{blocking, served, ApiError, ApiState, DomainPath, MailboxPath};
 use crate::mailbox_ops::{self as ops, MailboxView, PinRule};
-use crate::store::{MailboxId, MailboxSettings};
+use crate::store::MailboxSettings;
 
 /// Most items in one page.
 pub const MAX_PAGE: u32 = 1000;
@@ -121,7 +121,7 @@ pub struct MailboxList {
 
 /// Lists the mailboxes of a domain, by user, a page at a time.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), PageQuery),
+    params(DomainPath, PageQuery),
     responses(
         (status = 200, description = "A page of mailboxes", body = MailboxList),
         (status = 400, description = "Bad domain or paging", body = ErrorBody),
@@ -130,7 +130,7 @@ pub struct MailboxList {
     ))]
 pub async fn list(
     State(state): State<ApiState>,
-    Path(domain): Path<String>,
+    Path(DomainPath { domain }): Path<DomainPath>,
     Query(q): Query<PageQuery>,
 ) -> Result<Json<MailboxList>, ApiError> {
     let shared = state.shared();
@@ -186,7 +186,7 @@ pub struct NewMailbox {
 
 /// Creates a mailbox.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")),
+    params(DomainPath),
     request_body = NewMailbox,
     responses(
         (status = 201, description = "Created", body = MailboxBody),
@@ -198,11 +198,10 @@ pub struct NewMailbox {
     ))]
 pub async fn create(
     State(state): State<ApiState>,
-    Path(domain): Path<String>,
+    Path(DomainPath { domain }): Path<DomainPath>,
     Json(body): Json<NewMailbox>,
 ) -> Result<Response, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &body.user)?;
+    let mailbox = state.mailbox(&domain, &body.user)?;
     let settings = MailboxSettings {
         display_name: body.display_name,
         language: body.language,
@@ -210,18 +209,18 @@ pub async fn create(
         email: body.email,
         max_messages: body.max_messages,
     };
-    let store = shared.store.clone();
-    let view = blocking(move || {
-        ops::create(&store, &id, settings, body.pin.as_deref(), PinRule::Phone)?;
-        Ok(ops::view(&store, &id)?)
-    })
-    .await?;
+    let view = mailbox
+        .run(move |store, id, _| {
+            ops::create(store, id, settings, body.pin.as_deref(), PinRule::Phone)?;
+            ops::view(store, id)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(MailboxBody::from(view))).into_response())
 }
 
 /// Reads a mailbox.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    params(MailboxPath),
     responses(
         (status = 200, description = "The mailbox", body = MailboxBody),
         (status = 400, description = "Invalid name", body = ErrorBody),
@@ -230,12 +229,10 @@ pub async fn create(
     ))]
 pub async fn read(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
 ) -> Result<Json<MailboxBody>, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    let view = blocking(move || Ok(ops::view(&store, &id)?)).await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    let view = mailbox.run(|store, id, _| ops::view(store, id)).await?;
     Ok(Json(view.into()))
 }
 
@@ -286,7 +283,7 @@ pub struct MailboxChange {
 
 /// Changes settings (language, time zone, max messages, e-mail, display name).
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    params(MailboxPath),
     request_body = MailboxChange,
     responses(
         (status = 200, description = "The mailbox after the change", body = MailboxBody),
@@ -297,39 +294,38 @@ pub struct MailboxChange {
     ))]
 pub async fn update(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Json(change): Json<MailboxChange>,
 ) -> Result<Json<MailboxBody>, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    let view = blocking(move || {
-        ops::update(&store, &id, |s| {
-            if let Some(v) = change.display_name {
-                s.display_name = v;
-            }
-            if let Some(v) = change.language {
-                s.language = v;
-            }
-            if let Some(v) = change.timezone {
-                s.timezone = v;
-            }
-            if let Some(v) = change.email {
-                s.email = v;
-            }
-            if let Some(v) = change.max_messages {
-                s.max_messages = v;
-            }
-        })?;
-        Ok(ops::view(&store, &id)?)
-    })
-    .await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    let view = mailbox
+        .run(move |store, id, _| {
+            ops::update(store, id, |s| {
+                if let Some(v) = change.display_name {
+                    s.display_name = v;
+                }
+                if let Some(v) = change.language {
+                    s.language = v;
+                }
+                if let Some(v) = change.timezone {
+                    s.timezone = v;
+                }
+                if let Some(v) = change.email {
+                    s.email = v;
+                }
+                if let Some(v) = change.max_messages {
+                    s.max_messages = v;
+                }
+            })?;
+            ops::view(store, id)
+        })
+        .await?;
     Ok(Json(view.into()))
 }
 
 /// Deletes a mailbox with its messages and greetings.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    params(MailboxPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name", body = ErrorBody),
@@ -338,18 +334,10 @@ pub async fn update(
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let changes = shared.changes.clone();
-    let store = shared.store.clone();
-    blocking(move || {
-        Ok(ops::remove(&store, &id, &|m: &MailboxId| {
-            changes.notify(m)
-        })?)
-    })
-    .await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    mailbox.run(ops::remove).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -364,7 +352,7 @@ pub struct NewPin {
 
 /// Sets the PIN (the phone menu's rules).
 #[utoipa::path(put, path = "/api/v1/domains/{domain}/mailboxes/{user}/pin", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    params(MailboxPath),
     request_body = NewPin,
     responses(
         (status = 204, description = "PIN set"),
@@ -375,19 +363,19 @@ pub struct NewPin {
     ))]
 pub async fn set_pin(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Json(body): Json<NewPin>,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    blocking(move || Ok(ops::set_pin(&store, &id, &body.pin, PinRule::Phone)?)).await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    mailbox
+        .run(move |store, id, _| ops::set_pin(store, id, &body.pin, PinRule::Phone))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Clears the PIN failures and lock of a locked-out mailbox.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/lockout", tag = "mailboxes",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")),
+    params(MailboxPath),
     responses(
         (status = 204, description = "Unlocked (or was not locked)"),
         (status = 400, description = "Invalid name", body = ErrorBody),
@@ -396,11 +384,9 @@ pub async fn set_pin(
     ))]
 pub async fn unlock(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
-    let store = shared.store.clone();
-    blocking(move || Ok(ops::unlock(&store, &id)?)).await?;
+    let mailbox = state.mailbox(&domain, &user)?;
+    mailbox.run(|store, id, _| ops::unlock(store, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,9 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
 use super::mailboxes::PageQuery;
-use super::{blocking, mailbox_id, ApiError, ApiState};
+use super::{ApiError, ApiState, MailboxPath};
 use crate::mailbox_ops as ops;
-use crate::store::{validate_message_id, Folder, MailboxId, MessageMeta};
+use crate::store::{validate_message_id, Folder, MessageMeta};
 
 /// A folder as the API names it.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -120,13 +120,22 @@ pub struct MessageList {
     pub next_cursor: Option<String>,
 }
 
+/// The `{id}` of a message route.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MessageIdPath {
+    /// Message id
+    #[param(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+    id: String,
+}
+
 fn message_id(msg: &str) -> Result<(), ApiError> {
     validate_message_id(msg).map_err(ApiError::from)
 }
 
 /// Lists the messages of a folder, oldest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"), MessageQuery),
+    params(MailboxPath, MessageQuery),
     responses(
         (status = 200, description = "A page of messages", body = MessageList),
         (status = 400, description = "Invalid name or query", body = ErrorBody),
@@ -135,28 +144,19 @@ fn message_id(msg: &str) -> Result<(), ApiError> {
     ))]
 pub async fn list(
     State(state): State<ApiState>,
-    Path((domain, user)): Path<(String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Query(q): Query<MessageQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
+    let mailbox = state.mailbox(&domain, &user)?;
     let limit = PageQuery {
         limit: q.limit,
         cursor: None,
     }
     .limit()?;
     let folder: Folder = q.folder.unwrap_or(FolderName::Inbox).into();
-    let store = shared.store.clone();
-    let page = blocking(move || {
-        Ok(ops::messages(
-            &store,
-            &id,
-            folder,
-            q.cursor.as_deref(),
-            limit,
-        )?)
-    })
-    .await?;
+    let page = mailbox
+        .run(move |store, id, _| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
+        .await?;
     Ok(Json(MessageList {
         items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: page.next,
@@ -165,8 +165,7 @@ pub async fn list(
 
 /// A message's metadata.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    params(MailboxPath, MessageIdPath),
     responses(
         (status = 200, description = "The message", body = MessageBody),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
@@ -175,13 +174,14 @@ pub async fn list(
     ))]
 pub async fn read(
     State(state): State<ApiState>,
-    Path((domain, user, msg)): Path<(String, String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
+    let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let store = shared.store.clone();
-    let m = blocking(move || Ok(ops::message(&store, &id, &msg)?)).await?;
+    let m = mailbox
+        .run(move |store, id, _| ops::message(store, id, &msg))
+        .await?;
     Ok(Json(m.into()))
 }
 
@@ -197,8 +197,7 @@ pub struct MessageChange {
 
 /// Marks a message heard or unheard and/or moves it between folders.
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    params(MailboxPath, MessageIdPath),
     request_body = MessageChange,
     responses(
         (status = 200, description = "The message after the change", body = MessageBody),
@@ -209,32 +208,24 @@ pub struct MessageChange {
     ))]
 pub async fn update(
     State(state): State<ApiState>,
-    Path((domain, user, msg)): Path<(String, String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
     Json(change): Json<MessageChange>,
 ) -> Result<Json<MessageBody>, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
+    let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let store = shared.store.clone();
-    let changes = shared.changes.clone();
-    let m = blocking(move || {
-        Ok(ops::update_message(
-            &store,
-            &id,
-            &msg,
-            change.heard,
-            change.folder.map(Into::into),
-            &|m: &MailboxId| changes.notify(m),
-        )?)
-    })
-    .await?;
+    let m = mailbox
+        .run(move |store, id, notify| {
+            let folder = change.folder.map(Into::into);
+            ops::update_message(store, id, &msg, change.heard, folder, notify)
+        })
+        .await?;
     Ok(Json(m.into()))
 }
 
 /// Deletes a message. A call playing it finishes playing its copy.
 #[utoipa::path(delete, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    params(MailboxPath, MessageIdPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
@@ -243,19 +234,14 @@ pub async fn update(
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
-    Path((domain, user, msg)): Path<(String, String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
 ) -> Result<StatusCode, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
+    let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let store = shared.store.clone();
-    let changes = shared.changes.clone();
-    blocking(move || {
-        Ok(ops::delete_message(&store, &id, &msg, &|m: &MailboxId| {
-            changes.notify(m)
-        })?)
-    })
-    .await?;
+    mailbox
+        .run(move |store, id, notify| ops::delete_message(store, id, &msg, notify))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,8 +257,7 @@ pub struct Forward {
 /// Copies a message into another mailbox of the domain as a new, unheard
 /// message.
 #[utoipa::path(post, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/forward", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")),
+    params(MailboxPath, MessageIdPath),
     request_body = Forward,
     responses(
         (status = 201, description = "The new message in the other mailbox", body = MessageBody),
@@ -283,25 +268,16 @@ pub struct Forward {
     ))]
 pub async fn forward(
     State(state): State<ApiState>,
-    Path((domain, user, msg)): Path<(String, String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
     Json(body): Json<Forward>,
 ) -> Result<Response, ApiError> {
-    let shared = state.shared();
-    let from = mailbox_id(&shared, &domain, &user)?;
-    let to = mailbox_id(&shared, &domain, &body.to)?;
+    let from = state.mailbox(&domain, &user)?;
+    let to = from.other(&domain, &body.to)?;
     message_id(&msg)?;
-    let store = shared.store.clone();
-    let changes = shared.changes.clone();
-    let m = blocking(move || {
-        Ok(ops::forward_message(
-            &store,
-            &from,
-            &msg,
-            &to,
-            &|m: &MailboxId| changes.notify(m),
-        )?)
-    })
-    .await?;
+    let m = from
+        .run(move |store, from, notify| ops::forward_message(store, from, &msg, &to, notify))
+        .await?;
     Ok((StatusCode::CREATED, Json(MessageBody::from(m))).into_response())
 }
 
@@ -329,8 +305,7 @@ pub(crate) async fn serve_wav(
 
 /// The message's audio, exactly as stored (`audio/wav`); `Range` is honoured.
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages/{id}/audio", tag = "messages",
-    params(("domain" = String, Path, description = "Domain", max_length = 253, pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"), ("user" = String, Path, description = "User part", pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$"),
-        ("id" = String, Path, description = "Message id", pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"),
+    params(MailboxPath, MessageIdPath,
         ("Range" = Option<String>, Header, description = "A byte range (`bytes=0-99`)")),
     responses(
         (status = 200, description = "The WAV file", content_type = "audio/wav", body = Vec<u8>),
@@ -342,20 +317,20 @@ pub(crate) async fn serve_wav(
     ))]
 pub async fn audio(
     State(state): State<ApiState>,
-    Path((domain, user, msg)): Path<(String, String, String)>,
+    Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let shared = state.shared();
-    let id = mailbox_id(&shared, &domain, &user)?;
+    let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let store = shared.store.clone();
-    let path = blocking(move || {
-        ops::message(&store, &id, &msg)?;
-        store
-            .message_audio_path(&id, &msg)?
-            .ok_or_else(|| ApiError::not_found("message_not_found", "message not found"))
-    })
-    .await?;
+    let path = mailbox
+        .run(move |store, id, _| {
+            ops::message(store, id, &msg)?;
+            store
+                .message_audio_path(id, &msg)?
+                .ok_or_else(|| ApiError::not_found("message_not_found", "message not found"))
+        })
+        .await?;
     serve_wav(
         path,
         req,

@@ -29,15 +29,16 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use serde::Deserialize;
 use tokio::sync::watch;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::OpenApi;
+use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::mailbox_ops::MAX_GREETING_BYTES;
 use crate::runtime::Shared;
-use crate::store::MailboxId;
+use crate::store::{FsStore, MailboxId};
 
 /// What the handlers share: the running instance (replaced on SIGHUP) and
 /// the readiness latch.
@@ -64,6 +65,73 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
+}
+
+/// The `{domain}` of a route (the OpenAPI parameter and its extraction).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct DomainPath {
+    /// Domain
+    #[param(
+        max_length = 253,
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    )]
+    pub domain: String,
+}
+
+/// The `{domain}` and `{user}` of a mailbox route.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct MailboxPath {
+    /// Domain
+    #[param(
+        max_length = 253,
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+    )]
+    pub domain: String,
+    /// User part
+    #[param(pattern = r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,63}$")]
+    pub user: String,
+}
+
+/// A valid mailbox of a domain this instance's group serves, with the
+/// running instance it was checked against.
+pub(crate) struct Mailbox {
+    shared: Arc<Shared>,
+    id: MailboxId,
+}
+
+impl ApiState {
+    /// The mailbox `user` of `domain` ([`mailbox_id`]).
+    pub fn mailbox(&self, domain: &str, user: &str) -> Result<Mailbox, ApiError> {
+        let shared = self.shared();
+        let id = mailbox_id(&shared, domain, user)?;
+        Ok(Mailbox { shared, id })
+    }
+}
+
+impl Mailbox {
+    /// Another mailbox `user` of `domain`, checked against the same instance.
+    pub fn other(&self, domain: &str, user: &str) -> Result<MailboxId, ApiError> {
+        mailbox_id(&self.shared, domain, user)
+    }
+
+    /// Runs `f` on a blocking thread with the store, the mailbox and the
+    /// notifier of changed mailboxes.
+    pub async fn run<T, E>(
+        self,
+        f: impl FnOnce(&FsStore, &MailboxId, &dyn Fn(&MailboxId)) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        E: Into<ApiError>,
+    {
+        let store = self.shared.store.clone();
+        let changes = self.shared.changes.clone();
+        let id = self.id;
+        blocking(move || f(&store, &id, &|m: &MailboxId| changes.notify(m)).map_err(Into::into))
+            .await
+    }
 }
 
 /// The mailbox `user` of `domain`, if valid and of a domain this
