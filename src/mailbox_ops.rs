@@ -2,10 +2,9 @@
 //! command: one implementation of each, on top of [`FsStore`].
 //!
 //! Every function is blocking (file I/O): the API calls them from
-//! `spawn_blocking`. Operations that change what a mailbox holds take a
-//! `notify` callback, called once the change is in the store (the running
-//! instance sends message-waiting notices from it; the command line passes
-//! [`no_notice`]).
+//! `spawn_blocking`. Message-waiting notices need nothing here: the store
+//! tells its observer of every change of a mailbox's counts (see
+//! `FsStore::set_observer`), whoever makes it.
 
 use std::time::SystemTime;
 
@@ -57,10 +56,6 @@ impl PinRule {
         }
     }
 }
-
-/// A callback that ignores change notices (the command line: no running
-/// instance listens).
-pub fn no_notice(_: &MailboxId) {}
 
 /// A mailbox with its counts and lockout state.
 #[derive(Debug, Clone)]
@@ -156,10 +151,8 @@ pub fn update(
 }
 
 /// Removes a mailbox with all it holds.
-pub fn remove(store: &FsStore, id: &MailboxId, notify: &dyn Fn(&MailboxId)) -> Result<(), OpError> {
-    store.remove_mailbox(id)?;
-    notify(id);
-    Ok(())
+pub fn remove(store: &FsStore, id: &MailboxId) -> Result<(), OpError> {
+    Ok(store.remove_mailbox(id)?)
 }
 
 /// Sets the PIN; `pin` follows `rule`.
@@ -190,9 +183,6 @@ pub fn messages(
 
 /// One message's metadata (`NotFound` if the mailbox or message is missing).
 pub fn message(store: &FsStore, id: &MailboxId, msg: &str) -> Result<MessageMeta, OpError> {
-    store
-        .mailbox(id)?
-        .ok_or(StoreError::NotFound { what: "mailbox" })?;
     Ok(store
         .message(id, msg)?
         .ok_or(StoreError::NotFound { what: "message" })?)
@@ -205,32 +195,20 @@ pub fn update_message(
     msg: &str,
     heard: Option<bool>,
     folder: Option<Folder>,
-    notify: &dyn Fn(&MailboxId),
 ) -> Result<MessageMeta, OpError> {
-    message(store, id, msg)?;
     if let Some(h) = heard {
         store.set_heard(id, msg, h)?;
     }
     if let Some(f) = folder {
         store.move_message(id, msg, f)?;
     }
-    if heard.is_some() || folder.is_some() {
-        notify(id);
-    }
     message(store, id, msg)
 }
 
 /// Deletes a message. A call playing it keeps its copy (the menu reads the
 /// whole audio before it plays).
-pub fn delete_message(
-    store: &FsStore,
-    id: &MailboxId,
-    msg: &str,
-    notify: &dyn Fn(&MailboxId),
-) -> Result<(), OpError> {
-    store.delete_message(id, msg)?;
-    notify(id);
-    Ok(())
+pub fn delete_message(store: &FsStore, id: &MailboxId, msg: &str) -> Result<(), OpError> {
+    Ok(store.delete_message(id, msg)?)
 }
 
 /// Copies a message into `to`'s `INBOX` as a new unheard message; returns
@@ -240,10 +218,8 @@ pub fn forward_message(
     from: &MailboxId,
     msg: &str,
     to: &MailboxId,
-    notify: &dyn Fn(&MailboxId),
 ) -> Result<MessageMeta, OpError> {
     let new_id = store.copy_message(from, msg, to, &from.to_string())?;
-    notify(to);
     message(store, to, &new_id)
 }
 

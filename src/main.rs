@@ -359,8 +359,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 Ok(id) => id,
                 Err(code) => return code,
             };
-            ops::remove(&store, &id, &ops::no_notice)
-                .map(|()| println!("removed {}@{}", id.user(), id.domain()))
+            ops::remove(&store, &id).map(|()| println!("removed {}@{}", id.user(), id.domain()))
         }
         MailboxCommand::Show { mailbox } => {
             let id = match parse(&mailbox) {

@@ -61,25 +61,6 @@ impl Counter {
     }
 }
 
-/// A value that goes up and down.
-#[derive(Debug, Default, Clone)]
-pub struct Gauge(PromGauge<i64>);
-
-impl Gauge {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.0.inc();
-    }
-    /// Subtracts one.
-    pub fn dec(&self) {
-        self.0.dec();
-    }
-    /// Current value.
-    pub fn get(&self) -> i64 {
-        self.0.get()
-    }
-}
-
 /// The kind of a call, a label of the call metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
@@ -377,6 +358,7 @@ impl Metrics {
     }
 
     /// Calls of `kind` answered since start.
+    #[cfg(test)]
     pub fn calls_answered(&self, kind: CallKind) -> u64 {
         self.calls_answered
             .get_or_create(&[("kind", kind.as_str())])

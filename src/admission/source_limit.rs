@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+use crate::sip::SourceKey;
 use std::time::{Duration, Instant};
 
 /// Source addresses tracked at most (a few MB).
@@ -41,27 +43,6 @@ pub enum Verdict {
         /// (the rest of a flood need not fill the log).
         first: bool,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum SourceKey {
-    V4([u8; 4]),
-    /// The /64 prefix.
-    V6([u8; 8]),
-}
-
-impl SourceKey {
-    fn of(ip: IpAddr) -> Self {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => SourceKey::V4(v4.octets()),
-            IpAddr::V6(v6) => {
-                let o = v6.octets();
-                let mut prefix = [0u8; 8];
-                prefix.copy_from_slice(&o[..8]);
-                SourceKey::V6(prefix)
-            }
-        }
-    }
 }
 
 /// One call in bucket units: a minute in nanoseconds, so a rate of
@@ -134,7 +115,7 @@ impl SourceLimiter {
         if self.limit.burst == 0 {
             return Verdict::Admit;
         }
-        let key = SourceKey::of(ip);
+        let key = SourceKey::from(ip);
         if !self.buckets.contains_key(&key) && self.buckets.len() >= self.capacity {
             self.prune(now);
             if self.buckets.len() >= self.capacity {

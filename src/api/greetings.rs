@@ -73,7 +73,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     let path = mailbox
-        .run(move |store, id, _| store.greeting_path(id, kind.into())?.ok_or_else(missing))
+        .run(move |store, id| store.greeting_path(id, kind.into())?.ok_or_else(missing))
         .await?;
     serve_wav(path, req, missing()).await
 }
@@ -101,7 +101,7 @@ pub async fn upload(
 ) -> Result<StatusCode, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     mailbox
-        .run(move |store, id, _| ops::store_greeting(store, id, kind.into(), body.to_vec()))
+        .run(move |store, id| ops::store_greeting(store, id, kind.into(), body.to_vec()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -122,7 +122,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     mailbox
-        .run(move |store, id, _| ops::delete_greeting(store, id, kind.into()))
+        .run(move |store, id| ops::delete_greeting(store, id, kind.into()))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,7 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics`: open (no token), for load
 //! balancers and monitoring.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -42,17 +42,10 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiEr
             "SIP is not bound or the instance is stopping",
         ));
     }
-    let root = state.shared().store.root().to_path_buf();
+    let store = state.shared().store.clone();
     blocking(move || {
-        // One name per probe: parallel probes do not remove each other's file.
-        static PROBES: AtomicU64 = AtomicU64::new(0);
-        let n = PROBES.fetch_add(1, Ordering::Relaxed);
-        let probe = root.join(format!(".readyz-{}-{n}", std::process::id()));
-        let written =
-            std::fs::write(&probe, b"ready\n").and_then(|()| std::fs::remove_file(&probe));
-        written.map_err(|e| {
-            let _ = std::fs::remove_file(&probe);
-            tracing::warn!(path = %probe.display(), "store not writable: {e}");
+        store.check_writable().map_err(|e| {
+            tracing::warn!("store not writable: {e}");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store_not_writable",

@@ -210,7 +210,7 @@ pub async fn create(
         max_messages: body.max_messages,
     };
     let view = mailbox
-        .run(move |store, id, _| {
+        .run(move |store, id| {
             ops::create(store, id, settings, body.pin.as_deref(), PinRule::Phone)?;
             ops::view(store, id)
         })
@@ -232,7 +232,7 @@ pub async fn read(
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
 ) -> Result<Json<MailboxBody>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
-    let view = mailbox.run(|store, id, _| ops::view(store, id)).await?;
+    let view = mailbox.run(ops::view).await?;
     Ok(Json(view.into()))
 }
 
@@ -299,7 +299,7 @@ pub async fn update(
 ) -> Result<Json<MailboxBody>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     let view = mailbox
-        .run(move |store, id, _| {
+        .run(move |store, id| {
             ops::update(store, id, |s| {
                 if let Some(v) = change.display_name {
                     s.display_name = v;
@@ -368,7 +368,7 @@ pub async fn set_pin(
 ) -> Result<StatusCode, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     mailbox
-        .run(move |store, id, _| ops::set_pin(store, id, &body.pin, PinRule::Phone))
+        .run(move |store, id| ops::set_pin(store, id, &body.pin, PinRule::Phone))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -387,6 +387,6 @@ pub async fn unlock(
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
 ) -> Result<StatusCode, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
-    mailbox.run(|store, id, _| ops::unlock(store, id)).await?;
+    mailbox.run(ops::unlock).await?;
     Ok(StatusCode::NO_CONTENT)
 }

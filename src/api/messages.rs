@@ -155,7 +155,7 @@ pub async fn list(
     .limit()?;
     let folder: Folder = q.folder.unwrap_or(FolderName::Inbox).into();
     let page = mailbox
-        .run(move |store, id, _| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
+        .run(move |store, id| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
         .await?;
     Ok(Json(MessageList {
         items: page.items.into_iter().map(Into::into).collect(),
@@ -180,7 +180,7 @@ pub async fn read(
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
     let m = mailbox
-        .run(move |store, id, _| ops::message(store, id, &msg))
+        .run(move |store, id| ops::message(store, id, &msg))
         .await?;
     Ok(Json(m.into()))
 }
@@ -215,9 +215,9 @@ pub async fn update(
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
     let m = mailbox
-        .run(move |store, id, notify| {
+        .run(move |store, id| {
             let folder = change.folder.map(Into::into);
-            ops::update_message(store, id, &msg, change.heard, folder, notify)
+            ops::update_message(store, id, &msg, change.heard, folder)
         })
         .await?;
     Ok(Json(m.into()))
@@ -240,7 +240,7 @@ pub async fn remove(
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
     mailbox
-        .run(move |store, id, notify| ops::delete_message(store, id, &msg, notify))
+        .run(move |store, id| ops::delete_message(store, id, &msg))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -276,7 +276,7 @@ pub async fn forward(
     let to = from.other(&domain, &body.to)?;
     message_id(&msg)?;
     let m = from
-        .run(move |store, from, notify| ops::forward_message(store, from, &msg, &to, notify))
+        .run(move |store, from| ops::forward_message(store, from, &msg, &to))
         .await?;
     Ok((StatusCode::CREATED, Json(MessageBody::from(m))).into_response())
 }
@@ -324,8 +324,7 @@ pub async fn audio(
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
     let path = mailbox
-        .run(move |store, id, _| {
-            ops::message(store, id, &msg)?;
+        .run(move |store, id| {
             store
                 .message_audio_path(id, &msg)?
                 .ok_or_else(|| ApiError::not_found("message_not_found", "message not found"))

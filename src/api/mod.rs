@@ -116,21 +116,19 @@ impl Mailbox {
         mailbox_id(&self.shared, domain, user)
     }
 
-    /// Runs `f` on a blocking thread with the store, the mailbox and the
-    /// notifier of changed mailboxes.
+    /// Runs `f` on a blocking thread with the store and the mailbox. The
+    /// store tells message-waiting of what changes (its observer).
     pub async fn run<T, E>(
         self,
-        f: impl FnOnce(&FsStore, &MailboxId, &dyn Fn(&MailboxId)) -> Result<T, E> + Send + 'static,
+        f: impl FnOnce(&FsStore, &MailboxId) -> Result<T, E> + Send + 'static,
     ) -> Result<T, ApiError>
     where
         T: Send + 'static,
         E: Into<ApiError>,
     {
         let store = self.shared.store.clone();
-        let changes = self.shared.changes.clone();
         let id = self.id;
-        blocking(move || f(&store, &id, &|m: &MailboxId| changes.notify(m)).map_err(Into::into))
-            .await
+        blocking(move || f(&store, &id).map_err(Into::into)).await
     }
 }
 

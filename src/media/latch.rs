@@ -156,6 +156,9 @@ impl SourceLatch {
     /// usable address) and whose INVITE came from `signalling`.
     pub fn new(sdp: Option<SocketAddr>, signalling: IpAddr) -> Self {
         let sdp = sdp.filter(|a| usable(*a));
+        // A dual-stack SIP socket reports an IPv4 caller as `::ffff:a.b.c.d`;
+        // the SDP names it as IPv4.
+        let signalling = signalling.to_canonical();
         SourceLatch {
             signalling,
             sdp,
@@ -707,5 +710,13 @@ mod tests {
             "127.0.0.1".parse().expect("ip")
         ));
         assert!(!looks_like_nat("198.51.100.1".parse().expect("ip"), public));
+    }
+
+    #[test]
+    fn an_ipv4_mapped_signalling_address_is_the_sdp_ipv4_address() {
+        let sdp: SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        let mut l = SourceLatch::new(Some(sdp), "::ffff:192.0.2.7".parse().unwrap());
+        l.on_ack();
+        assert_eq!(l.send_to(), Some(sdp));
     }
 }

@@ -33,9 +33,7 @@ pub use digits::{DigitDeduper, DigitSource, DEFAULT_DEDUP_WINDOW};
 pub use dtmf::{digit_to_event, event_to_digit, DtmfEvent};
 pub use error::MediaError;
 pub use inband::{InbandDetector, InbandDigit};
-pub use latch::{
-    usable as usable_media_addr, usable_ip as usable_media_ip, DropReason, SourceLatch, Verdict,
-};
+pub use latch::{usable_ip as usable_media_ip, DropReason, SourceLatch, Verdict};
 pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
 pub use ports::PortPool;
 pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};

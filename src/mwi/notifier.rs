@@ -90,11 +90,13 @@ impl Unsolicited {
     }
 
     /// Whether there is any target.
+    #[cfg(test)]
     pub fn has_targets(&self) -> bool {
         self.targets > 0
     }
 
     /// (target, mailbox) pairs with work left.
+    #[cfg(test)]
     pub fn pending(&self) -> usize {
         self.entries.len()
     }

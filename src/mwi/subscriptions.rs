@@ -143,11 +143,13 @@ impl Subscriptions {
     }
 
     /// How many subscriptions there are.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.subs.len()
     }
 
     /// Whether there is none.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.subs.is_empty()
     }

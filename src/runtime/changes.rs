@@ -1,9 +1,10 @@
-//! Mailbox change notices. Every operation of a running instance that
-//! changes what a mailbox holds (a message stored, heard or unheard, moved,
-//! deleted, forwarded; by phone or through the API) calls
-//! [`Changes::notify`]; the listener (message-waiting indication) reads
-//! the mailboxes from the [`ChangeReceiver`] and looks at the store again,
-//! so a notice carries no counts that could be stale.
+//! Mailbox change notices. The store's observer (`FsStore::set_observer`)
+//! calls [`Changes::notify`] after every change of a mailbox's counts (a
+//! message stored, recovered, moved, deleted, copied; a mailbox removed),
+//! whoever makes it (a call, the phone menu, the API); the listener
+//! (message-waiting indication) reads the mailboxes from the
+//! [`ChangeReceiver`] and looks at the store again, so a notice carries no
+//! counts that could be stale.
 
 use tokio::sync::mpsc;
 

@@ -50,7 +50,6 @@ pub struct MediaIo {
     remote: RemoteAddr,
     pub receiver: RtpReceiver,
     latch: SourceLatch,
-    rx: RxConfig,
     on_hold: bool,
     inband: Option<InbandDetector>,
     digits: DigitDeduper,
@@ -78,7 +77,6 @@ impl MediaIo {
             remote,
             receiver: RtpReceiver::new(rx),
             latch: SourceLatch::new(sdp, signalling),
-            rx,
             on_hold: false,
             inband,
             digits: DigitDeduper::new(DEFAULT_DEDUP_WINDOW),
@@ -159,7 +157,8 @@ impl MediaIo {
         let header = self.buf.get(..n).and_then(rtp_header);
         let (media, ssrc, seq) = match header {
             Some((pt, ssrc, seq)) => {
-                let media = pt == self.rx.audio_pt || Some(pt) == self.rx.dtmf_pt || pt == CN_PT;
+                let rx = self.receiver.config();
+                let media = pt == rx.audio_pt || Some(pt) == rx.dtmf_pt || pt == CN_PT;
                 (media, ssrc, seq)
             }
             None => (false, 0, 0),
@@ -243,7 +242,6 @@ impl MediaIo {
             self.inband = None;
         }
         self.receiver.set_config(rx);
-        self.rx = rx;
         self.on_hold = !sends;
         self.latch.on_offer(addr);
         self.update_remote();

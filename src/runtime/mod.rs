@@ -92,8 +92,6 @@ pub(crate) struct Shared {
     pub logins: Arc<menu_driver::Logins>,
     /// Calls to access numbers per source address.
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
-    /// Mailbox change notices (message-waiting indication listens).
-    pub changes: Changes,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -199,7 +197,6 @@ impl Shared {
             media_clock: self.media_clock.clone(),
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
-            changes: self.changes.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -363,8 +360,7 @@ async fn serve(
     // Every change of the store's message counts is a change notice
     // (deposits, the phone menu, the API, recovery): MWI listens.
     let (changes, change_rx) = Changes::new();
-    let notices = changes.clone();
-    store.set_observer(Arc::new(move |id: &MailboxId| notices.notify(id)));
+    store.set_observer(Arc::new(move |id: &MailboxId| changes.notify(id)));
     let shared = Arc::new(Shared {
         config,
         routing,
@@ -379,7 +375,6 @@ async fn serve(
             ext.pin_hash_queue as usize,
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
-        changes,
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -33,7 +33,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use crate::call::Clip;
 use crate::media::RtpPacketizer;
 
-use crate::metrics::{Metrics, FOLD_INTERVAL};
+use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
 use super::media_io::RtpSocket;
 
@@ -176,17 +176,13 @@ struct Entry {
     playing: Option<Playing>,
     next_due: Instant,
     /// Packets sent and sends failed since the last fold into the metrics.
-    sent: u64,
-    send_errors: u64,
+    counts: CallCounts,
 }
 
 impl Entry {
     /// Folds what the call sent since the last fold into `metrics`.
     fn fold(&mut self, metrics: &Metrics) {
-        metrics.rtp_sent.add(std::mem::take(&mut self.sent));
-        metrics
-            .rtp_send_errors
-            .add(std::mem::take(&mut self.send_errors));
+        metrics.fold(&std::mem::take(&mut self.counts));
     }
 
     /// Fills `self.frame` with the next frame; returns false when the
@@ -304,8 +300,7 @@ impl Calls {
                         done,
                         playing: None,
                         next_due: Instant::now(),
-                        sent: 0,
-                        send_errors: 0,
+                        counts: CallCounts::default(),
                     },
                 );
             }
@@ -398,8 +393,8 @@ fn send_due(e: &mut Entry, now: Instant) -> bool {
         let packet = e.packetizer.packetize(&e.frame, marker);
         if let Some(to) = remote {
             match e.socket.send_to(packet, to) {
-                Ok(_) => e.sent += 1,
-                Err(_) => e.send_errors += 1,
+                Ok(_) => e.counts.rtp_sent += 1,
+                Err(_) => e.counts.rtp_send_errors += 1,
             }
         }
     }

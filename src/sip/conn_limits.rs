@@ -105,11 +105,13 @@ impl ConnLimits {
     }
 
     /// Connections open overall.
+    #[cfg(test)]
     pub fn open(&self) -> u32 {
         self.total
     }
 
     /// Connections open from the source of `ip`.
+    #[cfg(test)]
     pub fn open_from(&self, ip: IpAddr) -> u32 {
         self.per_source
             .get(&SourceKey::from(ip))
@@ -118,6 +120,7 @@ impl ConnLimits {
     }
 
     /// Sources holding at least one connection.
+    #[cfg(test)]
     pub fn sources(&self) -> usize {
         self.per_source.len()
     }

@@ -94,6 +94,7 @@ impl StreamFramer {
     }
 
     /// Bytes of memory the buffer holds (its capacity).
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.buf.capacity()
     }

@@ -79,6 +79,18 @@ fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Creates and removes a file under a random name in `root`.
+fn probe_writable(root: &Path) -> Result<(), StoreError> {
+    let probe = tmp_sibling(&root.join("probe"));
+    let f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| StoreError::io("write to", root, e))?;
+    drop(f);
+    remove_if_exists(&probe).map(drop)
+}
+
 impl FsStore {
     /// Opens (creating if needed) the store under `<siteshare>/vmail/` and
     /// checks that it is writable.
@@ -93,14 +105,7 @@ impl FsStore {
         let root = siteshare.join("vmail");
         let domains = root.join("domains");
         create_dir_all(&domains)?;
-        let probe = tmp_sibling(&root.join("probe"));
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&probe)
-            .map_err(|e| StoreError::io("write to", &root, e))?;
-        drop(f);
-        remove_if_exists(&probe)?;
+        probe_writable(&root)?;
         let locks = std::array::from_fn(|_| Mutex::new(()));
         Ok(FsStore {
             inner: Arc::new(Inner {
@@ -113,6 +118,12 @@ impl FsStore {
                 dummy_hash: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Whether a file can be created (and removed) in the store, as at
+    /// open: a probe file under a random name.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        probe_writable(&self.inner.root)
     }
 
     /// `<siteshare>/vmail`.
@@ -343,15 +354,16 @@ impl FsStore {
         write_json_atomic(&self.mailbox_file(id), &r)
     }
 
-    /// True if `pin` is the mailbox's PIN (false when no PIN is set).
+    /// True if `pin` is the mailbox's PIN (false when no PIN is set). A
+    /// refusal without a stored hash to check costs a dummy verification,
+    /// so the time does not tell a mailbox without a PIN (auto-created) or
+    /// a malformed entry from a wrong PIN.
     pub fn verify_pin(&self, id: &MailboxId, pin: &str) -> Result<bool, StoreError> {
         let r = self.load_record(id)?;
-        let Some(hash) = r.pin_hash else {
+        let Some(hash) = r.pin_hash.filter(|_| validate_pin(pin).is_ok()) else {
+            self.dummy_verify(pin);
             return Ok(false);
         };
-        if validate_pin(pin).is_err() {
-            return Ok(false);
-        }
         self.inner
             .pin
             .verify(pin, &hash)
@@ -368,12 +380,18 @@ impl FsStore {
         if self.mailbox(id)?.is_some() {
             return self.verify_pin(id, pin).map(Some);
         }
+        self.dummy_verify(pin);
+        Ok(None)
+    }
+
+    /// An argon2 verification whose answer is thrown away: the time a real
+    /// check takes.
+    fn dummy_verify(&self, pin: &str) {
         let dummy = self
             .inner
             .dummy_hash
             .get_or_init(|| self.inner.pin.hash("00000000").unwrap_or_default());
         let _ = self.inner.pin.verify(pin, dummy);
-        Ok(None)
     }
 
     // ----- login lockout -----

@@ -176,6 +176,7 @@ impl FsStore {
         }
         if self.publish_staged(id, staged)? {
             tracing::warn!(mailbox = %id, "mailbox created by the recovery of its first message");
+            self.notify(id);
             return Ok(());
         }
         let targets = [self.tmp_dir(id), self.folder_dir(id, Folder::Inbox)];
@@ -188,6 +189,7 @@ impl FsStore {
             }
         }
         self.drop_staged(staged);
+        self.notify(id);
         Ok(())
     }
 
