@@ -7,6 +7,7 @@
 pub mod admission;
 pub mod api;
 pub mod call;
+pub mod cluster;
 pub mod config;
 pub mod destination;
 pub mod ivr;

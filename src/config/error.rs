@@ -286,6 +286,12 @@ pub enum Rule {
         /// The value, as JSON.
         found: String,
     },
+    /// An `ext.coordination` value vmail does not know.
+    #[error("must be \"siteshare\" or {{\"backend\": \"etcd\", \"endpoints\": [\"http://host:2379\", ...], \"prefix\": \"/vmail\"}}, found {found}")]
+    BadCoordination {
+        /// The value, as JSON.
+        found: String,
+    },
     /// A demo mailbox listed twice.
     #[error("mailbox {mailbox} is listed twice")]
     DuplicateMailbox {

@@ -96,6 +96,8 @@ pub struct Ext {
     pub media_timeout_seconds: u32,
     /// A lease not renewed for this long is dead, milliseconds.
     pub lease_ms: u64,
+    /// Where the group's leases and epochs are kept (SPEC §4).
+    pub coordination: Coordination,
     /// Wrong PINs in a row that lock a mailbox.
     pub lockout_failures: u32,
     /// How long a locked mailbox stays locked, seconds.
@@ -156,6 +158,7 @@ impl Default for Ext {
             max_calls: 2000,
             media_timeout_seconds: 30,
             lease_ms: 3000,
+            coordination: Coordination::SiteShare,
             lockout_failures: 5,
             lockout_seconds: 300,
             pin_hash_workers: 0,
@@ -185,6 +188,79 @@ impl Ext {
     }
 }
 
+/// Where an Active-Passive group keeps its leases (`ext.coordination`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Coordination {
+    /// Files under `<siteshare>/vmail/cluster/` (the default): no extra
+    /// service, the shared filesystem must offer atomic rename and
+    /// exclusive create (docs/high-availability.md).
+    #[default]
+    SiteShare,
+    /// An etcd cluster (v3 API): `{"backend": "etcd", "endpoints":
+    /// ["http://10.0.0.1:2379", ...], "prefix": "/vmail"}`. Needs a vmail
+    /// built with the cargo feature `etcd`.
+    Etcd {
+        /// Client URLs of the etcd members.
+        endpoints: Vec<String>,
+        /// Key prefix (default `/vmail`).
+        prefix: String,
+    },
+}
+
+/// `"siteshare"`, `{"backend": "siteshare"}` or `{"backend": "etcd",
+/// "endpoints": [...], "prefix": "/vmail"}`.
+fn coordination(v: &Value) -> Result<Coordination, Rule> {
+    let bad = || Rule::BadCoordination { found: shown(v) };
+    if let Some(s) = v.as_str() {
+        return match s {
+            "siteshare" => Ok(Coordination::SiteShare),
+            _ => Err(bad()),
+        };
+    }
+    let obj = object(v)?;
+    match obj.get("backend").and_then(Value::as_str) {
+        Some("siteshare") if obj.len() == 1 => Ok(Coordination::SiteShare),
+        Some("etcd") => {
+            if obj
+                .keys()
+                .any(|k| !matches!(k.as_str(), "backend" | "endpoints" | "prefix"))
+            {
+                return Err(bad());
+            }
+            let endpoints = obj
+                .get("endpoints")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+                .ok_or_else(bad)?;
+            let mut out = Vec::new();
+            for e in endpoints {
+                let s = e.as_str().ok_or_else(bad)?;
+                let ok = (s.starts_with("http://") || s.starts_with("https://"))
+                    && s.split("://").nth(1).is_some_and(|h| !h.is_empty());
+                if !ok {
+                    return Err(Rule::BadUrl { found: shown(e) });
+                }
+                out.push(s.to_string());
+            }
+            let prefix = match obj.get("prefix") {
+                None => "/vmail".to_string(),
+                Some(p) => {
+                    let p = p.as_str().ok_or_else(bad)?;
+                    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(bad());
+                    }
+                    p.trim_end_matches('/').to_string()
+                }
+            };
+            Ok(Coordination::Etcd {
+                endpoints: out,
+                prefix,
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// Every key `ext` knows.
 pub(super) const EXT_KEYS: &[&str] = &[
     "sip_port",
@@ -208,6 +284,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "max_calls",
     "media_timeout_seconds",
     "lease_ms",
+    "coordination",
     "lockout_failures",
     "lockout_seconds",
     "pin_hash_workers",
@@ -425,6 +502,7 @@ fn set_key(
         "max_calls" => ext.max_calls = u32_in(v, 1, 1_000_000)?,
         "media_timeout_seconds" => ext.media_timeout_seconds = u32_in(v, 1, 86_400)?,
         "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
+        "coordination" => ext.coordination = coordination(v)?,
         "lockout_failures" => ext.lockout_failures = u32_in(v, 1, 1000)?,
         "lockout_seconds" => ext.lockout_seconds = u64_in(v, 1, 31_536_000)?,
         "pin_hash_workers" => ext.pin_hash_workers = u32_in(v, 0, 256)?,
