@@ -163,6 +163,19 @@ pub struct Metrics {
     mwi_notifies: Family<Label, PromCounter<u64>>,
     api_requests: Family<RouteLabels, PromCounter<u64>>,
     answer_time: Histogram,
+    /// Times this instance became the active one of its group.
+    pub takeovers: Counter,
+    /// Times it gave the role up (lease lost, superseded, stopping).
+    pub step_downs: Counter,
+    /// Backend operations of the lease that failed or timed out.
+    pub lease_failures: Counter,
+    /// 1 while this instance is the active one of its group, else 0.
+    pub role_active: PromGauge<i64>,
+    /// The epoch it holds (or last held).
+    pub epoch: PromGauge<i64>,
+    /// How long the last takeover waited for the group to have no live
+    /// active, milliseconds.
+    pub last_takeover_ms: PromGauge<i64>,
 }
 
 impl Default for Metrics {
@@ -212,7 +225,7 @@ impl Metrics {
         let messages_recovered = counter(
             &mut r,
             "vmail_messages_recovered",
-            "Messages recovered from tmp/ at start.",
+            "Messages recovered from tmp/ (at takeover).",
         );
         let recorded_seconds = PromCounter::<f64, std::sync::atomic::AtomicU64>::default();
         r.register_with_unit(
@@ -289,8 +302,49 @@ impl Metrics {
             Unit::Seconds,
             answer_time.clone(),
         );
+        let takeovers = counter(
+            &mut r,
+            "vmail_cluster_takeovers",
+            "Times this instance became the active one of its group.",
+        );
+        let step_downs = counter(
+            &mut r,
+            "vmail_cluster_step_downs",
+            "Times this instance gave up the active role.",
+        );
+        let lease_failures = counter(
+            &mut r,
+            "vmail_cluster_backend_failures",
+            "Lease operations on the coordination store that failed or timed out.",
+        );
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = PromGauge::<i64>::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let role_active = gauge(
+            &mut r,
+            "vmail_cluster_active",
+            "1 while this instance is the active one of its group.",
+        );
+        let epoch = gauge(
+            &mut r,
+            "vmail_cluster_epoch",
+            "The group epoch this instance holds or last held.",
+        );
+        let last_takeover_ms = gauge(
+            &mut r,
+            "vmail_cluster_last_takeover_milliseconds",
+            "How long the group was without a live active before this instance's last takeover.",
+        );
         let m = Metrics {
             registry: r,
+            takeovers,
+            step_downs,
+            lease_failures,
+            role_active,
+            epoch,
+            last_takeover_ms,
             calls_active,
             calls_answered,
             calls_refused,
@@ -466,6 +520,7 @@ pub fn refusal_label(r: &Refusal) -> &'static str {
         Refusal::BadRequest(_) => "bad_request",
         Refusal::NotAcceptable(_) => "not_acceptable",
         Refusal::RateLimited { .. } => "rate_limit",
+        Refusal::NotActive { .. } => "passive",
     }
 }
 

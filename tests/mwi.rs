@@ -482,77 +482,6 @@ fn mwi_notify_target_down_gets_the_newest_counts_once_up() {
     );
 }
 
-/// A pjsua2 phone (tests/pjsua/mwi.py) subscribed to a mailbox's MWI,
-/// running in the background; its JSON lines arrive on a channel.
-struct PjsuaMwi {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<Value>,
-}
-
-impl PjsuaMwi {
-    /// `None`: Python with pjsua2 is missing (test skipped).
-    /// A phone that exits once NOTIFYs said `until_new` new messages in
-    /// this order (e.g. `"0,1,0"`).
-    fn start(v: &Vmail, user: &str, until_new: &str) -> Option<PjsuaMwi> {
-        use std::io::BufRead;
-        let py = pjsua_python()?;
-        let mut child = std::process::Command::new(py)
-            .arg(pjsua_script("mwi.py"))
-            .args([
-                "--aor",
-                &format!("sip:{user}@{DOMAIN}"),
-                "--proxy",
-                &v.sip_addr().to_string(),
-                "--until-new-sequence",
-                until_new,
-                "--timeout",
-                "90",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start mwi.py");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
-                    if tx.send(v).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
-        Some(PjsuaMwi { child, lines })
-    }
-
-    /// Waits for an MWI report with `new`/`old` counts; returns it.
-    fn wait_counts(&self, new: u64, old: u64, timeout: Duration) -> Value {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if v["event"] == "mwi" && v["new"] == new && v["old"] == old => return v,
-                Ok(v) => seen.push(v),
-                Err(_) => panic!("pjsua2 never saw {new}/{old}; saw {seen:?}"),
-            }
-        }
-    }
-
-    fn wait_exit(mut self) -> std::process::ExitStatus {
-        wait_child(&mut self.child, Duration::from_secs(30)).expect("mwi.py ends")
-    }
-}
-
-impl Drop for PjsuaMwi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn pjsua_lamp_lights_after_a_deposit_and_goes_out_after_an_api_delete_across_a_restart() {
     const TOKEN: &str = "mwi-test-token-0123456789";
@@ -560,7 +489,7 @@ fn pjsua_lamp_lights_after_a_deposit_and_goes_out_after_an_api_delete_across_a_r
         ext["api_tokens"] = json!([TOKEN]);
     });
     short_greeting(&v, "1001");
-    let Some(phone) = PjsuaMwi::start(&v, "1001", "0,1,2,0") else {
+    let Some(phone) = PjsuaMwi::start(v.sip_addr(), "1001", "0,1,2,0") else {
         return;
     };
     let first = phone.wait_counts(0, 0, Duration::from_secs(15));

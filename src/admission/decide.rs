@@ -42,6 +42,12 @@ pub enum DomainOwner {
     Group(Vec<SocketAddr>),
     /// Nobody (or a group with no known instance).
     Nobody,
+    /// This instance's group, but this instance is passive and the
+    /// active one is not known: `503`, retry after the seconds given.
+    NotActive {
+        /// Seconds until the group likely has an active instance.
+        retry_after: u64,
+    },
 }
 
 /// The facts the decision needs that live outside the request: routing
@@ -79,6 +85,12 @@ pub enum Refusal {
     BadRequest(String),
     /// No usable SDP offer: `488`.
     NotAcceptable(String),
+    /// This instance is passive and its group's active instance is not
+    /// known: `503`, retry after the seconds given.
+    NotActive {
+        /// Seconds until the group likely has an active instance.
+        retry_after: u64,
+    },
     /// Too many access-number calls from the source address: `503`,
     /// retry after the seconds given.
     RateLimited {
@@ -96,6 +108,7 @@ impl Refusal {
             Refusal::ShuttingDown
             | Refusal::Overloaded
             | Refusal::StoreUnavailable(_)
+            | Refusal::NotActive { .. }
             | Refusal::RateLimited { .. } => 503,
             Refusal::InvalidMailbox(_)
             | Refusal::DomainNotServed(_)
@@ -119,6 +132,7 @@ impl Refusal {
             Refusal::BadRequest(_) => "Bad Request",
             Refusal::NotAcceptable(_) => "Not Acceptable Here",
             Refusal::RateLimited { .. } => "Rate limited",
+            Refusal::NotActive { .. } => "Passive",
         }
     }
 
@@ -129,7 +143,7 @@ impl Refusal {
                 vec![Header::RetryAfter("30".into())]
             }
             Refusal::Overloaded => vec![Header::RetryAfter("5".into())],
-            Refusal::RateLimited { retry_after, .. } => {
+            Refusal::RateLimited { retry_after, .. } | Refusal::NotActive { retry_after } => {
                 vec![Header::RetryAfter(retry_after.to_string().into())]
             }
             Refusal::DomainNotServed(_) => vec![Header::Reason(
@@ -152,6 +166,10 @@ impl std::fmt::Display for Refusal {
             Refusal::StoreUnavailable(why) => write!(f, "store unavailable: {why}"),
             Refusal::BadRequest(why) => write!(f, "cannot form a dialog: {why}"),
             Refusal::NotAcceptable(why) => write!(f, "no usable SDP offer: {why}"),
+            Refusal::NotActive { retry_after } => write!(
+                f,
+                "this instance is passive and its group has no known active instance (retry in {retry_after} s)"
+            ),
             Refusal::RateLimited {
                 source,
                 retry_after,
@@ -305,14 +323,18 @@ pub fn not_ours(facts: &dyn InviteFacts, user: &str, domain: &str) -> Option<Inv
             contacts: redirect_contacts(user, &instances),
             domain: domain.to_owned(),
         }),
+        DomainOwner::NotActive { retry_after } => {
+            Some(InviteDecision::Refuse(Refusal::NotActive { retry_after }))
+        }
         DomainOwner::Group(_) | DomainOwner::Nobody => Some(InviteDecision::Refuse(
             Refusal::DomainNotServed(domain.to_owned()),
         )),
     }
 }
 
-/// Contacts of a `302` to another group: every instance by order, with
-/// falling q-values (until Active-Passive knows which one is active).
+/// Contacts of a `302`: the instances given (the active one first when
+/// it is known, then every instance of the group by order), with falling
+/// q-values.
 pub fn redirect_contacts(user: &str, instances: &[SocketAddr]) -> Vec<String> {
     let n = instances.len().max(1);
     instances

@@ -26,6 +26,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub detail: String,
+    /// `Retry-After` seconds, for a `503`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -34,7 +36,14 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error with a `Retry-After` header.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -63,6 +72,7 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = self.status.as_u16(), code = self.code, detail = %self.detail, "API request refused");
         }
+        let retry_after = self.retry_after;
         let mut resp = (
             self.status,
             axum::Json(ErrorBody {
@@ -71,6 +81,11 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

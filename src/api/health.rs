@@ -27,8 +27,10 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Ready to take calls: SIP bound (and not stopping), the store writable
-/// (a probe file is written and removed in the SiteShare).
+/// Ready to take calls: SIP bound (and not stopping), the active instance
+/// of its group (a passive one answers 503, so that a load balancer sends
+/// it nothing), the store writable (a probe file is written and removed in
+/// the SiteShare).
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -42,7 +44,28 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiEr
             "SIP is not bound or the instance is stopping",
         ));
     }
-    let store = state.shared().store.clone();
+    let shared = state.shared();
+    if !shared.cluster.is_active() {
+        let standing = shared.cluster.standing();
+        let detail = match &standing.active {
+            Some(a) => format!(
+                "{} (the active instance of group {} is {})",
+                standing.role.as_str(),
+                shared.role.group,
+                a.name
+            ),
+            None => format!(
+                "{} (group {} has no active instance right now)",
+                standing.role.as_str(),
+                shared.role.group
+            ),
+        };
+        return Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
+                .retry_after(shared.cluster.retry_after()),
+        );
+    }
+    let store = shared.store.clone();
     blocking(move || {
         store.check_writable().map_err(|e| {
             tracing::warn!("store not writable: {e}");

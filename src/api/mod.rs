@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -49,7 +49,14 @@ pub(crate) struct ApiState {
     sip_ready: Arc<AtomicBool>,
     started: SystemTime,
     openapi: Arc<OnceLock<String>>,
+    /// Asks the main task to reload the configuration file; the answer
+    /// comes back on the oneshot.
+    reload: mpsc::UnboundedSender<ReloadRequest>,
 }
+
+/// A reload of the configuration file asked through the API: the answer
+/// is `Ok` or every error of the rejected file.
+pub(crate) type ReloadRequest = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 impl ApiState {
     /// The running instance's state (the newest configuration).
@@ -140,10 +147,30 @@ pub(crate) fn mailbox_id(shared: &Shared, domain: &str, user: &str) -> Result<Ma
     Ok(id)
 }
 
-/// 404 unless the group of this instance serves `domain` (normalised).
+/// 404 unless the group of this instance serves `domain` (normalised);
+/// 503 while this instance is not the active one of its group (the answer
+/// names the active instance when it is known).
 pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
     match shared.routing.owner(domain) {
-        Some(o) if o.group() == shared.role.group => Ok(()),
+        Some(o) if o.group() == shared.role.group => {
+            if shared.cluster.is_active() {
+                return Ok(());
+            }
+            let detail = match shared.cluster.standing().active {
+                Some(a) => format!(
+                    "this instance is passive; the active instance of group {} is {} at http://{}",
+                    shared.role.group, a.name, a.http
+                ),
+                None => format!(
+                    "this instance is passive and group {} has no active instance right now",
+                    shared.role.group
+                ),
+            };
+            Err(
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
+                    .retry_after(shared.cluster.retry_after()),
+            )
+        }
         _ => Err(ApiError::not_found(
             "domain_not_served",
             format!("domain {domain} is not served by this instance's group"),
@@ -180,12 +207,14 @@ impl utoipa::Modify for BearerScheme {
 pub(crate) fn router(
     shared: watch::Receiver<Arc<Shared>>,
     sip_ready: Arc<AtomicBool>,
+    reload: mpsc::UnboundedSender<ReloadRequest>,
 ) -> (Router, utoipa::openapi::OpenApi) {
     let state = ApiState {
         shared,
         sip_ready,
         started: SystemTime::now(),
         openapi: Arc::new(OnceLock::new()),
+        reload,
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(mailboxes::list, mailboxes::create))
@@ -206,6 +235,7 @@ pub(crate) fn router(
             greetings::remove
         ))
         .routes(routes!(site::config))
+        .routes(routes!(site::reload))
         .routes(routes!(site::validate))
         .routes(routes!(site::route))
         .routes(routes!(site::status))
@@ -325,6 +355,7 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     shared: watch::Receiver<Arc<Shared>>,
     sip_ready: Arc<AtomicBool>,
+    reload: mpsc::UnboundedSender<ReloadRequest>,
     shutdown: watch::Receiver<bool>,
 ) {
     let addr = listener
@@ -333,7 +364,7 @@ pub(crate) async fn serve(
     if shared.borrow().role.ext.api_tokens.is_empty() {
         tracing::warn!("ext.api_tokens is empty: every /api/ request is answered 401");
     }
-    let (app, _) = router(shared, sip_ready.clone());
+    let (app, _) = router(shared, sip_ready.clone(), reload);
     tracing::info!(%addr, "HTTP API listening");
     let ready = sip_ready.clone();
     let mut stopping = shutdown.clone();

@@ -25,6 +25,46 @@ pub async fn config(State(state): State<ApiState>) -> Json<serde_json::Value> {
     Json(state.shared().config.raw_redacted())
 }
 
+/// The outcome of a reload.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// `reloaded`.
+    pub status: String,
+}
+
+/// Reloads the configuration file, like SIGHUP: routing and group
+/// membership change at once, calls in progress go on; a file with errors
+/// is rejected whole (every error in the answer and the log) and the
+/// running configuration stays.
+#[utoipa::path(post, path = "/api/v1/config/reload", tag = "site",
+    responses(
+        (status = 200, description = "The new configuration runs", body = Reloaded),
+        (status = 401, description = "No or wrong token", body = ErrorBody),
+        (status = 422, description = "The file was rejected; the old configuration runs", body = ErrorBody),
+        (status = 503, description = "The instance is stopping", body = ErrorBody)
+    ))]
+pub async fn reload(State(state): State<ApiState>) -> Result<Json<Reloaded>, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let stopping = || {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "stopping",
+            "the instance is stopping",
+        )
+    };
+    state.reload.send(tx).map_err(|_| stopping())?;
+    match rx.await.map_err(|_| stopping())? {
+        Ok(()) => Ok(Json(Reloaded {
+            status: "reloaded".into(),
+        })),
+        Err(errors) => Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "config_rejected",
+            errors,
+        )),
+    }
+}
+
 /// One broken rule of a configuration.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConfigProblem {
@@ -219,9 +259,37 @@ pub struct Status {
     pub uptime_seconds: u64,
     /// When it started, RFC 3339.
     pub started: String,
+    /// Its standing in the group.
+    pub cluster: ClusterStatus,
 }
 
-/// Name, group, order, calls in progress by kind, version, uptime.
+/// An instance's standing in its Active-Passive group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterStatus {
+    /// `starting`, `passive`, `active` or `stopped`.
+    pub role: String,
+    /// The group epoch it holds (active) or last saw.
+    pub epoch: u64,
+    /// The coordination backend: `siteshare` or `etcd`.
+    pub backend: String,
+    /// The group's active instance, when known.
+    pub active: Option<ActiveInstance>,
+}
+
+/// The active instance of a group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActiveInstance {
+    pub name: String,
+    pub order: u32,
+    /// SIP address, `ip:port`.
+    pub sip: String,
+    /// HTTP API address, `ip:port`.
+    pub http: String,
+    pub epoch: u64,
+}
+
+/// Name, group, order, calls in progress by kind, version, uptime, and
+/// its standing in the group (active or passive, epoch, the active one).
 #[utoipa::path(get, path = "/api/v1/status", tag = "site",
     responses(
         (status = 200, description = "The instance's status", body = Status),
@@ -243,6 +311,21 @@ pub async fn status(State(state): State<ApiState>) -> Json<Status> {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime_seconds: state.started.elapsed().map_or(0, |d| d.as_secs()),
         started: crate::store::rfc3339(state.started),
+        cluster: {
+            let standing = shared.cluster.standing();
+            ClusterStatus {
+                role: standing.role.as_str().to_owned(),
+                epoch: standing.epoch,
+                backend: shared.cluster.backend.to_owned(),
+                active: standing.active.map(|a| ActiveInstance {
+                    name: a.name,
+                    order: a.order,
+                    sip: a.sip.to_string(),
+                    http: a.http.to_string(),
+                    epoch: a.epoch,
+                }),
+            }
+        },
     })
 }
 

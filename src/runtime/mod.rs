@@ -1,14 +1,20 @@
 //! The tokio shell: sockets, timers and files around the sans-IO core.
 //!
 //! Start-up order (configuration is validated before anything binds):
-//! open the store → create the demo mailboxes → load the prompts → bind
-//! SIP UDP/TCP and HTTP → serve until SIGINT or SIGTERM → hang up calls,
-//! finish their recordings and the HTTP requests in flight, exit. Interrupted recordings are recovered in the
-//! background from the moment SIP is bound: the scan reads every mailbox
-//! of the group's domains, which took seconds with 100,000 mailboxes.
+//! open the store → join the group's lease (`cluster`) → load the prompts
+//! → bind SIP UDP/TCP and HTTP → serve until SIGINT or SIGTERM → hang up
+//! calls, finish their recordings and the HTTP requests in flight, give
+//! the lease up, exit. Until the lease makes this instance the active one
+//! of its group it is passive: the store's fence refuses writes, OPTIONS
+//! get `503`, INVITEs and SUBSCRIBEs a `302` to the active instance. On
+//! becoming active it creates the demo mailboxes, recovers interrupted
+//! recordings of the group's domains in the background (the scan reads
+//! every mailbox, seconds with 100,000 of them) and restores the MWI
+//! subscriptions.
 
 mod call_messages;
 mod changes;
+pub(crate) mod cluster;
 mod deposit_driver;
 mod media_clock;
 mod media_io;
@@ -27,7 +33,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -73,6 +79,9 @@ pub enum RuntimeError {
     /// The routing table could not be built.
     #[error("routing: {0}")]
     Routing(#[from] crate::routing::RoutingError),
+    /// The coordination backend could not be opened.
+    #[error("coordination: {0}")]
+    Coordination(String),
 }
 
 /// State shared by the SIP task and the call drivers.
@@ -92,6 +101,8 @@ pub(crate) struct Shared {
     pub logins: Arc<menu_driver::Logins>,
     /// Calls to access numbers per source address.
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
+    /// The group's lease: active or passive, the store's fence.
+    pub cluster: Arc<cluster::Cluster>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -197,6 +208,7 @@ impl Shared {
             media_clock: self.media_clock.clone(),
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
+            cluster: self.cluster.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -257,7 +269,6 @@ async fn serve(
     role: VmailRole,
     config_path: Option<PathBuf>,
 ) -> Result<(), RuntimeError> {
-    let started = SystemTime::now();
     let ext = role.ext.clone();
     info!(
         name = %role.name,
@@ -276,22 +287,12 @@ async fn serve(
         source,
     })?;
     let metrics = Arc::new(Metrics::default());
-    for demo in &ext.demo_mailboxes {
-        let Ok(id) = MailboxId::new(&demo.user, &demo.domain) else {
-            warn!(user = %demo.user, domain = %demo.domain, "invalid demo mailbox");
-            continue;
-        };
-        match store.mailbox(&id) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                match store.create_mailbox(&id, MailboxSettings::default(), Some(&demo.pin)) {
-                    Ok(_) => info!(mailbox = %id, "demo mailbox created"),
-                    Err(e) => warn!(mailbox = %id, "cannot create demo mailbox: {e}"),
-                }
-            }
-            Err(e) => warn!(mailbox = %id, "store error: {e}"),
-        }
-    }
+    // The group's lease: until it says this instance is active, the store
+    // refuses every write (the fence) and SIP and the API send callers to
+    // the active instance.
+    let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
+    let cluster = Arc::new(cluster::start(&config, &role, metrics.clone(), cluster_tx).await?);
+    // FENCE-MERGE store.set_fence(cluster.fence.clone());
 
     let prompts = {
         let dir = ext.prompts.clone();
@@ -375,6 +376,7 @@ async fn serve(
             ext.pin_hash_queue as usize,
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
+        cluster,
         ports: Arc::new(Mutex::new(ports)),
         role,
     });
@@ -411,41 +413,60 @@ async fn serve(
         inbound_rx,
         reload_rx,
         mwi,
+        cluster_rx,
     );
     let server = tokio::spawn(server.serve(shutdown_rx, Duration::from_secs(10)));
     let sip_ready = Arc::new(AtomicBool::new(true));
     let (api_tx, api_rx) = watch::channel(shared.clone());
+    let (api_reload_tx, mut api_reload_rx) = mpsc::unbounded_channel();
     let api = tokio::spawn(crate::api::serve(
         http_listener,
         api_rx,
         sip_ready.clone(),
+        api_reload_tx,
         shutdown_tx.subscribe(),
     ));
     info!(%sip_addr, transports = ?ext.sip_transports, %http_addr, "vmail ready");
-    recover_in_background(&shared, started);
 
     let mut current = shared;
-    while let Signal::Reload = wait_for_signal().await {
-        let Some(path) = config_path.as_deref() else {
-            warn!("SIGHUP: running on the embedded configuration, nothing to reload");
-            continue;
+    loop {
+        let answer_to = tokio::select! {
+            signal = wait_for_signal() => match signal {
+                Signal::Stop => break,
+                Signal::Reload => None,
+            },
+            Some(request) = api_reload_rx.recv() => Some(request),
         };
-        match reload(&current, path) {
-            Ok(next) => {
-                info!(path = %path.display(), "configuration reloaded");
-                current = next.clone();
-                let _ = api_tx.send(next.clone());
-                let _ = reload_tx.send(next);
+        let outcome = match config_path.as_deref() {
+            None => {
+                warn!("reload: running on the embedded configuration, nothing to reload");
+                Err("vmail runs on the embedded configuration: there is no file to reload".to_string())
             }
-            Err(e) => {
-                warn!(path = %path.display(), "configuration rejected, keeping the running one:\n{e}")
-            }
+            Some(path) => match reload(&current, path) {
+                Ok(next) => {
+                    info!(path = %path.display(), "configuration reloaded");
+                    next.cluster.reconfigure(&next.config, &next.role);
+                    current = next.clone();
+                    let _ = api_tx.send(next.clone());
+                    let _ = reload_tx.send(next);
+                    Ok(())
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), "configuration rejected, keeping the running one:\n{e}");
+                    Err(e)
+                }
+            },
+        };
+        if let Some(answer) = answer_to {
+            let _ = answer.send(outcome);
         }
     }
     info!("signal received: stopping");
     sip_ready.store(false, Ordering::Relaxed);
     let _ = shutdown_tx.send(true);
     let _ = server.await;
+    // The calls are over and their messages stored: give the role up.
+    current.cluster.stop().await;
     // Requests in flight get the same grace as calls; a client still
     // downloading after that is cut off.
     if tokio::time::timeout(Duration::from_secs(10), api)
@@ -472,12 +493,38 @@ fn reload(current: &Shared, path: &Path) -> Result<Arc<Shared>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Repairs what a crash left in `tmp/` of the domains this instance's group
-/// owns (not another group's recordings in progress on a shared SiteShare),
-/// on a blocking thread while calls are served. Only files not modified
-/// since this process `started` are touched: the recordings of this
-/// process are left alone.
-fn recover_in_background(shared: &Arc<Shared>, started: SystemTime) {
+/// What a new active instance does before it counts as serving: creates
+/// the demo mailboxes, then repairs what a crash left in `tmp/` of the
+/// domains its group owns (not another group's recordings in progress on
+/// a shared SiteShare), on a blocking thread while calls are served. The
+/// instance was passive until now, so no recording in `tmp/` is its own.
+pub(crate) fn take_over(shared: &Arc<Shared>, epoch: u64) {
+    create_demo_mailboxes(shared);
+    recover_in_background(shared, epoch);
+}
+
+fn create_demo_mailboxes(shared: &Shared) {
+    let store = &shared.store;
+    for demo in &shared.role.ext.demo_mailboxes {
+        let Ok(id) = MailboxId::new(&demo.user, &demo.domain) else {
+            warn!(user = %demo.user, domain = %demo.domain, "invalid demo mailbox");
+            continue;
+        };
+        match store.mailbox(&id) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                match store.create_mailbox(&id, MailboxSettings::default(), Some(&demo.pin)) {
+                    Ok(_) => info!(mailbox = %id, "demo mailbox created"),
+                    Err(e) => warn!(mailbox = %id, "cannot create demo mailbox: {e}"),
+                }
+            }
+            Err(e) => warn!(mailbox = %id, "store error: {e}"),
+        }
+    }
+}
+
+fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
+    let started = std::time::Instant::now();
     let store = shared.store.clone();
     let metrics = shared.metrics.clone();
     let table = shared.routing.clone();
@@ -487,9 +534,7 @@ fn recover_in_background(shared: &Arc<Shared>, started: SystemTime) {
             domain_filter: Some(Arc::new(move |domain: &str| {
                 table.owner(domain).map(|o| o.group()) == Some(own_group)
             })),
-            min_idle: SystemTime::now()
-                .duration_since(started)
-                .unwrap_or_default(),
+            min_idle: Duration::ZERO,
         };
         match store.recover_with(&options) {
             Ok(recovered) => {
@@ -499,6 +544,8 @@ fn recover_in_background(shared: &Arc<Shared>, started: SystemTime) {
                 metrics.messages_recovered.add(recovered.len() as u64);
                 info!(
                     recovered = recovered.len(),
+                    epoch,
+                    took_ms = started.elapsed().as_millis() as u64,
                     "recovery of interrupted recordings done"
                 );
             }

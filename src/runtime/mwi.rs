@@ -95,12 +95,13 @@ pub(super) struct Mwi {
     reads: mpsc::UnboundedSender<MailboxId>,
     saves: mpsc::UnboundedSender<(MailboxId, Vec<Saved>)>,
     inputs: mpsc::UnboundedReceiver<Input>,
+    inputs_tx: mpsc::UnboundedSender<Input>,
 }
 
 impl Mwi {
-    /// Starts the counts reader (on `changes`), the saver, the target
-    /// resolution and the restoration of the saved subscriptions of the
-    /// group's domains.
+    /// Starts the counts reader (on `changes`), the saver and the target
+    /// resolution. The saved subscriptions of the group's domains are
+    /// restored when the instance becomes active ([`Mwi::take_over`]).
     pub fn start(shared: Arc<Shared>, changes: ChangeReceiver) -> Mwi {
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let (reads, reads_rx) = mpsc::unbounded_channel();
@@ -128,8 +129,8 @@ impl Mwi {
                 });
             }
         }
-        restore(&shared, inputs_tx);
         Mwi {
+            inputs_tx,
             unsolicited: Unsolicited::new(targets.len(), Backoff::default()),
             shared,
             subs: Subscriptions::new(),
@@ -141,6 +142,26 @@ impl Mwi {
             reads,
             saves,
             inputs,
+        }
+    }
+
+    /// This instance became the active one of its group: restore the
+    /// group's saved subscriptions (each gets a NOTIFY with the counts).
+    pub fn take_over(&mut self) {
+        restore(&self.shared, self.inputs_tx.clone());
+    }
+
+    /// This instance is no longer active: forget the subscriptions (they
+    /// stay saved in the store for the next active instance) and the
+    /// NOTIFYs in flight.
+    pub fn step_down(&mut self) {
+        let n = self.entries.len();
+        self.subs = Subscriptions::new();
+        self.entries.clear();
+        self.by_call_id.clear();
+        self.txs.clear();
+        if n > 0 {
+            info!(subscriptions = n, "no longer active: subscriptions left to the next active instance");
         }
     }
 
@@ -410,6 +431,9 @@ impl Mwi {
                 let mut dialog = s.dialog;
                 // The last save may have missed the last NOTIFYs.
                 dialog.advance_local_cseq(RESTORED_CSEQ_GAP);
+                // Saved by this or another instance of the group: the
+                // NOTIFYs carry this instance's address from now on.
+                dialog.set_local_contact(&self.local_contact());
                 let sub = SubId(self.next_sub);
                 self.next_sub += 1;
                 self.by_call_id
@@ -439,7 +463,11 @@ impl Mwi {
     }
 
     /// Sends what the state machines have ready, and drops what ended.
+    /// A passive instance sends nothing.
     fn pump(&mut self, now: Instant, ep: &mut Endpoint) {
+        if !self.shared.cluster.is_active() {
+            return;
+        }
         while let Some(n) = self.subs.poll_notify(now) {
             self.send_notify(now, n, ep);
         }

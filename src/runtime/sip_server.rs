@@ -30,6 +30,7 @@ use crate::store::{MailboxId, MailboxSettings, RecordingInfo, StoreError};
 use super::media_io::RtpSocket;
 
 use super::call_messages::{CallCommand, CallEvent};
+use super::cluster::ClusterEvent;
 use super::deposit_driver::{self, CallSetup};
 use super::menu_driver::{self, MenuSetup};
 use super::mwi::Mwi;
@@ -116,6 +117,8 @@ pub struct SipServer {
     shutting_down: bool,
     /// Message-waiting subscriptions and NOTIFYs.
     mwi: Mwi,
+    /// Role changes of the group's lease.
+    cluster: mpsc::UnboundedReceiver<ClusterEvent>,
 }
 
 impl SipServer {
@@ -127,6 +130,7 @@ impl SipServer {
         inbound: mpsc::Receiver<Inbound>,
         reload: mpsc::UnboundedReceiver<Arc<Shared>>,
         mwi: Mwi,
+        cluster: mpsc::UnboundedReceiver<ClusterEvent>,
     ) -> Self {
         let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
         let endpoint = Endpoint::new(sipcore::EndpointConfig::new(local));
@@ -147,6 +151,7 @@ impl SipServer {
             next_call: 1,
             shutting_down: false,
             mwi,
+            cluster,
         }
     }
 
@@ -194,6 +199,7 @@ impl SipServer {
                     self.mwi.reconfigure(shared.clone());
                     self.shared = shared;
                 }
+                Some(ev) = self.cluster.recv() => self.on_cluster(ev),
                 Some(input) = self.mwi.recv() => {
                     self.mwi.on_input(Instant::now().into_std(), input, &mut self.endpoint);
                 }
@@ -222,6 +228,29 @@ impl SipServer {
                 }
             }
             self.process_events();
+        }
+    }
+
+    /// The lease made this instance active, or took the role away.
+    fn on_cluster(&mut self, ev: ClusterEvent) {
+        match ev {
+            ClusterEvent::BecameActive { epoch } => {
+                super::take_over(&self.shared, epoch);
+                self.mwi.take_over();
+            }
+            ClusterEvent::SteppedDown => {
+                // The store refuses this instance's writes now: its calls
+                // cannot be stored here. Their recordings stay in tmp/ for
+                // the next active instance to recover.
+                if !self.calls.is_empty() {
+                    warn!(calls = self.calls.len(), "no longer active: hanging up the calls in progress");
+                }
+                let ids: Vec<u64> = self.calls.keys().copied().collect();
+                for id in ids {
+                    self.hang_up_call(id, true);
+                }
+                self.mwi.step_down();
+            }
         }
     }
 
@@ -313,7 +342,17 @@ impl SipServer {
         match req.method {
             Method::Invite => self.on_invite(tx, req, from, info),
             Method::Options => {
-                let resp = sipcore::options_response(&req, None);
+                // A passive instance answers 503, so that a proxy's health
+                // probe (Kamailio's dispatcher, an SBC) sends it no calls.
+                let resp = if self.shared.cluster.is_active() {
+                    sipcore::options_response(&req, None)
+                } else {
+                    let mut r = sipcore::make_response(&req, 503, Some("Passive"), None);
+                    r.headers.push(Header::RetryAfter(
+                        self.shared.cluster.retry_after().to_string().into(),
+                    ));
+                    r
+                };
                 self.respond(tx, resp);
             }
             // BYE and INFO belong in a dialog: without a To tag, none.
@@ -597,7 +636,7 @@ impl SipServer {
                         codec: codec_name(negotiated).to_owned(),
                         site: shared.config.site.clone(),
                         instance: shared.role.name.clone(),
-                        epoch: 0,
+                        epoch: self.shared.cluster.fence.epoch(),
                         sample_rate: 8000,
                     },
                     slot: io.slot,
@@ -893,18 +932,36 @@ impl InviteFacts for ShellFacts<'_> {
             return DomainOwner::Nobody;
         };
         let group = owner.group();
+        let cluster = &self.shared.cluster;
         if group == self.shared.role.group {
-            return DomainOwner::Us;
+            if cluster.is_active() {
+                return DomainOwner::Us;
+            }
+            // Passive: to the active instance when it is known.
+            return match cluster.standing().active {
+                Some(a) if a.name != self.shared.role.name => DomainOwner::Group(vec![a.sip]),
+                _ => DomainOwner::NotActive {
+                    retry_after: cluster.retry_after(),
+                },
+            };
         }
-        match self.shared.groups.get(&group) {
-            Some(instances) => DomainOwner::Group(
-                instances
-                    .iter()
-                    .map(|i| SocketAddr::new(i.addr, i.sip_port))
-                    .collect(),
-            ),
-            None => DomainOwner::Nobody,
+        let Some(instances) = self.shared.groups.get(&group) else {
+            return DomainOwner::Nobody;
+        };
+        // The other group's active instance first, then every instance
+        // by order (where the active one is not known, or in case it has
+        // just died).
+        let mut list: Vec<SocketAddr> = Vec::with_capacity(instances.len() + 1);
+        if let Some(a) = cluster.standing().others.get(&group) {
+            list.push(a.sip);
         }
+        for i in instances {
+            let addr = SocketAddr::new(i.addr, i.sip_port);
+            if !list.contains(&addr) {
+                list.push(addr);
+            }
+        }
+        DomainOwner::Group(list)
     }
 
     fn mailbox(&self, id: &MailboxId) -> Result<Option<MailboxSettings>, StoreError> {

@@ -210,6 +210,14 @@ impl Dialog {
         self.local_cseq = self.local_cseq.saturating_add(n).min(i32::MAX as u32);
     }
 
+    /// Replaces our Contact (a Contact header value): a dialog restored by
+    /// another instance of the group sends its requests with the new
+    /// instance's address, which the peer takes as the new remote target
+    /// (RFC 6665 §4.1.3: a NOTIFY refreshes the target).
+    pub fn set_local_contact(&mut self, contact: &str) {
+        self.local_contact = contact.to_string();
+    }
+
     /// Whether `req` belongs to this dialog: same Call-ID, its From tag is
     /// the remote tag and its To tag is ours.
     pub fn matches(&self, req: &Request) -> bool {

@@ -310,7 +310,7 @@ pub fn wait_child(child: &mut Child, timeout: Duration) -> std::io::Result<ExitS
     }
 }
 
-fn send_signal(pid: u32, signal: &str) {
+pub fn send_signal(pid: u32, signal: &str) {
     let mut cmd = Command::new("kill");
     cmd.arg(format!("-{signal}")).arg(pid.to_string());
     let _ = run_bounded(cmd, Duration::from_secs(5));
@@ -1113,8 +1113,11 @@ impl Vmail {
                 }
             }
             let ok = match self.ready {
+                // 200: the instance is the active one of its group (a
+                // passive or starting one answers 503).
                 Ready::SipOptions => {
-                    sip_options_probe(self.sip_addr(), Duration::from_millis(200)).is_some()
+                    sip_options_probe(self.sip_addr(), Duration::from_millis(200))
+                        .is_some_and(|line| line.starts_with("SIP/2.0 200"))
                 }
                 Ready::HttpHealthz => {
                     http_get(self.http_addr(), "/healthz", Duration::from_millis(500))
@@ -1787,3 +1790,344 @@ pub fn assert_test_tones(found: &[Tone], tol_ms: u32) -> u32 {
     }
     base
 }
+
+// ---------------------------------------------------------------------------
+// Active-Passive: several instances of one site on one SiteShare
+
+/// The API token of [`Site`] configurations.
+pub const SITE_TOKEN: &str = "ha-test-token";
+
+/// One instance of a [`Site`]: its place in the configuration.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub group: u32,
+    pub order: u32,
+    pub sip_port: u16,
+    pub http_port: u16,
+}
+
+/// A site configuration with several groups and instances sharing one
+/// SiteShare; each instance is started as its own `vmail` process with
+/// [`Site::start`].
+pub struct Site {
+    /// The shared SiteShare root.
+    pub siteshare: TempDir,
+    dir: TempDir,
+    config_path: PathBuf,
+    /// Every instance, in the order given.
+    pub specs: Vec<NodeSpec>,
+}
+
+/// A running instance of a [`Site`]; killed on drop, its log printed when
+/// the test fails.
+pub struct Node {
+    pub spec: NodeSpec,
+    log_path: PathBuf,
+    config_path: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Site {
+    /// `groups`: `(group, include_domains, instances)`; instance `k` (from
+    /// 1) of group `g` is named `g<g>n<k>` with order `k`. `tweak` changes
+    /// every instance's `ext` (ports, paths, tokens and `lease_ms` 3000
+    /// are set already).
+    pub fn new(groups: &[(u32, &[&str], u32)], tweak: impl Fn(&mut Value)) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let siteshare = tempfile::tempdir().expect("siteshare dir");
+        let mut roles = Vec::new();
+        let mut specs = Vec::new();
+        for &(group, domains, n) in groups {
+            for k in 1..=n {
+                let name = format!("g{group}n{k}");
+                let sip_port = free_sip_port();
+                let http_port = free_tcp_port();
+                let rtp = rtp_range();
+                let mut ext = json!({
+                    "sip_port": sip_port,
+                    "http_port": http_port,
+                    "rtp_port_min": rtp.0,
+                    "rtp_port_max": rtp.1,
+                    "siteshare": siteshare.path(),
+                    "prompts": repo_root().join("prompts"),
+                    "api_tokens": [SITE_TOKEN],
+                    "lease_ms": 3000,
+                });
+                tweak(&mut ext);
+                roles.push(json!({
+                    "name": name, "roletype": "vmail", "iface": "lo",
+                    "group": group, "order": k,
+                    "include_domains": domains, "ext": ext,
+                }));
+                specs.push(NodeSpec {
+                    name,
+                    group,
+                    order: k,
+                    sip_port,
+                    http_port,
+                });
+            }
+        }
+        let config = json!({
+            "site": "site1",
+            "interfaces": { "lo": "127.0.0.1" },
+            "roles": roles,
+        });
+        let config_path = dir.path().join("vmail.json");
+        fs::write(
+            &config_path,
+            serde_json::to_string_pretty(&config).expect("config"),
+        )
+        .expect("write config");
+        Site {
+            siteshare,
+            dir,
+            config_path,
+            specs,
+        }
+    }
+
+    /// The configuration file (rewrite it, then SIGHUP the nodes).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The store root, `<siteshare>/vmail`.
+    pub fn store(&self) -> PathBuf {
+        self.siteshare.path().join("vmail")
+    }
+
+    /// A mailbox folder.
+    pub fn mailbox_dir(&self, user: &str, domain: &str) -> PathBuf {
+        self.store().join("domains").join(domain).join(user)
+    }
+
+    /// The spec of instance `name`.
+    pub fn spec(&self, name: &str) -> &NodeSpec {
+        self.specs
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no instance {name}"))
+    }
+
+    /// Starts instance `name` (does not wait for any role).
+    pub fn start(&self, name: &str) -> Node {
+        let spec = self.spec(name).clone();
+        let dir = self.dir.path().join(&spec.name);
+        fs::create_dir_all(&dir).expect("node dir");
+        let mut node = Node {
+            log_path: dir.join("vmail.log"),
+            config_path: self.config_path.clone(),
+            dir,
+            spec,
+            child: None,
+        };
+        node.spawn();
+        node
+    }
+}
+
+impl Node {
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmail"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--name")
+            .arg(&self.spec.name)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info,vmail=debug");
+        }
+        self.child = Some(cmd.spawn().expect("start vmail"));
+    }
+
+    /// SIP address.
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.spec.sip_port))
+    }
+
+    /// HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.spec.http_port))
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// `GET /api/v1/status` (with the token): the JSON, if it answers.
+    pub fn status(&self) -> Option<Value> {
+        let url = format!("http://{}/api/v1/status", self.http_addr());
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_millis(500))
+            .build()
+            .ok()?
+            .get(url)
+            .bearer_auth(SITE_TOKEN)
+            .send()
+            .ok()?;
+        resp.json().ok()
+    }
+
+    /// Its role (`starting`, `passive`, `active`) per the API.
+    pub fn role(&self) -> Option<String> {
+        self.status()?["cluster"]["role"].as_str().map(str::to_owned)
+    }
+
+    /// Waits until its role is `role`; panics with the log after `timeout`.
+    pub fn wait_role(&self, role: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.role().as_deref() == Some(role) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not become {role} within {timeout:?} (now {:?})\n{}",
+                    self.spec.name,
+                    self.role(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The first line of its answer to a SIP OPTIONS.
+    pub fn options(&self) -> Option<String> {
+        sip_options_probe(self.sip_addr(), Duration::from_millis(300))
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (SIGKILL after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        send_signal(c.id(), "TERM");
+        wait_child(&mut c, timeout).ok()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `HUP`).
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            send_signal(pid, signal);
+        }
+    }
+
+    /// Starts it again (same configuration and SiteShare) after a kill.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // A stopped process must be continued to die promptly.
+            send_signal(pid, "CONT");
+        }
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!("--- vmail {} log ---\n{}", self.spec.name, self.log());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// MWI: a pjsua2 phone
+
+/// A pjsua2 phone (tests/pjsua/mwi.py) subscribed to a mailbox's MWI,
+/// running in the background; its JSON lines arrive on a channel.
+pub struct PjsuaMwi {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl PjsuaMwi {
+    /// `None`: Python with pjsua2 is missing (test skipped).
+    /// A phone that exits once NOTIFYs said `until_new` new messages in
+    /// this order (e.g. `"0,1,0"`).
+    pub fn start(proxy: SocketAddr, user: &str, until_new: &str) -> Option<PjsuaMwi> {
+        use std::io::BufRead;
+        let py = pjsua_python()?;
+        let mut child = std::process::Command::new(py)
+            .arg(pjsua_script("mwi.py"))
+            .args([
+                "--aor",
+                &format!("sip:{user}@{DOMAIN}"),
+                "--proxy",
+                &proxy.to_string(),
+                "--until-new-sequence",
+                until_new,
+                "--timeout",
+                "90",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start mwi.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(line.trim()) {
+                    if tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Some(PjsuaMwi { child, lines })
+    }
+
+    /// Waits for an MWI report with `new`/`old` counts; returns it.
+    pub fn wait_counts(&self, new: u64, old: u64, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if v["event"] == "mwi" && v["new"] == new && v["old"] == old => return v,
+                Ok(v) => seen.push(v),
+                Err(_) => panic!("pjsua2 never saw {new}/{old}; saw {seen:?}"),
+            }
+        }
+    }
+
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        wait_child(&mut self.child, Duration::from_secs(30)).expect("mwi.py ends")
+    }
+}
+
+impl Drop for PjsuaMwi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
