@@ -83,6 +83,7 @@ impl InviteFacts for Fake {
                 "[2001:db8::22]:5070".parse().unwrap(),
             ]),
             "lost.example.com" => DomainOwner::Group(Vec::new()),
+            "standby.example.com" => DomainOwner::NotActive { retry_after: 3 },
             _ => DomainOwner::Nobody,
         }
     }
@@ -242,6 +243,23 @@ fn domains_of_other_groups_are_redirected_and_unserved_ones_refused() {
         );
     }
     assert!(fake.asked.borrow().is_empty(), "not ours: no store look-up");
+}
+
+#[test]
+fn a_passive_instance_without_a_known_active_answers_503_with_retry_after() {
+    let fake = Fake::with(&["1001@standby.example.com"]);
+    for ruri in [
+        "sip:1001@standby.example.com",
+        "sip:*98@standby.example.com",
+    ] {
+        let req = invite(ruri);
+        let r = refusal(decide(&input(&req), &fake));
+        assert_eq!(r, Refusal::NotActive { retry_after: 3 });
+        assert_eq!((r.code(), r.reason()), (503, "Passive"));
+        assert_eq!(r.headers(), vec![Header::RetryAfter("3".into())]);
+    }
+    assert!(fake.asked.borrow().is_empty(), "passive: no store look-up");
+    assert!(fake.counted.borrow().is_empty(), "passive: no rate count");
 }
 
 #[test]
