@@ -286,3 +286,50 @@ fn kill9_of_the_first_instance_moves_the_calls_to_the_second() {
     assert!(kam.invites_routed_to(a) <= 11 + retries, "{}", kam.log());
     kam.wait_states(&[b], &[a], Duration::from_secs(5));
 }
+
+/// The caller talks TCP to Kamailio, Kamailio UDP to vmail: the deposit is
+/// stored and the caller's BYE reaches vmail.
+#[test]
+fn a_deposit_over_tcp_through_kamailio_is_stored() {
+    let active = vmail("vmail1");
+    let Some(kam) = Kamailio::start(&[active.sip_addr()]) else {
+        return;
+    };
+    kam.wait_states(&[active.sip_addr()], &[], Duration::from_secs(10));
+    let Some(run) = deposit(kam.sip_addr(), 2000).tcp().run() else {
+        return;
+    };
+    run.assert_success("deposit over TCP through Kamailio");
+    wait_for_files(&inbox(&active), ".wav", 1, Duration::from_secs(10));
+    assert_eq!(kam.invites_routed(), vec![active.sip_addr()]);
+}
+
+/// vmail's own BYE (after the caller's `#`) follows the Record-Route through
+/// Kamailio back to the caller.
+#[test]
+fn vmail_hangs_up_through_kamailio_after_pound() {
+    let active = vmail("vmail1");
+    let Some(kam) = Kamailio::start(&[active.sip_addr()]) else {
+        return;
+    };
+    kam.wait_states(&[active.sip_addr()], &[], Duration::from_secs(10));
+    let Some(run) = Sipp::uac("deposit_dtmf.xml", kam.sip_addr())
+        .mailbox("1001")
+        .hold_ms(2500)
+        .timeout_s(40)
+        .run()
+    else {
+        return;
+    };
+    run.assert_success("deposit_dtmf.xml through Kamailio");
+    let byes = run.received("BYE ");
+    assert_eq!(byes.len(), 1, "{}", run.messages);
+    // It came through Kamailio: its top Via is Kamailio's.
+    let via = header_value(&byes[0], "Via").unwrap_or_default();
+    assert!(
+        via.contains(&kam.sip_addr().to_string()),
+        "BYE not relayed by Kamailio: {}",
+        byes[0]
+    );
+    wait_for_files(&inbox(&active), ".wav", 1, Duration::from_secs(10));
+}

@@ -2082,12 +2082,23 @@ impl Kamailio {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // Kamailio forks its workers into the process group of the main
-            // process, which is the child's own (process_group(0)).
-            let mut kill = Command::new("kill");
-            kill.arg("-KILL").arg("--").arg(format!("-{}", child.id()));
-            let _ = run_bounded(kill, Duration::from_secs(5));
-            let _ = child.kill();
+            // SIGTERM: the main process stops its workers and reaps them
+            // (workers killed together with it would be left to init as
+            // zombies).
+            send_signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                // Still there: SIGKILL its whole process group (its own, see
+                // process_group(0) in start(); the leader is not reaped yet,
+                // so the group id is still ours).
+                let mut kill = Command::new("kill");
+                kill.arg("-KILL").arg("--").arg(format!("-{}", child.id()));
+                let _ = run_bounded(kill, Duration::from_secs(5));
+                let _ = child.kill();
+            }
             let _ = child.wait();
         }
         if std::thread::panicking() {
