@@ -106,6 +106,7 @@ fn dispatcher_sends_every_call_to_the_instance_that_answers_options_200() {
     let wavs = wait_for_files(&inbox(&active), ".wav", 10, Duration::from_secs(15));
     assert_eq!(wavs.len(), 10);
     assert_written_by(&active);
+    assert_eq!(calls_accepted(&active.log()).len(), 10);
 
     let routed = kam.invites_routed();
     assert_eq!(

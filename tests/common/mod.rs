@@ -2170,3 +2170,17 @@ impl SippChild {
         self.wait()
     }
 }
+
+/// The Call-IDs of the calls a vmail instance answered, from its log
+/// (`deposit call accepted call_id=...` and `mailbox menu call accepted
+/// call_id=...`, logged at info level): which instance took which call.
+pub fn calls_accepted(vmail_log: &str) -> Vec<String> {
+    vmail_log
+        .lines()
+        .filter(|l| l.contains("deposit call accepted") || l.contains("menu call accepted"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("call_id=")?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
