@@ -6,6 +6,8 @@
 #     (sipp replays RTP captures through a raw socket);
 #   - sox with MP3 support (sox, libsox-fmt-mp3): the API tests make
 #     MP3/FLAC/Ogg greetings with it;
+#   - kamailio (its service kept stopped and disabled): tests/kamailio.rs
+#     runs a Kamailio dispatcher in front of vmail instances;
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
 #     library) -- python3-venv is installed first when needed -- and
 #     schemathesis (fuzzes the HTTP API from its OpenAPI description);
@@ -71,6 +73,34 @@ if ! command -v sox >/dev/null 2>&1; then
   apt_install sox libsox-fmt-mp3
 elif ! sox -n -t mp3 /dev/null synth 0.01 sine 440 >/dev/null 2>&1; then
   apt_install libsox-fmt-mp3
+fi
+
+# --- kamailio (tests/kamailio.rs: a real SIP proxy in front of vmail) --------
+# Only the binaries are wanted (kamailio, kamcmd): the tests start their own
+# Kamailio on a free port. The package's service would take port 5060 with
+# Debian's sample configuration, so it must not start: invoke-rc.d asks
+# /usr/sbin/policy-rc.d first (101 = deny) -- one is put there for the
+# install when the machine has none -- and on systemd the unit the package
+# enables is disabled and stopped again.
+if ! command -v kamailio >/dev/null 2>&1 && ! [ -x /usr/sbin/kamailio ]; then
+  POLICY_RC=/usr/sbin/policy-rc.d
+  if [ -e "$POLICY_RC" ]; then
+    apt_install kamailio
+  else
+    trap 'as_root rm -f "$POLICY_RC"' EXIT
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$POLICY_RC" >/dev/null
+    as_root chmod 755 "$POLICY_RC"
+    apt_install kamailio
+    as_root rm -f "$POLICY_RC"
+    trap - EXIT
+  fi
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+  else
+    as_root update-rc.d kamailio disable >/dev/null 2>&1 || true
+  fi
+  [ -x /usr/sbin/kamailio ] && [ -x /usr/sbin/kamcmd ] ||
+    die "kamailio or kamcmd is still missing after installing kamailio"
 fi
 
 # --- Python venv with pjsua2 -------------------------------------------------

@@ -2131,3 +2131,400 @@ impl Drop for PjsuaMwi {
     }
 }
 
+
+// ---------------------------------------------------------------------------
+// Kamailio in front of a vmail group (tests/kamailio/vmail-dispatcher.cfg)
+
+/// The Kamailio configuration an operator copies: dispatcher with OPTIONS
+/// probing in front of the instances of one vmail group.
+pub fn kamailio_config() -> PathBuf {
+    repo_root()
+        .join("tests")
+        .join("kamailio")
+        .join("vmail-dispatcher.cfg")
+}
+
+/// The kamailio binary (`VMAIL_KAMAILIO`, else `kamailio` on PATH, else
+/// `/usr/sbin/kamailio`: Debian puts it in sbin, which a non-root PATH
+/// often lacks), or `None` after [`skip_or_fail`].
+pub fn kamailio_bin() -> Option<PathBuf> {
+    static KAMAILIO: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = KAMAILIO
+        .get_or_init(|| {
+            std::env::var_os("VMAIL_KAMAILIO")
+                .map(PathBuf::from)
+                .or_else(|| find_in_path("kamailio"))
+                .or_else(|| {
+                    let p = PathBuf::from("/usr/sbin/kamailio");
+                    p.is_file().then_some(p)
+                })
+        })
+        .clone();
+    if found.is_none() {
+        skip_or_fail("kamailio not found (Debian package kamailio)");
+    }
+    found
+}
+
+/// One destination of Kamailio's dispatcher set, as `dispatcher.list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DispatcherDest {
+    /// `sip:127.0.0.1:PORT`.
+    pub uri: String,
+    /// State letters: `A` active / `I` inactive / `T` trying / `D` disabled,
+    /// then `P` while probed.
+    pub flags: String,
+    /// Its priority in the set (the highest is tried first).
+    pub priority: i64,
+}
+
+impl DispatcherDest {
+    /// Kamailio sends new requests to it (state `A` or `T`).
+    pub fn active(&self) -> bool {
+        self.flags.starts_with('A') || self.flags.starts_with('T')
+    }
+
+    /// The address in its URI.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        let hostport = self.uri.strip_prefix("sip:")?;
+        let hostport = hostport.split(';').next()?;
+        hostport.parse().ok()
+    }
+}
+
+/// The URI Kamailio's dispatcher list uses for a vmail instance.
+pub fn dispatcher_uri(addr: SocketAddr) -> String {
+    format!("sip:{addr}")
+}
+
+/// Kamailio (Debian 5.6) running `tests/kamailio/vmail-dispatcher.cfg` on a
+/// free 127.0.0.1 port, in the foreground (`-DD -E`, its own process group),
+/// with a dispatcher set of the given vmail instances and a control socket
+/// for `kamcmd` in its temp dir. Killed (the whole process group) on drop;
+/// its log is printed when the test panics.
+pub struct Kamailio {
+    /// SIP port (UDP and TCP).
+    pub sip_port: u16,
+    /// The dispatcher set, in list order (the first has the highest priority).
+    pub destinations: Vec<SocketAddr>,
+    dir: TempDir,
+    log_path: PathBuf,
+    ctl: String,
+    kamcmd: PathBuf,
+    child: Option<Child>,
+}
+
+impl Kamailio {
+    /// Start Kamailio dispatching to `destinations`, the first with the
+    /// highest priority (give the vmail instance with the lowest `order`
+    /// first). Returns once its SIP port is bound and its control socket
+    /// answers; `None` when kamailio is missing outside CI (test skipped).
+    pub fn start(destinations: &[SocketAddr]) -> Option<Kamailio> {
+        let bin = kamailio_bin()?;
+        let kamcmd = bin.with_file_name("kamcmd");
+        if !kamcmd.is_file() {
+            skip_or_fail(&format!(
+                "kamcmd not found next to {} (Debian package kamailio)",
+                bin.display()
+            ));
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("kamailio temp dir");
+        let sip_port = free_sip_port();
+        let n = destinations.len();
+        let list: String = destinations
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("1 {} 0 {} name=dest{}\n", dispatcher_uri(*d), n - i, i + 1))
+            .collect();
+        let list_path = dir.path().join("dispatcher.list");
+        fs::write(&list_path, list).expect("write dispatcher list");
+        let ctl = format!("unix:{}", dir.path().join("kamailio_ctl").display());
+        let log_path = dir.path().join("kamailio.log");
+        let log = File::create(&log_path).expect("kamailio log");
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-DD")
+            .arg("-E")
+            .arg("-f")
+            .arg(kamailio_config())
+            .arg("-A")
+            .arg(format!("LISTEN_IP={LOCALHOST}"))
+            .arg("-A")
+            .arg(format!("SIP_PORT={sip_port}"))
+            .arg("-A")
+            .arg(format!("DS_LIST_FILE=\"{}\"", list_path.display()))
+            .arg("-A")
+            .arg(format!("CTL_SOCKET=\"{ctl}\""))
+            .arg("-m")
+            .arg("32")
+            .arg("-M")
+            .arg("8")
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-w")
+            .arg(dir.path())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        let child = cmd.spawn().expect("start kamailio");
+        let mut k = Kamailio {
+            sip_port,
+            destinations: destinations.to_vec(),
+            dir,
+            log_path,
+            ctl,
+            kamcmd,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(Ok(Some(status))) = k.child.as_mut().map(|c| c.try_wait()) {
+                k.child = None;
+                panic!(
+                    "kamailio exited at start ({status})\n--- kamailio log ---\n{}",
+                    k.log()
+                );
+            }
+            if port_bound(sip_port, Transport::Udp) && k.try_dispatcher().is_ok() {
+                return Some(k);
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "kamailio not ready within 15 s\n--- kamailio log ---\n{}",
+                    k.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Its SIP address (UDP and TCP): send the calls here.
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from((LOCALHOST, self.sip_port))
+    }
+
+    /// Run `kamcmd -s <ctl> ARGS` (bounded) and return its output.
+    pub fn kamcmd(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new(&self.kamcmd);
+        cmd.arg("-s").arg(&self.ctl).args(args);
+        let out = run_bounded(cmd, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "kamcmd {args:?}: {}\n{stdout}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn try_dispatcher(&self) -> Result<Vec<DispatcherDest>, String> {
+        let text = self.kamcmd(&["dispatcher.list"])?;
+        Ok(parse_dispatcher_list(&text))
+    }
+
+    /// The dispatcher set's state now (`kamcmd dispatcher.list`).
+    pub fn dispatcher(&self) -> Vec<DispatcherDest> {
+        self.try_dispatcher()
+            .unwrap_or_else(|e| panic!("{e}\n--- kamailio log ---\n{}", self.log()))
+    }
+
+    /// Whether Kamailio sends new requests to `dest` now.
+    pub fn is_active(&self, dest: SocketAddr) -> bool {
+        self.dispatcher()
+            .iter()
+            .find(|d| d.addr() == Some(dest))
+            .unwrap_or_else(|| panic!("{dest} is not in the dispatcher set"))
+            .active()
+    }
+
+    /// Wait (polling every 50 ms, at most `timeout`) until the destinations
+    /// in `up` are active and those in `down` inactive; returns how long it
+    /// took. Panics with the state and the log when it does not happen.
+    pub fn wait_states(
+        &self,
+        up: &[SocketAddr],
+        down: &[SocketAddr],
+        timeout: Duration,
+    ) -> Duration {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        loop {
+            let state = self.dispatcher();
+            let find = |a: &SocketAddr| state.iter().find(|d| d.addr() == Some(*a));
+            let ok = up
+                .iter()
+                .all(|a| find(a).is_some_and(DispatcherDest::active))
+                && down.iter().all(|a| find(a).is_some_and(|d| !d.active()));
+            if ok {
+                return start.elapsed();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "dispatcher state not reached in {timeout:?}: want up {up:?}, down {down:?}; \
+                     have {state:?}\n--- kamailio log ---\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Where Kamailio sent each INVITE, from its log, in order: the first
+    /// choice (`vmail-dispatch: INVITE <ruri> to <du>`) and every retry after
+    /// a failure (`vmail-dispatch: retry INVITE <ruri> to <du>`).
+    pub fn invites_routed(&self) -> Vec<SocketAddr> {
+        self.log()
+            .lines()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("vmail-dispatch: ")?;
+                let rest = rest.strip_prefix("retry ").unwrap_or(rest);
+                let rest = rest.strip_prefix("INVITE ")?;
+                let (_, du) = rest.rsplit_once(" to ")?;
+                DispatcherDest {
+                    uri: du.trim().to_string(),
+                    flags: String::new(),
+                    priority: 0,
+                }
+                .addr()
+            })
+            .collect()
+    }
+
+    /// How many INVITEs Kamailio sent to `dest` (first choices and retries).
+    pub fn invites_routed_to(&self, dest: SocketAddr) -> usize {
+        self.invites_routed().iter().filter(|a| **a == dest).count()
+    }
+
+    /// Everything it has logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Print the log to stderr.
+    pub fn print_log(&self) {
+        eprintln!(
+            "--- kamailio log ({}) ---\n{}",
+            self.log_path.display(),
+            self.log()
+        );
+    }
+
+    /// The temp dir holding its dispatcher list, control socket and log.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM: the main process stops its workers and reaps them
+            // (workers killed together with it would be left to init as
+            // zombies).
+            send_signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                // Still there: SIGKILL its whole process group (its own, see
+                // process_group(0) in start(); the leader is not reaped yet,
+                // so the group id is still ours).
+                let mut kill = Command::new("kill");
+                kill.arg("-KILL").arg("--").arg(format!("-{}", child.id()));
+                let _ = run_bounded(kill, Duration::from_secs(5));
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            self.print_log();
+        }
+    }
+}
+
+/// Parse `kamcmd dispatcher.list`: each `DEST: {` block's `URI:`, `FLAGS:`
+/// and `PRIORITY:`.
+pub fn parse_dispatcher_list(text: &str) -> Vec<DispatcherDest> {
+    let mut out = Vec::new();
+    let mut cur: Option<DispatcherDest> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("DEST:") {
+            if let Some(d) = cur.take() {
+                out.push(d);
+            }
+            cur = Some(DispatcherDest {
+                uri: String::new(),
+                flags: String::new(),
+                priority: 0,
+            });
+            continue;
+        }
+        let Some(d) = cur.as_mut() else { continue };
+        if let Some(v) = line.strip_prefix("URI:") {
+            d.uri = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("FLAGS:") {
+            d.flags = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("PRIORITY:") {
+            d.priority = v.trim().parse().unwrap_or(0);
+        }
+    }
+    if let Some(d) = cur.take() {
+        out.push(d);
+    }
+    out
+}
+
+/// A stand-in for a passive vmail instance (`tests/sipp/uas_passive.xml`):
+/// answers every OPTIONS with `options_status_line`, every INVITE with
+/// `invite_status_line` + `resp_headers` (CRLF-prefixed lines). Runs until
+/// stopped ([`SippChild::stop`]) or 300 s. `None`: sipp missing (skip).
+pub fn passive_standin(
+    options_status_line: &str,
+    invite_status_line: &str,
+    resp_headers: &str,
+) -> Option<SippChild> {
+    Sipp::uas("uas_passive.xml")
+        .key("options_status_line", options_status_line)
+        .key("status_line", invite_status_line)
+        .key("resp_headers", resp_headers)
+        .arg("-m")
+        .arg("100000")
+        .timeout_s(300)
+        .spawn()
+}
+
+impl SippChild {
+    /// Stop a background sipp (SIGTERM, then SIGKILL after 5 s) and read its
+    /// trace files back, e.g. to check which requests a test peer received.
+    pub fn stop(mut self) -> SippRun {
+        if let Some(child) = self.child.as_mut() {
+            send_signal(child.id(), "TERM");
+            let _ = wait_child(child, Duration::from_secs(5));
+        }
+        self.wait()
+    }
+}
+
+/// The Call-IDs of the calls a vmail instance answered, from its log
+/// (`deposit call accepted call_id=...` and `mailbox menu call accepted
+/// call_id=...`, logged at info level): which instance took which call.
+pub fn calls_accepted(vmail_log: &str) -> Vec<String> {
+    vmail_log
+        .lines()
+        .filter(|l| l.contains("deposit call accepted") || l.contains("menu call accepted"))
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("call_id=")?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
+        .collect()
+}
