@@ -27,7 +27,7 @@
 
 mod error;
 mod fs;
-mod fsutil;
+pub(crate) mod fsutil;
 mod ids;
 mod login_unknown;
 mod names;
