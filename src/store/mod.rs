@@ -41,6 +41,8 @@ mod types;
 mod wav;
 
 #[cfg(test)]
+mod fencing_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::StoreError;
