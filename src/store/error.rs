@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::cluster::FenceError;
+
 /// Everything that can go wrong in the mailbox store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -61,6 +63,12 @@ pub enum StoreError {
         /// The hasher's message.
         reason: String,
     },
+    /// The store refused to write: this instance is not (or no longer)
+    /// the active one of its group (Active-Passive fencing, see
+    /// [`FsStore::set_fence`](super::FsStore::set_fence)). Nothing was
+    /// written.
+    #[error("write refused, not the active instance of the group: {0}")]
+    Fenced(FenceError),
 }
 
 impl StoreError {
@@ -81,6 +89,27 @@ impl StoreError {
                     || source.kind() == io::ErrorKind::QuotaExceeded
             }
             _ => false,
+        }
+    }
+
+    /// True when the fence refused the write ([`StoreError::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced(_))
+    }
+
+    /// A write error of a file the store writes through a fenced writer:
+    /// the fence's refusal comes back as itself, anything else as `Io`.
+    pub(crate) fn io_or_fenced(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: io::Error,
+    ) -> Self {
+        match source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<FenceError>())
+        {
+            Some(f) => StoreError::Fenced(f.clone()),
+            None => StoreError::io(op, path, source),
         }
     }
 

@@ -4,6 +4,20 @@
 //! `mailbox.json`, `login.json`, `INBOX/`, `Old/`, `greetings/`, `tmp/`.
 //! A message is `<id>.wav` + `<id>.json`; it exists for readers only when
 //! both are there, and the JSON is always put in place before the WAV.
+//!
+//! # Fencing
+//!
+//! With a [`Fence`] set ([`FsStore::set_fence`]), every operation that
+//! writes asks it right before its first change to the store and is
+//! refused with [`StoreError::Fenced`] (and a warning naming the operation
+//! and the mailbox) when this instance is not the active one of its group,
+//! or its lease ran out. Putting a message into a folder (a recording's
+//! commit, a forwarded copy, recovery) asks [`Fence::confirm`], which also
+//! checks the coordination store's current epoch. The epoch the fence
+//! holds is written into what the operation writes: message metadata,
+//! `mailbox.json`, `login.json`, the `login-unknown` buckets and
+//! `subscriptions.json`. Reads are never fenced; a store without a fence
+//! (the CLI, tools) writes unfenced and keeps the epochs its callers give.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashSet;
@@ -30,6 +44,7 @@ use super::types::{
     MessageMeta,
 };
 use super::wav;
+use crate::cluster::{Fence, FenceError};
 
 /// Called with the mailbox whose message counts may have changed.
 pub type Observer = Arc<dyn Fn(&MailboxId) + Send + Sync>;
@@ -59,6 +74,8 @@ pub(super) struct Inner {
     domains: PathBuf,
     locks: [Mutex<()>; LOCK_STRIPES],
     observer: RwLock<Option<Observer>>,
+    /// The Active-Passive fence every write asks first (none: unfenced).
+    fence: RwLock<Option<Arc<Fence>>>,
     /// Temporary WAVs of recordings alive in this process: `recover`
     /// leaves them alone.
     pub(super) live: Mutex<HashSet<PathBuf>>,
@@ -113,6 +130,7 @@ impl FsStore {
                 domains,
                 locks,
                 observer: RwLock::new(None),
+                fence: RwLock::new(None),
                 live: Mutex::new(HashSet::new()),
                 pin,
                 dummy_hash: std::sync::OnceLock::new(),
@@ -121,7 +139,8 @@ impl FsStore {
     }
 
     /// Whether a file can be created (and removed) in the store, as at
-    /// open: a probe file under a random name.
+    /// open: a probe file under a random name. Not fenced: it says whether
+    /// the filesystem takes writes, and leaves nothing behind.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         probe_writable(&self.inner.root)
     }
@@ -142,6 +161,74 @@ impl FsStore {
             .write()
             .unwrap_or_else(|e| e.into_inner());
         *g = Some(f);
+    }
+
+    /// Installs the fence that every write asks first (see the module
+    /// documentation); replaces an earlier one. Without a fence the store
+    /// writes unfenced.
+    pub fn set_fence(&self, fence: Arc<Fence>) {
+        let mut g = self.inner.fence.write().unwrap_or_else(|e| e.into_inner());
+        *g = Some(fence);
+    }
+
+    /// The fence, if one is set.
+    pub fn fence(&self) -> Option<Arc<Fence>> {
+        self.inner
+            .fence
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Asks the fence before the write `op` (of `mailbox`): `Ok(None)`
+    /// without a fence, `Ok(Some(epoch))` when this instance may write with
+    /// `epoch`, else [`StoreError::Fenced`] (logged).
+    pub(super) fn fence_check(
+        &self,
+        op: &'static str,
+        mailbox: Option<&MailboxId>,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.fence() {
+            None => Ok(None),
+            Some(f) => f
+                .check()
+                .map(Some)
+                .map_err(|e| Self::refused(op, mailbox, e)),
+        }
+    }
+
+    /// [`fence_check`](Self::fence_check) that also asks the coordination
+    /// store whether the epoch is still the group's ([`Fence::confirm`]):
+    /// before a message is put into a folder.
+    pub(super) fn fence_confirm(
+        &self,
+        op: &'static str,
+        mailbox: Option<&MailboxId>,
+    ) -> Result<Option<u64>, StoreError> {
+        match self.fence() {
+            None => Ok(None),
+            Some(f) => f
+                .confirm()
+                .map(Some)
+                .map_err(|e| Self::refused(op, mailbox, e)),
+        }
+    }
+
+    /// Logs a refused write and makes its error.
+    pub(super) fn refused(
+        op: &'static str,
+        mailbox: Option<&MailboxId>,
+        e: FenceError,
+    ) -> StoreError {
+        match mailbox {
+            Some(m) => {
+                tracing::warn!(operation = op, mailbox = %m, reason = %e, "write refused: not the active instance of the group");
+            }
+            None => {
+                tracing::warn!(operation = op, reason = %e, "write refused: not the active instance of the group");
+            }
+        }
+        StoreError::Fenced(e)
     }
 
     /// The one place that reports count changes.
@@ -258,6 +345,7 @@ impl FsStore {
             settings,
             pin_hash,
             created: rfc3339(SystemTime::now()),
+            epoch: 0,
         };
         // Built whole under staging/, then renamed into place: a failure
         // (a full disk) never leaves a mailbox folder without mailbox.json.
@@ -288,6 +376,7 @@ impl FsStore {
         let _g = self.lock(id);
         let mut r = self.load_record(id)?;
         r.settings = settings;
+        r.epoch = self.fence_check("update settings", Some(id))?.unwrap_or(0);
         write_json_atomic(&self.mailbox_file(id), &r)?;
         Ok(Self::to_mailbox(id, r))
     }
@@ -299,6 +388,7 @@ impl FsStore {
         let gone = {
             let _g = self.lock(id);
             self.require_mailbox(id)?;
+            self.fence_check("remove mailbox", Some(id))?;
             let dir = self.mailbox_dir(id);
             let gone = parent(&dir).join(format!(
                 "{REMOVED_PREFIX}{}-{}",
@@ -351,6 +441,7 @@ impl FsStore {
         let _g = self.lock(id);
         let mut r = self.load_record(id)?;
         r.pin_hash = Some(hash);
+        r.epoch = self.fence_check("set PIN", Some(id))?.unwrap_or(0);
         write_json_atomic(&self.mailbox_file(id), &r)
     }
 
@@ -435,14 +526,18 @@ impl FsStore {
     ) -> Result<LoginAttempt, StoreError> {
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        // The lock file is created on first use: a write too.
+        self.fence_check("record login attempt", Some(id))?;
         let _file_lock = self.login_file_lock(id)?;
         let mut s: LoginState = self.read_login(id)?.into();
         let attempt = s.reserve(now, lockout_failures, lockout_seconds);
         if attempt.is_granted() {
-            write_json_atomic(
-                &self.mailbox_dir(id).join(LOGIN_FILE),
-                &LoginRecord::from(s),
-            )?;
+            let mut record = LoginRecord::from(s);
+            // Again: the flock may have waited for another instance.
+            record.epoch = self
+                .fence_check("record login attempt", Some(id))?
+                .unwrap_or(0);
+            write_json_atomic(&self.mailbox_dir(id).join(LOGIN_FILE), &record)?;
         }
         Ok(attempt)
     }
@@ -451,6 +546,7 @@ impl FsStore {
     pub fn record_login_success(&self, id: &MailboxId) -> Result<(), StoreError> {
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        self.fence_check("record login success", Some(id))?;
         let _file_lock = self.login_file_lock(id)?;
         let dir = self.mailbox_dir(id);
         if remove_if_exists(&dir.join(LOGIN_FILE))? {
@@ -580,6 +676,9 @@ impl FsStore {
             if exists(&dst_wav) {
                 return Err(StoreError::AlreadyExists { what: "message" });
             }
+            if let Some(epoch) = self.fence_check("move message", Some(id))? {
+                m.epoch = epoch;
+            }
             create_dir_all(parent(&dst_wav))?;
             m.folder = to;
             write_json_atomic(&dst_json, &m)?;
@@ -602,6 +701,9 @@ impl FsStore {
             return Ok(());
         }
         m.heard = heard;
+        if let Some(epoch) = self.fence_check("set heard flag", Some(id))? {
+            m.epoch = epoch;
+        }
         let (_, json) = self.message_files(id, m.folder, msg_id);
         write_json_atomic(&json, &m)
     }
@@ -613,6 +715,7 @@ impl FsStore {
             let _g = self.lock(id);
             self.require_mailbox(id)?;
             let m = self.require_message(id, msg_id)?;
+            self.fence_check("delete message", Some(id))?;
             let (wav, json) = self.message_files(id, m.folder, msg_id);
             remove_if_exists(&wav)?;
             remove_if_exists(&json)?;
@@ -640,6 +743,7 @@ impl FsStore {
             });
         }
         self.require_mailbox(to)?;
+        self.fence_check("copy message", Some(to))?;
         let inbox = self.folder_dir(to, Folder::Inbox);
         create_dir_all(&inbox)?;
         let new_id = new_message_id(SystemTime::now(), "fwd");
@@ -675,7 +779,8 @@ impl FsStore {
     /// metadata into `INBOX/`: JSON first (atomic), then the WAV by
     /// rename, then directory fsyncs; removes `sidecar` at the end; tells
     /// the observer. The id is kept unless a different message already
-    /// uses it.
+    /// uses it. With a fence, [`Fence::confirm`] first, and the metadata
+    /// gets the fence's epoch (a recovered message carries the recoverer's).
     pub(super) fn commit_message(
         &self,
         mailbox: &MailboxId,
@@ -686,6 +791,9 @@ impl FsStore {
         {
             let _g = self.lock(mailbox);
             self.require_mailbox(mailbox)?;
+            if let Some(epoch) = self.fence_confirm("commit message", Some(mailbox))? {
+                meta.epoch = epoch;
+            }
             let inbox = self.folder_dir(mailbox, Folder::Inbox);
             create_dir_all(&inbox)?;
             meta.id = self.free_id(mailbox, &meta.id, &meta.instance);
@@ -770,6 +878,7 @@ impl FsStore {
         }
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        self.fence_check("store greeting", Some(id))?;
         let path = self.greeting_file(id, kind);
         create_dir_all(parent(&path))?;
         let tmp = tmp_sibling(&path);
@@ -788,6 +897,7 @@ impl FsStore {
     pub fn delete_greeting(&self, id: &MailboxId, kind: GreetingKind) -> Result<(), StoreError> {
         let _g = self.lock(id);
         self.require_mailbox(id)?;
+        self.fence_check("delete greeting", Some(id))?;
         let path = self.greeting_file(id, kind);
         if !remove_if_exists(&path)? {
             return Err(StoreError::NotFound { what: "greeting" });

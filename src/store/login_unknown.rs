@@ -51,6 +51,9 @@ impl FsStore {
         lockout_failures: u32,
         lockout_seconds: u64,
     ) -> Result<LoginAttempt, StoreError> {
+        // The table, its key and the lock files are made on first use:
+        // every step writes.
+        self.fence_check("record login attempt", Some(id))?;
         let dir = self.root().join(DIR);
         create_dir_all(&dir)?;
         let key = secret(&dir)?;
@@ -74,7 +77,11 @@ impl FsStore {
             .unwrap_or_default();
         let attempt = state.reserve(now, lockout_failures, lockout_seconds);
         if attempt.is_granted() {
-            bucket.numbers.insert(name.clone(), state.into());
+            // Again: the flock may have waited for another instance.
+            let epoch = self.fence_check("record login attempt", Some(id))?;
+            let mut record = LoginRecord::from(state);
+            record.epoch = epoch.unwrap_or(0);
+            bucket.numbers.insert(name.clone(), record);
             forget_least(&mut bucket.numbers, &name, now);
             write_json_atomic(&path, &bucket)?;
         }
@@ -181,6 +188,7 @@ mod tests {
         LoginRecord {
             failures,
             locked_until_ms,
+            epoch: 0,
         }
     }
 

@@ -27,7 +27,7 @@
 
 mod error;
 mod fs;
-mod fsutil;
+pub(crate) mod fsutil;
 mod ids;
 mod login_unknown;
 mod names;
@@ -40,6 +40,8 @@ mod traits;
 mod types;
 mod wav;
 
+#[cfg(test)]
+mod fencing_tests;
 #[cfg(test)]
 mod tests;
 

@@ -1,10 +1,18 @@
 //! Recording a message: audio goes to `tmp/<id>.wav` as it arrives and is
 //! put into `INBOX/` when the call ends.
+//!
+//! Fencing: a recording belongs to the epoch its store's fence held when it
+//! began. Every write (each append, the buffer's flushes, the header, the
+//! sidecar, the commit) asks the fence first and is refused once the lease
+//! ran out or the epoch changed; the first refusal is final, and the files
+//! stay in `tmp/` for the recovery of the group's next active instance.
+//! Even a writer dropped after its lease ran out writes nothing: its
+//! buffer's last flush asks the fence too.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::error::StoreError;
@@ -15,6 +23,7 @@ use super::ids::{new_message_id, rfc3339};
 use super::names::{Folder, MailboxId};
 use super::types::{MailboxRecord, MailboxSettings, MessageMeta, RecordingInfo, Sidecar};
 use super::wav;
+use crate::cluster::FenceError;
 
 /// Write buffer of a recording (about 1 s of 8 kHz audio).
 const BUFFER_BYTES: usize = 16 * 1024;
@@ -38,6 +47,59 @@ impl Drop for LiveGuard {
     }
 }
 
+/// The temporary WAV of a recording: every write asks the store's fence
+/// first (buffer flushes included), for the epoch the recording began
+/// with. The first refusal is final.
+struct AudioFile {
+    file: File,
+    store: FsStore,
+    /// The epoch the recording began with (`None`: the store had no fence).
+    epoch: Option<u64>,
+    refused: Option<FenceError>,
+}
+
+impl AudioFile {
+    /// Whether the recording may still write.
+    fn allowed(&mut self) -> Result<(), FenceError> {
+        if let Some(e) = &self.refused {
+            return Err(e.clone());
+        }
+        let Some(fence) = self.store.fence() else {
+            return Ok(());
+        };
+        let verdict = match (fence.check(), self.epoch) {
+            (Ok(now), Some(ours)) if now == ours => Ok(()),
+            (Ok(_), Some(ours)) => Err(FenceError::Superseded { ours }),
+            // Begun before the store had a fence.
+            (Ok(_), None) => Err(FenceError::NotActive),
+            (Err(e), _) => Err(e),
+        };
+        if let Err(e) = &verdict {
+            self.refused = Some(e.clone());
+        }
+        verdict
+    }
+}
+
+impl Write for AudioFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.allowed().map_err(io::Error::other)?;
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A write error of a recording; a refusal of the fence is logged.
+fn write_error(mailbox: &MailboxId, op: &'static str, path: &Path, e: io::Error) -> StoreError {
+    match StoreError::io_or_fenced("write", path, e) {
+        StoreError::Fenced(f) => FsStore::refused(op, Some(mailbox), f),
+        other => other,
+    }
+}
+
 /// A message being recorded. Dropping it without [`finish`](Self::finish)
 /// or [`discard`](Self::discard) leaves the files in `tmp/`, and the next
 /// `recover` completes them.
@@ -47,7 +109,7 @@ pub struct RecordingWriter {
     wav_path: PathBuf,
     sidecar_path: PathBuf,
     sidecar: Sidecar,
-    out: BufWriter<File>,
+    out: BufWriter<AudioFile>,
     samples: u64,
     samples_in_header: u64,
     /// The staged mailbox the recording is in, when the mailbox does not
@@ -111,6 +173,7 @@ impl FsStore {
             settings,
             pin_hash: None,
             created: rfc3339(now),
+            epoch: 0,
         };
         let staged = self.stage_mailbox(id, &record)?;
         let started = self.begin_in(id, staged.join(TMP_DIR), Some(staged.clone()), info, now);
@@ -125,9 +188,13 @@ impl FsStore {
         id: &MailboxId,
         tmp: PathBuf,
         staged: Option<PathBuf>,
-        info: RecordingInfo,
+        mut info: RecordingInfo,
         now: SystemTime,
     ) -> Result<RecordingWriter, StoreError> {
+        let epoch = self.fence_check("start recording", Some(id))?;
+        if let Some(e) = epoch {
+            info.epoch = e;
+        }
         create_dir_all(&tmp)?;
         let mut attempt = 0;
         let (msg_id, wav_path, file) = loop {
@@ -153,11 +220,17 @@ impl FsStore {
             urgent: false,
             info,
         };
+        let audio = AudioFile {
+            file,
+            store: self.clone(),
+            epoch,
+            refused: None,
+        };
         let started = (|| {
             write_json_atomic(&sidecar_path, &sidecar)?;
-            let mut out = BufWriter::with_capacity(BUFFER_BYTES, file);
+            let mut out = BufWriter::with_capacity(BUFFER_BYTES, audio);
             out.write_all(&wav::header(sidecar.info.sample_rate, 0))
-                .map_err(|e| StoreError::io("write", &wav_path, e))?;
+                .map_err(|e| write_error(id, "start recording", &wav_path, e))?;
             Ok(out)
         })();
         let out = match started {
@@ -218,10 +291,22 @@ impl RecordingWriter {
         wav::duration_ms(self.samples, self.sample_rate())
     }
 
+    /// Asks the fence before the write `op` (the first refusal is logged,
+    /// and final).
+    fn guard(&mut self, op: &'static str) -> Result<(), StoreError> {
+        let first = self.out.get_ref().refused.is_none();
+        match self.out.get_mut().allowed() {
+            Ok(()) => Ok(()),
+            Err(e) if first => Err(FsStore::refused(op, Some(&self.mailbox), e)),
+            Err(e) => Err(StoreError::Fenced(e)),
+        }
+    }
+
     /// Marks the message urgent (or not); kept in the sidecar so that a
     /// recovered message keeps it too.
     pub fn set_urgent(&mut self, urgent: bool) -> Result<(), StoreError> {
         if self.sidecar.urgent != urgent {
+            self.guard("mark message urgent")?;
             self.sidecar.urgent = urgent;
             write_json_atomic(&self.sidecar_path, &self.sidecar)?;
         }
@@ -235,6 +320,7 @@ impl RecordingWriter {
         if pcm.is_empty() {
             return Ok(());
         }
+        self.guard("append audio")?;
         let total = self.samples + pcm.len() as u64;
         if total.saturating_mul(2) > wav::MAX_DATA_LEN {
             return Err(StoreError::InvalidValue {
@@ -252,7 +338,7 @@ impl RecordingWriter {
             let filled = bytes.get(..chunk.len() * 2).unwrap_or_default();
             self.out
                 .write_all(filled)
-                .map_err(|e| StoreError::io("write", &self.wav_path, e))?;
+                .map_err(|e| write_error(&self.mailbox, "append audio", &self.wav_path, e))?;
         }
         self.samples = total;
         if self.samples - self.samples_in_header >= u64::from(self.sample_rate()) {
@@ -264,20 +350,37 @@ impl RecordingWriter {
     /// Flushes the buffer, then rewrites the header for the data on disk
     /// (a positioned write: the file position stays at the end).
     fn update_header(&mut self) -> Result<(), StoreError> {
-        let path = &self.wav_path;
-        let io = |e| StoreError::io("write", path, e);
+        let (path, mailbox) = (&self.wav_path, &self.mailbox);
+        let io = |e| write_error(mailbox, "append audio", path, e);
         self.out.flush().map_err(io)?;
+        self.guard("append audio")?;
         let header = wav::header(self.sidecar.info.sample_rate, self.samples * 2);
-        self.out.get_ref().write_all_at(&header, 0).map_err(io)?;
+        self.out
+            .get_ref()
+            .file
+            .write_all_at(&header, 0)
+            .map_err(|e| StoreError::io("write", &self.wav_path, e))?;
         self.samples_in_header = self.samples;
         Ok(())
     }
 
     /// Completes the message: final header, fsync, metadata into `INBOX/`
     /// (atomic), then the WAV by rename, then directory fsyncs. On error
-    /// the recording stays in `tmp/` and the next `recover` completes it.
+    /// the recording stays in `tmp/` and the next `recover` completes it
+    /// (when the fence refuses, the buffered tail is dropped unwritten).
     /// A recording without audio is discarded and reported as an error.
-    pub fn finish(self) -> Result<MessageMeta, StoreError> {
+    pub fn finish(mut self) -> Result<MessageMeta, StoreError> {
+        // The coordination store is asked too before anything is flushed:
+        // a group that moved on may be recovering this file already.
+        let allowed = self.guard("finish recording").and_then(|()| {
+            self.store
+                .fence_confirm("finish recording", Some(&self.mailbox))
+                .map(drop)
+        });
+        if let Err(e) = allowed {
+            self.abandon();
+            return Err(e);
+        }
         let RecordingWriter {
             store,
             mailbox,
@@ -289,11 +392,14 @@ impl RecordingWriter {
             _live,
             ..
         } = self;
-        let mut file = out
+        let mut audio = out
             .into_inner()
-            .map_err(|e| StoreError::io("write", &wav_path, e.into_error()))?;
-        let data_len = finalize_wav(&mut file, &wav_path, sidecar.info.sample_rate)?;
-        drop(file);
+            .map_err(|e| write_error(&mailbox, "finish recording", &wav_path, e.into_error()))?;
+        audio
+            .allowed()
+            .map_err(|e| FsStore::refused("finish recording", Some(&mailbox), e))?;
+        let data_len = finalize_wav(&mut audio.file, &wav_path, sidecar.info.sample_rate)?;
+        drop(audio);
         if data_len == 0 {
             remove_if_exists(&wav_path)?;
             remove_if_exists(&sidecar_path)?;
@@ -317,7 +423,13 @@ impl RecordingWriter {
     }
 
     /// Drops the recording (too short, caller hung up during the greeting).
-    pub fn discard(self) -> Result<(), StoreError> {
+    /// Refused by the fence like any write: the files then stay in `tmp/`
+    /// for the group's active instance to recover.
+    pub fn discard(mut self) -> Result<(), StoreError> {
+        if let Err(e) = self.guard("discard recording") {
+            self.abandon();
+            return Err(e);
+        }
         let RecordingWriter {
             store,
             wav_path,
@@ -339,12 +451,18 @@ impl RecordingWriter {
         Ok(())
     }
 
+    /// Leaves the files as they are on disk: the buffered tail is dropped
+    /// unwritten.
+    fn abandon(self) {
+        let RecordingWriter { out, _live, .. } = self;
+        let _ = out.into_parts();
+    }
+
     /// Simulates `kill -9`: the buffered tail is lost, nothing is closed
     /// properly.
     #[cfg(test)]
     pub(super) fn simulate_kill(self) {
-        let RecordingWriter { out, _live, .. } = self;
-        let _ = out.into_parts();
+        self.abandon();
     }
 }
 

@@ -75,10 +75,17 @@ impl FsStore {
     /// sidecars and half-removed mailboxes are deleted; a WAV in a folder
     /// without metadata gets minimal metadata. Returns the recovered
     /// messages. One mailbox failing does not stop the others (logged).
+    ///
+    /// With a fence, only the group's active instance repairs: the whole
+    /// recovery is refused up front ([`StoreError::Fenced`]) and stops at
+    /// the first refusal; every message it completes passes
+    /// [`Fence::confirm`](crate::cluster::Fence::confirm) and carries the
+    /// recoverer's epoch.
     pub fn recover_with(
         &self,
         opts: &RecoverOptions,
     ) -> Result<Vec<(MailboxId, String)>, StoreError> {
+        self.fence_check("recover", None)?;
         let ctx = Ctx {
             opts,
             now: SystemTime::now(),
@@ -97,6 +104,9 @@ impl FsStore {
             }
             let staged = self.staging_dir().join(&name);
             if let Err(e) = self.recover_staged(&id, &staged, &ctx) {
+                if e.is_fenced() {
+                    return Err(e);
+                }
                 tracing::error!(mailbox = %id, path = %staged.display(), error = %e, "cannot recover a staged mailbox");
             }
         }
@@ -114,6 +124,7 @@ impl FsStore {
                 if user.starts_with(REMOVED_PREFIX) {
                     let p = ddir.join(&user);
                     if ctx.idle(&p) {
+                        self.fence_check("recover", None)?;
                         if let Err(e) = fs::remove_dir_all(&p) {
                             tracing::warn!(path = %p.display(), error = %e, "cannot delete removed mailbox");
                         }
@@ -131,6 +142,9 @@ impl FsStore {
                 }
                 let before = out.len();
                 if let Err(e) = self.recover_mailbox(&id, &ctx, &mut out) {
+                    if e.is_fenced() {
+                        return Err(e);
+                    }
                     tracing::error!(mailbox = %id, error = %e, "mailbox recovery failed");
                 }
                 if out.len() > before {
@@ -167,6 +181,7 @@ impl FsStore {
         if in_use || !ctx.idle(staged) || files.iter().any(|(d, n)| !ctx.idle(&d.join(n))) {
             return Ok(());
         }
+        self.fence_confirm("recover mailbox", Some(id))?;
         let has_audio = files.iter().any(|(d, n)| {
             n.ends_with(".wav") && fs::metadata(d.join(n)).is_ok_and(|m| m.len() > wav::HEADER_LEN)
         });
@@ -199,6 +214,7 @@ impl FsStore {
         ctx: &Ctx<'_>,
         out: &mut Vec<(MailboxId, String)>,
     ) -> Result<(), StoreError> {
+        self.fence_check("recover", Some(id))?;
         let dir = self.mailbox_dir(id);
         let tmp = self.tmp_dir(id);
         // Leftovers of atomic writes.
@@ -234,6 +250,7 @@ impl FsStore {
             match self.recover_recording(id, &tmp, stem, ctx.now) {
                 Ok(Some(msg)) => out.push((id.clone(), msg)),
                 Ok(None) => {}
+                Err(e) if e.is_fenced() => return Err(e),
                 Err(e) => {
                     tracing::error!(mailbox = %id, file = %path.display(), error = %e, "cannot recover recording");
                 }
@@ -264,6 +281,7 @@ impl FsStore {
                 }
                 match self.describe_bare_wav(id, folder, stem, &wav_path, &json_path, ctx.now) {
                     Ok(()) => out.push((id.clone(), stem.to_owned())),
+                    Err(e) if e.is_fenced() => return Err(e),
                     Err(e) => {
                         tracing::warn!(file = %wav_path.display(), error = %e, "cannot describe WAV without metadata");
                     }
@@ -282,6 +300,7 @@ impl FsStore {
         stem: &str,
         now: SystemTime,
     ) -> Result<Option<String>, StoreError> {
+        self.fence_confirm("recover recording", Some(id))?;
         let wav_path = tmp.join(format!("{stem}.wav"));
         let sidecar_path = tmp.join(format!("{stem}.json"));
         let sidecar = match read_json::<Sidecar>(&sidecar_path) {
@@ -373,7 +392,7 @@ impl FsStore {
         let received = id_time(stem)
             .or_else(|| fs::metadata(wav_path).and_then(|m| m.modified()).ok())
             .unwrap_or(now);
-        let meta = MessageMeta {
+        let mut meta = MessageMeta {
             id: stem.to_owned(),
             folder,
             caller_uri: String::new(),
@@ -396,6 +415,9 @@ impl FsStore {
             let _g = self.lock(id);
             if json_path.exists() {
                 return Ok(());
+            }
+            if let Some(epoch) = self.fence_check("recover message metadata", Some(id))? {
+                meta.epoch = epoch;
             }
             write_json_atomic(json_path, &meta)?;
         }

@@ -25,13 +25,18 @@ impl FsStore {
         self.root().join(STAGING_DIR)
     }
 
-    /// Builds a complete mailbox (folders and `mailbox.json`) in a new
-    /// staging directory; nothing of it is left when this fails.
+    /// Builds a complete mailbox (folders and `mailbox.json`, with the
+    /// fence's epoch) in a new staging directory; nothing of it is left
+    /// when this fails.
     pub(super) fn stage_mailbox(
         &self,
         id: &MailboxId,
         record: &MailboxRecord,
     ) -> Result<PathBuf, StoreError> {
+        let mut record = record.clone();
+        if let Some(epoch) = self.fence_check("create mailbox", Some(id))? {
+            record.epoch = epoch;
+        }
         let staged =
             self.staging_dir()
                 .join(format!("{}@{}.{}", id.user(), id.domain(), rand_hex6()));
@@ -44,7 +49,7 @@ impl FsStore {
             ] {
                 create_dir_all(&staged.join(sub))?;
             }
-            write_json_atomic(&staged.join(MAILBOX_FILE), record)
+            write_json_atomic(&staged.join(MAILBOX_FILE), &record)
         })();
         if let Err(e) = built {
             let _ = fs::remove_dir_all(&staged);
@@ -62,6 +67,7 @@ impl FsStore {
         if self.mailbox_exists(id) {
             return Ok(false);
         }
+        self.fence_check("create mailbox", Some(id))?;
         let dir = self.mailbox_dir(id);
         let domain_dir = parent(&dir).to_owned();
         let new_domain = !domain_dir.exists();
@@ -90,7 +96,8 @@ impl FsStore {
     /// Stores the first message of a staged mailbox (its WAV and sidecar
     /// in the staged `tmp/`) and puts the mailbox in place with it. When
     /// the mailbox appeared meanwhile, the message goes into that one. On
-    /// error the staged mailbox stays, and `recover` completes it.
+    /// error the staged mailbox stays, and `recover` completes it. Fenced
+    /// like [`commit_message`](Self::commit_message).
     pub(super) fn commit_first_message(
         &self,
         id: &MailboxId,
@@ -103,6 +110,9 @@ impl FsStore {
             let meta = self.commit_message(id, meta, wav_src, Some(sidecar))?;
             self.drop_staged(staged);
             return Ok(meta);
+        }
+        if let Some(epoch) = self.fence_confirm("commit message", Some(id))? {
+            meta.epoch = epoch;
         }
         meta.folder = Folder::Inbox;
         let inbox = staged.join(Folder::Inbox.dir_name());

@@ -2,6 +2,7 @@
 //! another backend (a remote site, a test double).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::error::StoreError;
@@ -11,6 +12,7 @@ use super::recording::RecordingWriter;
 use super::types::{
     Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
 };
+use crate::cluster::Fence;
 
 /// A recording in progress (see [`RecordingWriter`]).
 pub trait MessageRecorder: Send {
@@ -109,6 +111,8 @@ pub trait MailboxStore: Send + Sync {
     fn recover(&self) -> Result<Vec<(MailboxId, String)>, StoreError>;
     /// See [`FsStore::set_observer`].
     fn set_observer(&self, f: Observer);
+    /// See [`FsStore::set_fence`].
+    fn set_fence(&self, fence: Arc<Fence>);
     /// See [`FsStore::login_state`].
     fn login_state(&self, id: &MailboxId) -> Result<LoginState, StoreError>;
     /// See [`FsStore::reserve_login_attempt`].
@@ -248,6 +252,9 @@ impl MailboxStore for FsStore {
     }
     fn set_observer(&self, f: Observer) {
         FsStore::set_observer(self, f)
+    }
+    fn set_fence(&self, fence: Arc<Fence>) {
+        FsStore::set_fence(self, fence)
     }
     fn login_state(&self, id: &MailboxId) -> Result<LoginState, StoreError> {
         FsStore::login_state(self, id)

@@ -155,7 +155,10 @@ pub struct MessageMeta {
     /// Instance that recorded it.
     #[serde(default)]
     pub instance: String,
-    /// Active-Passive epoch of the recording instance (fencing).
+    /// Active-Passive epoch under which this metadata was last written
+    /// (fencing): the recording's, the recovery's for a recovered message,
+    /// the copier's for a forwarded one, then that of a move or of a
+    /// change of the heard flag. 0: unfenced, or an older vmail.
     #[serde(default)]
     pub epoch: u64,
     /// Listened to.
@@ -201,7 +204,7 @@ pub struct RecordingInfo {
     pub site: String,
     /// Instance name.
     pub instance: String,
-    /// Active-Passive epoch.
+    /// Active-Passive epoch (a store with a fence writes its fence's).
     pub epoch: u64,
     /// Sample rate of the audio handed to `append` (8000, or 16000 for G.722).
     pub sample_rate: u32,
@@ -298,6 +301,8 @@ pub(crate) struct LoginRecord {
     pub failures: u32,
     /// Unix time in milliseconds.
     pub locked_until_ms: Option<u64>,
+    /// Active-Passive epoch of the writer (0: unfenced, or an older vmail).
+    pub epoch: u64,
 }
 
 impl From<LoginRecord> for LoginState {
@@ -319,6 +324,7 @@ impl From<LoginState> for LoginRecord {
                 let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
                 u64::try_from(ms).unwrap_or(u64::MAX)
             }),
+            epoch: 0,
         }
     }
 }
@@ -335,6 +341,10 @@ pub(crate) struct MailboxRecord {
     pub pin_hash: Option<String>,
     #[serde(default)]
     pub created: String,
+    /// Active-Passive epoch of the last writer (0: unfenced, or an older
+    /// vmail).
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 fn one() -> u32 {
