@@ -111,6 +111,13 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists { .. } => {
                 Self::new(StatusCode::CONFLICT, "already_exists", e.to_string())
             }
+            // The instance lost the active role while the request ran.
+            StoreError::Fenced(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_active",
+                format!("refused: {e}"),
+            )
+            .retry_after(3),
             _ if e.is_storage_full() => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "storage_full",

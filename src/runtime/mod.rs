@@ -292,7 +292,7 @@ async fn serve(
     // the active instance.
     let (cluster_tx, cluster_rx) = mpsc::unbounded_channel();
     let cluster = Arc::new(cluster::start(&config, &role, metrics.clone(), cluster_tx).await?);
-    // FENCE-MERGE store.set_fence(cluster.fence.clone());
+    store.set_fence(cluster.fence.clone());
 
     let prompts = {
         let dir = ext.prompts.clone();
