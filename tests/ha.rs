@@ -477,3 +477,59 @@ fn reload_moves_an_instance_to_another_group_and_a_bad_file_is_rejected() {
     assert_eq!(a.role().as_deref(), Some("active"));
     assert!(a.options().unwrap().starts_with("SIP/2.0 200"));
 }
+
+/// Kamailio's dispatcher in front of group 1 (tests/kamailio/): it probes
+/// both instances with OPTIONS and sends INVITEs to the one that answers
+/// 200. 25 deposits, kill -9 of the active, 25 more after the failover:
+/// all 50 stored, each answered by the instance active at the time, none
+/// by a passive one.
+#[test]
+fn kamailio_in_front_sends_calls_to_the_active_across_a_failover() {
+    let site = site(|_| {});
+    let mut a = site.start("g1n1");
+    a.wait_role("active", START);
+    let b = site.start("g1n2");
+    b.wait_role("passive", START);
+    short_greeting(&site, "1001", DOMAIN);
+    let (aa, ba) = (a.sip_addr(), b.sip_addr());
+    let Some(kam) = Kamailio::start(&[aa, ba]) else {
+        return;
+    };
+    // The passive's 503 keeps it out of the set.
+    kam.wait_states(&[aa], &[ba], Duration::from_secs(15));
+    let batch = |n: &str| {
+        Sipp::uac("deposit.xml", kam.sip_addr())
+            .mailbox("1001")
+            .hold_ms(2500)
+            .arg("-m")
+            .arg(n)
+            .arg("-l")
+            .arg(n)
+            .arg("-r")
+            .arg("10")
+            .timeout_s(60)
+            .run()
+    };
+    let Some(run) = batch("25") else { return };
+    run.assert_success("25 deposits through Kamailio before the kill");
+    let dir = inbox(&site, "1001", DOMAIN);
+    wait_for_files(&dir, ".wav", 25, Duration::from_secs(15));
+    assert!(calls_accepted(&b.log()).is_empty(), "the passive took a call");
+
+    a.kill9();
+    let took = kam.wait_states(&[ba], &[aa], Duration::from_secs(20));
+    eprintln!("failover behind Kamailio: the dispatcher routes to g1n2 {took:?} after the kill -9 of g1n1");
+    let Some(run) = batch("25") else { return };
+    run.assert_success("25 deposits through Kamailio after the failover");
+    let wavs = wait_for_files(&dir, ".wav", 50, Duration::from_secs(20));
+    assert_eq!(wavs.len(), 50);
+    let all = metas(&dir);
+    let by = |name: &str| all.iter().filter(|m| m["instance"] == name).count();
+    assert_eq!((by("g1n1"), by("g1n2")), (25, 25), "{all:?}");
+    // g1n2 answered calls only once it was active.
+    let log = b.log();
+    let took_over = log.find("takeover").expect("takeover logged");
+    let first_call = log.find("call accepted").expect("g1n2 took calls");
+    assert!(took_over < first_call, "g1n2 answered a call while passive");
+    assert_eq!(calls_accepted(&log).len(), 25);
+}
