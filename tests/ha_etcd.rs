@@ -296,6 +296,35 @@ fn killing_one_member_keeps_the_backend_working() {
 }
 
 #[test]
+fn a_silent_member_does_not_hang_the_backend() {
+    let Some(etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    let rt = runtime();
+    let b = connect(&rt, &etcd, "/vmail");
+    let mut me = record("a", 7, 1);
+    // The backend prefers the first endpoint while it answers.
+    keeps_working(&rt, &b, &mut me, 2);
+
+    etcd.pause(0);
+    let bound = Duration::from_millis(LEASE_MS / 3) + Duration::from_secs(2);
+    let t = Instant::now();
+    me.seq += 1;
+    let first = rt.block_on(b.publish(&me));
+    assert!(
+        t.elapsed() < bound,
+        "publish to a silent member took {:?}",
+        t.elapsed()
+    );
+    if let Err(e) = &first {
+        assert!(matches!(e, BackendError::Timeout(_)), "{e}");
+    }
+    // The others (re-electing if the silent one led) serve from then on.
+    keeps_working(&rt, &b, &mut me, 10);
+    etcd.resume(0);
+}
+
+#[test]
 fn with_quorum_lost_operations_fail_within_the_timeout() {
     let Some(mut etcd) = EtcdCluster::start(3) else {
         return;

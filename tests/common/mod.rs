@@ -1975,6 +1975,21 @@ impl EtcdCluster {
         }
     }
 
+    /// Freeze member `i` (SIGSTOP): a member that went silent, its
+    /// connections open and unanswered.
+    pub fn pause(&self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            send_signal(child.id(), "STOP");
+        }
+    }
+
+    /// Let a paused member go on (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            send_signal(child.id(), "CONT");
+        }
+    }
+
     /// Kill the current leader; its index.
     pub fn kill_leader(&mut self) -> usize {
         let l = self.wait_leader(Duration::from_secs(10));
