@@ -116,6 +116,34 @@ fn keeps_working(rt: &tokio::runtime::Runtime, b: &EtcdBackend, me: &mut Record,
 }
 
 #[test]
+fn connect_rejects_a_bad_endpoint_and_tolerates_an_unreachable_cluster() {
+    let rt = runtime();
+    let bad = rt.block_on(EtcdBackend::connect(
+        &["http://[not an address".to_string()],
+        "/vmail",
+        LEASE_MS,
+    ));
+    assert!(matches!(bad, Err(BackendError::Unavailable(_))), "{bad:?}");
+    let none = rt.block_on(EtcdBackend::connect(&[], "/vmail", LEASE_MS));
+    assert!(none.is_err());
+
+    // Nothing listens there: connect succeeds (vmail stays passive and
+    // keeps trying), operations fail within their bound.
+    let port = common::free_tcp_port();
+    let endpoints = vec![format!("http://127.0.0.1:{port}")];
+    let b = rt
+        .block_on(EtcdBackend::connect(&endpoints, "/vmail", LEASE_MS))
+        .expect("connect is lazy");
+    let bound = Duration::from_millis(LEASE_MS / 3) + Duration::from_secs(2);
+    let t = Instant::now();
+    let r = rt.block_on(b.observe(1));
+    assert!(r.is_err(), "{r:?}");
+    assert!(t.elapsed() < bound, "observe took {:?}", t.elapsed());
+    let r = rt.block_on(b.publish(&record("a", 1, 1)));
+    assert!(r.is_err(), "{r:?}");
+}
+
+#[test]
 fn publish_observe_withdraw_round_trip() {
     let Some(etcd) = EtcdCluster::start(3) else {
         return;

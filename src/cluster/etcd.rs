@@ -32,6 +32,19 @@
 //! that transaction, greater than every revision before it; for a given
 //! `seen` only one transaction can succeed.
 //!
+//! **Failover between members.** Every configured endpoint gets its own
+//! client (one HTTP/2 connection). An operation goes to the member that
+//! answered last; when that member is down (connection refused), has no
+//! leader (the client sends `require_leader`), or answers "unavailable"
+//! (leader changed, request timed out inside etcd), the same operation is
+//! tried on the next member, all within one bound of `lease_ms`/3. A member
+//! that hangs (paused, partitioned) costs that one operation a timeout and
+//! loses its place, so the next operation starts elsewhere. (A single
+//! balanced channel over all endpoints, as the client offers, keeps sending
+//! a share of the requests to a dead member.) A claim that failed in a way
+//! that may still have been applied is recognised on the retry: the epoch
+//! key then holds exactly this claimant's record.
+//!
 //! **Still current.** [`Backend::still_current`] is synchronous and is
 //! called on the write path, where blocking on the network is not allowed.
 //! It answers from the highest epoch this backend has seen for the group in
@@ -103,6 +116,9 @@ pub fn op_timeout(lease_ms: u64) -> Duration {
     Duration::from_millis((lease_ms / 3).max(50))
 }
 
+/// etcd's default `--grpc-keepalive-min-time`.
+const ETCD_MIN_PING_INTERVAL: Duration = Duration::from_secs(5);
+
 /// gRPC status codes (tonic's `Code` discriminants).
 const GRPC_CANCELLED: i32 = 1;
 const GRPC_DEADLINE_EXCEEDED: i32 = 4;
@@ -147,9 +163,11 @@ fn failure(what: &str, endpoint: &str, e: etcd_client::Error, timeout: Duration)
                 Failure::Final(err)
             }
         }
-        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => Failure::Member(
-            BackendError::Unavailable(format!("etcd {what} at {endpoint}: {e}")),
-        ),
+        etcd_client::Error::TransportError(_)
+        | etcd_client::Error::IoError(_)
+        | etcd_client::Error::WatchError(_) => Failure::Member(BackendError::Unavailable(format!(
+            "etcd {what} at {endpoint}: {e}"
+        ))),
         _ => Failure::Final(BackendError::Unavailable(format!(
             "etcd {what} at {endpoint}: {e}"
         ))),
@@ -163,9 +181,11 @@ impl EtcdBackend {
     /// A client for the etcd cluster at `endpoints` (client URLs such as
     /// `http://10.0.0.1:2379`; a bare `host:port` means `http://`), keys
     /// under `prefix`. Each connection attempt and each operation is
-    /// bounded by `lease_ms`/3; HTTP/2 pings every `lease_ms`/3 find a
-    /// member that went silent. The cluster need not be reachable yet
-    /// (vmail stays passive until it is): only a bad endpoint is an error.
+    /// bounded by `lease_ms`/3. Every member gets its own client; an
+    /// operation goes to the member that answered last and moves on to the
+    /// next one when that member is down, has no leader, or hangs. The
+    /// cluster need not be reachable yet (vmail stays passive until it is):
+    /// only a bad endpoint is an error.
     pub async fn connect(
         endpoints: &[String],
         prefix: &str,
@@ -177,11 +197,15 @@ impl EtcdBackend {
             ));
         }
         let t = op_timeout(lease_ms);
+        // HTTP/2 pings only while a request is in flight, and no more often
+        // than etcd's `--grpc-keepalive-min-time` (5 s by default) allows:
+        // etcd closes connections that ping more. A member that goes silent
+        // is left by the operation timeout instead (see `run`).
         let options = ConnectOptions::new()
             .with_connect_timeout(t)
             .with_timeout(t)
-            .with_keep_alive(t, t)
-            .with_keep_alive_while_idle(true)
+            .with_keep_alive(t.max(ETCD_MIN_PING_INTERVAL), t)
+            .with_keep_alive_while_idle(false)
             .with_require_leader(true);
         let mut members = Vec::with_capacity(endpoints.len());
         for endpoint in endpoints {
