@@ -89,11 +89,13 @@ fn until_ok<'a, T>(
 /// Publish, observe and claim all work (after at most `RECOVERY` of
 /// retries), then keep working for `rounds` rounds in a row.
 fn keeps_working(rt: &tokio::runtime::Runtime, b: &EtcdBackend, me: &mut Record, rounds: usize) {
+    let t = Instant::now();
     until_ok(rt, "publish", || {
         me.seq += 1;
         let r = me.clone();
         Box::pin(async move { b.publish(&r).await })
     });
+    eprintln!("first successful publish after {:?}", t.elapsed());
     for i in 0..rounds {
         me.seq += 1;
         rt.block_on(b.publish(me))
@@ -296,10 +298,19 @@ fn killing_the_etcd_leader_keeps_the_backend_working() {
     let mut me = record("a", 4, 1);
     keeps_working(&rt, &b, &mut me, 3);
 
+    let killed = Instant::now();
     let old = etcd.kill_leader();
     let new = etcd.wait_leader(RECOVERY);
     assert_ne!(old, new, "a new leader is elected");
+    eprintln!(
+        "etcd elected a new leader {:?} after the kill",
+        killed.elapsed()
+    );
     keeps_working(&rt, &b, &mut me, 10);
+    eprintln!(
+        "publish, observe and claim back {:?} after the kill",
+        killed.elapsed()
+    );
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //!   the group's epoch (0 while the key does not exist).
 //!
 //! **TTL.** The etcd lease is granted with a TTL of `ceil(lease_ms / 1000)`
-//! seconds (at least 1), so the key outlives the instance's own validity
-//! (`lease_ms − lease_ms/6` after the start of its last renewal): the lease
-//! machine may treat a record that vanished as dead at once. etcd raises a
+//! seconds (at least 1). The renewal happens after the publish started, so
+//! the key lives at least `lease_ms` past that start, longer than the
+//! instance's own validity (`lease_ms − lease_ms/6` after it): the lease
+//! machine may treat a record that vanished as dead at once. A new etcd
+//! leader renews every lease in full, which only delays the deletion. etcd raises a
 //! TTL below its minimum (`1.5 × election-timeout`, rounded up to whole
 //! seconds: 2 s with etcd's default 1000 ms election timeout) to that
 //! minimum; the effective TTL (from the grant's answer) is logged.
@@ -18,9 +20,11 @@
 //! **Publish** renews the lease (one `LeaseKeepAlive` exchange on a fresh
 //! stream), then puts the record with that lease. A lease that expired (a
 //! paused process, a cluster that lost quorum for longer than the TTL) is
-//! replaced by a newly granted one. One exchange per publish keeps no
-//! stream open across member failures: every renewal goes through the
-//! client's balanced channel and finds a live member by itself.
+//! replaced by a newly granted one. One exchange per publish (rather than
+//! a long-lived keep-alive stream) keeps no stream tied to a member that
+//! may die: every renewal goes to a member that answers (see below), and a
+//! renewal happens exactly when the lease machine publishes, so a process
+//! that stops publishing (paused, stuck) stops renewing too.
 //!
 //! **Observe** is one linearizable range read of the group's prefix: a
 //! member cut off from the quorum answers an error (the client sends
