@@ -126,6 +126,15 @@ fn connect_rejects_a_bad_endpoint_and_tolerates_an_unreachable_cluster() {
         LEASE_MS,
     ));
     assert!(matches!(bad, Err(BackendError::Unavailable(_))), "{bad:?}");
+    let tls = rt.block_on(EtcdBackend::connect(
+        &["https://127.0.0.1:2379".to_string()],
+        "/vmail",
+        LEASE_MS,
+    ));
+    assert!(
+        matches!(&tls, Err(BackendError::Unavailable(m)) if m.contains("https://127.0.0.1:2379")),
+        "{tls:?}"
+    );
     let none = rt.block_on(EtcdBackend::connect(&[], "/vmail", LEASE_MS));
     assert!(none.is_err());
 
