@@ -42,8 +42,9 @@
 //! leader (the client sends `require_leader`), or answers "unavailable"
 //! (leader changed, request timed out inside etcd), the same operation is
 //! tried on the next member, all within one bound of `lease_ms`/3. A member
-//! that hangs (paused, partitioned) costs that one operation a timeout and
-//! loses its place, so the next operation starts elsewhere. (A single
+//! that hangs (paused, partitioned) is given up after half that bound, in
+//! time to ask the next one; an operation that still runs out of time moves
+//! the next operation's first try to another member. (A single
 //! balanced channel over all endpoints, as the client offers, keeps sending
 //! a share of the requests to a dead member.) A claim that failed in a way
 //! that may still have been applied is recognised on the retry: the epoch
@@ -118,6 +119,12 @@ pub fn ttl_seconds(lease_ms: u64) -> i64 {
 /// least 50 ms.
 pub fn op_timeout(lease_ms: u64) -> Duration {
     Duration::from_millis((lease_ms / 3).max(50))
+}
+
+/// The bound on one attempt on one member: half the operation's bound, so
+/// that a member that hangs leaves time to ask another one.
+fn attempt_timeout(op: Duration) -> Duration {
+    (op / 2).max(Duration::from_millis(25))
 }
 
 /// etcd's default `--grpc-keepalive-min-time`.
@@ -206,8 +213,8 @@ impl EtcdBackend {
         // etcd closes connections that ping more. A member that goes silent
         // is left by the operation timeout instead (see `run`).
         let options = ConnectOptions::new()
-            .with_connect_timeout(t)
-            .with_timeout(t)
+            .with_connect_timeout(attempt_timeout(t))
+            .with_timeout(attempt_timeout(t))
             .with_keep_alive(t.max(ETCD_MIN_PING_INTERVAL), t)
             .with_keep_alive_while_idle(false)
             .with_require_leader(true);
@@ -276,9 +283,9 @@ impl EtcdBackend {
     }
 
     /// Runs `attempt` on the preferred member, then on the next ones while
-    /// a member cannot serve, all within the operation bound. The member
-    /// that answers becomes the preferred one; one that hangs past the
-    /// bound loses that place.
+    /// a member cannot serve, each attempt within half the operation bound
+    /// and all of them within the bound. The member that answers becomes
+    /// the preferred one; one that hangs past the bound loses that place.
     async fn run<'a, T>(
         &'a self,
         what: &str,
@@ -291,7 +298,17 @@ impl EtcdBackend {
             for k in 0..n {
                 let i = (first + k) % n;
                 self.trying.store(i, Ordering::Relaxed);
-                match attempt(&self.members[i]).await {
+                let answer = tokio::time::timeout(
+                    attempt_timeout(self.op_timeout),
+                    attempt(&self.members[i]),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Failure::Member(BackendError::Timeout(millis(
+                        attempt_timeout(self.op_timeout),
+                    ))))
+                });
+                match answer {
                     Ok(v) => {
                         self.preferred.store(i, Ordering::Relaxed);
                         return Ok(v);
