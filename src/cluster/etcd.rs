@@ -75,8 +75,6 @@ pub struct EtcdBackend {
     members: Vec<Member>,
     /// The member tried first (the last one that answered).
     preferred: AtomicUsize,
-    /// The member being tried by the operation in progress.
-    trying: AtomicUsize,
     /// `<prefix>/cluster` (no trailing slash).
     root: String,
     /// Requested TTL of the process's etcd lease, seconds.
@@ -232,7 +230,6 @@ impl EtcdBackend {
         let backend = EtcdBackend {
             members,
             preferred: AtomicUsize::new(0),
-            trying: AtomicUsize::new(0),
             root: format!("{}/cluster", prefix.trim_end_matches('/')),
             ttl_s: ttl_seconds(lease_ms),
             op_timeout: t,
@@ -293,11 +290,13 @@ impl EtcdBackend {
     ) -> Result<T, BackendError> {
         let n = self.members.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
+        // The member being tried, read when the bound runs out.
+        let trying = AtomicUsize::new(first);
         let all = async {
             let mut last = None;
             for k in 0..n {
                 let i = (first + k) % n;
-                self.trying.store(i, Ordering::Relaxed);
+                trying.store(i, Ordering::Relaxed);
                 let answer = tokio::time::timeout(
                     attempt_timeout(self.op_timeout),
                     attempt(&self.members[i]),
@@ -328,7 +327,7 @@ impl EtcdBackend {
         match tokio::time::timeout(self.op_timeout, all).await {
             Ok(r) => r,
             Err(_) => {
-                let stuck = self.trying.load(Ordering::Relaxed);
+                let stuck = trying.load(Ordering::Relaxed);
                 self.preferred.store((stuck + 1) % n, Ordering::Relaxed);
                 tracing::debug!(op = what, endpoint = %self.members[stuck % n].endpoint, "etcd operation timed out");
                 Err(BackendError::Timeout(millis(self.op_timeout)))
