@@ -8,10 +8,15 @@
 #     MP3/FLAC/Ogg greetings with it;
 #   - kamailio (its service kept stopped and disabled): tests/kamailio.rs
 #     runs a Kamailio dispatcher in front of vmail instances;
+#   - etcd (etcd-server): the etcd coordination backend's tests start a
+#     3-member cluster on 127.0.0.1; protoc (protobuf-compiler) builds the
+#     etcd client (cargo feature `etcd`, on for every run here);
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
 #     library) -- python3-venv is installed first when needed -- and
 #     schemathesis (fuzzes the HTTP API from its OpenAPI description);
-# then runs `cargo test` with VMAIL_PYTHON pointing at the venv.
+# then runs `cargo test --features etcd` with VMAIL_PYTHON pointing at the
+# venv. `--deps-only` (alone) installs and stops there (CI runs it before
+# clippy, which needs protoc for the feature).
 # Quick and silent about installing when everything is there already.
 # Without arguments every target is built and run (`--all-targets`: the
 # library, the binary, every test file, and the benches compile). Extra
@@ -103,6 +108,16 @@ if ! command -v kamailio >/dev/null 2>&1 && ! [ -x /usr/sbin/kamailio ]; then
     die "kamailio or kamcmd is still missing after installing kamailio"
 fi
 
+# --- etcd and protoc (the etcd coordination backend, feature `etcd`) ---------
+ETCD_PKGS=()
+command -v etcd >/dev/null 2>&1 || ETCD_PKGS+=(etcd-server)
+command -v protoc >/dev/null 2>&1 || ETCD_PKGS+=(protobuf-compiler)
+if [ ${#ETCD_PKGS[@]} -gt 0 ]; then
+  apt_install "${ETCD_PKGS[@]}"
+fi
+command -v etcd >/dev/null 2>&1 || die "etcd is still missing after installing etcd-server"
+command -v protoc >/dev/null 2>&1 || die "protoc is still missing after installing protobuf-compiler"
+
 # --- Python venv with pjsua2 -------------------------------------------------
 VENV=.venv
 PY="$VENV/bin/python"
@@ -147,6 +162,10 @@ fi
 VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export VMAIL_PYTHON
 
+if [ "${1:-}" = "--deps-only" ]; then
+  exit 0
+fi
+
 # --- the tests -----------------------------------------------------------------
 # Arguments before `--` that select targets replace `--all-targets`.
 TARGETS=(--all-targets)
@@ -161,5 +180,5 @@ for arg in "$@"; do
       ;;
   esac
 done
-say "cargo test ${TARGETS[*]} $* (VMAIL_PYTHON=$VMAIL_PYTHON)"
-cargo test "${TARGETS[@]}" "$@"
+say "cargo test --features etcd ${TARGETS[*]} $* (VMAIL_PYTHON=$VMAIL_PYTHON)"
+cargo test --features etcd "${TARGETS[@]}" "$@"

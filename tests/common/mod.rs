@@ -2528,3 +2528,279 @@ pub fn calls_accepted(vmail_log: &str) -> Vec<String> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// etcd: a real etcd cluster on 127.0.0.1 (the etcd coordination backend)
+
+/// The etcd server binary (`VMAIL_ETCD`, else `etcd` on PATH), or `None`
+/// after [`skip_or_fail`].
+pub fn etcd_bin() -> Option<PathBuf> {
+    let found = std::env::var_os("VMAIL_ETCD")
+        .map(PathBuf::from)
+        .or_else(|| find_in_path("etcd"));
+    if found.is_none() {
+        skip_or_fail("etcd is not installed (Debian package etcd-server)");
+    }
+    found
+}
+
+/// One member of an [`EtcdCluster`].
+struct EtcdMember {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+/// An n-member etcd cluster on 127.0.0.1 with free ports, data in a
+/// temporary folder, quick elections (heartbeat 50 ms, election timeout
+/// 500 ms). Every member is killed on drop; the members' logs are printed
+/// when the test fails.
+pub struct EtcdCluster {
+    bin: PathBuf,
+    initial_cluster: String,
+    token: String,
+    members: Vec<EtcdMember>,
+    _dir: TempDir,
+}
+
+impl EtcdCluster {
+    /// Start `n` members and wait until the cluster has a leader; `None`
+    /// (after [`skip_or_fail`]) when etcd is not installed.
+    pub fn start(n: usize) -> Option<EtcdCluster> {
+        assert!(n >= 1, "an etcd cluster has at least one member");
+        let bin = etcd_bin()?;
+        let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let mut members = Vec::new();
+        for i in 0..n {
+            let client_port = free_tcp_port();
+            let mut peer_port = free_tcp_port();
+            while peer_port == client_port {
+                peer_port = free_tcp_port();
+            }
+            members.push(EtcdMember {
+                name: format!("m{i}"),
+                client_port,
+                peer_port,
+                data_dir: dir.path().join(format!("m{i}.etcd")),
+                log_path: dir.path().join(format!("m{i}.log")),
+                child: None,
+            });
+        }
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!(
+            "vmail-test-{}-{}",
+            std::process::id(),
+            members[0].client_port
+        );
+        let mut cluster = EtcdCluster {
+            bin,
+            initial_cluster,
+            token,
+            members,
+            _dir: dir,
+        };
+        for i in 0..n {
+            cluster.spawn(i);
+        }
+        cluster.wait_leader(Duration::from_secs(30));
+        Some(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let m = &self.members[i];
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log_path)
+            .expect("etcd log file");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--name")
+            .arg(&m.name)
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-token", &self.token])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .args(["--logger", "zap", "--log-outputs", "stderr"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone etcd log handle"))
+            .stderr(log);
+        let child = cmd.spawn().expect("start etcd");
+        self.members[i].child = Some(child);
+    }
+
+    /// Number of members (live or not).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The client URLs of every member (`http://127.0.0.1:PORT`), killed
+    /// ones included, as an operator would configure them.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    /// Whether member `i` is running.
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    /// `(own member id, leader id)` from member `i`'s status (the gRPC
+    /// gateway's `/v3/maintenance/status`); `None` when it does not answer
+    /// or knows no leader.
+    fn status(&self, i: usize) -> Option<(String, String)> {
+        let m = &self.members[i];
+        m.child.as_ref()?;
+        let addr = SocketAddr::from((LOCALHOST, m.client_port));
+        let body = http_post_json(addr, "/v3/maintenance/status", "{}", Duration::from_secs(1))?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let id = json_id(&v["header"]["member_id"])?;
+        let leader = json_id(&v["leader"])?;
+        (leader != "0").then_some((id, leader))
+    }
+
+    /// The index of the current leader, as the running members see it
+    /// (all the ones that answer agree), or `None`.
+    pub fn leader(&self) -> Option<usize> {
+        let statuses: Vec<(usize, String, String)> = (0..self.members.len())
+            .filter_map(|i| self.status(i).map(|(id, l)| (i, id, l)))
+            .collect();
+        let (_, _, leader) = statuses.first()?;
+        if statuses.iter().any(|(_, _, l)| l != leader) {
+            return None;
+        }
+        statuses
+            .iter()
+            .find(|(_, id, _)| id == leader)
+            .map(|(i, _, _)| *i)
+    }
+
+    /// Wait (at most `timeout`) until the running members agree on a
+    /// leader that is running; its index.
+    pub fn wait_leader(&self, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            if Instant::now() >= deadline {
+                self.print_logs();
+                panic!("the etcd cluster has no leader after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Kill member `i` (SIGKILL); its data stays for [`EtcdCluster::restart`].
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.members[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freeze member `i` (SIGSTOP): a member that went silent, its
+    /// connections open and unanswered.
+    pub fn pause(&self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            send_signal(child.id(), "STOP");
+        }
+    }
+
+    /// Let a paused member go on (SIGCONT).
+    pub fn resume(&self, i: usize) {
+        if let Some(child) = &self.members[i].child {
+            send_signal(child.id(), "CONT");
+        }
+    }
+
+    /// Kill the current leader; its index.
+    pub fn kill_leader(&mut self) -> usize {
+        let l = self.wait_leader(Duration::from_secs(10));
+        self.kill(l);
+        l
+    }
+
+    /// Start member `i` again on its ports and data.
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i);
+    }
+
+    /// Member `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        fs::read_to_string(&self.members[i].log_path).unwrap_or_default()
+    }
+
+    /// Print the last lines of every member's log to stderr.
+    pub fn print_logs(&self) {
+        for (i, m) in self.members.iter().enumerate() {
+            let log = self.log(i);
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(30)..];
+            eprintln!(
+                "--- etcd {} (client port {}) log, last {} lines ---\n{}",
+                m.name,
+                m.client_port,
+                tail.len(),
+                tail.join("\n")
+            );
+        }
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_logs();
+        }
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// A uint64 of the gRPC gateway's JSON (a string, or a number).
+fn json_id(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A minimal HTTP/1.0 POST of a JSON body on 127.0.0.1: the body of a 200
+/// answer.
+pub fn http_post_json(addr: SocketAddr, path: &str, body: &str, wait: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect_timeout(&addr, wait).ok()?;
+    stream.set_read_timeout(Some(wait)).ok()?;
+    stream.set_write_timeout(Some(wait)).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).ok()?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).ok()?;
+    let text = String::from_utf8_lossy(&resp).to_string();
+    let code: u16 = text.split_whitespace().nth(1)?.parse().ok()?;
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    (code == 200).then(|| body.to_string())
+}
