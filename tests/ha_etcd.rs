@@ -427,3 +427,107 @@ fn with_quorum_lost_operations_fail_within_the_timeout() {
     assert_eq!(view.epoch, seen, "no claim went through without quorum");
     keeps_working(&rt, &b, &mut me, 3);
 }
+
+// ---------------------------------------------------------------------------
+// vmail itself on etcd: two instances of one group, a 3-member etcd
+
+/// The instances of group 1 of a [`common::Site`] on the etcd cluster.
+fn etcd_site(etcd: &EtcdCluster) -> common::Site {
+    let endpoints = etcd.endpoints();
+    common::Site::new(&[(1, &[common::DOMAIN], 2)], move |ext| {
+        ext["coordination"] = serde_json::json!({
+            "backend": "etcd", "endpoints": endpoints, "prefix": "/vmail-test",
+        });
+        ext["demo_mailboxes"] = serde_json::json!([
+            {"user": "1001", "domain": common::DOMAIN, "pin": "1234"},
+        ]);
+    })
+}
+
+fn deposit_ok(node: &common::Node) -> bool {
+    match common::Sipp::uac("deposit.xml", node.sip_addr())
+        .mailbox("1001")
+        .hold_ms(2500)
+        .run()
+    {
+        Some(run) => run.success(),
+        None => false,
+    }
+}
+
+/// Killing the etcd leader and then one member leaves vmail serving; a
+/// kill -9 of the active vmail fails over to the passive one; with the
+/// etcd quorum lost the active stops serving within its lease.
+#[test]
+fn vmail_fails_over_on_etcd_and_stops_serving_without_quorum() {
+    let Some(mut etcd) = EtcdCluster::start(3) else {
+        return;
+    };
+    etcd.wait_leader(RECOVERY);
+    let site = etcd_site(&etcd);
+    let mut a = site.start("g1n1");
+    a.wait_role("active", Duration::from_secs(20));
+    let b = site.start("g1n2");
+    b.wait_role("passive", Duration::from_secs(20));
+    let status = a.status().expect("status");
+    assert_eq!(status["cluster"]["backend"], "etcd", "{status}");
+    assert!(deposit_ok(&a), "deposit before the etcd faults\n{}", a.log());
+
+    // The etcd leader dies: a new one is elected; vmail keeps its role.
+    let leader = etcd.kill_leader();
+    etcd.wait_leader(RECOVERY);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(a.role().as_deref(), Some("active"), "{}", a.log());
+    assert!(
+        !a.log().contains("stepping down"),
+        "stepped down on a leader change\n{}",
+        a.log()
+    );
+    assert!(deposit_ok(&a), "deposit after the leader change");
+    etcd.restart(leader);
+    etcd.wait_leader(RECOVERY);
+
+    // kill -9 of the active vmail: the passive takes over.
+    a.kill9();
+    let killed = Instant::now();
+    let took = loop {
+        if b.options().is_some_and(|l| l.starts_with("SIP/2.0 200")) {
+            break killed.elapsed();
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "no takeover on etcd\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    eprintln!("failover on etcd: g1n2 answered OPTIONS 200 {took:?} after the kill -9 of g1n1");
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+    assert!(deposit_ok(&b), "deposit to the new active");
+
+    // Two of three members gone: no quorum. The active stops serving
+    // within its lease (3 s) plus one renewal period.
+    let first = etcd.kill_leader();
+    let second = (0..3)
+        .find(|&i| i != first && etcd.is_running(i))
+        .expect("a member left");
+    etcd.kill(second);
+    let lost = Instant::now();
+    loop {
+        if b.options().is_some_and(|l| l.starts_with("SIP/2.0 503")) {
+            break;
+        }
+        assert!(
+            lost.elapsed() < Duration::from_secs(5),
+            "still serving {:?} after the quorum was lost\n{}",
+            lost.elapsed(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!(
+        "etcd quorum lost: g1n2 stopped serving after {:?}",
+        lost.elapsed()
+    );
+    assert!(b.log().contains("stepping down"), "{}", b.log());
+}

@@ -197,8 +197,9 @@ pub enum Coordination {
     #[default]
     SiteShare,
     /// An etcd cluster (v3 API): `{"backend": "etcd", "endpoints":
-    /// ["http://10.0.0.1:2379", ...], "prefix": "/vmail"}`. Needs a vmail
-    /// built with the cargo feature `etcd`.
+    /// ["http://10.0.0.1:2379", ...], "prefix": "/vmail"}` (plain HTTP:
+    /// the client has no TLS). Needs a vmail built with the cargo feature
+    /// `etcd`.
     Etcd {
         /// Client URLs of the etcd members.
         endpoints: Vec<String>,
@@ -235,8 +236,10 @@ fn coordination(v: &Value) -> Result<Coordination, Rule> {
             let mut out = Vec::new();
             for e in endpoints {
                 let s = e.as_str().ok_or_else(bad)?;
-                let ok = (s.starts_with("http://") || s.starts_with("https://"))
-                    && s.split("://").nth(1).is_some_and(|h| !h.is_empty());
+                // Plain http:// only: the etcd client is built without TLS.
+                let ok = s
+                    .strip_prefix("http://")
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'));
                 if !ok {
                     return Err(Rule::BadUrl { found: shown(e) });
                 }
