@@ -224,6 +224,8 @@ pub struct Lease {
     events: VecDeque<Event>,
     withdraw_due: bool,
     last_now: Instant,
+    /// The start of the last successful observation.
+    last_observed: Option<Instant>,
 }
 
 /// What the machine knows about another record.
@@ -235,6 +237,9 @@ struct Seen {
     first_seen: Instant,
     /// Its `seq` changed since it was first seen (it lives).
     changed: bool,
+    /// The answer of the first observation of the current run of
+    /// consecutive observations that did not show it.
+    missing_since: Option<Instant>,
     live: bool,
 }
 
@@ -307,6 +312,7 @@ impl Lease {
             events: VecDeque::new(),
             withdraw_due: false,
             last_now: now,
+            last_observed: None,
         }
     }
 
@@ -687,6 +693,7 @@ impl Lease {
                             record: r.clone(),
                             first_seen: now,
                             changed: false,
+                            missing_since: None,
                             live: true,
                         },
                     );
@@ -695,8 +702,19 @@ impl Lease {
             present.push(key);
         }
         let l = self.l;
-        for s in self.seen.values_mut() {
-            s.live = s.record.state != RecordState::Stopped && started < s.first_seen + l;
+        // Absence is weak evidence (a backend leaves an unreadable record
+        // out): it counts only over a run of observations, none more than
+        // L/2 after the one before, that spans L.
+        let gap = self.last_observed.is_none_or(|prev| started > prev + l / 2);
+        self.last_observed = Some(started);
+        for (k, s) in self.seen.iter_mut() {
+            if present.contains(k) {
+                s.missing_since = None;
+            } else if gap || s.missing_since.is_none() {
+                s.missing_since = Some(now);
+            }
+            s.live = s.record.state != RecordState::Stopped
+                && (started < s.first_seen + l || s.missing_since.is_some_and(|m| started < m + l));
         }
         self.seen
             .retain(|k, s| s.live || present.iter().any(|p| p == k));
