@@ -20,10 +20,20 @@
 //!   observation that first showed that `seq`. A record is *dead* once an
 //!   observation whose op *started* at or after `first_seen + L` still does
 //!   not show a newer `seq`, or at once when it is in state `Stopped`;
-//!   otherwise it is *live*. A record missing from an observation is judged
-//!   by the same rule (a backend leaves unreadable records out, so absence
-//!   proves nothing). Failed observations change nothing: a machine cut off
-//!   from the store never decides anyone is dead.
+//!   otherwise it is *live*. Absence is weak evidence (a backend leaves an
+//!   unreadable record out, NFS answers `ESTALE` during a rename): a record
+//!   missing from an observation is dead only if, besides, it has been
+//!   missing from every observation of a run that spans `L` (from the
+//!   answer of the first that missed it to the start of the last) with no
+//!   two consecutive observations more than L/2 apart. Failed observations
+//!   change nothing: a machine cut off from the store never decides anyone
+//!   is dead.
+//! * **What a backend must guarantee.** A publish or claim that was
+//!   answered with success is seen by every observation that starts after
+//!   that answer (read-after-write across instances; a record may be left
+//!   out of observations now and then, for less than `L` at a time); claims
+//!   are exclusive per `seen`; records of one instance are not reordered
+//!   (a late write of an older `seq` only delays a takeover).
 //! * **Own validity** (Active only): a publish whose op started at `t_s`
 //!   and succeeded sets `valid_until = t_s + L − S`, but only if its answer
 //!   arrives while the lease it extends is still valid (`now <
@@ -62,7 +72,9 @@
 //!   for `2L` (publishing that state), not a candidate, then `Passive`.
 //! * **Stop.** [`Lease::stop`] makes the role `Stopped` at once and the
 //!   next op an [`Op::Withdraw`] of the record in state `Stopped` (which
-//!   observers judge dead at once).
+//!   observers judge dead at once, so the next instance takes over within
+//!   about 2P; a backend that removes the record instead makes them wait
+//!   `L` of absence).
 //!
 //! # Safety argument
 //!
@@ -72,7 +84,11 @@
 //! which gave the old active at most `valid_until = t_s + L − S ≤ o − S`.
 //! No later publish of the old active landed before `o` (the observer would
 //! have seen it); a later publish that lands after `o` is answered after
-//! `o`, too late to extend a lease that ended before `o − S`. So the old
+//! `o`, too late to extend a lease that ended before `o − S`. (Judging
+//! liveness by the clock alone, or letting any successful publish extend
+//! the lease, would be unsafe: an observer whose reads failed or lagged for
+//! `L` could claim while a renewal that landed in the meantime kept the old
+//! active valid for another `L − S`.) So the old
 //! active stopped `S` before the claim (clock rates may differ by far less
 //! than S/L). The same argument, with the claim's start in place of `t_s`
 //! and the new group epoch in place of the `seq`, covers a claimant that

@@ -947,6 +947,37 @@ fn paused_process_steps_down_and_never_writes_with_its_old_epoch() {
 }
 
 #[test]
+fn claimant_paused_before_its_won_answer_never_publishes_active_late() {
+    let mut s = Sim::new(&[1, 2], 15);
+    s.nodes[0].latency = (200, 200);
+    s.start_all(0);
+    // Run until vm-0's claim is in flight, then stop the process.
+    while !s.nodes[0]
+        .flight
+        .as_ref()
+        .is_some_and(|f| matches!(f.op, Op::Claim { .. }))
+    {
+        assert!(s.t < 10_000, "vm-0 never claimed\n{}", s.tail());
+        let next = s.t + 1;
+        s.run_until(next);
+    }
+    let paused_at = s.t;
+    s.at(paused_at, Action::Pause(0, 8_000));
+    s.run_until(paused_at + 20_000);
+    assert!(
+        s.claims.iter().any(|c| c.1 == 0 && c.3),
+        "vm-0's claim was won in the store"
+    );
+    assert!(
+        s.active_publishes.iter().all(|p| p.1 != 0),
+        "vm-0 published Active after its claim's deadline\n{}",
+        s.tail()
+    );
+    assert_eq!(s.holders_in_order(), vec![1]);
+    assert_eq!(s.actives(), vec![1]);
+}
+
+#[test]
 fn passive_names_the_active_and_active_changed_fires() {
     let mut s = Sim::new(&[1, 2], 14);
     s.start_all(0);
