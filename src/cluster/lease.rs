@@ -88,14 +88,31 @@
 //! liveness by the clock alone, or letting any successful publish extend
 //! the lease, would be unsafe: an observer whose reads failed or lagged for
 //! `L` could claim while a renewal that landed in the meantime kept the old
-//! active valid for another `L − S`.) So the old
-//! active stopped `S` before the claim (clock rates may differ by far less
-//! than S/L). The same argument, with the claim's start in place of `t_s`
+//! active valid for another `L − S`.) So the old active stopped `S` before
+//! the claim (clock rates may differ by far less than S/L; the tests use
+//! ±5 %). The same argument, with the claim's start in place of `t_s`
 //! and the new group epoch in place of the `seq`, covers a claimant that
 //! won but whose `Active` record is not yet visible. Claims are exclusive
 //! per epoch, so two actives never share an epoch; every write is checked
 //! against the writer's validity ([`super::Fence`]) and a message commit
 //! also against the store's current epoch.
+//!
+//! # Driving the machine
+//!
+//! ```text
+//! loop {
+//!     while let Some(op) = lease.poll_op(Instant::now(), unix_ms()) {
+//!         let answer = run(op) under a timeout of lease.op_timeout();
+//!         lease.handle(Instant::now(), answer);   // `now` of the answer
+//!     }
+//!     match lease.role(Instant::now()) {
+//!         Role::Active { epoch, valid_until } => fence.grant(epoch, valid_until),
+//!         _ => fence.revoke(),
+//!     }
+//!     while let Some(event) = lease.poll_event() { log, count, act }
+//!     sleep until lease.next_wakeup() (or a stop request)
+//! }
+//! ```
 //!
 //! Failover after a kill -9: between L − R and L + 2P after the kill, plus
 //! the ops' latency (2 to 4 s with the default `lease_ms` of 3000). A lone
