@@ -27,7 +27,8 @@
 //!   answer of the first that missed it to the start of the last) with no
 //!   two consecutive observations more than L/2 apart. Failed observations
 //!   change nothing: a machine cut off from the store never decides anyone
-//!   is dead.
+//!   is dead. A live record missing from the latest observation has an
+//!   unknown state: while there is one, the machine does not campaign.
 //! * **What a backend must guarantee.** A publish or claim that was
 //!   answered with success is seen by every observation that starts after
 //!   that answer (read-after-write across instances; a record may be left
@@ -52,10 +53,14 @@
 //!   `seq` changed: live; or dead) — at once when there is no other record
 //!   — then it becomes `Passive`.
 //! * **Campaign.** A `Passive` machine becomes *eligible* at the answer of
-//!   the first observation that shows no live active and whose op started
-//!   at least `L` after the observed group epoch was first seen (a claimant
-//!   that moved the epoch gets `L` to publish its `Active` record; a machine
-//!   that just started therefore waits `L` before its first claim). It ranks
+//!   the first observation that shows no live active, leaves out no live
+//!   record, and whose op started at least `L` after both the answer that
+//!   first showed the current group epoch and the answer that began the
+//!   current run of observations (a run: no two consecutive successful
+//!   observations more than L/2 apart). So a claimant that moved the epoch
+//!   gets `L` to publish its `Active` record, a record left out now and then
+//!   has shown up in between, and a machine that just started, resumed from
+//!   a pause or got the store back watches for `L` before it claims. It ranks
 //!   itself among the live records in state `Starting`, `Passive` or
 //!   `Candidate` (and itself) by (`order`, name). Rank k waits `k · L/2`
 //!   after it became eligible, then asks [`Op::Claim`] with `seen` = the
@@ -259,6 +264,9 @@ pub struct Lease {
     last_now: Instant,
     /// The start of the last successful observation.
     last_observed: Option<Instant>,
+    /// The answer of the first observation of the current run (no two
+    /// consecutive successful observations more than L/2 apart).
+    run_since: Option<Instant>,
 }
 
 /// What the machine knows about another record.
@@ -346,6 +354,7 @@ impl Lease {
             withdraw_due: false,
             last_now: now,
             last_observed: None,
+            run_since: None,
         }
     }
 
@@ -740,6 +749,9 @@ impl Lease {
         // L/2 after the one before, that spans L.
         let gap = self.last_observed.is_none_or(|prev| started > prev + l / 2);
         self.last_observed = Some(started);
+        if gap {
+            self.run_since = Some(now);
+        }
         for (k, s) in self.seen.iter_mut() {
             if present.contains(k) {
                 s.missing_since = None;
@@ -806,8 +818,18 @@ impl Lease {
                     && (s.record.order, s.record.name.as_str()) < mine
             })
             .count() as u32;
-        let quiet = self.epoch_first_seen.is_some_and(|f| started >= f + self.l);
-        if self.phase == Phase::Passive && self.live_active.is_none() && quiet {
+        // The epoch has not moved, and the machine has watched without a
+        // gap, for L: a record left out now and then has shown up, and a
+        // claimant that moved the epoch has had its time to publish.
+        let quiet = self.epoch_first_seen.is_some_and(|f| started >= f + self.l)
+            && self.run_since.is_some_and(|r| started >= r + self.l);
+        // A live record this observation left out may have become active
+        // meanwhile: its state is unknown until it shows again or dies.
+        let unknown = self
+            .seen
+            .values()
+            .any(|s| s.live && s.missing_since.is_some());
+        if self.phase == Phase::Passive && self.live_active.is_none() && quiet && !unknown {
             self.eligible_since.get_or_insert(now);
         } else {
             self.eligible_since = None;

@@ -1088,3 +1088,20 @@ proptest! {
         prop_assert!(last_change <= FAULT_END + 20_000, "active only since {}", last_change);
     }
 }
+
+/// Found by the property test: a passive paused just after the epoch moved
+/// resumes while the new active's record is left out of its observation;
+/// it must not claim on the stale state it remembers.
+#[test]
+fn resumed_passive_does_not_claim_while_the_active_record_is_missing() {
+    let s = run_schedule(
+        2,
+        true,
+        &[2004, 3513, 0, 0],
+        &[10782, 6035, 0, 0],
+        &[(12397, 0, 5, 1647), (7024, 1, 1, 5351)],
+        9483880270485107008,
+    );
+    assert_eq!(s.actives().len(), 1);
+    assert_eq!(s.holders_in_order(), vec![0], "{}", s.tail());
+}
