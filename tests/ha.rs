@@ -99,6 +99,15 @@ fn lowest_order_becomes_active_the_other_is_passive_and_redirects() {
     nodes[2].wait_role("active", START);
     nodes[1].wait_role("passive", START);
     nodes[3].wait_role("passive", START);
+    // A passive learns of the active one at its next look at the group.
+    for (passive, active) in [(&nodes[1], "g1n1"), (&nodes[3], "g2n1")] {
+        wait_for(Duration::from_secs(5), "the passive knows the active", || {
+            passive
+                .status()
+                .filter(|s| s["cluster"]["active"]["name"] == active)
+                .map(|_| ())
+        });
+    }
 
     // OPTIONS: 200 from the active, 503 from the passive (a proxy's probe).
     assert!(nodes[0].options().unwrap().starts_with("SIP/2.0 200"));

@@ -107,16 +107,21 @@ impl std::fmt::Debug for EtcdBackend {
     }
 }
 
-/// The TTL (seconds) asked of etcd for `lease_ms`: `ceil(lease_ms/1000)`,
-/// at least 1. etcd may raise it to its own minimum.
+/// The TTL (seconds) asked of etcd for `lease_ms`: `ceil(4 · lease_ms /
+/// 1000)`, at least 1. The lease machine judges liveness by the records'
+/// `seq` within one `lease_ms`; the TTL only clears the records of dead
+/// processes afterwards, so it is longer than the lease (a record that
+/// vanished earlier would delay the takeover: an absent record counts as
+/// dead only after a whole lease of absence). etcd may raise it to its own
+/// minimum.
 pub fn ttl_seconds(lease_ms: u64) -> i64 {
-    i64::try_from(lease_ms.div_ceil(1000).max(1)).unwrap_or(i64::MAX)
+    i64::try_from(lease_ms.saturating_mul(4).div_ceil(1000).max(1)).unwrap_or(i64::MAX)
 }
 
-/// The bound on one backend operation for `lease_ms`: `lease_ms`/3, at
-/// least 50 ms.
+/// The bound on one backend operation for `lease_ms`: `lease_ms`/6 (the
+/// lease machine's own bound), at least 50 ms.
 pub fn op_timeout(lease_ms: u64) -> Duration {
-    Duration::from_millis((lease_ms / 3).max(50))
+    Duration::from_millis((lease_ms / 6).max(50))
 }
 
 /// The bound on one attempt on one member: half the operation's bound, so
@@ -518,11 +523,14 @@ impl EtcdBackend {
         Ok(Claim::Lost)
     }
 
-    async fn withdraw_on(&self, m: &Member, key: &str) -> Result<(), Failure> {
+    /// Writes the `Stopped` record without a lease (observers see a clean
+    /// stop at once, where a deleted key would count as dead only after it
+    /// has been missing for a whole lease), then revokes the lease.
+    async fn withdraw_on(&self, m: &Member, key: &str, json: &[u8]) -> Result<(), Failure> {
         let mut c = m.client.clone();
-        c.delete(key, None)
+        c.put(key, json, None)
             .await
-            .map_err(|e| self.fail("delete", m, e))?;
+            .map_err(|e| self.fail("put", m, e))?;
         if let Some(id) = self.current_lease() {
             match c.lease_revoke(id).await {
                 Ok(_) => {}
@@ -593,9 +601,11 @@ impl Backend for EtcdBackend {
 
     fn withdraw<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
+            let json = serde_json::to_vec(record)
+                .map_err(|e| BackendError::Corrupt(format!("record of {}: {e}", record.name)))?;
             let key = self.member_key(record.group, &record.name);
-            let key = &key;
-            self.run("withdraw", |m| Box::pin(self.withdraw_on(m, key)))
+            let (key, json) = (&key, &json);
+            self.run("withdraw", |m| Box::pin(self.withdraw_on(m, key, json)))
                 .await
         })
     }
@@ -620,13 +630,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ttl_rounds_up_to_whole_seconds() {
+    fn ttl_is_four_leases_in_whole_seconds() {
         assert_eq!(ttl_seconds(0), 1);
-        assert_eq!(ttl_seconds(400), 1);
-        assert_eq!(ttl_seconds(1000), 1);
-        assert_eq!(ttl_seconds(1001), 2);
-        assert_eq!(ttl_seconds(3000), 3);
-        assert_eq!(op_timeout(3000), Duration::from_millis(1000));
+        assert_eq!(ttl_seconds(200), 1);
+        assert_eq!(ttl_seconds(250), 1);
+        assert_eq!(ttl_seconds(251), 2);
+        assert_eq!(ttl_seconds(3000), 12);
+        assert_eq!(op_timeout(3000), Duration::from_millis(500));
         assert_eq!(op_timeout(30), Duration::from_millis(50));
     }
 }

@@ -160,7 +160,8 @@ pub trait Backend: Send + Sync + 'static {
         claimant: &'a Record,
     ) -> BoxFuture<'a, Result<Claim, BackendError>>;
 
-    /// Removes (or marks stopped) the instance's record: a clean stop.
+    /// Writes the instance's record in state `Stopped` (a clean stop), so
+    /// that observers take it as dead at once.
     fn withdraw<'a>(&'a self, record: &'a Record) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// Whether `epoch` is still the group's current epoch, read from the

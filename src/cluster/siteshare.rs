@@ -249,13 +249,11 @@ impl SiteShareBackend {
         }
     }
 
+    /// A clean stop writes the record it is given (state `Stopped`), which
+    /// observers take as dead at once; a removed file would count as dead
+    /// only after a whole lease of absence.
     fn withdraw_blocking(&self, record: &Record) -> Result<(), BackendError> {
-        check_name(&record.name)?;
-        let path = self.instance_file(record.group, &record.name);
-        if fsutil::remove_if_exists(&path).map_err(unavailable)? {
-            fsutil::sync_dir(&self.group_dir(record.group)).map_err(unavailable)?;
-        }
-        Ok(())
+        self.publish_blocking(record)
     }
 
     /// Runs `f` on a clone of the backend on the blocking pool.
@@ -561,7 +559,7 @@ mod tests {
     }
 
     #[test]
-    fn withdraw_removes_the_record() {
+    fn withdraw_leaves_the_stopped_record() {
         let d = tempfile::tempdir().unwrap();
         let b = SiteShareBackend::new(d.path());
         rt().block_on(async {
@@ -569,10 +567,16 @@ mod tests {
             let c = record("vmail2", 1, 1);
             b.publish(&a).await.unwrap();
             b.publish(&c).await.unwrap();
-            b.withdraw(&a).await.unwrap();
-            assert_eq!(b.observe(1).await.unwrap().records, vec![c.clone()]);
-            // Withdrawing twice (or what was never published) is fine.
-            b.withdraw(&a).await.unwrap();
+            let stopped = Record {
+                state: crate::cluster::RecordState::Stopped,
+                ..a.clone()
+            };
+            b.withdraw(&stopped).await.unwrap();
+            let mut seen = b.observe(1).await.unwrap().records;
+            seen.sort_by(|x, y| x.name.cmp(&y.name));
+            assert_eq!(seen, vec![stopped.clone(), c.clone()]);
+            // Withdrawing twice is fine.
+            b.withdraw(&stopped).await.unwrap();
         });
     }
 

@@ -261,7 +261,7 @@ impl Driver {
             self.standing.clone(),
         );
         loop {
-            self.step(&mut lease, lease_len).await;
+            self.step(&mut lease).await;
             let wake = Instant::from_std(lease.next_wakeup());
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
@@ -274,20 +274,20 @@ impl Driver {
                         if rec.group != cur.group || rec.order != cur.order || new_len != lease.config().lease {
                             info!(from_group = cur.group, to_group = rec.group, order = rec.order,
                                 "group membership changed: dropping the lease and joining again");
-                            self.finish(&mut lease, lease_len).await;
+                            self.finish(&mut lease).await;
                             rec.incarnation = incarnation.wrapping_add(1);
                             lease = Lease::new(LeaseConfig { me: rec, lease: new_len }, Instant::now().into_std());
                         }
                     }
                     Some(Control::Stop(done)) => {
                         watcher.abort();
-                        self.finish(&mut lease, lease_len).await;
+                        self.finish(&mut lease).await;
                         let _ = done.send(());
                         return;
                     }
                     None => {
                         watcher.abort();
-                        self.finish(&mut lease, lease_len).await;
+                        self.finish(&mut lease).await;
                         return;
                     }
                 },
@@ -296,14 +296,14 @@ impl Driver {
     }
 
     /// Stops the machine and runs its withdrawal.
-    async fn finish(&mut self, lease: &mut Lease, lease_len: Duration) {
+    async fn finish(&mut self, lease: &mut Lease) {
         lease.stop(Instant::now().into_std());
         self.fence.revoke();
-        self.step(lease, lease_len).await;
+        self.step(lease).await;
     }
 
     /// Runs every operation that is due, then acts on the events.
-    async fn step(&mut self, lease: &mut Lease, lease_len: Duration) {
+    async fn step(&mut self, lease: &mut Lease) {
         // Bounded: a machine asks for a handful of ops per period.
         for _ in 0..16 {
             let now = Instant::now().into_std();
@@ -311,17 +311,17 @@ impl Driver {
                 break;
             };
             let me = lease.config().me.clone();
-            let answer = self.run_op(op, &me, lease_len).await;
+            let answer = self.run_op(op, &me, lease.op_timeout()).await;
             lease.handle(Instant::now().into_std(), answer);
             self.after(lease);
         }
         self.after(lease);
     }
 
-    async fn run_op(&mut self, op: Op, me: &Record, lease_len: Duration) -> Answer {
+    async fn run_op(&mut self, op: Op, me: &Record, op_limit: Duration) -> Answer {
         // A hung store must not hold the machine past its lease: every
-        // operation gets a third of it.
-        let limit = lease_len / 3;
+        // operation gets the machine's bound (a sixth of the lease).
+        let limit = op_limit;
         let ms = limit.as_millis() as u64;
         let b = &*self.backend;
         macro_rules! timed {
