@@ -101,12 +101,16 @@ fn lowest_order_becomes_active_the_other_is_passive_and_redirects() {
     nodes[3].wait_role("passive", START);
     // A passive learns of the active one at its next look at the group.
     for (passive, active) in [(&nodes[1], "g1n1"), (&nodes[3], "g2n1")] {
-        wait_for(Duration::from_secs(5), "the passive knows the active", || {
-            passive
-                .status()
-                .filter(|s| s["cluster"]["active"]["name"] == active)
-                .map(|_| ())
-        });
+        wait_for(
+            Duration::from_secs(5),
+            "the passive knows the active",
+            || {
+                passive
+                    .status()
+                    .filter(|s| s["cluster"]["active"]["name"] == active)
+                    .map(|_| ())
+            },
+        );
     }
 
     // OPTIONS: 200 from the active, 503 from the passive (a proxy's probe).
@@ -465,11 +469,7 @@ fn reload_moves_an_instance_to_another_group_and_a_bad_file_is_rejected() {
             .filter(|s| s["group"] == 3 && s["cluster"]["role"] == "active")
             .map(|_| ())
     });
-    assert!(
-        b.log().contains("group membership changed"),
-        "{}",
-        b.log()
-    );
+    assert!(b.log().contains("group membership changed"), "{}", b.log());
     assert_eq!(a.role().as_deref(), Some("active"));
 
     // A broken file through the API: 422 with every error, nothing changes.
@@ -523,7 +523,10 @@ fn kamailio_in_front_sends_calls_to_the_active_across_a_failover() {
     run.assert_success("25 deposits through Kamailio before the kill");
     let dir = inbox(&site, "1001", DOMAIN);
     wait_for_files(&dir, ".wav", 25, Duration::from_secs(15));
-    assert!(calls_accepted(&b.log()).is_empty(), "the passive took a call");
+    assert!(
+        calls_accepted(&b.log()).is_empty(),
+        "the passive took a call"
+    );
 
     a.kill9();
     let took = kam.wait_states(&[ba], &[aa], Duration::from_secs(20));

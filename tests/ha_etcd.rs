@@ -189,9 +189,16 @@ fn publish_observe_withdraw_round_trip() {
     let view = rt.block_on(a.observe(1)).expect("observe");
     assert!(view.records.contains(&rb), "{view:?}");
 
-    rt.block_on(a.withdraw(&ra)).expect("withdraw a");
+    // A clean stop leaves the record in state Stopped (dead at once for
+    // every observer), without a lease.
+    let stopped = Record {
+        state: RecordState::Stopped,
+        ..ra.clone()
+    };
+    rt.block_on(a.withdraw(&stopped)).expect("withdraw a");
     let view = rt.block_on(b.observe(1)).expect("observe");
-    assert_eq!(names(&view), ["b"]);
+    assert_eq!(names(&view), ["a", "b"]);
+    assert!(view.records.contains(&stopped), "{view:?}");
     let view = rt.block_on(b.observe(10)).expect("observe group 10");
     assert_eq!(names(&view), ["c"]);
 }
@@ -471,7 +478,11 @@ fn vmail_fails_over_on_etcd_and_stops_serving_without_quorum() {
     b.wait_role("passive", Duration::from_secs(20));
     let status = a.status().expect("status");
     assert_eq!(status["cluster"]["backend"], "etcd", "{status}");
-    assert!(deposit_ok(&a), "deposit before the etcd faults\n{}", a.log());
+    assert!(
+        deposit_ok(&a),
+        "deposit before the etcd faults\n{}",
+        a.log()
+    );
 
     // The etcd leader dies: a new one is elected; vmail keeps its role.
     let leader = etcd.kill_leader();

@@ -166,9 +166,10 @@ async fn open_backend(role: &VmailRole) -> Result<Arc<dyn Backend>, RuntimeError
         Coordination::SiteShare => Ok(Arc::new(SiteShareBackend::new(&role.ext.siteshare))),
         #[cfg(feature = "etcd")]
         Coordination::Etcd { endpoints, prefix } => {
-            let b = crate::cluster::etcd::EtcdBackend::connect(endpoints, prefix, role.ext.lease_ms)
-                .await
-                .map_err(|e| RuntimeError::Coordination(e.to_string()))?;
+            let b =
+                crate::cluster::etcd::EtcdBackend::connect(endpoints, prefix, role.ext.lease_ms)
+                    .await
+                    .map_err(|e| RuntimeError::Coordination(e.to_string()))?;
             Ok(Arc::new(b))
         }
         #[cfg(not(feature = "etcd"))]
@@ -359,7 +360,10 @@ impl Driver {
                 }
             }
             None if self.failing => {
-                info!(backend = self.backend.kind(), "coordination store answers again");
+                info!(
+                    backend = self.backend.kind(),
+                    "coordination store answers again"
+                );
                 self.failing = false;
             }
             None => {}
@@ -416,7 +420,9 @@ impl Driver {
                     let _ = self.events.send(ClusterEvent::SteppedDown);
                 }
                 Event::ActiveChanged(rec) => match &rec {
-                    Some(r) => info!(active = %r.name, epoch = r.epoch, sip = %r.sip, "the group's active instance"),
+                    Some(r) => {
+                        info!(active = %r.name, epoch = r.epoch, sip = %r.sip, "the group's active instance")
+                    }
                     None => info!("the group has no live active instance"),
                 },
                 Event::BackendFailed(e) => debug!("lease: {e}"),

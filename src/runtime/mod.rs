@@ -440,7 +440,10 @@ async fn serve(
         let outcome = match config_path.as_deref() {
             None => {
                 warn!("reload: running on the embedded configuration, nothing to reload");
-                Err("vmail runs on the embedded configuration: there is no file to reload".to_string())
+                Err(
+                    "vmail runs on the embedded configuration: there is no file to reload"
+                        .to_string(),
+                )
             }
             Some(path) => match reload(&current, path) {
                 Ok(next) => {

@@ -161,7 +161,10 @@ impl Mwi {
         self.by_call_id.clear();
         self.txs.clear();
         if n > 0 {
-            info!(subscriptions = n, "no longer active: subscriptions left to the next active instance");
+            info!(
+                subscriptions = n,
+                "no longer active: subscriptions left to the next active instance"
+            );
         }
     }
 

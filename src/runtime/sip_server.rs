@@ -243,7 +243,10 @@ impl SipServer {
                 // cannot be stored here. Their recordings stay in tmp/ for
                 // the next active instance to recover.
                 if !self.calls.is_empty() {
-                    warn!(calls = self.calls.len(), "no longer active: hanging up the calls in progress");
+                    warn!(
+                        calls = self.calls.len(),
+                        "no longer active: hanging up the calls in progress"
+                    );
                 }
                 let ids: Vec<u64> = self.calls.keys().copied().collect();
                 for id in ids {

@@ -1115,10 +1115,8 @@ impl Vmail {
             let ok = match self.ready {
                 // 200: the instance is the active one of its group (a
                 // passive or starting one answers 503).
-                Ready::SipOptions => {
-                    sip_options_probe(self.sip_addr(), Duration::from_millis(200))
-                        .is_some_and(|line| line.starts_with("SIP/2.0 200"))
-                }
+                Ready::SipOptions => sip_options_probe(self.sip_addr(), Duration::from_millis(200))
+                    .is_some_and(|line| line.starts_with("SIP/2.0 200")),
                 Ready::HttpHealthz => {
                     http_get(self.http_addr(), "/healthz", Duration::from_millis(500))
                         .map(|(code, _)| code == 200)
@@ -1830,10 +1828,10 @@ pub struct Node {
 }
 
 impl Site {
-    /// `groups`: `(group, include_domains, instances)`; instance `k` (from
-    /// 1) of group `g` is named `g<g>n<k>` with order `k`. `tweak` changes
-    /// every instance's `ext` (ports, paths, tokens and `lease_ms` 3000
-    /// are set already).
+    /// `groups`: `(group, include_domains, instances)`; instance number
+    /// `k`, counted from 1, of group `g` is named `g<g>n<k>` with order `k`.
+    /// `tweak` changes every instance's `ext` (ports, paths, tokens and
+    /// `lease_ms` 3000 are set already).
     pub fn new(groups: &[(u32, &[&str], u32)], tweak: impl Fn(&mut Value)) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         let siteshare = tempfile::tempdir().expect("siteshare dir");
@@ -1983,7 +1981,9 @@ impl Node {
 
     /// Its role (`starting`, `passive`, `active`) per the API.
     pub fn role(&self) -> Option<String> {
-        self.status()?["cluster"]["role"].as_str().map(str::to_owned)
+        self.status()?["cluster"]["role"]
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// Waits until its role is `role`; panics with the log after `timeout`.
@@ -2130,7 +2130,6 @@ impl Drop for PjsuaMwi {
         let _ = self.child.wait();
     }
 }
-
 
 // ---------------------------------------------------------------------------
 // Kamailio in front of a vmail group (tests/kamailio/vmail-dispatcher.cfg)
