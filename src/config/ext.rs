@@ -772,7 +772,8 @@ mod tests {
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
-            "access_rate_burst": 0, "access_rate_per_minute": 120
+            "access_rate_burst": 0, "access_rate_per_minute": 120,
+            "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]}
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -787,7 +788,49 @@ mod tests {
             (0, 120)
         );
         assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (30, 7200));
-        assert_eq!(EXT_KEYS.len(), 34);
+        assert_eq!(
+            ext.coordination,
+            Coordination::Etcd {
+                endpoints: vec!["http://10.0.0.1:2379".into()],
+                prefix: "/vmail".into()
+            }
+        );
+        assert_eq!(EXT_KEYS.len(), 35);
+    }
+
+    #[test]
+    fn coordination_is_siteshare_or_etcd() {
+        assert_eq!(Ext::default().coordination, Coordination::SiteShare);
+        for ok in [json!("siteshare"), json!({"backend": "siteshare"})] {
+            let (ext, errs) = run(json!({ "coordination": ok }));
+            assert!(errs.is_empty(), "{errs:?}");
+            assert_eq!(ext.unwrap().coordination, Coordination::SiteShare);
+        }
+        let (ext, errs) = run(json!({"coordination": {"backend": "etcd",
+            "endpoints": ["http://a:2379", "http://b:2379"], "prefix": "/site1/"}}));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            ext.unwrap().coordination,
+            Coordination::Etcd {
+                endpoints: vec!["http://a:2379".into(), "http://b:2379".into()],
+                prefix: "/site1".into()
+            }
+        );
+        for bad in [
+            json!("etcd"),
+            json!(7),
+            json!({"backend": "zookeeper"}),
+            json!({"backend": "etcd"}),
+            json!({"backend": "etcd", "endpoints": []}),
+            json!({"backend": "etcd", "endpoints": ["a:2379"]}),
+            json!({"backend": "etcd", "endpoints": ["https://a:2379"]}),
+            json!({"backend": "etcd", "endpoints": ["http://a:2379"], "tls": true}),
+            json!({"backend": "siteshare", "endpoints": ["http://a:2379"]}),
+        ] {
+            let (_, errs) = run(json!({ "coordination": bad.clone() }));
+            assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+            assert!(errs[0].to_string().contains("coordination"), "{}", errs[0]);
+        }
     }
 
     #[test]
