@@ -947,6 +947,7 @@ fn openapi_describes_every_route() {
         ("delete", format!("{m}/{{user}}/greetings/{{kind}}")),
         ("get", "/api/v1/config".to_owned()),
         ("post", "/api/v1/config/validate".to_owned()),
+        ("post", "/api/v1/config/reload".to_owned()),
         ("get", "/api/v1/route/{domain}".to_owned()),
         ("get", "/api/v1/status".to_owned()),
         ("get", "/api/v1/openapi.json".to_owned()),

@@ -172,7 +172,7 @@ fn run_on_the_embedded_default_stops_cleanly_on_sigint() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(repo_root().join("prompts"), dir.path().join("prompts")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmail"))
+    let child = Command::new(env!("CARGO_BIN_EXE_vmail"))
         .arg("run")
         .current_dir(dir.path())
         .stdin(Stdio::null())
@@ -180,10 +180,27 @@ fn run_on_the_embedded_default_stops_cleanly_on_sigint() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Killed if the test fails, so that port 5060 is free again.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut guard = KillOnDrop(child);
+    let child = &mut guard.0;
     let addr = "127.0.0.1:5060".parse().unwrap();
-    let ready = wait_for(Duration::from_secs(15), "vmail answering OPTIONS", || {
-        sip_options_probe(addr, Duration::from_millis(300))
-    });
+    // 503 while it watches its group for a lease (3 s), then 200: the
+    // only instance of its group becomes the active one.
+    let ready = wait_for(
+        Duration::from_secs(15),
+        "vmail answering OPTIONS 200",
+        || {
+            sip_options_probe(addr, Duration::from_millis(300))
+                .filter(|l| l.starts_with("SIP/2.0 200"))
+        },
+    );
     assert!(ready.starts_with("SIP/2.0 200"), "{ready}");
     let mbx = dir
         .path()
@@ -192,7 +209,7 @@ fn run_on_the_embedded_default_stops_cleanly_on_sigint() {
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status();
-    let status = wait_child(&mut child, Duration::from_secs(15)).unwrap();
+    let status = wait_child(child, Duration::from_secs(15)).unwrap();
     assert!(status.success(), "{status}");
 }
 

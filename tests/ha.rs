@@ -418,8 +418,8 @@ fn a_clean_restart_keeps_messages_subscriptions_and_lockout() {
     let before = snapshot(&site.mailbox_dir("1001", DOMAIN).join("INBOX"));
     a.terminate(Duration::from_secs(20)).expect("stops");
     assert!(a.log().contains("vmail stopped"), "{}", a.log());
-    // The clean stop withdrew the lease: the restart is active at once
-    // (no lease of a dead incarnation to wait out).
+    // The clean stop marked the record stopped: the restart watches its
+    // group for one lease and takes the role (no old lease to wait out).
     a.restart();
     a.wait_role("active", Duration::from_secs(10));
     assert_eq!(

@@ -375,23 +375,22 @@ impl Driver {
     fn after(&mut self, lease: &mut Lease) {
         let now = Instant::now().into_std();
         let role = lease.role(now);
-        let (kind, epoch) = match &role {
+        let kind = match &role {
             LeaseRole::Active { epoch, valid_until } => {
                 self.fence.grant(*epoch, *valid_until);
-                (RoleKind::Active, *epoch)
+                RoleKind::Active
             }
-            LeaseRole::Passive { .. } => {
-                self.fence.revoke();
-                (RoleKind::Passive, self.fence.epoch())
-            }
-            LeaseRole::Starting => {
-                self.fence.revoke();
-                (RoleKind::Starting, self.fence.epoch())
-            }
-            LeaseRole::Stopped => {
-                self.fence.revoke();
-                (RoleKind::Stopped, self.fence.epoch())
-            }
+            LeaseRole::Passive { .. } => RoleKind::Passive,
+            LeaseRole::Starting => RoleKind::Starting,
+            LeaseRole::Stopped => RoleKind::Stopped,
+        };
+        if kind != RoleKind::Active {
+            self.fence.revoke();
+        }
+        // The epoch held while active, else the group's as last observed.
+        let epoch = match &role {
+            LeaseRole::Active { epoch, .. } => *epoch,
+            _ => lease.group_epoch(),
         };
         while let Some(ev) = lease.poll_event() {
             match ev {
