@@ -269,6 +269,25 @@ fn kill9_of_the_active_during_twenty_recordings_fails_over_and_recovers_them() {
     }
     assert!(files_with_suffix(&tmp, ".wav").is_empty());
 
+    // Another group's redirect now names the new active one first
+    // (order 2), then the instances by order.
+    let other = site.start("g2n1");
+    other.wait_role("active", START);
+    let want = format!("sip:1001@127.0.0.1:{}", b.spec.sip_port);
+    let contacts = wait_for(Duration::from_secs(10), "a 302 naming g1n2 first", || {
+        let run = Sipp::uac("expect_status.xml", other.sip_addr())
+            .mailbox("1001")
+            .set("expected", "302")
+            .run()?;
+        let resp = run.received("SIP/2.0 302").first()?.clone();
+        let contacts = header_values(&resp, "Contact").join(",");
+        contacts.starts_with(&format!("<{want}>")).then_some(contacts)
+    });
+    assert!(
+        contacts.contains(&format!("sip:1001@127.0.0.1:{}", a.spec.sip_port)),
+        "{contacts}"
+    );
+
     // The killed one comes back: passive (no pre-emption).
     a.restart();
     a.wait_role("passive", START);
