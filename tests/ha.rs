@@ -281,7 +281,9 @@ fn kill9_of_the_active_during_twenty_recordings_fails_over_and_recovers_them() {
             .run()?;
         let resp = run.received("SIP/2.0 302").first()?.clone();
         let contacts = header_values(&resp, "Contact").join(",");
-        contacts.starts_with(&format!("<{want}>")).then_some(contacts)
+        contacts
+            .starts_with(&format!("<{want}>"))
+            .then_some(contacts)
     });
     assert!(
         contacts.contains(&format!("sip:1001@127.0.0.1:{}", a.spec.sip_port)),
