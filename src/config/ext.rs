@@ -132,6 +132,8 @@ pub struct Ext {
     /// A SIP/TCP message must arrive whole within this long of its first
     /// byte, or the connection is closed, seconds.
     pub tcp_message_seconds: u32,
+    /// A web inbox session unused for this long ends, minutes.
+    pub web_session_minutes: u32,
 }
 
 impl Default for Ext {
@@ -172,6 +174,7 @@ impl Default for Ext {
             tcp_max_connections_per_address: 64,
             tcp_idle_seconds: 300,
             tcp_message_seconds: 10,
+            web_session_minutes: 30,
         }
     }
 }
@@ -301,6 +304,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "tcp_max_connections_per_address",
     "tcp_idle_seconds",
     "tcp_message_seconds",
+    "web_session_minutes",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -519,6 +523,7 @@ fn set_key(
         }
         "tcp_idle_seconds" => ext.tcp_idle_seconds = u32_in(v, 1, 86_400)?,
         "tcp_message_seconds" => ext.tcp_message_seconds = u32_in(v, 1, 3600)?,
+        "web_session_minutes" => ext.web_session_minutes = u32_in(v, 1, 1440)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
