@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use tower::ServiceExt as _;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -41,7 +42,14 @@ pub async fn run(listener: TcpListener, app: Router, mut shutdown: watch::Receiv
             tracing::debug!(%peer, "HTTP connection closed: {MAX_CONNECTIONS} already open");
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The client's address, for the handlers that limit per source.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let _slot = slot;

@@ -193,3 +193,26 @@ pub(crate) async fn pooled_login(
         }
     }
 }
+
+/// Runs `f` (a PIN change: one argon2 hash) on a blocking thread in a turn
+/// of the hashing pool, waiting however long the queue is (a logged-in
+/// subscriber's change, which nobody can multiply). `None` if the task
+/// failed.
+pub(crate) async fn pooled<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let pool = &shared.logins.pool;
+    let permit: PinPermit = match pool.enter_unbounded() {
+        Entry::Ready(p) => p,
+        Entry::Queued(q) => q.turn().await?,
+        Entry::Full => return None,
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|e| warn!("PIN task panicked: {e}"))
+    .ok()
+}
