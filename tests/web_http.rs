@@ -33,12 +33,20 @@ fn vmail_with(tweak: impl FnOnce(&mut Value) + 'static) -> Vmail {
     let b = Browser::new(v.http_addr().to_string());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while b.get("/login").status().as_u16() != 200 {
-        assert!(std::time::Instant::now() < deadline, "never active\n{}", v.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never active\n{}",
+            v.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let id = mb("1002");
     while store(&v).mailbox(&id).ok().flatten().is_none() {
-        assert!(std::time::Instant::now() < deadline, "no demo mailboxes\n{}", v.log());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no demo mailboxes\n{}",
+            v.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     v
@@ -216,7 +224,10 @@ fn header(r: &Response, name: &str) -> String {
 fn answer(r: Response, typed: &str) -> (u16, String) {
     let status = r.status().as_u16();
     let page = r.text().expect("page");
-    (status, page.replace(&format!("value=\"{typed}\""), "value=\"\""))
+    (
+        status,
+        page.replace(&format!("value=\"{typed}\""), "value=\"\""),
+    )
 }
 
 fn wav(ms: u32) -> Vec<u8> {
@@ -246,7 +257,9 @@ fn login_answers_alike_for_wrong_pins_unknown_mailboxes_and_bad_addresses() {
     assert_eq!(page.status().as_u16(), 200);
     let cookie = header(&page, "set-cookie");
     assert!(
-        cookie.starts_with("vmail_csrf=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.starts_with("vmail_csrf=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
     let page = page.text().unwrap();
@@ -274,7 +287,10 @@ fn login_answers_alike_for_wrong_pins_unknown_mailboxes_and_bad_addresses() {
     let (s3, p3) = answer(b.login("not an address", "9999"), "not an address");
     let (s4, p4) = answer(b.login("1001@other.example", PIN), "1001@other.example");
     assert_eq!((s1, s2, s3, s4), (401, 401, 401, 401));
-    assert!(p1.contains("<p id=\"login-error\" class=\"error\" role=\"alert\">"), "{p1}");
+    assert!(
+        p1.contains("<p id=\"login-error\" class=\"error\" role=\"alert\">"),
+        "{p1}"
+    );
     assert_eq!(p1, p2, "wrong PIN and unknown mailbox answer alike");
     assert_eq!(p1, p3, "a bad address answers alike");
     assert_eq!(p1, p4, "a domain of no group here answers alike");
@@ -289,7 +305,9 @@ fn login_answers_alike_for_wrong_pins_unknown_mailboxes_and_bad_addresses() {
     let cookie = header(&r, "set-cookie");
     assert!(cookie.starts_with("vmail_session="), "{cookie}");
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/"),
         "{cookie}"
     );
     assert!(!cookie.contains("Secure"), "no TLS here: {cookie}");
@@ -362,7 +380,10 @@ fn messages_play_change_and_stay_in_their_mailbox() {
         "{page}"
     );
     assert!(page.contains(&format!("src=\"/messages/{msg}/audio\"")));
-    assert!(page.contains("Caller &lt;b&gt; &lt;5551234&gt;"), "escaped caller: {page}");
+    assert!(
+        page.contains("Caller &lt;b&gt; &lt;5551234&gt;"),
+        "escaped caller: {page}"
+    );
     assert!(page.contains("<span class=\"duration\" aria-label=\"Length\">0:02</span>"));
     assert!(!page.contains(&foreign));
     let csrf = field_value(&page, "name=\"csrf\" value=\"").unwrap();
@@ -374,14 +395,21 @@ fn messages_play_change_and_stay_in_their_mailbox() {
     assert_eq!(r.bytes().unwrap().len(), 44 + 2000 * 16);
     let r = b.get_range(&format!("/messages/{msg}/audio"), "bytes=0-99");
     assert_eq!(r.status().as_u16(), 206);
-    assert_eq!(header(&r, "content-range"), format!("bytes 0-99/{}", 44 + 2000 * 16));
+    assert_eq!(
+        header(&r, "content-range"),
+        format!("bytes 0-99/{}", 44 + 2000 * 16)
+    );
     assert_eq!(&r.bytes().unwrap()[..4], b"RIFF");
     let r = b.get(&format!("/messages/{msg}/audio?download=1"));
     assert!(header(&r, "content-disposition").starts_with("attachment"));
 
     // Another mailbox's id, an unknown id, a malformed one: 404, never 403.
     for id in [foreign.as_str(), "20260101T000000Z-nosuch", "..%2F..%2Fetc"] {
-        assert_eq!(b.get(&format!("/messages/{id}/audio")).status().as_u16(), 404, "{id}");
+        assert_eq!(
+            b.get(&format!("/messages/{id}/audio")).status().as_u16(),
+            404,
+            "{id}"
+        );
         let r = b.post(&format!("/messages/{id}/delete"), &[("csrf", &csrf)]);
         assert_eq!(r.status().as_u16(), 404, "{id}");
         let r = b.post(&format!("/messages/{id}/heard"), &[("csrf", &csrf)]);
@@ -435,7 +463,10 @@ fn messages_play_change_and_stay_in_their_mailbox() {
         &[("csrf", &csrf), ("to", "4711"), ("from", "INBOX")],
     );
     assert_eq!(location(&r), "/inbox?folder=INBOX&note=forward-failed");
-    let page = b.get("/inbox?folder=INBOX&note=forward-failed").text().unwrap();
+    let page = b
+        .get("/inbox?folder=INBOX&note=forward-failed")
+        .text()
+        .unwrap();
     assert!(page.contains("role=\"alert\""));
 
     // Delete.
@@ -456,44 +487,75 @@ fn greetings_and_the_pin_change() {
     let page = b.get("/greetings").text().unwrap();
     assert!(page.contains("<html lang=\"ru\">"), "ext.language: {page}");
     for kind in ["unavail", "busy", "temp", "name"] {
-        assert!(page.contains(&format!("<section id=\"greeting-{kind}\"")), "{kind}");
+        assert!(
+            page.contains(&format!("<section id=\"greeting-{kind}\"")),
+            "{kind}"
+        );
         assert!(page.contains(&format!("data-kind=\"{kind}\"")), "{kind}");
     }
     let csrf = field_value(&page, "name=\"csrf\" value=\"").unwrap();
     // Without the token: 403 and nothing stored.
     let r = b.post_multipart("/greetings/unavail", "", &wav(500));
     assert_eq!(r.status().as_u16(), 403);
-    assert!(st.greeting_path(&mb("1001"), GreetingKind::Unavailable).unwrap().is_none());
+    assert!(st
+        .greeting_path(&mb("1001"), GreetingKind::Unavailable)
+        .unwrap()
+        .is_none());
     // Not audio: refused with a note.
     let r = b.post_multipart("/greetings/unavail", &csrf, b"not audio at all");
     assert_eq!(location(&r), "/greetings?note=greeting-failed");
     // A 16 kHz WAV: stored as the store's 8 kHz WAV, playable.
     let r = b.post_multipart("/greetings/unavail", &csrf, &wav(500));
     assert_eq!(location(&r), "/greetings?note=greeting-saved");
-    assert!(st.greeting_path(&mb("1001"), GreetingKind::Unavailable).unwrap().is_some());
+    assert!(st
+        .greeting_path(&mb("1001"), GreetingKind::Unavailable)
+        .unwrap()
+        .is_some());
     let r = b.get_range("/greetings/unavail/audio", "bytes=0-3");
     assert_eq!(r.status().as_u16(), 206);
     let page = b.get("/greetings").text().unwrap();
     assert!(page.contains("src=\"/greetings/unavail/audio\""));
     let r = b.post("/greetings/unavail/delete", &[("csrf", &csrf)]);
     assert_eq!(location(&r), "/greetings?note=greeting-deleted");
-    assert!(st.greeting_path(&mb("1001"), GreetingKind::Unavailable).unwrap().is_none());
+    assert!(st
+        .greeting_path(&mb("1001"), GreetingKind::Unavailable)
+        .unwrap()
+        .is_none());
     assert_eq!(b.get("/greetings/nosuch/audio").status().as_u16(), 404);
 
     // The PIN: mismatch and the phone's rule refuse with 400.
-    let r = b.post("/pin", &[("csrf", &csrf), ("pin", "2468"), ("pin2", "2469")]);
+    let r = b.post(
+        "/pin",
+        &[("csrf", &csrf), ("pin", "2468"), ("pin2", "2469")],
+    );
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().unwrap().contains("id=\"pin-error\""));
-    let r = b.post("/pin", &[("csrf", &csrf), ("pin", "1234"), ("pin2", "1234")]);
+    let r = b.post(
+        "/pin",
+        &[("csrf", &csrf), ("pin", "1234"), ("pin2", "1234")],
+    );
     assert_eq!(r.status().as_u16(), 400);
     let r = b.post("/pin", &[("pin", "2468"), ("pin2", "2468")]);
     assert_eq!(r.status().as_u16(), 403);
-    let r = b.post("/pin", &[("csrf", &csrf), ("pin", "2468"), ("pin2", "2468")]);
+    let r = b.post(
+        "/pin",
+        &[("csrf", &csrf), ("pin", "2468"), ("pin2", "2468")],
+    );
     assert_eq!(location(&r), "/settings?note=pin-changed");
-    assert!(b.get("/settings?note=pin-changed").text().unwrap().contains("id=\"pin-changed\""));
+    assert!(b
+        .get("/settings?note=pin-changed")
+        .text()
+        .unwrap()
+        .contains("id=\"pin-changed\""));
     assert_eq!(st.check_pin(&mb("1001"), "2468").unwrap(), Some(true));
     let fresh = Browser::new(v.http_addr().to_string());
-    assert_eq!(fresh.login(&format!("1001@{DOMAIN}"), "2468").status().as_u16(), 303);
+    assert_eq!(
+        fresh
+            .login(&format!("1001@{DOMAIN}"), "2468")
+            .status()
+            .as_u16(),
+        303
+    );
 }
 
 #[test]

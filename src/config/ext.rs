@@ -778,7 +778,8 @@ mod tests {
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
             "access_rate_burst": 0, "access_rate_per_minute": 120,
-            "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]}
+            "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]},
+            "web_session_minutes": 15
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -800,7 +801,8 @@ mod tests {
                 prefix: "/vmail".into()
             }
         );
-        assert_eq!(EXT_KEYS.len(), 35);
+        assert_eq!(ext.web_session_minutes, 15);
+        assert_eq!(EXT_KEYS.len(), 36);
     }
 
     #[test]
@@ -862,6 +864,22 @@ mod tests {
             json!({"tcp_max_connections_per_address": 0}),
             json!({"tcp_idle_seconds": 0}),
             json!({"tcp_message_seconds": 3601}),
+        ] {
+            let (ext, errs) = run(bad.clone());
+            assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn web_sessions_expire_after_a_bounded_idle_time() {
+        assert_eq!(Ext::default().web_session_minutes, 30);
+        let (ext, errs) = run(json!({"web_session_minutes": 1440}));
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(ext.unwrap().web_session_minutes, 1440);
+        for bad in [
+            json!({"web_session_minutes": 0}),
+            json!({"web_session_minutes": 1441}),
+            json!({"web_session_minutes": "30"}),
         ] {
             let (ext, errs) = run(bad.clone());
             assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");

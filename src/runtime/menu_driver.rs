@@ -23,7 +23,7 @@ use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
-use super::pin_login::{self, LoggedIn, Lockout, PinLogin};
+use super::pin_login::{self, Lockout, LoggedIn, PinLogin};
 use super::pin_pool::{self, PinPermit, PinPool};
 
 /// Everything a menu call's driver needs.

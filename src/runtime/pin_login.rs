@@ -70,18 +70,15 @@ pub(crate) fn verify_pin(
         Ok(a) => a,
         // No such mailbox: the same decision on the table of unknown
         // numbers, so the lock does not tell which mailboxes exist.
-        Err(e) if e.is_not_found() => match store.reserve_unknown_login_attempt(
-            &id,
-            now,
-            lockout.failures,
-            lockout.seconds,
-        ) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!("login state of {id}: {e}");
-                return PinLogin::Failed;
+        Err(e) if e.is_not_found() => {
+            match store.reserve_unknown_login_attempt(&id, now, lockout.failures, lockout.seconds) {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!("login state of {id}: {e}");
+                    return PinLogin::Failed;
+                }
             }
-        },
+        }
         Err(e) => {
             warn!("login state of {id}: {e}");
             return PinLogin::Failed;
@@ -168,7 +165,10 @@ pub(crate) async fn pooled_login(
             return PoolLogin::Busy;
         }
         Entry::Queued(q) => {
-            debug!(waiting = pool.waiting(), "PIN check waits for a hashing turn");
+            debug!(
+                waiting = pool.waiting(),
+                "PIN check waits for a hashing turn"
+            );
             match q.turn().await {
                 Some(p) => p,
                 None => return PoolLogin::Busy,

@@ -138,11 +138,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    let cache = if is_static {
-        "no-cache"
-    } else {
-        "no-store"
-    };
+    let cache = if is_static { "no-cache" } else { "no-store" };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     resp
 }
@@ -253,7 +249,10 @@ fn passive_page(shared: &Shared) -> Option<Response> {
         },
     );
     let secs = e.retry_after.unwrap_or(1);
-    Some(retry_after(html(StatusCode::SERVICE_UNAVAILABLE, page), secs))
+    Some(retry_after(
+        html(StatusCode::SERVICE_UNAVAILABLE, page),
+        secs,
+    ))
 }
 
 fn csrf_refused(lang: Lang) -> Response {
@@ -261,7 +260,13 @@ fn csrf_refused(lang: Lang) -> Response {
     tracing::info!("web request refused: no valid CSRF token");
     html(
         StatusCode::FORBIDDEN,
-        pages::message(lang, "csrf-error", t.csrf_error, None, ("/login", t.to_login)),
+        pages::message(
+            lang,
+            "csrf-error",
+            t.csrf_error,
+            None,
+            ("/login", t.to_login),
+        ),
     )
 }
 
@@ -280,7 +285,13 @@ fn failure(lang: Lang, e: ApiError) -> Response {
         StatusCode::NOT_FOUND => not_found(lang),
         StatusCode::SERVICE_UNAVAILABLE => {
             let secs = e.retry_after.unwrap_or(1);
-            let page = pages::message(lang, "passive", t.passive, Some(&e.detail), ("/", t.to_login));
+            let page = pages::message(
+                lang,
+                "passive",
+                t.passive,
+                Some(&e.detail),
+                ("/", t.to_login),
+            );
             retry_after(html(StatusCode::SERVICE_UNAVAILABLE, page), secs)
         }
         s => {
@@ -376,7 +387,7 @@ impl Web {
         };
         let store = shared.store.clone();
         let id = session.mailbox.clone();
-        let settings = api::blocking(move || Ok(store.mailbox(&id).map_err(ApiError::from)?)).await;
+        let settings = api::blocking(move || store.mailbox(&id).map_err(ApiError::from)).await;
         let settings = match settings {
             Ok(Some(m)) => m.settings,
             Ok(None) => {
@@ -386,10 +397,7 @@ impl Web {
             }
             Err(e) => return Err(NoCtx::Answer(failure(lang, e))),
         };
-        let lang = settings
-            .language
-            .as_deref()
-            .map_or(lang, Lang::of);
+        let lang = settings.language.as_deref().map_or(lang, Lang::of);
         let offset = settings
             .timezone
             .as_deref()
@@ -492,8 +500,8 @@ fn login_form(
 async fn login_page(State(web): State<Web>, req: Request) -> Response {
     let headers = req.headers();
     match web.ctx(headers).await {
-        Ok(_) => return see_other("/inbox"),
-        Err(NoCtx::Answer(r)) => return r,
+        Ok(_) => see_other("/inbox"),
+        Err(NoCtx::Answer(r)) => r,
         Err(NoCtx::Login(lang)) => {
             let tls = over_tls(req.uri());
             login_form(&web, headers, tls, lang, StatusCode::OK, "", false)
@@ -525,9 +533,10 @@ async fn login(
     }
     let lang = site_lang(&shared);
     let tls = over_tls(&uri);
-    let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| {
-        a.ip()
-    });
+    let ip = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(a))| a.ip(),
+    );
     let Ok(Form(form)) = form else {
         return csrf_refused(lang);
     };
@@ -537,9 +546,7 @@ async fn login(
         return csrf_refused(lang);
     }
     let address = form.mailbox.trim().to_owned();
-    let refuse = |status: StatusCode| {
-        login_form(&web, &headers, tls, lang, status, &address, true)
-    };
+    let refuse = |status: StatusCode| login_form(&web, &headers, tls, lang, status, &address, true);
     if let Err(secs) = shared.access_call(ip) {
         return retry_after(refuse(StatusCode::TOO_MANY_REQUESTS), secs.max(1));
     }
@@ -567,7 +574,10 @@ async fn login(
             let sid = web
                 .sessions
                 .create(li.mailbox, Instant::now(), Web::idle(&shared));
-            with_cookie(see_other("/inbox"), &cookie(SESSION_COOKIE, &sid, tls, false))
+            with_cookie(
+                see_other("/inbox"),
+                &cookie(SESSION_COOKIE, &sid, tls, false),
+            )
         }
         PoolLogin::Busy => {
             tokio::time::sleep_until(start + LOGIN_FAILURE_TIME).await;
@@ -665,7 +675,10 @@ async fn inbox(
         Err(n) => return n.page(),
     };
     let (folder, note) = match q.ok() {
-        Some(Query(q)) => (folder_of(q.folder.as_deref()).unwrap_or(Folder::Inbox), q.note),
+        Some(Query(q)) => (
+            folder_of(q.folder.as_deref()).unwrap_or(Folder::Inbox),
+            q.note,
+        ),
         None => (Folder::Inbox, None),
     };
     let listed = ctx
@@ -747,7 +760,9 @@ async fn message_audio(
         Ok(r) => r,
         Err(e) => return failure(ctx.lang, e),
     };
-    let download = q.ok().is_some_and(|Query(q)| q.download.as_deref() == Some("1"));
+    let download = q
+        .ok()
+        .is_some_and(|Query(q)| q.download.as_deref() == Some("1"));
     if download && resp.status().is_success() {
         // The id is letters, digits, `.`, `_` and `-` only.
         let v = format!("attachment; filename=\"voicemail-{msg}.wav\"");
@@ -847,9 +862,11 @@ async fn change_message(
             // Heard goes to Old, like the phone; unheard back to INBOX.
             let heard = form.as_ref().and_then(|f| f.heard.as_deref()) != Some("false");
             let folder = if heard { Folder::Old } else { Folder::Inbox };
-            ctx.run(move |s, id| ops::update_message(s, id, &m, Some(heard), Some(folder)).map(drop))
-                .await
-                .map(|()| "heard")
+            ctx.run(move |s, id| {
+                ops::update_message(s, id, &m, Some(heard), Some(folder)).map(drop)
+            })
+            .await
+            .map(|()| "heard")
         }
         MessageChange::Move => {
             let Some(folder) = folder_of(form.as_ref().and_then(|f| f.folder.as_deref())) else {
@@ -875,8 +892,9 @@ async fn change_message(
             // A user of the same domain; an address with `@` names that
             // domain's user too, nothing else.
             let user = match to.rsplit_once('@') {
-                Some((u, d)) if MailboxId::new(u, d).ok().as_ref().map(MailboxId::domain)
-                    == Some(ctx.session.mailbox.domain()) =>
+                Some((u, d))
+                    if MailboxId::new(u, d).ok().as_ref().map(MailboxId::domain)
+                        == Some(ctx.session.mailbox.domain()) =>
                 {
                     u
                 }
@@ -927,7 +945,9 @@ pub(crate) fn kind_name(k: GreetingKind) -> &'static str {
 }
 
 fn kind_of(name: &str) -> Option<GreetingKind> {
-    GreetingKind::ALL.into_iter().find(|k| kind_name(*k) == name)
+    GreetingKind::ALL
+        .into_iter()
+        .find(|k| kind_name(*k) == name)
 }
 
 #[derive(Deserialize)]
@@ -1156,7 +1176,10 @@ async fn set_pin(
             mailbox: &mailbox,
             csrf,
         };
-        html(StatusCode::BAD_REQUEST, pages::settings(ctx.lang, &who, note))
+        html(
+            StatusCode::BAD_REQUEST,
+            pages::settings(ctx.lang, &who, note),
+        )
     };
     if pin != pin2 {
         return refused(PinNote::Mismatch);
@@ -1205,7 +1228,10 @@ mod tests {
     #[test]
     fn callers_show_name_and_number() {
         assert_eq!(caller(&meta("sip:1002@x.ru", None), "?"), "1002");
-        assert_eq!(caller(&meta("sip:1002@x.ru", Some("Ann")), "?"), "Ann <1002>");
+        assert_eq!(
+            caller(&meta("sip:1002@x.ru", Some("Ann")), "?"),
+            "Ann <1002>"
+        );
         assert_eq!(caller(&meta("", None), "?"), "?");
         assert_eq!(caller(&meta("tel:+7495;x=1", Some("+7495")), "?"), "+7495");
     }
@@ -1220,7 +1246,10 @@ mod tests {
     #[test]
     fn cookies_are_read_and_written_strictly() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; vmail_session=abc ; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; vmail_session=abc ; b=2"),
+        );
         assert_eq!(cookie_value(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie_value(&h, CSRF_COOKIE), None);
         let c = cookie(SESSION_COOKIE, "abc", false, false);
@@ -1230,7 +1259,10 @@ mod tests {
 
     #[test]
     fn back_links_name_only_known_folders() {
-        assert_eq!(back_to(Some("Old"), "moved"), "/inbox?folder=Old&note=moved");
+        assert_eq!(
+            back_to(Some("Old"), "moved"),
+            "/inbox?folder=Old&note=moved"
+        );
         assert_eq!(
             back_to(Some("/evil"), "moved"),
             "/inbox?folder=INBOX&note=moved"

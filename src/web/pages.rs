@@ -336,7 +336,13 @@ pub fn settings(lang: Lang, who: &Who<'_>, pin_note: PinNote) -> Markup {
 }
 
 /// A page that only says something: `id` names its paragraph.
-pub fn message(lang: Lang, id: &str, text: &str, extra: Option<&str>, link: (&str, &str)) -> Markup {
+pub fn message(
+    lang: Lang,
+    id: &str,
+    text: &str,
+    extra: Option<&str>,
+    link: (&str, &str),
+) -> Markup {
     let t = lang.t();
     layout(
         lang,
@@ -389,7 +395,15 @@ mod tests {
             received_local: "2026-01-01 03:00".into(),
             duration_ms: 4200,
         }];
-        let page = inbox(Lang::Ru, &who, Folder::Inbox, (1, 0), &rows, Some("deleted")).into_string();
+        let page = inbox(
+            Lang::Ru,
+            &who,
+            Folder::Inbox,
+            (1, 0),
+            &rows,
+            Some("deleted"),
+        )
+        .into_string();
         // Log out, heard, move, delete, forward.
         assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 5);
         assert!(page.contains("class=\"message urgent unheard\""));

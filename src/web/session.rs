@@ -191,7 +191,9 @@ mod tests {
             .map(|i| s.create(mb("1001"), t0 + Duration::from_secs(i), idle))
             .collect();
         // The first is used again: the second is now the oldest.
-        assert!(s.touch(&ids[0], t0 + Duration::from_secs(10), idle).is_some());
+        assert!(s
+            .touch(&ids[0], t0 + Duration::from_secs(10), idle)
+            .is_some());
         let d = s.create(mb("1002"), t0 + Duration::from_secs(11), idle);
         assert_eq!(s.len(), 3);
         let now = t0 + Duration::from_secs(12);
