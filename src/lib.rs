@@ -22,3 +22,4 @@ pub mod runtime;
 pub mod sdp;
 pub mod sip;
 pub mod store;
+pub mod web;

@@ -1,6 +1,7 @@
 //! The HTTP management API (axum) on the instance's `iface:http_port`:
 //! `/api/v1/...` (Bearer token, JSON), `/healthz`, `/readyz`, `/metrics`
-//! (open), and the OpenAPI description at `/api/v1/openapi.json`.
+//! (open), and the OpenAPI description at `/api/v1/openapi.json`; the
+//! subscribers' web inbox ([`crate::web`]) is merged into the same router.
 //!
 //! Handlers validate names first (`MailboxId`, message ids, greeting
 //! kinds) and run store work on blocking threads through
@@ -12,7 +13,7 @@ mod extract;
 mod greetings;
 mod health;
 mod mailboxes;
-mod messages;
+pub(crate) mod messages;
 mod server;
 mod site;
 
@@ -152,30 +153,37 @@ pub(crate) fn mailbox_id(shared: &Shared, domain: &str, user: &str) -> Result<Ma
 /// names the active instance when it is known).
 pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
     match shared.routing.owner(domain) {
-        Some(o) if o.group() == shared.role.group => {
-            if shared.cluster.is_active() {
-                return Ok(());
-            }
-            let detail = match shared.cluster.standing().active {
-                Some(a) => format!(
-                    "this instance is passive; the active instance of group {} is {} at http://{}",
-                    shared.role.group, a.name, a.http
-                ),
-                None => format!(
-                    "this instance is passive and group {} has no active instance right now",
-                    shared.role.group
-                ),
-            };
-            Err(
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
-                    .retry_after(shared.cluster.retry_after()),
-            )
-        }
+        Some(o) if o.group() == shared.role.group => match not_active(shared) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        },
         _ => Err(ApiError::not_found(
             "domain_not_served",
             format!("domain {domain} is not served by this instance's group"),
         )),
     }
+}
+
+/// `None` while this instance is the active one of its group; else the
+/// 503 answer, naming the active instance when it is known.
+pub(crate) fn not_active(shared: &Shared) -> Option<ApiError> {
+    if shared.cluster.is_active() {
+        return None;
+    }
+    let detail = match shared.cluster.standing().active {
+        Some(a) => format!(
+            "this instance is passive; the active instance of group {} is {} at http://{}",
+            shared.role.group, a.name, a.http
+        ),
+        None => format!(
+            "this instance is passive and group {} has no active instance right now",
+            shared.role.group
+        ),
+    };
+    Some(
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
+            .retry_after(shared.cluster.retry_after()),
+    )
 }
 
 /// The OpenAPI description's frame: title, version, the Bearer scheme.
@@ -260,6 +268,8 @@ pub(crate) fn router(
         .fallback(no_route)
         .route_layer(middleware::from_fn(remember_route))
         .layer(middleware::from_fn(json_errors))
+        // The web inbox answers HTML, so it joins after the JSON errors.
+        .merge(crate::web::router(state.clone()).route_layer(middleware::from_fn(remember_route)))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_GREETING_BYTES))
         .with_state(state);

@@ -12,6 +12,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use tower::ServiceExt as _;
 
 /// Most HTTP connections open at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -41,7 +42,14 @@ pub async fn run(listener: TcpListener, app: Router, mut shutdown: watch::Receiv
             tracing::debug!(%peer, "HTTP connection closed: {MAX_CONNECTIONS} already open");
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The client's address, for the handlers that limit per source.
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut stop = shutdown.clone();
         conns.spawn(async move {
             let _slot = slot;

@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -16,7 +15,7 @@ use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreRepl
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
-use crate::store::{Folder, FsStore, LoginAttempt, MailboxId, StoreError};
+use crate::store::{Folder, FsStore, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::media_clock::MediaTick;
@@ -24,6 +23,7 @@ use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+use super::pin_login::{self, Lockout, LoggedIn, PinLogin};
 use super::pin_pool::{self, PinPermit, PinPool};
 
 /// Everything a menu call's driver needs.
@@ -283,12 +283,6 @@ async fn run_op(
     }
 }
 
-struct LoggedIn {
-    mailbox: MailboxId,
-    language: Option<String>,
-    utc_offset: Option<time::UtcOffset>,
-}
-
 fn blocking_op(
     op: StoreOp,
     store: &FsStore,
@@ -460,97 +454,24 @@ impl Turn<'_> {
     }
 }
 
-/// PIN login with the persistent lockout; the same work and answer whether
-/// the mailbox exists or not. The attempt is reserved (counted as a
-/// failure) before the PIN is hashed, in one atomic step per mailbox
-/// (`FsStore::reserve_login_attempt`, or `reserve_unknown_login_attempt`
-/// for a number that does not exist), and only a good PIN clears it: parallel
-/// calls get `lockout_failures` checks in all, and once the lock is written
-/// a good PIN is refused too. A refused attempt costs no hash in either
-/// case.
+/// The phone's PIN login: [`pin_login::verify_pin`] with the call's
+/// domain and lockout, its answer as the menu's reply.
 fn verify_pin(
     store: &FsStore,
     s: &Session,
     user: &str,
     pin: &str,
 ) -> (StoreReply, Option<LoggedIn>) {
-    let now = SystemTime::now();
-    let Ok(id) = MailboxId::new(user, &s.domain) else {
-        warn!(peer = %s.peer, "PIN login failed: invalid mailbox number");
-        return (StoreReply::Pin(PinReply::NoSuchMailbox), None);
+    let lockout = Lockout {
+        failures: s.lockout_failures,
+        seconds: s.lockout_seconds,
     };
-    let attempt = match store.reserve_login_attempt(&id, now, s.lockout_failures, s.lockout_seconds)
-    {
-        Ok(a) => a,
-        // No such mailbox: the same decision on the table of unknown
-        // numbers, so the lock does not tell which mailboxes exist.
-        Err(e) if e.is_not_found() => match store.reserve_unknown_login_attempt(
-            &id,
-            now,
-            s.lockout_failures,
-            s.lockout_seconds,
-        ) {
-            Ok(a) => a,
-            Err(e) => {
-                warn!("login state of {id}: {e}");
-                return (StoreReply::Failed, None);
-            }
-        },
-        Err(e) => {
-            warn!("login state of {id}: {e}");
-            return (StoreReply::Failed, None);
-        }
-    };
-    if let LoginAttempt::Locked { until } = attempt {
-        warn!(mailbox = %id, peer = %s.peer, "PIN login refused: mailbox locked");
-        return (StoreReply::Pin(PinReply::Locked { until }), None);
-    }
-    match store.check_pin(&id, pin) {
-        Ok(Some(true)) => {
-            if let Err(e) = store.record_login_success(&id) {
-                warn!("clearing login failures of {id}: {e}");
-            }
-            let settings = store.mailbox(&id).ok().flatten().map(|m| m.settings);
-            let language = settings.as_ref().and_then(|st| st.language.clone());
-            let utc_offset = settings
-                .as_ref()
-                .and_then(|st| st.timezone.as_deref())
-                .and_then(crate::config::parse_timezone);
-            info!(mailbox = %id, peer = %s.peer, "PIN login");
-            (
-                StoreReply::Pin(PinReply::Ok),
-                Some(LoggedIn {
-                    mailbox: id,
-                    language,
-                    utc_offset,
-                }),
-            )
-        }
-        Ok(Some(false)) => {
-            warn!(mailbox = %id, peer = %s.peer, "PIN login failed: wrong PIN");
-            locked_now(&id, attempt, s);
-            (StoreReply::Pin(PinReply::Wrong), None)
-        }
-        Ok(None) => {
-            warn!(mailbox = %id, peer = %s.peer, "PIN login failed: no such mailbox");
-            locked_now(&id, attempt, s);
-            (StoreReply::Pin(PinReply::NoSuchMailbox), None)
-        }
-        Err(e) => {
-            warn!("PIN check of {id}: {e}");
-            (StoreReply::Failed, None)
-        }
-    }
-}
-
-/// Logs the lock a failed last attempt leaves in place.
-fn locked_now(id: &MailboxId, attempt: LoginAttempt, s: &Session) {
-    if attempt == LoginAttempt::Last {
-        warn!(
-            mailbox = %id,
-            lockout_seconds = s.lockout_seconds,
-            "mailbox locked after failed PIN logins"
-        );
+    match pin_login::verify_pin(store, &s.domain, user, pin, lockout, &s.peer) {
+        PinLogin::Ok(logged_in) => (StoreReply::Pin(PinReply::Ok), Some(logged_in)),
+        PinLogin::Wrong => (StoreReply::Pin(PinReply::Wrong), None),
+        PinLogin::NoSuchMailbox => (StoreReply::Pin(PinReply::NoSuchMailbox), None),
+        PinLogin::Locked { until } => (StoreReply::Pin(PinReply::Locked { until }), None),
+        PinLogin::Failed => (StoreReply::Failed, None),
     }
 }
 

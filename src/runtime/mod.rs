@@ -21,6 +21,7 @@ mod media_io;
 mod menu_driver;
 mod mwi;
 mod pacer;
+pub(crate) mod pin_login;
 mod pin_pool;
 mod plan;
 mod sip_server;

@@ -1,0 +1,414 @@
+//! The pages (maud templates: every value is escaped).
+
+use maud::{html, Markup, DOCTYPE};
+
+use super::i18n::{Lang, Texts};
+use super::{Folder, GreetingKind};
+
+/// One message row of the inbox.
+pub struct Row {
+    pub id: String,
+    pub caller: String,
+    pub urgent: bool,
+    pub heard: bool,
+    pub received_utc: String,
+    pub received_local: String,
+    pub duration_ms: u64,
+}
+
+/// Who is logged in, for the header.
+pub struct Who<'a> {
+    pub mailbox: &'a str,
+    pub csrf: &'a str,
+}
+
+fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// The frame of every page.
+pub fn layout(lang: Lang, title: &str, who: Option<&Who<'_>>, body: Markup) -> Markup {
+    let t = lang.t();
+    html! {
+        (DOCTYPE)
+        html lang=(lang.code()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(w) = who {
+                    meta name="csrf-token" content=(w.csrf);
+                }
+                title { (title) " · " (t.app) }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                header class="top" {
+                    span class="brand" { (t.app) }
+                    @if let Some(w) = who {
+                        nav aria-label=(t.app) {
+                            a href="/inbox" { (t.inbox) }
+                            a href="/greetings" { (t.greetings) }
+                            a href="/settings" { (t.settings) }
+                        }
+                        span class="who" { (w.mailbox) }
+                        form class="logout" method="post" action="/logout" {
+                            (csrf_field(w.csrf))
+                            button type="submit" { (t.logout) }
+                        }
+                    }
+                }
+                main id="main" { (body) }
+            }
+        }
+    }
+}
+
+/// The login form; `error` shows the one failure text.
+pub fn login(lang: Lang, csrf: &str, mailbox: &str, error: bool) -> Markup {
+    let t = lang.t();
+    layout(
+        lang,
+        t.login_title,
+        None,
+        html! {
+            h1 id="login-title" { (t.login_title) }
+            @if error {
+                p id="login-error" class="error" role="alert" { (t.login_error) }
+            }
+            form id="login-form" method="post" action="/login" {
+                (csrf_field(csrf))
+                label for="mailbox" { (t.mailbox_label) }
+                input id="mailbox" name="mailbox" type="text" value=(mailbox)
+                    autocomplete="username" autocapitalize="none" spellcheck="false"
+                    required aria-describedby="mailbox-hint";
+                p id="mailbox-hint" class="hint" { (t.mailbox_hint) }
+                label for="pin" { (t.pin_label) }
+                input id="pin" name="pin" type="password" inputmode="numeric"
+                    autocomplete="current-password" required;
+                button id="login-submit" type="submit" { (t.login_button) }
+            }
+        },
+    )
+}
+
+fn folder_label(t: &Texts, f: Folder) -> &'static str {
+    match f {
+        Folder::Inbox => t.folder_new,
+        Folder::Old => t.folder_old,
+    }
+}
+
+/// A note after a change (a fixed key, never text from the request).
+pub fn note_text(t: &Texts, key: &str) -> Option<(&'static str, bool)> {
+    Some(match key {
+        "heard" => (t.note_heard, false),
+        "moved" => (t.note_moved, false),
+        "deleted" => (t.note_deleted, false),
+        "forwarded" => (t.note_forwarded, false),
+        "forward-failed" => (t.note_forward_failed, true),
+        "greeting-saved" => (t.note_greeting_saved, false),
+        "greeting-deleted" => (t.note_greeting_deleted, false),
+        "greeting-failed" => (t.note_greeting_failed, true),
+        _ => return None,
+    })
+}
+
+fn note(t: &Texts, key: Option<&str>) -> Markup {
+    html! {
+        @if let Some((text, error)) = key.and_then(|k| note_text(t, k)) {
+            @if error {
+                p id="note" class="error" role="alert" { (text) }
+            } @else {
+                p id="note" class="note" role="status" { (text) }
+            }
+        }
+    }
+}
+
+/// `m:ss`.
+pub fn duration(ms: u64) -> String {
+    let s = (ms + 500) / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The inbox of one folder.
+pub fn inbox(
+    lang: Lang,
+    who: &Who<'_>,
+    folder: Folder,
+    counts: (usize, usize),
+    rows: &[Row],
+    note_key: Option<&str>,
+) -> Markup {
+    let t = lang.t();
+    let from = folder.dir_name();
+    let title = format!("{}: {}", t.inbox, folder_label(t, folder));
+    layout(
+        lang,
+        &title,
+        Some(who),
+        html! {
+            h1 id="inbox-title" { (title) }
+            nav class="folders" aria-label=(t.inbox) {
+                a id="folder-INBOX" href="/inbox?folder=INBOX"
+                    aria-current=[(folder == Folder::Inbox).then_some("page")] {
+                    (t.folder_new) " " span id="count-new" class="count" { (counts.0) }
+                }
+                a id="folder-Old" href="/inbox?folder=Old"
+                    aria-current=[(folder == Folder::Old).then_some("page")] {
+                    (t.folder_old) " " span id="count-old" class="count" { (counts.1) }
+                }
+            }
+            (note(t, note_key))
+            @if rows.is_empty() {
+                p id="empty" { (t.empty) }
+            } @else {
+                ul class="messages" {
+                    @for m in rows {
+                        (row(t, m, from, who.csrf))
+                    }
+                }
+            }
+            div id="undo" role="status" hidden {
+                span { (t.deleted) }
+                " "
+                button id="undo-button" type="button" { (t.undo) }
+            }
+        },
+    )
+}
+
+fn row(t: &Texts, m: &Row, from: &str, csrf: &str) -> Markup {
+    let id = &m.id;
+    let hidden_from = html! { input type="hidden" name="from" value=(from); };
+    html! {
+        li class={ "message" @if m.urgent { " urgent" } @if !m.heard { " unheard" } }
+            data-id=(id) data-duration-ms=(m.duration_ms) {
+            div class="meta" {
+                span class="caller" { (m.caller) }
+                @if m.urgent {
+                    " " span class="badge" { (t.urgent) }
+                }
+                " "
+                time class="received" datetime=(m.received_utc) { (m.received_local) }
+                " "
+                span class="duration" aria-label=(t.duration) { (duration(m.duration_ms)) }
+            }
+            audio class="player" id={ "audio-" (id) } controls preload="metadata"
+                src={ "/messages/" (id) "/audio" } {}
+            div class="actions" {
+                a class="download" href={ "/messages/" (id) "/audio?download=1" } { (t.download) }
+                form class="heard" method="post" action={ "/messages/" (id) "/heard" } {
+                    (csrf_field(csrf))
+                    (hidden_from)
+                    @if m.heard {
+                        input type="hidden" name="heard" value="false";
+                        button type="submit" { (t.mark_new) }
+                    } @else {
+                        input type="hidden" name="heard" value="true";
+                        button type="submit" { (t.mark_heard) }
+                    }
+                }
+                form class="move" method="post" action={ "/messages/" (id) "/move" } {
+                    (csrf_field(csrf))
+                    (hidden_from)
+                    label for={ "move-" (id) } { (t.move_to) }
+                    select id={ "move-" (id) } name="folder" {
+                        @for f in Folder::ALL {
+                            option value=(f.dir_name()) selected[f.dir_name() == from] {
+                                (folder_label(t, f))
+                            }
+                        }
+                    }
+                    button type="submit" { (t.move_button) }
+                }
+                form class="delete" method="post" action={ "/messages/" (id) "/delete" } {
+                    (csrf_field(csrf))
+                    (hidden_from)
+                    button type="submit" class="danger" { (t.delete) }
+                }
+                form class="forward" method="post" action={ "/messages/" (id) "/forward" } {
+                    (csrf_field(csrf))
+                    (hidden_from)
+                    label for={ "to-" (id) } { (t.forward_to) }
+                    input id={ "to-" (id) } name="to" type="text" required
+                        autocomplete="off" autocapitalize="none" spellcheck="false";
+                    button type="submit" { (t.forward_button) }
+                }
+            }
+        }
+    }
+}
+
+fn greeting_label(t: &Texts, k: GreetingKind) -> &'static str {
+    match k {
+        GreetingKind::Unavailable => t.greeting_unavail,
+        GreetingKind::Busy => t.greeting_busy,
+        GreetingKind::Temporary => t.greeting_temp,
+        GreetingKind::Name => t.greeting_name,
+    }
+}
+
+/// The greetings page: `set` says which kinds are recorded.
+pub fn greetings(
+    lang: Lang,
+    who: &Who<'_>,
+    set: &[(GreetingKind, bool)],
+    note_key: Option<&str>,
+) -> Markup {
+    let t = lang.t();
+    layout(
+        lang,
+        t.greetings,
+        Some(who),
+        html! {
+            h1 id="greetings-title" { (t.greetings) }
+            (note(t, note_key))
+            @for (kind, present) in set {
+                @let k = super::kind_name(*kind);
+                section id={ "greeting-" (k) } class="greeting" aria-labelledby={ "greeting-" (k) "-title" } {
+                    h2 id={ "greeting-" (k) "-title" } { (greeting_label(t, *kind)) }
+                    @if *present {
+                        audio class="player" id={ "greeting-audio-" (k) } controls preload="metadata"
+                            src={ "/greetings/" (k) "/audio" } {}
+                    } @else {
+                        p class="unset" { (t.not_recorded) }
+                    }
+                    form class="upload" method="post" action={ "/greetings/" (k) }
+                        enctype="multipart/form-data" {
+                        (csrf_field(who.csrf))
+                        label for={ "file-" (k) } { (t.file_label) }
+                        input id={ "file-" (k) } type="file" name="file" accept="audio/*" required;
+                        button type="submit" { (t.upload) }
+                    }
+                    div class="greeting-actions" {
+                        button class="record" type="button" data-kind=(k)
+                            data-stop-label=(t.stop_record) hidden { (t.record) }
+                        form class="delete-greeting" method="post" action={ "/greetings/" (k) "/delete" } {
+                            (csrf_field(who.csrf))
+                            button type="submit" class="danger" { (t.delete) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What the PIN form says after a change.
+pub enum PinNote {
+    None,
+    Changed,
+    Mismatch,
+    NotAllowed,
+}
+
+/// The settings page: the PIN change.
+pub fn settings(lang: Lang, who: &Who<'_>, pin_note: PinNote) -> Markup {
+    let t = lang.t();
+    layout(
+        lang,
+        t.settings,
+        Some(who),
+        html! {
+            h1 id="settings-title" { (t.settings) }
+            h2 { (t.change_pin) }
+            @match pin_note {
+                PinNote::None => {}
+                PinNote::Changed => p id="pin-changed" class="note" role="status" { (t.pin_changed) },
+                PinNote::Mismatch => p id="pin-error" class="error" role="alert" { (t.pin_mismatch) },
+                PinNote::NotAllowed => p id="pin-error" class="error" role="alert" { (t.pin_not_allowed) },
+            }
+            form id="pin-form" method="post" action="/pin" {
+                (csrf_field(who.csrf))
+                label for="new-pin" { (t.new_pin) }
+                input id="new-pin" name="pin" type="password" inputmode="numeric"
+                    autocomplete="new-password" required aria-describedby="pin-rule";
+                label for="new-pin2" { (t.repeat_pin) }
+                input id="new-pin2" name="pin2" type="password" inputmode="numeric"
+                    autocomplete="new-password" required aria-describedby="pin-rule";
+                p id="pin-rule" class="hint" { (t.pin_rule) }
+                button id="pin-submit" type="submit" { (t.save) }
+            }
+        },
+    )
+}
+
+/// A page that only says something: `id` names its paragraph.
+pub fn message(
+    lang: Lang,
+    id: &str,
+    text: &str,
+    extra: Option<&str>,
+    link: (&str, &str),
+) -> Markup {
+    let t = lang.t();
+    layout(
+        lang,
+        text,
+        None,
+        html! {
+            h1 { (t.app) }
+            p id=(id) class="error" role="alert" { (text) }
+            @if let Some(x) = extra {
+                p class="detail" { (x) }
+            }
+            p { a href=(link.0) { (link.1) } }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_minutes_and_seconds() {
+        assert_eq!(duration(0), "0:00");
+        assert_eq!(duration(4_400), "0:04");
+        assert_eq!(duration(65_600), "1:06");
+        assert_eq!(duration(600_000), "10:00");
+    }
+
+    #[test]
+    fn values_are_escaped() {
+        let page = login(Lang::En, "ab12", "<script>x</script>\"", true).into_string();
+        assert!(!page.contains("<script>x"));
+        assert!(page.contains("&lt;script&gt;x&lt;/script&gt;&quot;"));
+        assert!(page.contains("id=\"login-error\""));
+        assert!(page.starts_with("<!DOCTYPE html><html lang=\"en\">"));
+    }
+
+    #[test]
+    fn every_row_form_gets_the_session_token() {
+        let who = Who {
+            mailbox: "1001@test.example",
+            csrf: "abcd",
+        };
+        let rows = vec![Row {
+            id: "m1".into(),
+            caller: "Alice <1002>".into(),
+            urgent: true,
+            heard: false,
+            received_utc: "2026-01-01T00:00:00Z".into(),
+            received_local: "2026-01-01 03:00".into(),
+            duration_ms: 4200,
+        }];
+        let page = inbox(
+            Lang::Ru,
+            &who,
+            Folder::Inbox,
+            (1, 0),
+            &rows,
+            Some("deleted"),
+        )
+        .into_string();
+        // Log out, heard, move, delete, forward.
+        assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 5);
+        assert!(page.contains("class=\"message urgent unheard\""));
+        assert!(page.contains("Alice &lt;1002&gt;"));
+        assert!(page.contains("lang=\"ru\""));
+        assert!(page.contains("data-duration-ms=\"4200\""));
+    }
+}
