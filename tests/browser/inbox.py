@@ -442,6 +442,7 @@ class Session:
         sel = '.message[data-id="%s"]' % msg_id.replace('"', "")
         row = self.wait(sel, lambda: self.css(sel))[0]
         form = row.find_element(By.CSS_SELECTOR, "form.delete")
+        html = self.driver.find_element(By.TAG_NAME, "html")
         buttons = form.find_elements(By.CSS_SELECTOR, "button, input[type=submit]")
         if buttons:
             buttons[0].click()
@@ -461,7 +462,21 @@ class Session:
                 lambda: not any(_shown(e) for e in self.css("#undo")),
                 timeout=self.args.step_timeout,
             )
-        # The delete request may still be on its way: reload until the row is gone.
+            # Then the page sends the delete: let its answer arrive before
+            # leaving the page (a navigation would abort the request).
+            try:
+                self.wait(
+                    "the delete request's answer",
+                    lambda: not _alive(html) or self.driver.execute_script(
+                        "return performance.getEntriesByType('resource')"
+                        ".some(e => e.name.includes(arguments[0]) && e.responseEnd > 0);",
+                        "/messages/%s/delete" % msg_id,
+                    ),
+                    timeout=self.args.step_timeout,
+                )
+            except StepError:
+                log("no answer to the delete request seen in the page; looking at /inbox anyway")
+        # Reload until the row is gone (the request may still be on its way).
         deadline = time.monotonic() + self.args.step_timeout
         while True:
             time.sleep(0.3)
@@ -491,7 +506,12 @@ class Session:
             buttons[0].click()
         else:
             self.driver.execute_script("arguments[0].requestSubmit();", form)
-        self.wait("the upload's answer", lambda: not _alive(old))
+        # A plain form post loads a new page (PRG back to /greetings); a
+        # script-driven upload may update this one instead.
+        self.wait(
+            "the upload's answer",
+            lambda: not _alive(old) or self.css(sec_sel + " audio.player"),
+        )
         self.wait("the greetings page again", lambda: self.css(sec_sel))
         # PRG back to /greetings; a script-driven upload may reload later.
         deadline = time.monotonic() + self.args.step_timeout
