@@ -11,9 +11,12 @@
 #   - etcd (etcd-server): the etcd coordination backend's tests start a
 #     3-member cluster on 127.0.0.1; protoc (protobuf-compiler) builds the
 #     etcd client (cargo feature `etcd`, on for every run here);
+#   - Chromium and its WebDriver (chromium, chromium-driver): tests/web.rs
+#     drives the web inbox in headless Chromium through Selenium;
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
-#     library) -- python3-venv is installed first when needed -- and
-#     schemathesis (fuzzes the HTTP API from its OpenAPI description);
+#     library) -- python3-venv is installed first when needed --,
+#     schemathesis (fuzzes the HTTP API from its OpenAPI description) and
+#     selenium (drives Debian's chromedriver; never downloads a driver);
 # then runs `cargo test --features etcd` with VMAIL_PYTHON pointing at the
 # venv. `--deps-only` (alone) installs and stops there (CI runs it before
 # clippy, which needs protoc for the feature).
@@ -118,6 +121,18 @@ fi
 command -v etcd >/dev/null 2>&1 || die "etcd is still missing after installing etcd-server"
 command -v protoc >/dev/null 2>&1 || die "protoc is still missing after installing protobuf-compiler"
 
+# --- Chromium and chromedriver (tests/web.rs: the web inbox in a browser) ----
+# Debian's builds, at the paths tests/browser/inbox.py uses: Selenium is
+# given /usr/bin/chromedriver and /usr/bin/chromium and never fetches one.
+CHROME_PKGS=()
+[ -x /usr/bin/chromium ] || CHROME_PKGS+=(chromium)
+[ -x /usr/bin/chromedriver ] || CHROME_PKGS+=(chromium-driver)
+if [ ${#CHROME_PKGS[@]} -gt 0 ]; then
+  apt_install "${CHROME_PKGS[@]}"
+fi
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] ||
+  die "chromium or chromedriver is still missing after installing chromium, chromium-driver"
+
 # --- Python venv with pjsua2 -------------------------------------------------
 VENV=.venv
 PY="$VENV/bin/python"
@@ -158,6 +173,16 @@ if ! [ -x "$VENV/bin/schemathesis" ]; then
   "$PY" -m pip install -q --disable-pip-version-check "schemathesis>=4.32,<5"
   [ -x "$VENV/bin/schemathesis" ] || die "schemathesis is still missing in $VENV"
 fi
+
+# selenium (PyPI) drives Chromium through Debian's chromedriver
+# (tests/browser/inbox.py passes the driver's path, so Selenium Manager,
+# which would download one, is never used; SE_OFFLINE keeps it offline too).
+if ! "$PY" -c 'import selenium, sys; sys.exit(0 if selenium.__version__.split(".")[0] == "4" else 1)' >/dev/null 2>&1; then
+  say "installing selenium into $VENV"
+  "$PY" -m pip install -q --disable-pip-version-check "selenium>=4.20,<5"
+  "$PY" -c 'import selenium' || die "selenium does not import in $VENV"
+fi
+export SE_OFFLINE=true
 
 VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export VMAIL_PYTHON

@@ -2803,3 +2803,206 @@ pub fn http_post_json(addr: SocketAddr, path: &str, body: &str, wait: Duration) 
     let (_, body) = text.split_once("\r\n\r\n")?;
     (code == 200).then(|| body.to_string())
 }
+
+// ---------------------------------------------------------------------------
+// A browser: headless Chromium driven by tests/browser/inbox.py (Selenium)
+
+/// Debian's Chromium (package `chromium`).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Debian's chromedriver (package `chromium-driver`), given to Selenium
+/// explicitly so that it never looks for or downloads a driver.
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A script under `tests/browser/`.
+pub fn browser_script(name: &str) -> PathBuf {
+    repo_root().join("tests").join("browser").join(name)
+}
+
+/// The Python that has selenium (`VMAIL_BROWSER_PYTHON`, else `VMAIL_PYTHON`,
+/// else `<repo>/.venv/bin/python`), once [`CHROMIUM`] and [`CHROMEDRIVER`]
+/// are there too; `None` after [`skip_or_fail`].
+pub fn chromium_python() -> Option<PathBuf> {
+    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let found = PY.get_or_init(|| {
+        for bin in [CHROMIUM, CHROMEDRIVER] {
+            if !Path::new(bin).is_file() {
+                return Err(format!(
+                    "{bin} not found (Debian packages chromium, chromium-driver)"
+                ));
+            }
+        }
+        let py = std::env::var_os("VMAIL_BROWSER_PYTHON")
+            .or_else(|| std::env::var_os("VMAIL_PYTHON"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+        if !py.exists() {
+            return Err(format!("python for selenium not found at {}", py.display()));
+        }
+        let mut cmd = Command::new(&py);
+        cmd.args(["-c", "import selenium"]);
+        match run_bounded(cmd, Duration::from_secs(30)) {
+            Ok(out) if out.status.success() => Ok(py),
+            Ok(out) => Err(format!(
+                "{} cannot import selenium: {}",
+                py.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Err(format!("cannot run {}: {e}", py.display())),
+        }
+    });
+    match found {
+        Ok(p) => Some(p.clone()),
+        Err(msg) => {
+            skip_or_fail(msg);
+            None
+        }
+    }
+}
+
+/// What one run of tests/browser/inbox.py printed: one JSON line per step.
+#[derive(Debug)]
+pub struct BrowserRun {
+    /// The script's exit status and output.
+    pub output: Output,
+    /// The JSON lines, in order (the last one is `{"step": "done", ...}`).
+    pub steps: Vec<Value>,
+}
+
+impl BrowserRun {
+    /// Every step passed (exit status 0).
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+
+    /// Panic with the steps and the script's stderr unless it exited 0.
+    pub fn assert_success(&self, what: &str) {
+        if !self.success() {
+            panic!("{what}: browser steps failed\n{}", self.report());
+        }
+    }
+
+    /// The steps, the exit status and the stderr's tail, for a panic message.
+    pub fn report(&self) -> String {
+        let stderr = String::from_utf8_lossy(&self.output.stderr);
+        // Chromium is chatty on stderr (D-Bus, audio devices): the tail is enough.
+        let lines: Vec<&str> = stderr.lines().collect();
+        let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+        let steps: Vec<String> = self.steps.iter().map(Value::to_string).collect();
+        format!(
+            "exit: {}\n--- steps ---\n{}\n--- stderr (tail) ---\n{tail}",
+            self.output.status,
+            steps.join("\n")
+        )
+    }
+
+    /// The `n`-th (from 0) line of step `name`; `Null` when there is none.
+    pub fn nth(&self, name: &str, n: usize) -> &Value {
+        self.steps
+            .iter()
+            .filter(|s| s["step"] == name)
+            .nth(n)
+            .unwrap_or(&Value::Null)
+    }
+
+    /// The first line of step `name`; `Null` when there is none.
+    pub fn step(&self, name: &str) -> &Value {
+        self.nth(name, 0)
+    }
+}
+
+/// A browser session against `base` (an `http://127.0.0.1:PORT` origin):
+/// each [`Browser::run`] starts headless Chromium, runs the steps of
+/// tests/browser/inbox.py in order and closes it.
+#[derive(Clone, Debug)]
+pub struct Browser {
+    base: String,
+    mailbox: Option<String>,
+    pin: Option<String>,
+    timeout_s: u64,
+    step_timeout_s: u64,
+}
+
+impl Browser {
+    /// A browser for the web pages of `http` (vmail's HTTP port).
+    pub fn new(http: SocketAddr) -> Browser {
+        Browser {
+            base: format!("http://{http}"),
+            mailbox: None,
+            pin: None,
+            timeout_s: 120,
+            step_timeout_s: 20,
+        }
+    }
+
+    /// The mailbox address (`user@domain`) and PIN the `login` and
+    /// `wrong-pin` steps use.
+    pub fn login_as(mut self, mailbox: &str, pin: &str) -> Self {
+        self.mailbox = Some(mailbox.into());
+        self.pin = Some(pin.into());
+        self
+    }
+
+    /// The script's overall limit (default 120 s); the process is killed
+    /// 30 s after that whatever happens.
+    pub fn timeout_s(mut self, s: u64) -> Self {
+        self.timeout_s = s;
+        self
+    }
+
+    /// The limit of one wait inside a step (default 20 s).
+    pub fn step_timeout_s(mut self, s: u64) -> Self {
+        self.step_timeout_s = s;
+        self
+    }
+
+    /// Run the steps (e.g. `["login", "expect-messages", "1"]`). `None`:
+    /// Chromium, chromedriver or selenium is missing (test skipped).
+    pub fn run(&self, steps: &[&str]) -> Option<BrowserRun> {
+        let py = chromium_python()?;
+        let mut cmd = Command::new(py);
+        cmd.arg(browser_script("inbox.py"))
+            .args(["--base", &self.base])
+            .args(["--timeout", &self.timeout_s.to_string()])
+            .args(["--step-timeout", &self.step_timeout_s.to_string()])
+            .args(["--chromium", CHROMIUM, "--chromedriver", CHROMEDRIVER])
+            .env("SE_OFFLINE", "true");
+        if let (Some(m), Some(p)) = (&self.mailbox, &self.pin) {
+            cmd.args(["--mailbox", m, "--pin", p]);
+        }
+        cmd.args(steps);
+        let limit = Duration::from_secs(self.timeout_s + 30);
+        let output = run_bounded(cmd, limit).expect("run tests/browser/inbox.py");
+        let steps = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+            .collect();
+        Some(BrowserRun { output, steps })
+    }
+}
+
+/// Where browser screenshots are kept: `<target>/web-artifacts/` (the
+/// cargo target directory, `CARGO_TARGET_DIR` when set).
+pub fn web_artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                repo_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| repo_root().join("target"));
+    let dir = target.join("web-artifacts");
+    fs::create_dir_all(&dir).expect("create web-artifacts dir");
+    dir
+}
+
+/// True when `path` holds a PNG image (its 8-byte signature) of more than
+/// `min_bytes`.
+pub fn is_png(path: &Path, min_bytes: u64) -> bool {
+    let Ok(bytes) = fs::read(path) else {
+        return false;
+    };
+    bytes.len() as u64 > min_bytes && bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+}
