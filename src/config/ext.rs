@@ -133,7 +133,7 @@ pub struct Ext {
     /// byte, or the connection is closed, seconds.
     pub tcp_message_seconds: u32,
     /// A web inbox session unused for this long ends, minutes.
-    pub web_session_minutes: u32,
+    pub web_session_seconds: u32,
 }
 
 impl Default for Ext {
@@ -174,7 +174,7 @@ impl Default for Ext {
             tcp_max_connections_per_address: 64,
             tcp_idle_seconds: 300,
             tcp_message_seconds: 10,
-            web_session_minutes: 30,
+            web_session_seconds: 1800,
         }
     }
 }
@@ -304,7 +304,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "tcp_max_connections_per_address",
     "tcp_idle_seconds",
     "tcp_message_seconds",
-    "web_session_minutes",
+    "web_session_seconds",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -523,7 +523,7 @@ fn set_key(
         }
         "tcp_idle_seconds" => ext.tcp_idle_seconds = u32_in(v, 1, 86_400)?,
         "tcp_message_seconds" => ext.tcp_message_seconds = u32_in(v, 1, 3600)?,
-        "web_session_minutes" => ext.web_session_minutes = u32_in(v, 1, 1440)?,
+        "web_session_seconds" => ext.web_session_seconds = u32_in(v, 10, 86_400)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -779,7 +779,7 @@ mod tests {
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
             "access_rate_burst": 0, "access_rate_per_minute": 120,
             "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]},
-            "web_session_minutes": 15
+            "web_session_seconds": 900
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -801,7 +801,7 @@ mod tests {
                 prefix: "/vmail".into()
             }
         );
-        assert_eq!(ext.web_session_minutes, 15);
+        assert_eq!(ext.web_session_seconds, 900);
         assert_eq!(EXT_KEYS.len(), 36);
     }
 
@@ -872,14 +872,14 @@ mod tests {
 
     #[test]
     fn web_sessions_expire_after_a_bounded_idle_time() {
-        assert_eq!(Ext::default().web_session_minutes, 30);
-        let (ext, errs) = run(json!({"web_session_minutes": 1440}));
+        assert_eq!(Ext::default().web_session_seconds, 1800);
+        let (ext, errs) = run(json!({"web_session_seconds": 86400}));
         assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(ext.unwrap().web_session_minutes, 1440);
+        assert_eq!(ext.unwrap().web_session_seconds, 86400);
         for bad in [
-            json!({"web_session_minutes": 0}),
-            json!({"web_session_minutes": 1441}),
-            json!({"web_session_minutes": "30"}),
+            json!({"web_session_seconds": 9}),
+            json!({"web_session_seconds": 86401}),
+            json!({"web_session_seconds": "1800"}),
         ] {
             let (ext, errs) = run(bad.clone());
             assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");

@@ -365,7 +365,7 @@ impl NoCtx {
 
 impl Web {
     fn idle(shared: &Shared) -> Duration {
-        Duration::from_secs(u64::from(shared.role.ext.web_session_minutes) * 60)
+        Duration::from_secs(u64::from(shared.role.ext.web_session_seconds))
     }
 
     /// The logged-in browser's context: the instance must be active and

@@ -1,6 +1,6 @@
 //! Web sessions: random 256-bit ids kept in this process's memory, each
 //! with its mailbox, its CSRF token and its last use. A session unused for
-//! `ext.web_session_minutes` ends; the map is bounded (the least recently
+//! `ext.web_session_seconds` ends; the map is bounded (the least recently
 //! used session makes room) and swept of expired ones.
 
 use std::collections::HashMap;
