@@ -41,6 +41,12 @@ fn store(site: &Site) -> FsStore {
 /// answer (the mailbox exists once an instance of its group is active).
 fn short_greeting(site: &Site, user: &str, domain: &str) {
     let id = MailboxId::new(user, domain).unwrap();
+    // The new active instance creates the demo mailboxes right after it
+    // reports the role.
+    let settings = site.mailbox_dir(user, domain).join("mailbox.json");
+    wait_for(Duration::from_secs(10), "the demo mailbox", || {
+        settings.exists().then_some(())
+    });
     let pcm = vmail::media::tone(400.0, 100, 8000, 8000);
     store(site)
         .store_greeting(&id, GreetingKind::Temporary, &pcm, 8000)

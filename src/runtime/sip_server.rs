@@ -119,6 +119,9 @@ pub struct SipServer {
     mwi: Mwi,
     /// Role changes of the group's lease.
     cluster: mpsc::UnboundedReceiver<ClusterEvent>,
+    /// The takeover work that must precede serving (the demo mailboxes)
+    /// is done and the instance has not stepped down since.
+    serving: bool,
 }
 
 impl SipServer {
@@ -152,6 +155,7 @@ impl SipServer {
             shutting_down: false,
             mwi,
             cluster,
+            serving: false,
         }
     }
 
@@ -237,8 +241,10 @@ impl SipServer {
             ClusterEvent::BecameActive { epoch } => {
                 super::take_over(&self.shared, epoch);
                 self.mwi.take_over();
+                self.serving = true;
             }
             ClusterEvent::SteppedDown => {
+                self.serving = false;
                 // The store refuses this instance's writes now: its calls
                 // cannot be stored here. Their recordings stay in tmp/ for
                 // the next active instance to recover.
@@ -347,7 +353,7 @@ impl SipServer {
             Method::Options => {
                 // A passive instance answers 503, so that a proxy's health
                 // probe (Kamailio's dispatcher, an SBC) sends it no calls.
-                let resp = if self.shared.cluster.is_active() {
+                let resp = if self.serving && self.shared.cluster.is_active() {
                     sipcore::options_response(&req, None)
                 } else {
                     let mut r = sipcore::make_response(&req, 503, Some("Passive"), None);
@@ -367,6 +373,7 @@ impl SipServer {
                 let contact = self.local_contact(from.transport);
                 let facts = ShellFacts {
                     shared: &self.shared,
+                    serving: self.serving,
                 };
                 let now = Instant::now().into_std();
                 let resp = self.mwi.on_subscribe(now, &req, from, &facts, &contact);
@@ -476,7 +483,10 @@ impl SipServer {
                 local_tag: &local_tag,
                 local_contact: &contact,
             },
-            &ShellFacts { shared: &shared },
+            &ShellFacts {
+                shared: &shared,
+                serving: self.serving,
+            },
         );
         let Accepted {
             kind,
@@ -927,6 +937,8 @@ impl SipServer {
 /// Routing and the store, as the INVITE decision sees them.
 struct ShellFacts<'a> {
     shared: &'a Shared,
+    /// The SIP task has done its takeover work ([`SipServer::serving`]).
+    serving: bool,
 }
 
 impl InviteFacts for ShellFacts<'_> {
@@ -937,7 +949,7 @@ impl InviteFacts for ShellFacts<'_> {
         let group = owner.group();
         let cluster = &self.shared.cluster;
         if group == self.shared.role.group {
-            if cluster.is_active() {
+            if self.serving && cluster.is_active() {
                 return DomainOwner::Us;
             }
             // Passive: to the active instance when it is known.
