@@ -209,27 +209,30 @@ fn operator_escape_can_drop_the_recording() {
     assert!(v.log().contains("recording discarded"), "{}", v.log());
 }
 
-/// A caller whose side refuses REFER (603): vmail says the transfer is
-/// not possible and goes on recording; `#` then ends the message, which
-/// holds the audio from before and after.
+/// A caller whose side refuses REFER (603 Declined, 405 Method Not
+/// Allowed): vmail says the transfer is not possible and goes on
+/// recording; `#` then ends the message, which holds the audio from
+/// before and after.
 #[test]
 fn refused_refer_goes_on_recording() {
-    let v = vmail_with(|ext| ext["operator_uri"] = OPERATOR.into());
-    let Some(run) = Sipp::uac("deposit_refer_refused.xml", v.sip_addr())
-        .mailbox("1001")
-        .key("refer_status", "SIP/2.0 603 Declined")
-        .hold_ms(3000)
-        .run()
-    else {
-        return;
-    };
-    run.assert_success("deposit_refer_refused.xml");
-    assert_eq!(run.received("REFER ").len(), 1, "{}", run.report());
-    assert_eq!(run.received("BYE ").len(), 1, "{}", run.report());
-    let msgs = messages(&v, 1);
-    // About 2.5 s before the 0 and about 1 s of speech after the beep.
-    assert!(msgs[0].0 >= 3000, "stored {} ms", msgs[0].0);
-    assert!(v.log().contains("REFER refused"), "{}", v.log());
+    for status in ["SIP/2.0 603 Declined", "SIP/2.0 405 Method Not Allowed"] {
+        let v = vmail_with(|ext| ext["operator_uri"] = OPERATOR.into());
+        let Some(run) = Sipp::uac("deposit_refer_refused.xml", v.sip_addr())
+            .mailbox("1001")
+            .key("refer_status", status)
+            .hold_ms(3000)
+            .run()
+        else {
+            return;
+        };
+        run.assert_success(&format!("deposit_refer_refused.xml ({status})"));
+        assert_eq!(run.received("REFER ").len(), 1, "{}", run.report());
+        assert_eq!(run.received("BYE ").len(), 1, "{}", run.report());
+        let msgs = messages(&v, 1);
+        // About 2.5 s before the 0 and about 1 s of speech after the beep.
+        assert!(msgs[0].0 >= 3000, "{status}: stored {} ms", msgs[0].0);
+        assert!(v.log().contains("REFER refused"), "{}", v.log());
+    }
 }
 
 /// `*` during the greeting leads to the login of the same mailbox: its PIN
