@@ -90,6 +90,11 @@ message-saved|Your message has been saved. Goodbye.
 mailbox-full|Sorry, the mailbox is full. Goodbye.
 max-length|The maximum message length has been reached.
 cannot-take|Sorry, your message cannot be taken now. Please try again later.
+review-message|Press 1 to accept your message, 2 to listen to it, 3 to [[r,i:rIk'o@d]] it, or 4 to mark it urgent.
+marked-urgent|Your message is marked urgent.
+urgent-removed|Your message is no longer marked urgent.
+transferring|Please hold. Transferring your call.
+transfer-failed|Sorry, the transfer is not possible.
 # Digits and numbers
 digits/0|zero
 digits/1|one
@@ -248,6 +253,11 @@ message-saved|Ваше сообщение сохранено. До свидан�
 mailbox-full|К сожалению, почтовый ящик переполнен. До свидания.
 max-length|Достигнута максимальная длина сообщения.
 cannot-take|К сожалению, сейчас сообщение не может быть принято. Пожалуйста, перезвоните позже.
+review-message|Отправить сообщение — 1. Прослушать — 2. Записать заново — 3. Пометить как срочное — 4.
+marked-urgent|Сообщение помечено как срочное.
+urgent-removed|Отметка о срочности снята.
+transferring|Пожалуйста, подождите. Соединяю.
+transfer-failed|К сожалению, перевести вызов невозможно.
 digits/0|ноль
 digits/1|один
 digits/1-f|одна

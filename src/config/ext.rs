@@ -134,6 +134,81 @@ pub struct Ext {
     pub tcp_message_seconds: u32,
     /// A web inbox session unused for this long ends, minutes.
     pub web_session_seconds: u32,
+    /// After the recording, offer the caller the review menu (accept,
+    /// listen, re-record, urgent), as Asterisk's `review`.
+    pub review: bool,
+    /// Where `0` during a deposit transfers the caller (REFER), per domain;
+    /// a mailbox's own `operator` comes first. Empty: `0` does nothing.
+    pub operator_uri: OperatorUris,
+    /// After a transfer to the operator, keep what the caller recorded.
+    pub operator_keeps_recording: bool,
+}
+
+/// `ext.operator_uri`: one `sip:` URI for every domain, or an object from
+/// domain (normalised) to URI with `"*"` for the others.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OperatorUris {
+    /// The URI of domains without their own (`"*"`, or the plain string).
+    pub default: Option<String>,
+    /// Per domain, normalised.
+    pub domains: Vec<(String, String)>,
+}
+
+impl OperatorUris {
+    /// The operator URI of `domain` (normalised), if any.
+    pub fn for_domain(&self, domain: &str) -> Option<&str> {
+        self.domains
+            .iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, u)| u.as_str())
+            .or(self.default.as_deref())
+    }
+}
+
+/// `"sip:..."` or `{"example.com": "sip:...", "*": "sip:..."}`.
+fn operator_uris(
+    v: &Value,
+    field: &str,
+    entry: &Entry,
+    sink: &mut Sink,
+) -> Result<OperatorUris, Rule> {
+    if let Some(s) = v.as_str() {
+        if !is_sip_uri(s) {
+            return Err(Rule::BadSipUri { found: shown(v) });
+        }
+        return Ok(OperatorUris {
+            default: Some(s.to_string()),
+            domains: Vec::new(),
+        });
+    }
+    let obj = object(v)?;
+    let mut out = OperatorUris::default();
+    for (key, item) in obj {
+        let at = format!("{field}.{key}");
+        let Some(uri) = item.as_str().filter(|s| is_sip_uri(s)) else {
+            sink.field(entry, at, Rule::BadSipUri { found: shown(item) });
+            continue;
+        };
+        if key == "*" {
+            out.default = Some(uri.to_string());
+            continue;
+        }
+        match normalize_domain(key) {
+            Ok(d) => {
+                out.domains.retain(|(o, _)| *o != d);
+                out.domains.push((d, uri.to_string()));
+            }
+            Err(error) => sink.field(
+                entry,
+                at,
+                Rule::BadDomain {
+                    domain: key.clone(),
+                    error,
+                },
+            ),
+        }
+    }
+    Ok(out)
 }
 
 impl Default for Ext {
@@ -175,6 +250,9 @@ impl Default for Ext {
             tcp_idle_seconds: 300,
             tcp_message_seconds: 10,
             web_session_seconds: 1800,
+            review: false,
+            operator_uri: OperatorUris::default(),
+            operator_keeps_recording: true,
         }
     }
 }
@@ -298,6 +376,9 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "access_rate_burst",
     "access_rate_per_minute",
     "timezone",
+    "review",
+    "operator_uri",
+    "operator_keeps_recording",
     "demo_mailboxes",
     "answer_delay_ms",
     "tcp_max_connections",
@@ -524,6 +605,9 @@ fn set_key(
         "tcp_idle_seconds" => ext.tcp_idle_seconds = u32_in(v, 1, 86_400)?,
         "tcp_message_seconds" => ext.tcp_message_seconds = u32_in(v, 1, 3600)?,
         "web_session_seconds" => ext.web_session_seconds = u32_in(v, 10, 86_400)?,
+        "review" => ext.review = boolean(v)?,
+        "operator_uri" => ext.operator_uri = operator_uris(v, field, entry, sink)?,
+        "operator_keeps_recording" => ext.operator_keeps_recording = boolean(v)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -802,7 +886,53 @@ mod tests {
             }
         );
         assert_eq!(ext.web_session_seconds, 900);
-        assert_eq!(EXT_KEYS.len(), 36);
+        assert_eq!(EXT_KEYS.len(), 39);
+    }
+
+    #[test]
+    fn review_and_operator_keys() {
+        let ext = Ext::default();
+        assert!(!ext.review && ext.operator_keeps_recording);
+        assert_eq!(ext.operator_uri.for_domain("a.ru"), None);
+
+        let (ext, errs) = run(json!({
+            "review": true,
+            "operator_keeps_recording": false,
+            "operator_uri": "sip:operator@pbx.example.com"
+        }));
+        assert!(errs.is_empty(), "{errs:?}");
+        let ext = ext.unwrap();
+        assert!(ext.review && !ext.operator_keeps_recording);
+        assert_eq!(
+            ext.operator_uri.for_domain("any.ru"),
+            Some("sip:operator@pbx.example.com")
+        );
+
+        let (ext, errs) = run(json!({"operator_uri": {
+            "Example.COM": "sip:0@pbx.example.com",
+            "*": "sip:desk@pbx.example.net"
+        }}));
+        assert!(errs.is_empty(), "{errs:?}");
+        let ops = ext.unwrap().operator_uri;
+        assert_eq!(ops.for_domain("example.com"), Some("sip:0@pbx.example.com"));
+        assert_eq!(ops.for_domain("other.ru"), Some("sip:desk@pbx.example.net"));
+
+        for (bad, says) in [
+            (json!({"operator_uri": "tel:+100"}), "sip: or sips: URI"),
+            (
+                json!({"operator_uri": {"a.ru": "http://x"}}),
+                "operator_uri.a.ru",
+            ),
+            (
+                json!({"operator_uri": {"a..ru": "sip:o@a.ru"}}),
+                "valid domain",
+            ),
+            (json!({"operator_uri": 5}), "operator_uri"),
+            (json!({"review": "yes"}), "true or false"),
+        ] {
+            let (_, errs) = run(bad.clone());
+            assert!(errs.iter().any(|e| e.contains(says)), "{bad}: {errs:?}");
+        }
     }
 
     #[test]

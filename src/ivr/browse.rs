@@ -31,7 +31,10 @@ impl Menu {
                     .filter(|(_, m)| !m.was_new || m.moved)
                     .map(|(i, _)| i)
                     .collect();
-                view.sort_by(|a, b| self.id(*a).cmp(self.id(*b)));
+                // Urgent ones first, then by arrival.
+                view.sort_by(|a, b| {
+                    (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b)))
+                });
                 if view.is_empty() {
                     let mut say = no_old_messages();
                     say.push(pr(p::MAIN_MENU));
@@ -54,6 +57,10 @@ impl Menu {
                 State::Main
             }
         }
+    }
+
+    fn urgent(&self, i: usize) -> bool {
+        self.msgs.get(i).is_some_and(|m| m.meta.urgent)
     }
 
     fn id(&self, i: usize) -> &str {

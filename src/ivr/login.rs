@@ -144,6 +144,10 @@ impl Menu {
                 deleted: false,
             }
         };
+        // Urgent messages first, each group still in order of arrival.
+        let (mut new, mut old) = (new, old);
+        new.sort_by_key(|m| !m.urgent);
+        old.sort_by_key(|m| !m.urgent);
         self.msgs = new
             .into_iter()
             .map(tag(true))

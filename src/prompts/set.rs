@@ -461,6 +461,9 @@ mod tests {
             for name in VOCABULARY {
                 assert!(prompts.contains_key(*name), "{lang}/{name} missing");
             }
+            for name in crate::call::EXTRA_PROMPTS {
+                assert!(prompts.contains_key(*name), "{lang}/{name} missing");
+            }
             for (name, p) in prompts {
                 let ms = p.duration_ms();
                 assert!((100..20_000).contains(&ms), "{lang}/{name}: {ms} ms");

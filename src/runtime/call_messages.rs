@@ -16,6 +16,10 @@ pub enum CallCommand {
     Dtmf(char),
     /// The ACK of the 200 arrived from where the INVITE came from.
     Ack,
+    /// The transfer (REFER) the call asked for ended: `true` when the
+    /// caller reached the target (a `2xx` sipfrag), `false` when the REFER
+    /// was refused, failed or was not answered.
+    TransferEnded(bool),
 }
 
 /// What a call tells the SIP side.
@@ -23,6 +27,13 @@ pub enum CallCommand {
 pub enum CallEvent {
     /// Send BYE for this call.
     Hangup { call: u64 },
+    /// Send REFER in this call's dialog: the caller is asked to call
+    /// `target`, referred by `referred_by` (both `sip:` URIs).
+    Transfer {
+        call: u64,
+        target: String,
+        referred_by: String,
+    },
     /// The call's task has ended; its resources are released.
     Ended { call: u64 },
 }

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::call::{Action, Deposit, DepositPrompts, Opening, RecordingOutcome};
+use crate::call::{Action, Clip, Deposit, DepositPrompts, Opening, RecordingOutcome};
 use crate::media::{RxConfig, SilenceDetector};
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
@@ -21,8 +21,10 @@ use super::media_clock::MediaTick;
 use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
+use super::menu_driver::{self, Logins, MenuCall};
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
 use super::plan::DepositPlan;
+use crate::ivr::{Menu, MenuConfig};
 
 /// Everything a deposit call's driver needs.
 pub struct CallSetup {
@@ -43,6 +45,24 @@ pub struct CallSetup {
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub metrics: Arc<Metrics>,
+    /// Where `0` transfers the caller (`None`: nowhere, the key does
+    /// nothing).
+    pub operator: Option<String>,
+    /// What `*` during the greeting needs to become the login of this
+    /// mailbox (`None`: the mailbox does not exist yet, `*` does nothing).
+    pub login: Option<LoginSetup>,
+}
+
+/// The menu settings of a deposit call whose caller may press `*`.
+pub struct LoginSetup {
+    pub utc_offset: time::UtcOffset,
+    pub lockout_failures: u32,
+    pub lockout_seconds: u64,
+    pub max_greeting: Duration,
+    pub logins: Arc<Logins>,
+    /// Counts the login against the access-number rate limit of the
+    /// caller's address (`Err`: refused).
+    pub access: Arc<dyn Fn(std::net::IpAddr) -> Result<(), u64> + Send + Sync>,
 }
 
 struct Recording {
@@ -51,6 +71,8 @@ struct Recording {
     silence_limit_ms: u64,
     max_samples: u64,
     limit_reported: bool,
+    /// Review or transfer: the caller's audio is not written.
+    paused: bool,
 }
 
 /// Runs the call to its end.
@@ -72,7 +94,12 @@ pub async fn drive(setup: CallSetup) {
         commands,
         events,
         metrics,
+        operator,
+        login,
     } = setup;
+    let menu_prompts = prompts.clone();
+    let language = plan.language.clone();
+    let mut to_menu = false;
     let mut media = MediaIo::new(socket, remote, rx_config, peer.ip());
     let mut recording: Option<Recording> = None;
     let mut recording_started = false;
@@ -139,6 +166,7 @@ pub async fn drive(setup: CallSetup) {
                                 silence_limit_ms: silence.as_millis() as u64,
                                 max_samples: max.as_millis() as u64 * 8,
                                 limit_reported: false,
+                                paused: false,
                             });
                         }
                         Err(e) => {
@@ -150,14 +178,111 @@ pub async fn drive(setup: CallSetup) {
                 Action::StopRecording { min } => {
                     let outcome = match recording.take() {
                         Some(mut rec) => {
-                            media.receiver.flush(&mut |pcm| {
-                                let _ = rec.writer.append(pcm);
-                            });
+                            if !rec.paused {
+                                media.receiver.flush(&mut |pcm| {
+                                    let _ = rec.writer.append(pcm);
+                                });
+                            }
                             close_recording(rec.writer, min, &metrics).await
                         }
                         None => RecordingOutcome::Failed,
                     };
                     deposit.on_recording_closed(Instant::now().into_std(), outcome);
+                }
+                Action::PauseRecording => {
+                    if let Some(rec) = recording.as_mut() {
+                        // What the jitter buffer holds was said before the key.
+                        if !rec.paused {
+                            media.receiver.flush(&mut |pcm| {
+                                let _ = rec.writer.append(pcm);
+                            });
+                        }
+                        rec.paused = true;
+                    }
+                }
+                Action::ResumeRecording => {
+                    if let Some(rec) = recording.as_mut() {
+                        // What came during the transfer is not part of it.
+                        media.drain(&mut |_| {});
+                        rec.paused = false;
+                        rec.silence = SilenceDetector::new(8000);
+                    }
+                }
+                Action::DiscardRecording => {
+                    if let Some(rec) = recording.take() {
+                        let writer = rec.writer;
+                        match tokio::task::spawn_blocking(move || writer.discard()).await {
+                            Ok(Ok(())) => info!("recording discarded"),
+                            Ok(Err(e)) => warn!("discarding the recording failed: {e}"),
+                            Err(e) => warn!("discarding the recording failed: {e}"),
+                        }
+                    }
+                }
+                Action::PlayRecording => {
+                    let audio = match recording.take() {
+                        Some(mut rec) => {
+                            let read = tokio::task::spawn_blocking(move || {
+                                let audio = rec.writer.audio();
+                                (rec, audio)
+                            })
+                            .await;
+                            match read {
+                                Ok((rec, audio)) => {
+                                    recording = Some(rec);
+                                    audio.map_err(|e| e.to_string())
+                                }
+                                // The writer is gone with the task; its
+                                // files stay in tmp/ for the recovery.
+                                Err(e) => Err(e.to_string()),
+                            }
+                        }
+                        None => Ok(Vec::new()),
+                    };
+                    match audio {
+                        Ok(pcm) if !pcm.is_empty() => {
+                            inputs.generation += 1;
+                            slot.play(vec![Clip::new(pcm)], inputs.generation);
+                        }
+                        Ok(_) => deposit.on_playback_done(Instant::now().into_std()),
+                        Err(e) => {
+                            warn!("reading the recording back failed: {e}");
+                            if recording.is_some() {
+                                deposit.on_playback_done(Instant::now().into_std());
+                            } else {
+                                deposit.on_store_error(Instant::now().into_std());
+                            }
+                        }
+                    }
+                }
+                Action::SetUrgent(urgent) => {
+                    if let Some(rec) = recording.as_mut() {
+                        match rec.writer.set_urgent(urgent) {
+                            Ok(()) => info!(urgent, "message urgency set by the caller"),
+                            Err(e) => warn!("marking the message urgent failed: {e}"),
+                        }
+                    }
+                }
+                Action::Transfer => match &operator {
+                    Some(target) => {
+                        info!(%target, "caller asked for the operator: transferring");
+                        let _ = events.send(CallEvent::Transfer {
+                            call,
+                            target: target.clone(),
+                            referred_by: format!("sip:{}@{}", mailbox.user(), mailbox.domain()),
+                        });
+                    }
+                    None => deposit.on_transfer(Instant::now().into_std(), false),
+                },
+                Action::Login => {
+                    let now = Instant::now().into_std();
+                    match &login {
+                        Some(l) if (l.access)(peer.ip()).is_ok() => to_menu = true,
+                        Some(_) => {
+                            info!("* in the greeting: login refused by the rate limit");
+                            deposit.on_login_refused(now);
+                        }
+                        None => deposit.on_login_refused(now),
+                    }
                 }
                 Action::Hangup => {
                     if !inputs.hung_up {
@@ -167,8 +292,11 @@ pub async fn drive(setup: CallSetup) {
                 }
                 Action::Done => {}
             }
+            if to_menu {
+                break;
+            }
         }
-        if deposit.is_done() {
+        if to_menu || deposit.is_done() {
             break;
         }
 
@@ -198,6 +326,32 @@ pub async fn drive(setup: CallSetup) {
             None => {}
         }
     }
+    if let (true, Some(l)) = (to_menu, login) {
+        // `*` in the greeting: the login of this mailbox, and only of it
+        // (the menu asks its PIN; no other mailbox, no dial-out).
+        info!("* in the greeting: to the login of the mailbox");
+        let domain = mailbox.domain().to_string();
+        let mut cfg = MenuConfig::new(domain.clone());
+        cfg.max_greeting = l.max_greeting;
+        let menu_call = MenuCall {
+            call,
+            domain,
+            menu: Menu::new(cfg, Some(mailbox.user().to_string())),
+            peer,
+            language,
+            utc_offset: l.utc_offset,
+            lockout_failures: l.lockout_failures,
+            lockout_seconds: l.lockout_seconds,
+            logins: l.logins,
+            prompts: menu_prompts,
+            store,
+            slot,
+            events,
+            metrics,
+        };
+        menu_driver::run(menu_call, media, inputs, Vec::new()).await;
+        return;
+    }
     media.fold_metrics(&metrics);
     let stats = media.receiver.stats();
     info!(
@@ -219,7 +373,7 @@ fn take_audio(
     metrics: &Metrics,
     now: std::time::Instant,
 ) {
-    let Some(rec) = recording.as_mut() else {
+    let Some(rec) = recording.as_mut().filter(|r| !r.paused) else {
         media.drain(&mut |_| {});
         return;
     };
@@ -298,5 +452,8 @@ impl CallFlow for Deposit {
     }
     fn timeout(&mut self, now: std::time::Instant) {
         self.handle_timeout(now);
+    }
+    fn transfer_ended(&mut self, now: std::time::Instant, succeeded: bool) {
+        self.on_transfer(now, succeeded);
     }
 }

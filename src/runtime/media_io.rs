@@ -292,6 +292,9 @@ pub trait CallFlow {
     fn playback_done(&mut self, now: Instant);
     /// Its deadline passed.
     fn timeout(&mut self, now: Instant);
+    /// A transfer the flow asked for ended (`true`: the caller is with
+    /// the transfer target). Flows that never transfer ignore it.
+    fn transfer_ended(&mut self, _now: Instant, _succeeded: bool) {}
 }
 
 /// How long a call waits to know where to send before its first prompt
@@ -447,6 +450,7 @@ impl CallInputs {
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
                     Some(CallCommand::Ack) => media.on_ack(),
+                    Some(CallCommand::TransferEnded(ok)) => flow.transfer_ended(now, ok),
                     Some(CallCommand::Dtmf(d)) => {
                         if let Some(d) = media.info_digit(now, d) {
                             flow.digit(now, d);

@@ -83,7 +83,7 @@ pub async fn drive(setup: MenuSetup) {
     let MenuSetup {
         call,
         domain,
-        mut menu,
+        menu,
         peer,
         socket,
         tick,
@@ -103,6 +103,66 @@ pub async fn drive(setup: MenuSetup) {
         metrics,
     } = setup;
     let mut media = MediaIo::new(socket, remote, rx, peer.ip());
+    let mut inputs = CallInputs::new(tick, done_rx, commands);
+    // The first prompt waits (a little) until vmail knows where to send it.
+    let digits = wait_for_send_address(&mut inputs, &mut media, &metrics, SEND_ADDRESS_WAIT).await;
+    let menu_call = MenuCall {
+        call,
+        domain,
+        menu,
+        peer,
+        language,
+        utc_offset,
+        lockout_failures,
+        lockout_seconds,
+        logins,
+        prompts,
+        store,
+        slot,
+        events,
+        metrics,
+    };
+    run(menu_call, media, inputs, digits).await;
+}
+
+/// A menu call without its media: what a deposit call hands over when
+/// its caller presses `*` during the greeting.
+pub struct MenuCall {
+    pub call: u64,
+    pub domain: String,
+    pub menu: Menu,
+    pub peer: SocketAddr,
+    pub language: String,
+    pub utc_offset: time::UtcOffset,
+    pub lockout_failures: u32,
+    pub lockout_seconds: u64,
+    pub logins: Arc<Logins>,
+    pub prompts: PromptSet,
+    pub store: FsStore,
+    pub slot: PacerSlot,
+    pub events: mpsc::UnboundedSender<CallEvent>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Runs the menu on a call whose media is up (`digits`: keys already
+/// pressed) to the call's end.
+pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits: Vec<char>) {
+    let MenuCall {
+        call,
+        domain,
+        mut menu,
+        peer,
+        language,
+        utc_offset,
+        lockout_failures,
+        lockout_seconds,
+        logins,
+        prompts,
+        store,
+        slot,
+        events,
+        metrics,
+    } = c;
     let mut session = Session {
         logins,
         domain,
@@ -113,15 +173,12 @@ pub async fn drive(setup: MenuSetup) {
         lockout_seconds,
         peer,
     };
-    let mut inputs = CallInputs::new(tick, done_rx, commands);
     // Greeting recording: in memory until accepted.
     let mut recording: Option<(Vec<i16>, usize)> = None;
     let mut last_recording: Vec<i16> = Vec::new();
     // Ops the menu emitted; run one at a time in order.
     let mut ops: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
 
-    // The first prompt waits (a little) until vmail knows where to send it.
-    let digits = wait_for_send_address(&mut inputs, &mut media, &metrics, SEND_ADDRESS_WAIT).await;
     let now = Instant::now().into_std();
     menu.start(now);
     for d in digits {
@@ -442,8 +499,9 @@ impl Turn<'_> {
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
                     Some(CallCommand::Ack) => media.on_ack(),
-                    // Keys while the PIN is checked are dropped.
-                    Some(CallCommand::Dtmf(_)) => {}
+                    // Keys while the PIN is checked are dropped; the menu
+                    // transfers nothing.
+                    Some(CallCommand::Dtmf(_) | CallCommand::TransferEnded(_)) => {}
                 },
             }
         };

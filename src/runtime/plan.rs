@@ -51,7 +51,23 @@ impl DepositPlan {
             mailbox_full: p("mailbox-full"),
             max_length: p("max-length"),
             cannot_take: p("cannot-take"),
+            review: Vec::new(),
+            urgent_on: Vec::new(),
+            urgent_off: Vec::new(),
+            invalid_option: Vec::new(),
+            transferring: Vec::new(),
+            transfer_failed: Vec::new(),
         };
+        if self.limits.review {
+            out.review = p("review-message");
+            out.urgent_on = p("marked-urgent");
+            out.urgent_off = p("urgent-removed");
+            out.invalid_option = p("invalid-option");
+        }
+        if self.limits.operator {
+            out.transferring = p("transferring");
+            out.transfer_failed = p("transfer-failed");
+        }
         // A mailbox still to be created by its first message is empty and
         // has no greetings of its own.
         let mut exists = true;

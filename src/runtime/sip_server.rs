@@ -31,7 +31,7 @@ use super::media_io::RtpSocket;
 
 use super::call_messages::{CallCommand, CallEvent};
 use super::cluster::ClusterEvent;
-use super::deposit_driver::{self, CallSetup};
+use super::deposit_driver::{self, CallSetup, LoginSetup};
 use super::menu_driver::{self, MenuSetup};
 use super::mwi::Mwi;
 use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
@@ -64,6 +64,15 @@ struct CallEntry {
     /// The call's kind and its INVITE's arrival, for the metrics.
     metric_kind: metrics::CallKind,
     invited: Instant,
+    /// A transfer (REFER) in progress: its client transaction until the
+    /// final response.
+    transfer: Option<Transfer>,
+}
+
+/// A REFER vmail sent for a call.
+struct Transfer {
+    /// The REFER's client transaction, until its final response.
+    refer_tx: Option<TxKey>,
 }
 
 /// The call's media and channels, handed to its driver.
@@ -112,6 +121,8 @@ pub struct SipServer {
     /// dialog is the Call-ID and both tags).
     by_call_id: HashMap<String, Vec<u64>>,
     by_invite_tx: HashMap<TxKey, u64>,
+    /// REFERs in progress, by client transaction.
+    refers: HashMap<TxKey, u64>,
     answers_due: BTreeSet<(Instant, u64)>,
     next_call: u64,
     shutting_down: bool,
@@ -150,6 +161,7 @@ impl SipServer {
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             by_invite_tx: HashMap::new(),
+            refers: HashMap::new(),
             answers_due: BTreeSet::new(),
             next_call: 1,
             shutting_down: false,
@@ -307,11 +319,19 @@ impl SipServer {
                 Event::Response { tx, response } => {
                     let now = Instant::now().into_std();
                     let code = response.status_code.code();
-                    self.mwi.on_response(now, tx, code, &mut self.endpoint);
+                    if self.refers.contains_key(&tx) {
+                        self.on_refer_response(tx, code);
+                    } else {
+                        self.mwi.on_response(now, tx, code, &mut self.endpoint);
+                    }
                 }
                 Event::RequestTimeout { tx } => {
                     let now = Instant::now().into_std();
-                    self.mwi.on_response(now, tx, 408, &mut self.endpoint);
+                    if self.refers.contains_key(&tx) {
+                        self.on_refer_response(tx, 408);
+                    } else {
+                        self.mwi.on_response(now, tx, 408, &mut self.endpoint);
+                    }
                 }
                 #[allow(unreachable_patterns)]
                 _ => {}
@@ -443,8 +463,113 @@ impl SipServer {
                 let resp = sipcore::options_response(&req, None);
                 self.respond(tx, resp);
             }
+            Method::Notify => self.on_refer_notify(tx, &req, id),
             _ => self.unsupported(tx, &req),
         }
+    }
+
+    /// Sends REFER for a call whose caller asked for the operator.
+    fn send_refer(&mut self, id: u64, target: &str, referred_by: &str) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let failed = |call: &CallEntry| {
+            let _ = call.commands.send(CallCommand::TransferEnded(false));
+        };
+        if call.pending.is_some() {
+            return failed(call);
+        }
+        // An earlier transfer the call gave up on (no answer in time) is
+        // forgotten: its late answers change nothing.
+        if let Some(refer_tx) = call.transfer.take().and_then(|t| t.refer_tx) {
+            self.refers.remove(&refer_tx);
+        }
+        let refer = match sipcore::make_refer(&mut call.dialog, target, referred_by) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(call = id, "cannot build REFER: {e}");
+                return failed(call);
+            }
+        };
+        let peer = call.peer;
+        match self
+            .endpoint
+            .send_request(Instant::now().into_std(), refer, peer)
+        {
+            Ok(tx) => {
+                info!(call = id, %target, "REFER sent");
+                call.transfer = Some(Transfer { refer_tx: Some(tx) });
+                self.refers.insert(tx, id);
+            }
+            Err(e) => {
+                warn!(call = id, "cannot send REFER: {e}");
+                failed(call);
+            }
+        }
+    }
+
+    /// A response to a REFER (408: none came).
+    fn on_refer_response(&mut self, tx: TxKey, code: u16) {
+        if code < 200 {
+            return;
+        }
+        let Some(id) = self.refers.remove(&tx) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if let Some(t) = call.transfer.as_mut() {
+            t.refer_tx = None;
+        }
+        match sipcore::on_refer_response(code) {
+            sipcore::ReferProgress::Pending => info!(call = id, code, "REFER accepted"),
+            _ => {
+                info!(call = id, code, "REFER refused: the caller goes on");
+                call.transfer = None;
+                let _ = call.commands.send(CallCommand::TransferEnded(false));
+            }
+        }
+    }
+
+    /// A NOTIFY in a call's dialog: the progress of vmail's REFER.
+    fn on_refer_notify(&mut self, tx: TxKey, req: &Request, id: u64) {
+        let event = sipcore::header_value(req, "Event").unwrap_or_default();
+        let in_transfer = self.calls.get(&id).is_some_and(|c| c.transfer.is_some());
+        if !sipcore::is_refer_event(event) {
+            return self.reply(tx, req, 489, Some("Bad Event"));
+        }
+        if !in_transfer {
+            return self.reply(tx, req, 481, Some("Subscription Does Not Exist"));
+        }
+        self.reply(tx, req, 200, None);
+        let terminated =
+            sipcore::header_value(req, "Subscription-State").is_some_and(sipcore::is_terminated);
+        let status = sipcore::sipfrag_status(req.body());
+        let progress = sipcore::on_refer_notify(status, terminated);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let ended = match progress {
+            sipcore::ReferProgress::Pending => {
+                debug!(call = id, ?status, "transfer in progress");
+                return;
+            }
+            sipcore::ReferProgress::Succeeded => {
+                info!(call = id, ?status, "caller transferred to the operator");
+                true
+            }
+            sipcore::ReferProgress::Failed => {
+                info!(call = id, ?status, "transfer failed: the caller goes on");
+                false
+            }
+        };
+        if let Some(t) = call.transfer.take() {
+            if let Some(refer_tx) = t.refer_tx {
+                self.refers.remove(&refer_tx);
+            }
+        }
+        let _ = call.commands.send(CallCommand::TransferEnded(ended));
     }
 
     /// RFC 3261 §8.2.2.2: an INVITE with the Call-ID, From tag and CSeq of
@@ -575,6 +700,7 @@ impl SipServer {
                 })),
                 metric_kind,
                 invited,
+                transfer: None,
             },
         );
         self.by_call_id.entry(cid).or_default().push(id);
@@ -617,6 +743,10 @@ impl SipServer {
                     .clone()
                     .unwrap_or_else(|| ext.language.clone());
                 info!(call_id = %cid, %mailbox, ?cause, port, "deposit call accepted");
+                let operator = ext
+                    .operator_uri
+                    .for_domain(mailbox.domain())
+                    .map(str::to_owned);
                 Driver::Deposit(Box::new(CallSetup {
                     call: id,
                     mailbox,
@@ -635,6 +765,10 @@ impl SipServer {
                             media_timeout: Duration::from_secs(u64::from(
                                 ext.media_timeout_seconds,
                             )),
+                            review: ext.review,
+                            operator: operator.is_some(),
+                            operator_keeps_recording: ext.operator_keeps_recording,
+                            login: !create,
                         },
                         max_messages: ext.max_messages,
                         create: create.then(|| settings.clone()),
@@ -657,6 +791,18 @@ impl SipServer {
                     commands: io.commands,
                     events: self.events_tx.clone(),
                     metrics: shared.metrics.clone(),
+                    operator,
+                    login: (!create).then(|| {
+                        let limiter = shared.clone();
+                        LoginSetup {
+                            utc_offset: ext.utc_offset(),
+                            lockout_failures: ext.lockout_failures,
+                            lockout_seconds: ext.lockout_seconds,
+                            max_greeting: Duration::from_secs(u64::from(ext.max_message_seconds)),
+                            logins: shared.logins.clone(),
+                            access: Arc::new(move |ip: IpAddr| limiter.access_call(ip)),
+                        }
+                    }),
                 }))
             }
             CallKind::Menu { domain, known } => {
@@ -881,6 +1027,11 @@ impl SipServer {
     fn on_call_event(&mut self, ev: CallEvent) {
         match ev {
             CallEvent::Hangup { call } => self.send_bye(call),
+            CallEvent::Transfer {
+                call,
+                target,
+                referred_by,
+            } => self.send_refer(call, &target, &referred_by),
             CallEvent::Ended { call } => self.remove_call(call),
         }
     }
@@ -894,6 +1045,9 @@ impl SipServer {
                 }
             }
             self.by_invite_tx.remove(&call.invite_tx);
+            if let Some(refer_tx) = call.transfer.and_then(|t| t.refer_tx) {
+                self.refers.remove(&refer_tx);
+            }
             if let Some(p) = call.pending {
                 p.setup.slot().unregister();
             }

@@ -37,6 +37,7 @@ mod framer;
 mod info_dtmf;
 mod message;
 mod peer;
+mod refer;
 mod salvage;
 mod timers;
 mod via;
@@ -57,6 +58,10 @@ pub use message::{
     BRANCH_COOKIE, SERVER, SUPPORTED,
 };
 pub use peer::{ConnId, Peer, Transmit, Transport, TxKey};
+pub use refer::{
+    header_value, is_refer_event, is_terminated, make_refer, on_refer_notify, on_refer_response,
+    sipfrag_status, ReferProgress,
+};
 
 /// The rsip message model vmail builds on, re-exported for the call logic.
 pub use rsipstack::sip::{

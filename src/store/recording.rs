@@ -313,6 +313,29 @@ impl RecordingWriter {
         Ok(())
     }
 
+    /// The audio recorded so far (the caller listens to it in review):
+    /// the buffer is written out first (a fenced write), then the samples
+    /// are read back from the temporary file.
+    pub fn audio(&mut self) -> Result<Vec<i16>, StoreError> {
+        self.update_header()?;
+        let len = usize::try_from(self.samples.saturating_mul(2)).map_err(|_| {
+            StoreError::InvalidValue {
+                what: "recording",
+                reason: "too long to read back",
+            }
+        })?;
+        let mut bytes = vec![0u8; len];
+        self.out
+            .get_ref()
+            .file
+            .read_exact_at(&mut bytes, wav::HEADER_LEN)
+            .map_err(|e| StoreError::io("read", &self.wav_path, e))?;
+        Ok(bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect())
+    }
+
     /// Appends PCM samples (buffered). After every second of audio the
     /// WAV header is brought up to date, so a killed process leaves a
     /// readable file.

@@ -295,3 +295,18 @@ fn store_ops_are_never_more_than_one_out() {
     let stores = ops.iter().filter(|a| a.starts_with("MoveToOld")).count();
     assert_eq!(stores, 1, "{ops:?}");
 }
+
+#[test]
+fn urgent_messages_play_first() {
+    let mut new = metas(&["n1", "n2", "n3"]);
+    new[2].urgent = true;
+    let mut old = metas(&["o1", "o2"]);
+    old[1].urgent = true;
+    let mut h = H::logged_in_with(new.clone(), old.clone());
+    assert_eq!(h.keys("1"), v(&["play: message-number 1"]));
+    assert_eq!(h.done(), v(&["play: msg:n3", r#"MoveToOld { msg: "n3" }"#]));
+
+    let mut h = H::logged_in_with(new, old);
+    assert_eq!(h.keys("2"), v(&["play: message-number 1"]));
+    assert_eq!(h.done()[0], "play: msg:o2");
+}
