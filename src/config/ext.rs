@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
+use super::retention::{parse_retention, Retention};
 use super::value::{boolean, list, object, port, shown, string, suggest, u32_in, u64_in, Sink};
 
 /// A SIP transport vmail listens on.
@@ -134,6 +135,10 @@ pub struct Ext {
     pub tcp_message_seconds: u32,
     /// A web inbox session unused for this long ends, minutes.
     pub web_session_seconds: u32,
+    /// How long messages are kept, by folder and domain (off by default).
+    pub retention: Retention,
+    /// Minutes between two retention passes of the active instance.
+    pub retention_interval_minutes: u32,
 }
 
 impl Default for Ext {
@@ -175,6 +180,8 @@ impl Default for Ext {
             tcp_idle_seconds: 300,
             tcp_message_seconds: 10,
             web_session_seconds: 1800,
+            retention: Retention::default(),
+            retention_interval_minutes: 60,
         }
     }
 }
@@ -305,6 +312,8 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "tcp_idle_seconds",
     "tcp_message_seconds",
     "web_session_seconds",
+    "retention",
+    "retention_interval_minutes",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -524,6 +533,8 @@ fn set_key(
         "tcp_idle_seconds" => ext.tcp_idle_seconds = u32_in(v, 1, 86_400)?,
         "tcp_message_seconds" => ext.tcp_message_seconds = u32_in(v, 1, 3600)?,
         "web_session_seconds" => ext.web_session_seconds = u32_in(v, 10, 86_400)?,
+        "retention" => ext.retention = parse_retention(v, field, entry, sink)?,
+        "retention_interval_minutes" => ext.retention_interval_minutes = u32_in(v, 1, 1440)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -779,7 +790,9 @@ mod tests {
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
             "access_rate_burst": 0, "access_rate_per_minute": 120,
             "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]},
-            "web_session_seconds": 900
+            "web_session_seconds": 900,
+            "retention": {"old_days": 30, "domains": {"example.ru": {"old_days": 7}}},
+            "retention_interval_minutes": 15
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -802,7 +815,10 @@ mod tests {
             }
         );
         assert_eq!(ext.web_session_seconds, 900);
-        assert_eq!(EXT_KEYS.len(), 36);
+        assert_eq!(ext.retention.for_mailbox("example.ru", None).old, 7);
+        assert_eq!(ext.retention.for_mailbox("other.ru", None).old, 30);
+        assert_eq!(ext.retention_interval_minutes, 15);
+        assert_eq!(EXT_KEYS.len(), 38);
     }
 
     #[test]
@@ -884,6 +900,27 @@ mod tests {
             let (ext, errs) = run(bad.clone());
             assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
         }
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_validated() {
+        let d = Ext::default();
+        assert!(d.retention.is_off());
+        assert_eq!(d.retention_interval_minutes, 60);
+        for bad in [
+            json!({"retention_interval_minutes": 0}),
+            json!({"retention_interval_minutes": 1441}),
+            json!({"retention": {"old_days": 36501}}),
+            json!({"retention": "30"}),
+        ] {
+            let (ext, errs) = run(bad.clone());
+            assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
+        }
+        // Every error of the object at once.
+        let (ext, errs) = run(json!({"retention": {"old_days": -1, "inbox": 3,
+            "domains": {"a..b": {}, "c.ru": {"old_days": "x"}}}}));
+        assert!(ext.is_none());
+        assert_eq!(errs.len(), 4, "{errs:?}");
     }
 
     #[test]
