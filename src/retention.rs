@@ -81,12 +81,12 @@ pub fn max_age(days: &RetentionDays, folder: Folder) -> Option<Duration> {
 
 /// The messages of `msgs` at least `max_age` old at `now`, by the time
 /// `time_of` gives (a message without a time, or from the future, stays).
-pub fn select<'a>(
-    msgs: &'a [MessageMeta],
+pub fn select(
+    msgs: &[MessageMeta],
     max_age: Duration,
     now: SystemTime,
     time_of: impl Fn(&MessageMeta) -> Option<SystemTime>,
-) -> Vec<(&'a MessageMeta, Duration)> {
+) -> Vec<(&MessageMeta, Duration)> {
     msgs.iter()
         .filter_map(|m| {
             let age = now.duration_since(time_of(m)?).ok()?;
@@ -315,7 +315,7 @@ mod tests {
             seen.push(e.id.clone())
         })
         .unwrap();
-        assert_eq!(seen, [old_a.clone()]);
+        assert_eq!(seen, std::slice::from_ref(&old_a));
         assert_eq!(dry.len(), 1);
         assert_eq!(dry[0].age_days, 31);
         assert!(s.message(&a, &old_a).unwrap().is_some(), "dry run keeps it");

@@ -56,7 +56,7 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
             let o = usize::from(k / 4 % 3);
             let mut old = metas(&ids[n..n + o]);
             // Some runs have a message saved in a named folder.
-            if let Some(last) = old.last_mut().filter(|_| k % 2 == 0) {
+            if let Some(last) = old.last_mut().filter(|_| k.is_multiple_of(2)) {
                 last.folder = crate::store::Folder::from_key(char::from(b'2' + k % 8))
                     .unwrap_or(crate::store::Folder::Work);
             }
