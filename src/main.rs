@@ -418,6 +418,16 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 );
                 println!("  created       {}", v.mailbox.created);
                 println!("  messages      new {}  old {}", v.counts.new, v.counts.old);
+                if let Ok(per) = store.folder_counts(&id) {
+                    let saved: Vec<String> = per
+                        .iter()
+                        .filter(|(f, n)| *n > 0 && !matches!(f, Folder::Inbox | Folder::Old))
+                        .map(|(f, n)| format!("{f} {n}"))
+                        .collect();
+                    if !saved.is_empty() {
+                        println!("  folders       {}", saved.join("  "));
+                    }
+                }
                 match ops::locked_until(&v.login, std::time::SystemTime::now()) {
                     Some(t) => println!("  locked until  {t}"),
                     None => println!("  PIN failures  {}", v.login.failures),

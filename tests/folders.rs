@@ -383,6 +383,12 @@ fn mailbox_purge_lists_with_dry_run_and_removes_without() {
     let young = deposit(&v, "1001", now);
     s.move_message(&id("1001"), &young, Folder::Old).unwrap();
 
+    // `show` lists the named folders that hold messages.
+    let out = vmail_cli(&v, &["show", &format!("1001@{DOMAIN}")]);
+    let t = text(&out);
+    assert!(t.contains("folders       Friends 1"), "{t}");
+    assert!(t.contains("messages      new 0  old 3"), "{t}");
+
     let out = vmail_cli(&v, &["purge", "--older-than", "1", "--dry-run"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");

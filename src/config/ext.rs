@@ -79,7 +79,8 @@ pub struct Ext {
     pub min_message_seconds: u32,
     /// Silence that ends a recording, seconds.
     pub silence_seconds: u32,
-    /// Messages a mailbox holds (new plus old) before it counts as full.
+    /// Messages a mailbox holds (all folders together) before it counts as
+    /// full.
     pub max_messages: u32,
     /// Bearer tokens accepted by the `/api/` routes.
     pub api_tokens: Vec<String>,
