@@ -145,7 +145,7 @@ message|message
 messages|messages
 no-messages|no messages
 and|and
-main-menu|Press 1 to listen to new messages, 2 for old messages, 0 for mailbox options, star for help, or pound to exit.
+main-menu|Press 1 to listen to new messages, 2 to change folders, 0 for mailbox options, star for help, or pound to exit.
 message-number|Message
 first-message|First message.
 last-message|There are no more messages.
@@ -174,6 +174,20 @@ pin-changed|Your password has been changed.
 invalid-option|Invalid option.
 not-understood|Sorry, I did not understand.
 help|While listening to a message, press 3 for the envelope, 5 to repeat, 6 for the next message, 7 to delete, and 9 to save. Press pound to go back, or star to hear this help again.
+# Folders (Asterisk's keys: 0 new, 1 old, 2 work, 3 family, 4 friends, 5-9 numbered)
+folders-menu|Press 0 for new messages, 1 for old messages, 2 for work messages, 3 for family messages, 4 for friends messages, or pound to cancel.
+save-to-folder|Which folder should I save the message to?
+saved-in|Message saved in
+folder-new|new messages
+folder-old|old messages
+folder-work|work
+folder-family|family
+folder-friends|friends
+folder-5|folder five
+folder-6|folder six
+folder-7|folder seven
+folder-8|folder eight
+folder-9|folder nine
 # Dates and times
 at|at
 am|A.M.
@@ -328,7 +342,7 @@ messages-few|сообщения
 messages-many|сообщений
 no-messages|нет сообщений
 and|и
-main-menu|Чтобы прослушать новые сообщения, нажмите 1. Старые сообщения — 2. Настройки ящика — 0. Справка — звёздочка. Выход — решётка.
+main-menu|Чтобы прослушать новые сообщения, нажмите 1. Сменить папку — 2. Настройки ящика — 0. Справка — звёздочка. Выход — решётка.
 message-number|Сообщение
 first-message|Первое сообщение.
 last-message|Больше сообщений нет.
@@ -357,6 +371,19 @@ pin-changed|Пароль изменён.
 invalid-option|Неверный выбор.
 not-understood|Извините, не понял.
 help|Во время прослушивания нажмите 3 — конверт, 5 — повтор, 6 — следующее, 7 — удалить, 9 — сохранить. Решётка — назад, звёздочка — эта справка.
+folders-menu|Новые сообщения — 0. Старые — 1. Работа — 2. Семья — 3. Друзья — 4. Отмена — решётка.
+save-to-folder|В какую папку сохранить сообщение?
+saved-in|Сообщение сохранено в папку
+folder-new|новые
+folder-old|старые
+folder-work|работа
+folder-family|семья
+folder-friends|друзья
+folder-5|номер пять
+folder-6|номер шесть
+folder-7|номер семь
+folder-8|номер восемь
+folder-9|номер девять
 at|в
 today|сегодня
 yesterday|вчера

@@ -17,6 +17,7 @@ pub mod media;
 pub mod metrics;
 pub mod mwi;
 pub mod prompts;
+pub mod retention;
 pub mod routing;
 pub mod runtime;
 pub mod sdp;

@@ -249,6 +249,27 @@ pub fn delete_greeting(store: &FsStore, id: &MailboxId, kind: GreetingKind) -> R
     Ok(store.delete_greeting(id, kind)?)
 }
 
+/// Removes (or, `dry_run`, lists) the messages of the mailboxes in `scope`
+/// that `rule` finds expired at `now`, a log line each (see
+/// [`crate::retention`]).
+pub fn purge(
+    store: &FsStore,
+    scope: &crate::retention::Scope,
+    rule: &crate::retention::Rule,
+    now: SystemTime,
+    dry_run: bool,
+) -> Result<Vec<crate::retention::Expired>, OpError> {
+    Ok(crate::retention::run_pass(
+        store,
+        scope,
+        rule,
+        now,
+        dry_run,
+        &|| true,
+        &mut |_| {},
+    )?)
+}
+
 /// The lock's end as RFC 3339, when the mailbox is locked at `now`.
 pub fn locked_until(login: &LoginState, now: SystemTime) -> Option<String> {
     login

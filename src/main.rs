@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use vmail::config::{Config, VmailRole};
 use vmail::mailbox_ops::{self as ops, PinRule};
+use vmail::retention::{Rule, Scope};
 use vmail::routing::{Owner, RoutingTable};
-use vmail::store::{FsStore, MailboxId, MailboxSettings};
+use vmail::store::{Folder, FsStore, MailboxId, MailboxSettings};
 
 /// mimalloc rather than glibc's malloc: glibc returns freed memory only
 /// from the top of an arena, so after a burst (thousands of TCP connections
@@ -127,6 +128,27 @@ enum MailboxCommand {
         mailbox: String,
         /// New PIN (digits).
         pin: String,
+    },
+    /// Remove expired messages now: by `ext.retention` and the mailboxes'
+    /// own settings, or with --older-than by age alone.
+    Purge {
+        /// Only the mailboxes of this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Only this user of --domain.
+        #[arg(long, requires = "domain")]
+        user: Option<String>,
+        /// Remove the messages older than DAYS (0: every message) of the
+        /// --folder folders instead of applying ext.retention.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(0..=36500))]
+        older_than: Option<u32>,
+        /// Folder for --older-than (INBOX, Old, Work, Family, Friends,
+        /// Cust1..Cust5); may be repeated; default Old.
+        #[arg(long, requires = "older_than")]
+        folder: Vec<String>,
+        /// List what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -383,8 +405,29 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     "  PIN set       {}",
                     if v.mailbox.has_pin { "yes" } else { "no" }
                 );
+                println!(
+                    "  retention     {}",
+                    s.retention_old_days.map_or_else(
+                        || "(ext.retention)".into(),
+                        |d| if d == 0 {
+                            "Old kept for ever".to_string()
+                        } else {
+                            format!("Old kept {d} days")
+                        }
+                    )
+                );
                 println!("  created       {}", v.mailbox.created);
                 println!("  messages      new {}  old {}", v.counts.new, v.counts.old);
+                if let Ok(per) = store.folder_counts(&id) {
+                    let saved: Vec<String> = per
+                        .iter()
+                        .filter(|(f, n)| *n > 0 && !matches!(f, Folder::Inbox | Folder::Old))
+                        .map(|(f, n)| format!("{f} {n}"))
+                        .collect();
+                    if !saved.is_empty() {
+                        println!("  folders       {}", saved.join("  "));
+                    }
+                }
                 match ops::locked_until(&v.login, std::time::SystemTime::now()) {
                     Some(t) => println!("  locked until  {t}"),
                     None => println!("  PIN failures  {}", v.login.failures),
@@ -397,6 +440,66 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 Err(code) => return code,
             };
             ops::unlock(&store, &id).map(|()| println!("unlocked {}@{}", id.user(), id.domain()))
+        }
+        MailboxCommand::Purge {
+            domain,
+            user,
+            older_than,
+            folder,
+            dry_run,
+        } => {
+            let rule = match older_than {
+                Some(days) => {
+                    let mut folders = Vec::new();
+                    for f in &folder {
+                        match Folder::parse(f) {
+                            Some(f) if !folders.contains(&f) => folders.push(f),
+                            Some(_) => {}
+                            None => {
+                                eprintln!("`{f}`: not a folder (INBOX, Old, Work, Family, Friends, Cust1 to Cust5)");
+                                return ExitCode::from(EXIT_CONFIG);
+                            }
+                        }
+                    }
+                    if folders.is_empty() {
+                        folders.push(Folder::Old);
+                    }
+                    Rule::OlderThan { days, folders }
+                }
+                None => {
+                    if role.ext.retention.is_off() {
+                        println!("ext.retention expires nothing; only mailboxes with their own retention_old_days are looked at");
+                    }
+                    Rule::Policy(role.ext.retention.clone())
+                }
+            };
+            let scope = Scope {
+                domain,
+                user,
+                domain_filter: None,
+            };
+            ops::purge(&store, &scope, &rule, std::time::SystemTime::now(), dry_run).map(
+                |expired| {
+                    let verb = if dry_run { "would remove" } else { "removed" };
+                    for e in &expired {
+                        println!(
+                            "{verb} {}@{} {}/{} received {} ({} days old)",
+                            e.mailbox.user(),
+                            e.mailbox.domain(),
+                            e.folder,
+                            e.id,
+                            e.received,
+                            e.age_days
+                        );
+                    }
+                    let n = expired.len();
+                    if dry_run {
+                        println!("{n} message(s) would be removed (dry run: nothing removed)");
+                    } else {
+                        println!("{n} message(s) removed");
+                    }
+                },
+            )
         }
         MailboxCommand::SetPin { mailbox, pin } => {
             let id = match parse(&mailbox) {

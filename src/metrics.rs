@@ -144,6 +144,8 @@ pub struct Metrics {
     pub messages_failed: Counter,
     /// Messages recovered from `tmp/` at start.
     pub messages_recovered: Counter,
+    /// Messages removed by retention (older than their folder's period).
+    pub messages_expired: Counter,
     recorded_seconds: PromCounter<f64, std::sync::atomic::AtomicU64>,
     /// RTP packets received.
     pub rtp_received: Counter,
@@ -226,6 +228,11 @@ impl Metrics {
             &mut r,
             "vmail_messages_recovered",
             "Messages recovered from tmp/ (at takeover).",
+        );
+        let messages_expired = counter(
+            &mut r,
+            "vmail_messages_expired",
+            "Messages removed by retention (older than their folder's period).",
         );
         let recorded_seconds = PromCounter::<f64, std::sync::atomic::AtomicU64>::default();
         r.register_with_unit(
@@ -352,6 +359,7 @@ impl Metrics {
             messages_discarded,
             messages_failed,
             messages_recovered,
+            messages_expired,
             recorded_seconds,
             rtp_received,
             rtp_lost,
@@ -595,6 +603,7 @@ mod tests {
         m.messages_discarded.inc();
         m.messages_failed.inc();
         m.messages_recovered.add(3);
+        m.messages_expired.add(2);
         m.sip_request(&Method::Invite);
         m.sip_response(&Method::Invite, 200);
         m.mwi_notify(true);
@@ -624,6 +633,7 @@ mod tests {
             ("vmail_messages_discarded_total", 1.0),
             ("vmail_messages_failed_total", 1.0),
             ("vmail_messages_recovered_total", 3.0),
+            ("vmail_messages_expired_total", 2.0),
             ("vmail_recorded_seconds_total", 2.5),
             ("vmail_rtp_received_total", 10.0),
             ("vmail_rtp_lost_total", 1.0),

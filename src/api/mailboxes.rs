@@ -49,7 +49,8 @@ impl PageQuery {
 pub struct CountsBody {
     /// Messages in INBOX.
     pub new: usize,
-    /// Messages in Old.
+    /// Messages in every other folder (Old, Work, Family, ...: heard or
+    /// saved).
     pub old: usize,
     pub urgent_new: usize,
     pub urgent_old: usize,
@@ -71,6 +72,9 @@ pub struct MailboxBody {
     pub email: Option<String>,
     /// Most messages kept; `null`: the instance's `max_messages`.
     pub max_messages: Option<u32>,
+    /// Days a message stays in Old before retention removes it (0: for
+    /// ever); `null`: the domain's or instance's `ext.retention`.
+    pub retention_old_days: Option<u32>,
     pub has_pin: bool,
     /// Creation time, RFC 3339.
     pub created: String,
@@ -96,6 +100,7 @@ impl From<MailboxView> for MailboxBody {
             timezone: s.timezone,
             email: s.email,
             max_messages: s.max_messages,
+            retention_old_days: s.retention_old_days,
             has_pin: v.mailbox.has_pin,
             created: v.mailbox.created,
             counts: CountsBody {
@@ -182,6 +187,10 @@ pub struct NewMailbox {
     #[serde(default, deserialize_with = "count")]
     #[schema(minimum = 1, maximum = 1000000)]
     pub max_messages: Option<u32>,
+    /// Days a message stays in Old (0: for ever); absent: `ext.retention`.
+    #[serde(default, deserialize_with = "days")]
+    #[schema(minimum = 0, maximum = 36500)]
+    pub retention_old_days: Option<u32>,
 }
 
 /// Creates a mailbox.
@@ -208,6 +217,7 @@ pub async fn create(
         timezone: body.timezone,
         email: body.email,
         max_messages: body.max_messages,
+        retention_old_days: body.retention_old_days,
     };
     let view = mailbox
         .run(move |store, id| {
@@ -250,6 +260,25 @@ fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     Ok(Some(n as u32))
 }
 
+/// A whole number of days from 0 to 36500 written as JSON `5` or `5.0`.
+fn days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(crate::store::MAX_RETENTION_DAYS)).contains(&n) {
+        return Err(D::Error::custom(format!(
+            "expected a whole number of days from 0 to 36500, got {n}"
+        )));
+    }
+    Ok(Some(n as u32))
+}
+
+/// [`days`] for a field where `null` clears (`Some(None)`).
+fn present_days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    days(d).map(Some)
+}
+
 /// [`count`] for a field where `null` clears (`Some(None)`).
 fn present_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
     count(d).map(Some)
@@ -279,9 +308,15 @@ pub struct MailboxChange {
     #[serde(default, deserialize_with = "present_count")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1000000)]
     pub max_messages: Option<Option<u32>>,
+    /// Days a message stays in Old (0: for ever); `null`: back to
+    /// `ext.retention`.
+    #[serde(default, deserialize_with = "present_days")]
+    #[schema(value_type = Option<u32>, nullable, minimum = 0, maximum = 36500)]
+    pub retention_old_days: Option<Option<u32>>,
 }
 
-/// Changes settings (language, time zone, max messages, e-mail, display name).
+/// Changes settings (language, time zone, max messages, retention, e-mail,
+/// display name).
 #[utoipa::path(patch, path = "/api/v1/domains/{domain}/mailboxes/{user}", tag = "mailboxes",
     params(MailboxPath),
     request_body = MailboxChange,
@@ -315,6 +350,9 @@ pub async fn update(
                 }
                 if let Some(v) = change.max_messages {
                     s.max_messages = v;
+                }
+                if let Some(v) = change.retention_old_days {
+                    s.retention_old_days = v;
                 }
             })?;
             ops::view(store, id)

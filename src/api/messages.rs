@@ -18,14 +18,31 @@ use super::{ApiError, ApiState, MailboxPath};
 use crate::mailbox_ops as ops;
 use crate::store::{validate_message_id, Folder, MessageMeta};
 
-/// A folder as the API names it.
+/// A folder as the API names it: Asterisk's folders under their directory
+/// names (the phone menu's keys 0 to 9 in this order).
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 pub enum FolderName {
     /// New messages.
     #[serde(rename = "INBOX")]
     Inbox,
-    /// Heard / saved messages.
+    /// Heard messages.
     Old,
+    /// Saved: work.
+    Work,
+    /// Saved: family.
+    Family,
+    /// Saved: friends.
+    Friends,
+    /// Saved: custom folder 1 (key 5).
+    Cust1,
+    /// Saved: custom folder 2 (key 6).
+    Cust2,
+    /// Saved: custom folder 3 (key 7).
+    Cust3,
+    /// Saved: custom folder 4 (key 8).
+    Cust4,
+    /// Saved: custom folder 5 (key 9).
+    Cust5,
 }
 
 impl From<FolderName> for Folder {
@@ -33,6 +50,14 @@ impl From<FolderName> for Folder {
         match f {
             FolderName::Inbox => Folder::Inbox,
             FolderName::Old => Folder::Old,
+            FolderName::Work => Folder::Work,
+            FolderName::Family => Folder::Family,
+            FolderName::Friends => Folder::Friends,
+            FolderName::Cust1 => Folder::Cust1,
+            FolderName::Cust2 => Folder::Cust2,
+            FolderName::Cust3 => Folder::Cust3,
+            FolderName::Cust4 => Folder::Cust4,
+            FolderName::Cust5 => Folder::Cust5,
         }
     }
 }
@@ -42,6 +67,14 @@ impl From<Folder> for FolderName {
         match f {
             Folder::Inbox => FolderName::Inbox,
             Folder::Old => FolderName::Old,
+            Folder::Work => FolderName::Work,
+            Folder::Family => FolderName::Family,
+            Folder::Friends => FolderName::Friends,
+            Folder::Cust1 => FolderName::Cust1,
+            Folder::Cust2 => FolderName::Cust2,
+            Folder::Cust3 => FolderName::Cust3,
+            Folder::Cust4 => FolderName::Cust4,
+            Folder::Cust5 => FolderName::Cust5,
         }
     }
 }
@@ -103,7 +136,8 @@ impl From<MessageMeta> for MessageBody {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageQuery {
-    /// `INBOX` (default) or `Old`.
+    /// `INBOX` (default), `Old`, `Work`, `Family`, `Friends`, `Cust1` to
+    /// `Cust5`.
     pub folder: Option<FolderName>,
     /// Items per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -191,7 +225,7 @@ pub async fn read(
 pub struct MessageChange {
     /// Mark heard (`true`) or unheard (`false`).
     pub heard: Option<bool>,
-    /// Move to this folder.
+    /// Move to this folder (any of them).
     pub folder: Option<FolderName>,
 }
 

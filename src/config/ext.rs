@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
+use super::retention::{parse_retention, Retention};
 use super::value::{boolean, list, object, port, shown, string, suggest, u32_in, u64_in, Sink};
 
 /// A SIP transport vmail listens on.
@@ -78,7 +79,8 @@ pub struct Ext {
     pub min_message_seconds: u32,
     /// Silence that ends a recording, seconds.
     pub silence_seconds: u32,
-    /// Messages a mailbox holds (new plus old) before it counts as full.
+    /// Messages a mailbox holds (all folders together) before it counts as
+    /// full.
     pub max_messages: u32,
     /// Bearer tokens accepted by the `/api/` routes.
     pub api_tokens: Vec<String>,
@@ -132,16 +134,20 @@ pub struct Ext {
     /// A SIP/TCP message must arrive whole within this long of its first
     /// byte, or the connection is closed, seconds.
     pub tcp_message_seconds: u32,
-    /// A web inbox session unused for this long ends, minutes.
+    /// A web inbox session unused for this long ends, seconds.
     pub web_session_seconds: u32,
     /// After the recording, offer the caller the review menu (accept,
     /// listen, re-record, urgent), as Asterisk's `review`.
     pub review: bool,
-    /// Where `0` during a deposit transfers the caller (REFER), per domain;
-    /// a mailbox's own `operator` comes first. Empty: `0` does nothing.
+    /// Where `0` during a deposit transfers the caller (REFER), per domain.
+    /// Empty: `0` does nothing.
     pub operator_uri: OperatorUris,
     /// After a transfer to the operator, keep what the caller recorded.
     pub operator_keeps_recording: bool,
+    /// How long messages are kept, by folder and domain (off by default).
+    pub retention: Retention,
+    /// Minutes between two retention passes of the active instance.
+    pub retention_interval_minutes: u32,
 }
 
 /// `ext.operator_uri`: one `sip:` URI for every domain, or an object from
@@ -253,6 +259,8 @@ impl Default for Ext {
             review: false,
             operator_uri: OperatorUris::default(),
             operator_keeps_recording: true,
+            retention: Retention::default(),
+            retention_interval_minutes: 60,
         }
     }
 }
@@ -386,6 +394,8 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "tcp_idle_seconds",
     "tcp_message_seconds",
     "web_session_seconds",
+    "retention",
+    "retention_interval_minutes",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -608,6 +618,8 @@ fn set_key(
         "review" => ext.review = boolean(v)?,
         "operator_uri" => ext.operator_uri = operator_uris(v, field, entry, sink)?,
         "operator_keeps_recording" => ext.operator_keeps_recording = boolean(v)?,
+        "retention" => ext.retention = parse_retention(v, field, entry, sink)?,
+        "retention_interval_minutes" => ext.retention_interval_minutes = u32_in(v, 1, 1440)?,
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -863,7 +875,9 @@ mod tests {
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
             "access_rate_burst": 0, "access_rate_per_minute": 120,
             "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]},
-            "web_session_seconds": 900
+            "web_session_seconds": 900,
+            "retention": {"old_days": 30, "domains": {"example.ru": {"old_days": 7}}},
+            "retention_interval_minutes": 15
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -886,7 +900,10 @@ mod tests {
             }
         );
         assert_eq!(ext.web_session_seconds, 900);
-        assert_eq!(EXT_KEYS.len(), 39);
+        assert_eq!(ext.retention.for_mailbox("example.ru", None).old, 7);
+        assert_eq!(ext.retention.for_mailbox("other.ru", None).old, 30);
+        assert_eq!(ext.retention_interval_minutes, 15);
+        assert_eq!(EXT_KEYS.len(), 41);
     }
 
     #[test]
@@ -1014,6 +1031,27 @@ mod tests {
             let (ext, errs) = run(bad.clone());
             assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
         }
+    }
+
+    #[test]
+    fn retention_is_off_by_default_and_validated() {
+        let d = Ext::default();
+        assert!(d.retention.is_off());
+        assert_eq!(d.retention_interval_minutes, 60);
+        for bad in [
+            json!({"retention_interval_minutes": 0}),
+            json!({"retention_interval_minutes": 1441}),
+            json!({"retention": {"old_days": 36501}}),
+            json!({"retention": "30"}),
+        ] {
+            let (ext, errs) = run(bad.clone());
+            assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
+        }
+        // Every error of the object at once.
+        let (ext, errs) = run(json!({"retention": {"old_days": -1, "inbox": 3,
+            "domains": {"a..b": {}, "c.ru": {"old_days": "x"}}}}));
+        assert!(ext.is_none());
+        assert_eq!(errs.len(), 4, "{errs:?}");
     }
 
     #[test]

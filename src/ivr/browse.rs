@@ -1,47 +1,39 @@
 //! The main menu and listening to messages (envelope, navigation,
-//! delete, forward, save).
+//! delete, forward, save to a folder); `2` to listen to another folder.
 
 use std::time::Instant;
 
 use super::entry::{Entered, Entry};
 use super::menu::Menu;
-use super::phrases::{envelope, message_number, no_old_messages, p, pr};
+use super::phrases::{envelope, folder_name, message_number, p, pr};
 use super::state::{Browse, Pending, Phase, State, Timer};
 use super::types::{Audio, ForwardError, StoreOp, StoreReply};
+use crate::store::Folder;
 
 impl Menu {
     pub(super) fn main_key(&mut self, d: char) -> State {
         self.interrupt();
         match d {
             '1' => {
-                // New messages, then old ones.
-                let view: Vec<usize> = (0..self.msgs.len()).collect();
+                // New messages, then old ones (INBOX and Old at login; the
+                // other folders through key 2).
+                let view: Vec<usize> = self
+                    .msgs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| matches!(m.meta.folder, Folder::Inbox | Folder::Old))
+                    .map(|(i, _)| i)
+                    .collect();
                 if view.is_empty() {
                     self.say(vec![pr(p::YOU_HAVE), pr(p::NO_MESSAGES), pr(p::MAIN_MENU)]);
                     return State::Main;
                 }
-                self.open(view)
+                self.open(view, Vec::new())
             }
             '2' => {
-                // What is in Old/ now: old at login, or heard in this call.
-                let mut view: Vec<usize> = self
-                    .msgs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, m)| !m.was_new || m.moved)
-                    .map(|(i, _)| i)
-                    .collect();
-                // Urgent ones first, then by arrival.
-                view.sort_by(|a, b| {
-                    (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b)))
-                });
-                if view.is_empty() {
-                    let mut say = no_old_messages();
-                    say.push(pr(p::MAIN_MENU));
-                    self.say(say);
-                    return State::Main;
-                }
-                self.open(view)
+                // Asterisk's "change folders": a folder key follows.
+                self.say(vec![pr(p::FOLDERS_MENU)]);
+                State::FolderChoice
             }
             '0' => {
                 self.say(vec![pr(p::OPTIONS_MENU)]);
@@ -63,17 +55,56 @@ impl Menu {
         self.msgs.get(i).is_some_and(|m| m.meta.urgent)
     }
 
+    /// A key after `2`: the messages now in that folder (urgent ones first,
+    /// then oldest first) after its name; `#` goes back.
+    pub(super) fn folder_key(&mut self, d: char) -> State {
+        self.interrupt();
+        if d == '#' {
+            self.say(vec![pr(p::MAIN_MENU)]);
+            return State::Main;
+        }
+        let Some(folder) = Folder::from_key(d) else {
+            self.say(vec![pr(p::INVALID_OPTION), pr(p::FOLDERS_MENU)]);
+            return State::FolderChoice;
+        };
+        let mut view: Vec<usize> = self
+            .msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.folder == folder)
+            .map(|(i, _)| i)
+            .collect();
+        // Urgent ones first, then by arrival.
+        view.sort_by(|a, b| {
+            (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b)))
+        });
+        if view.is_empty() {
+            self.say(vec![
+                pr(folder_name(folder)),
+                pr(p::YOU_HAVE),
+                pr(p::NO_MESSAGES),
+                pr(p::MAIN_MENU),
+            ]);
+            return State::Main;
+        }
+        self.open(view, vec![pr(folder_name(folder))])
+    }
+
     fn id(&self, i: usize) -> &str {
         self.msgs.get(i).map_or("", |m| m.meta.id.as_str())
     }
 
-    fn open(&mut self, view: Vec<usize>) -> State {
+    /// Browse `view`, after saying `first` (a folder's name).
+    fn open(&mut self, view: Vec<usize>, first: Vec<Audio>) -> State {
         let b = Browse {
             view,
             pos: 0,
             phase: Phase::Announce,
         };
-        self.announce(b)
+        let mut say = first;
+        say.extend(message_number(1));
+        self.say(say);
+        State::Browse(b)
     }
 
     /// "Message N", then (on done) its audio.
@@ -124,6 +155,7 @@ impl Menu {
         };
         if m.was_new && !m.moved {
             m.moved = true;
+            m.folder = Folder::Old;
             let msg = m.meta.id.clone();
             self.store(StoreOp::MoveToOld { msg }, Pending::Background);
         }
@@ -184,12 +216,10 @@ impl Menu {
                 }
             }
             '9' => {
-                // Keep it: in Old/, and no longer marked for deletion.
-                self.mark_heard(i);
-                if let Some(m) = self.msgs.get_mut(i) {
-                    m.deleted = false;
-                }
-                self.menu_after(b, vec![pr(p::SAVED)])
+                // Save: "which folder?", then a folder key (Asterisk's).
+                b.phase = Phase::Menu;
+                self.say(vec![pr(p::SAVE_TO_FOLDER), pr(p::FOLDERS_MENU)]);
+                State::SaveFolder { browse: b }
             }
             '*' => {
                 b.phase = Phase::Menu;
@@ -202,6 +232,45 @@ impl Menu {
             }
             _ => self.menu_after(b, vec![pr(p::INVALID_OPTION)]),
         }
+    }
+
+    /// A folder key after `9`: the message goes there and is no longer
+    /// marked for deletion; `#` cancels.
+    pub(super) fn save_folder_key(&mut self, b: Browse, d: char) -> State {
+        self.interrupt();
+        if d == '#' {
+            return self.menu_after(b, Vec::new());
+        }
+        let Some(folder) = Folder::from_key(d) else {
+            self.say(vec![pr(p::INVALID_OPTION), pr(p::FOLDERS_MENU)]);
+            return State::SaveFolder { browse: b };
+        };
+        let Some(i) = self.current(&b) else {
+            return self.menu_after(b, Vec::new());
+        };
+        let Some(m) = self.msgs.get_mut(i) else {
+            return self.menu_after(b, Vec::new());
+        };
+        m.deleted = false;
+        if m.folder == folder {
+            return self.menu_after(b, vec![pr(p::SAVED_IN), pr(folder_name(folder))]);
+        }
+        // It leaves INBOX now: no MoveToOld for it later in this call.
+        m.moved = true;
+        let msg = m.meta.id.clone();
+        self.store(StoreOp::MoveTo { msg, folder }, Pending::Foreground);
+        State::Saving { browse: b, folder }
+    }
+
+    /// The reply to `MoveTo`.
+    pub(super) fn saved(&mut self, b: Browse, folder: Folder, reply: StoreReply) -> State {
+        if reply != StoreReply::Done {
+            return self.store_failed(&reply);
+        }
+        if let Some(m) = self.current(&b).and_then(|i| self.msgs.get_mut(i)) {
+            m.folder = folder;
+        }
+        self.menu_after(b, vec![pr(p::SAVED_IN), pr(folder_name(folder))])
     }
 
     pub(super) fn forward_key(

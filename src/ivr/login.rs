@@ -7,6 +7,7 @@ use super::menu::Menu;
 use super::phrases::{p, pr, you_have};
 use super::state::{Msg, Pending, State};
 use super::types::{PinReply, StoreOp, StoreReply};
+use crate::store::{Folder, MessageMeta};
 
 impl Menu {
     /// The first question: the PIN when the caller is known, else the
@@ -134,14 +135,28 @@ impl Menu {
         let StoreReply::Messages { new, old } = reply else {
             return self.store_failed(&reply);
         };
-        let mut intro = you_have(new.len(), old.len());
+        // "Old" in the intro is the Old folder, as key 1 plays it after the
+        // new ones; the other folders are reached with key 2.
+        let in_old = old
+            .iter()
+            .filter(|m| matches!(m.folder, Folder::Inbox | Folder::Old))
+            .count();
+        let mut intro = you_have(new.len(), in_old);
         intro.push(pr(p::MAIN_MENU));
-        let tag = |was_new| {
-            move |meta| Msg {
-                meta,
-                was_new,
-                moved: false,
-                deleted: false,
+        let tag = |was_new: bool| {
+            move |mut meta: MessageMeta| {
+                meta.folder = match meta.folder {
+                    _ if was_new => Folder::Inbox,
+                    Folder::Inbox => Folder::Old,
+                    f => f,
+                };
+                Msg {
+                    folder: meta.folder,
+                    meta,
+                    was_new,
+                    moved: false,
+                    deleted: false,
+                }
             }
         };
         // Urgent messages first, each group still in order of arrival.

@@ -93,6 +93,8 @@ impl Menu {
             State::Mailbox(entry) => self.mailbox_key(now, entry, d),
             State::Pin { mailbox, entry } => self.pin_key(now, mailbox, entry, d),
             State::Main => self.main_key(d),
+            State::FolderChoice => self.folder_key(d),
+            State::SaveFolder { browse } => self.save_folder_key(browse, d),
             State::Browse(b) => self.browse_key(b, d),
             State::ForwardEntry { browse, entry } => self.forward_key(now, browse, entry, d),
             State::Options => self.options_key(d),
@@ -106,6 +108,7 @@ impl Menu {
             s @ (State::CheckingPin { .. }
             | State::Loading
             | State::Forwarding { .. }
+            | State::Saving { .. }
             | State::StoppingRecording { .. }
             | State::SavingGreeting
             | State::ErasingGreeting
@@ -172,6 +175,7 @@ impl Menu {
             State::CheckingPin { mailbox } => self.pin_checked(mailbox, reply),
             State::Loading => self.loaded(reply),
             State::Forwarding { browse } => self.forwarded(browse, reply),
+            State::Saving { browse, folder } => self.saved(browse, folder, reply),
             State::SavingGreeting | State::ErasingGreeting | State::SettingPin => {
                 self.options_done(state, reply)
             }
@@ -372,6 +376,7 @@ impl State {
             State::Mailbox(_) => p::ENTER_MAILBOX,
             State::Pin { .. } => p::ENTER_PIN,
             State::Main => p::MAIN_MENU,
+            State::FolderChoice | State::SaveFolder { .. } => p::FOLDERS_MENU,
             State::Browse(_) => p::MESSAGE_MENU,
             State::ForwardEntry { .. } => p::FORWARD_ENTER_MAILBOX,
             State::Options => p::OPTIONS_MENU,

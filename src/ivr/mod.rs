@@ -7,17 +7,22 @@
 //! runtime shell carries out. It knows no SIP, files or clock.
 //!
 //! The tree: login (mailbox number, PIN) → "you have N new and M old
-//! messages" → main menu (`1` new then old, `2` old, `0` options, `*` help,
-//! `#` goodbye) → messages (`3` envelope, `4`/`5`/`6` previous / repeat /
-//! next, `7` delete toggle, `8` forward, `9` save, `*` help, `#` back) and
-//! options (`1`/`2`/`3` record unavailable / busy / name, `4` temporary
-//! greeting, `5` PIN, `*` back).
+//! messages" → main menu (`1` new then old, `2` change folders: then a
+//! folder key, `0` options, `*` help, `#` goodbye) → messages (`3`
+//! envelope, `4`/`5`/`6` previous / repeat / next, `7` delete toggle, `8`
+//! forward, `9` save: then a folder key, `*` help, `#` back) and options
+//! (`1`/`2`/`3` record unavailable / busy / name, `4` temporary greeting,
+//! `5` PIN, `*` back). Folder keys are Asterisk's: `0` INBOX, `1` Old, `2`
+//! Work, `3` Family, `4` Friends, `5`..`9` Cust1..Cust5; `#` cancels.
 //!
 //! Decisions a shell author should know:
 //! - A new message counts as heard once its audio starts playing (after
 //!   "Message N"), as in the common PBXs: `MoveToOld` is issued then, once
 //!   per message, without waiting for the reply (a failure is logged).
-//!   `9` issues it as well for a message not played yet.
+//!   `9` and a folder key issue `MoveTo` instead (foreground: "saved in
+//!   <folder>" follows the reply); the message leaves `INBOX` then.
+//! - "Old" in the greeting counts the `Old` folder only (key `1` plays
+//!   `INBOX` then `Old`); message waiting counts every folder but `INBOX`.
 //! - Deletions are only marks during the call; the `Delete` ops come at the
 //!   end of the call (also when the caller hangs up), before `Done`.
 //!   `MoveToOld` ops still queued at that moment are dropped.

@@ -1,7 +1,7 @@
 //! Prompt names and the spoken sentences built from them.
 
 use crate::prompts::Gender;
-use crate::store::MessageMeta;
+use crate::store::{Folder, MessageMeta};
 
 use super::types::Audio;
 
@@ -49,6 +49,19 @@ pub(super) mod p {
     pub const INVALID_OPTION: &str = "invalid-option";
     pub const HELP: &str = "help";
     pub const GOODBYE: &str = "goodbye";
+    pub const FOLDERS_MENU: &str = "folders-menu";
+    pub const SAVE_TO_FOLDER: &str = "save-to-folder";
+    pub const SAVED_IN: &str = "saved-in";
+    pub const FOLDER_NEW: &str = "folder-new";
+    pub const FOLDER_OLD: &str = "folder-old";
+    pub const FOLDER_WORK: &str = "folder-work";
+    pub const FOLDER_FAMILY: &str = "folder-family";
+    pub const FOLDER_FRIENDS: &str = "folder-friends";
+    pub const FOLDER_5: &str = "folder-5";
+    pub const FOLDER_6: &str = "folder-6";
+    pub const FOLDER_7: &str = "folder-7";
+    pub const FOLDER_8: &str = "folder-8";
+    pub const FOLDER_9: &str = "folder-9";
 }
 
 /// What the shell plays while a PIN check waits for a hashing slot.
@@ -100,7 +113,37 @@ pub const PROMPT_NAMES: &[&str] = &[
     p::INVALID_OPTION,
     p::HELP,
     p::GOODBYE,
+    p::FOLDERS_MENU,
+    p::SAVE_TO_FOLDER,
+    p::SAVED_IN,
+    p::FOLDER_NEW,
+    p::FOLDER_OLD,
+    p::FOLDER_WORK,
+    p::FOLDER_FAMILY,
+    p::FOLDER_FRIENDS,
+    p::FOLDER_5,
+    p::FOLDER_6,
+    p::FOLDER_7,
+    p::FOLDER_8,
+    p::FOLDER_9,
 ];
+
+/// The spoken name of a folder: "work", "family", ...; the numbered
+/// folders Cust1..Cust5 by their keys ("folder five").
+pub(super) fn folder_name(f: Folder) -> &'static str {
+    match f {
+        Folder::Inbox => p::FOLDER_NEW,
+        Folder::Old => p::FOLDER_OLD,
+        Folder::Work => p::FOLDER_WORK,
+        Folder::Family => p::FOLDER_FAMILY,
+        Folder::Friends => p::FOLDER_FRIENDS,
+        Folder::Cust1 => p::FOLDER_5,
+        Folder::Cust2 => p::FOLDER_6,
+        Folder::Cust3 => p::FOLDER_7,
+        Folder::Cust4 => p::FOLDER_8,
+        Folder::Cust5 => p::FOLDER_9,
+    }
+}
 
 /// Longest caller number read out in the envelope.
 const MAX_CALLER_DIGITS: usize = 32;
@@ -142,13 +185,6 @@ pub(super) fn you_have(new: usize, old: usize) -> Vec<Audio> {
             count(&mut out, o, p::OLD);
         }
     }
-    out
-}
-
-/// "You have zero old messages" (key `2` with an empty `Old/`).
-pub(super) fn no_old_messages() -> Vec<Audio> {
-    let mut out = vec![pr(p::YOU_HAVE)];
-    count(&mut out, 0, p::OLD);
     out
 }
 
@@ -243,17 +279,36 @@ mod tests {
     }
 
     #[test]
-    fn prompt_names_exist_in_english() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/en");
-        let have: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| {
-                let n = e.unwrap().file_name().to_string_lossy().into_owned();
-                n.split('.').next().unwrap().to_string()
-            })
-            .collect();
-        for name in PROMPT_NAMES {
-            assert!(have.iter().any(|h| h == name), "missing prompt {name}");
+    fn prompt_names_exist_in_english_and_russian() {
+        for lang in ["en", "ru"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("prompts")
+                .join(lang);
+            let have: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| {
+                    let n = e.unwrap().file_name().to_string_lossy().into_owned();
+                    n.split('.').next().unwrap().to_string()
+                })
+                .collect();
+            for name in PROMPT_NAMES {
+                assert!(
+                    have.iter().any(|h| h == name),
+                    "missing prompt {lang}/{name}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn every_folder_has_a_spoken_name() {
+        let names: Vec<&str> = Folder::ALL.into_iter().map(folder_name).collect();
+        for n in &names {
+            assert!(PROMPT_NAMES.contains(n), "{n}");
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
     }
 }

@@ -1,6 +1,6 @@
 //! The menu's states, one struct or variant per place in the tree.
 
-use crate::store::{GreetingKind, MessageMeta};
+use crate::store::{Folder, GreetingKind, MessageMeta};
 
 use super::entry::Entry;
 
@@ -23,6 +23,12 @@ pub(super) enum State {
     Loading,
     /// The main menu.
     Main,
+    /// `2` from the main menu: which folder to listen to.
+    FolderChoice,
+    /// `9` on a message: which folder to save it to.
+    SaveFolder { browse: Browse },
+    /// `MoveTo` is out.
+    Saving { browse: Browse, folder: Folder },
     /// Listening to messages.
     Browse(Browse),
     /// Typing the mailbox to forward the current message to.
@@ -89,8 +95,10 @@ pub(super) enum Phase {
 /// A message of the logged-in mailbox as the call sees it.
 #[derive(Debug, Clone)]
 pub(super) struct Msg {
-    /// Its metadata at login.
+    /// Its metadata at login (`folder`: where it was then).
     pub meta: MessageMeta,
+    /// The folder it is in now (after the moves of this call).
+    pub folder: Folder,
     /// It was in `INBOX/` at login.
     pub was_new: bool,
     /// `MoveToOld` has been issued for it.

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::prompts::Gender;
-use crate::store::{GreetingKind, MessageMeta};
+use crate::store::{Folder, GreetingKind, MessageMeta};
 
 /// Limits and timers of the retrieval menu.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +126,14 @@ pub enum StoreOp {
         /// Message id.
         msg: String,
     },
+    /// Save a message into a folder (`9` then a folder key): moved there,
+    /// heard unless the folder is `INBOX`. Reply: `Done`/`Failed`.
+    MoveTo {
+        /// Message id.
+        msg: String,
+        /// Where to.
+        folder: Folder,
+    },
     /// Remove a message, from whichever folder it is in. Only emitted at
     /// the end of the call; no reply is expected.
     Delete {
@@ -167,7 +175,9 @@ pub enum StoreReply {
     Messages {
         /// `INBOX/`.
         new: Vec<MessageMeta>,
-        /// `Old/`.
+        /// `Old/`, then the other folders (`Work/`, ... `Cust5/`) in key
+        /// order, each message with its folder (one whose folder says
+        /// `INBOX` counts as `Old`).
         old: Vec<MessageMeta>,
     },
     /// The operation succeeded.

@@ -359,12 +359,35 @@ fn blocking_op(
     let reply = match op {
         StoreOp::VerifyPin { .. } => StoreReply::Failed,
         StoreOp::LoadMessages => {
-            match (
-                store.list_messages(&id, Folder::Inbox),
-                store.list_messages(&id, Folder::Old),
-            ) {
-                (Ok(new), Ok(old)) => StoreReply::Messages { new, old },
-                (Err(e), _) | (_, Err(e)) => fail("listing messages", e),
+            // INBOX, then Old and the other folders in key order.
+            let mut new = Vec::new();
+            let mut old = Vec::new();
+            let mut failed = None;
+            for folder in Folder::ALL {
+                match store.list_messages(&id, folder) {
+                    Ok(list) if folder.is_new() => new = list,
+                    Ok(list) => old.extend(list),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                None => StoreReply::Messages { new, old },
+                Some(e) => fail("listing messages", e),
+            }
+        }
+        StoreOp::MoveTo { msg, folder } => {
+            let r = store
+                .move_message(&id, &msg, folder)
+                .and_then(|()| store.set_heard(&id, &msg, !folder.is_new()));
+            match r {
+                Ok(()) => {
+                    info!(mailbox = %id, id = %msg, folder = %folder, "message saved to a folder");
+                    StoreReply::Done
+                }
+                Err(e) => fail("saving a message to a folder", e),
             }
         }
         StoreOp::MoveToOld { msg } => {

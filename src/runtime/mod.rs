@@ -9,8 +9,8 @@
 //! get `503`, INVITEs and SUBSCRIBEs a `302` to the active instance. On
 //! becoming active it creates the demo mailboxes, recovers interrupted
 //! recordings of the group's domains in the background (the scan reads
-//! every mailbox, seconds with 100,000 of them) and restores the MWI
-//! subscriptions.
+//! every mailbox, seconds with 100,000 of them), restores the MWI
+//! subscriptions and starts the retention passes (`ext.retention`).
 
 mod call_messages;
 mod changes;
@@ -24,6 +24,7 @@ mod pacer;
 pub(crate) mod pin_login;
 mod pin_pool;
 mod plan;
+mod retention;
 mod sip_server;
 mod tcp;
 
@@ -186,7 +187,9 @@ impl Shared {
             tcp_message_seconds,
             pin_hash_workers,
             pin_hash_queue,
-            mwi_notify
+            mwi_notify,
+            retention,
+            retention_interval_minutes
         );
         if !kept.is_empty() {
             warn!(
@@ -502,9 +505,11 @@ fn reload(current: &Shared, path: &Path) -> Result<Arc<Shared>, String> {
 /// domains its group owns (not another group's recordings in progress on
 /// a shared SiteShare), on a blocking thread while calls are served. The
 /// instance was passive until now, so no recording in `tmp/` is its own.
+/// Then retention runs while the instance stays active.
 pub(crate) fn take_over(shared: &Arc<Shared>, epoch: u64) {
     create_demo_mailboxes(shared);
     recover_in_background(shared, epoch);
+    retention::start(shared, epoch);
 }
 
 fn create_demo_mailboxes(shared: &Shared) {

@@ -1,7 +1,9 @@
 //! The file-system store: mailboxes, messages, greetings, login state.
 //!
 //! Layout under `<siteshare>/vmail/domains/<domain>/<user>/`:
-//! `mailbox.json`, `login.json`, `INBOX/`, `Old/`, `greetings/`, `tmp/`.
+//! `mailbox.json`, `login.json`, `INBOX/`, `Old/` (and, once used, the
+//! other folders of [`Folder`]: `Work/`, `Family/`, `Friends/`,
+//! `Cust1/`..`Cust5/`), `greetings/`, `tmp/`.
 //! A message is `<id>.wav` + `<id>.json`; it exists for readers only when
 //! both are there, and the JSON is always put in place before the WAV.
 //!
@@ -628,16 +630,33 @@ impl FsStore {
         Ok(out)
     }
 
-    /// Message counts (new = `INBOX/`, old = `Old/`).
+    /// Message counts: new = `INBOX/`; old = every other folder (`Old/`
+    /// and the named ones: a message saved to `Work/` has been heard, and
+    /// RFC 3842 counts it as old). The urgent counts are the urgent ones
+    /// among them.
     pub fn counts(&self, id: &MailboxId) -> Result<Counts, StoreError> {
-        let new = self.list_messages(id, Folder::Inbox)?;
-        let old = self.list_messages(id, Folder::Old)?;
-        Ok(Counts {
-            new: new.len(),
-            old: old.len(),
-            urgent_new: new.iter().filter(|m| m.urgent).count(),
-            urgent_old: old.iter().filter(|m| m.urgent).count(),
-        })
+        let mut c = Counts::default();
+        for folder in Folder::ALL {
+            let list = self.list_messages(id, folder)?;
+            let urgent = list.iter().filter(|m| m.urgent).count();
+            if folder.is_new() {
+                c.new += list.len();
+                c.urgent_new += urgent;
+            } else {
+                c.old += list.len();
+                c.urgent_old += urgent;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Messages in each folder, in key order (every folder, empty ones
+    /// with 0).
+    pub fn folder_counts(&self, id: &MailboxId) -> Result<Vec<(Folder, usize)>, StoreError> {
+        Folder::ALL
+            .into_iter()
+            .map(|f| Ok((f, self.list_messages(id, f)?.len())))
+            .collect()
     }
 
     /// One message, in whichever folder it is.
@@ -813,7 +832,7 @@ impl FsStore {
         Ok(meta)
     }
 
-    /// `want` if no WAV of that id is in `INBOX/` or `Old/`, else a variant.
+    /// `want` if no WAV of that id is in any folder, else a variant.
     fn free_id(&self, mailbox: &MailboxId, want: &str, instance: &str) -> String {
         let taken = |cand: &str| {
             Folder::ALL

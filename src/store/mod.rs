@@ -3,7 +3,9 @@
 //! Everything lives under `<siteshare>/vmail/domains/<domain>/<user>/`:
 //! `mailbox.json` (settings, PIN as an argon2 hash), `subscriptions.json`
 //! (message-waiting subscriptions), `login.json` (PIN
-//! lockout, changed under a `flock` of `login.lock`), `INBOX/` and `Old/` (a message is `<id>.wav` + `<id>.json`),
+//! lockout, changed under a `flock` of `login.lock`), `INBOX/`, `Old/` and
+//! the named folders `Work/`, `Family/`, `Friends/`, `Cust1/`..`Cust5/` (a
+//! message is `<id>.wav` + `<id>.json`),
 //! `greetings/{unavail,busy,temp,name}.wav`, `tmp/` (recordings in
 //! progress). Lockouts of numbers that are no mailbox live in
 //! `<siteshare>/vmail/login-unknown/` (a bounded, hashed table).
@@ -55,5 +57,5 @@ pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
 pub use types::{
     cause, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
-    MAX_MAILBOX_MESSAGES,
+    MAX_MAILBOX_MESSAGES, MAX_RETENTION_DAYS,
 };

@@ -177,8 +177,11 @@ pub fn validate_message_id(id: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A message folder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A message folder: Asterisk's ten, under Asterisk's directory names, so
+/// that a mailbox tree copied from `/var/spool/asterisk/voicemail` keeps its
+/// folders. The phone menu picks one by its key ([`Folder::key`]): `0`
+/// INBOX, `1` Old, `2` Work, `3` Family, `4` Friends, `5`..`9` Cust1..Cust5.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Folder {
     /// New messages (`INBOX/`).
     #[serde(rename = "INBOX", alias = "inbox", alias = "new")]
@@ -186,28 +189,90 @@ pub enum Folder {
     /// Saved / heard messages (`Old/`).
     #[serde(rename = "Old", alias = "old")]
     Old,
+    /// `Work/`.
+    #[serde(alias = "work")]
+    Work,
+    /// `Family/`.
+    #[serde(alias = "family")]
+    Family,
+    /// `Friends/`.
+    #[serde(alias = "friends")]
+    Friends,
+    /// `Cust1/` (key 5).
+    #[serde(alias = "cust1")]
+    Cust1,
+    /// `Cust2/` (key 6).
+    #[serde(alias = "cust2")]
+    Cust2,
+    /// `Cust3/` (key 7).
+    #[serde(alias = "cust3")]
+    Cust3,
+    /// `Cust4/` (key 8).
+    #[serde(alias = "cust4")]
+    Cust4,
+    /// `Cust5/` (key 9).
+    #[serde(alias = "cust5")]
+    Cust5,
 }
 
 impl Folder {
-    /// Both folders, new first.
-    pub const ALL: [Folder; 2] = [Folder::Inbox, Folder::Old];
+    /// Every folder, in key order (new first).
+    pub const ALL: [Folder; 10] = [
+        Folder::Inbox,
+        Folder::Old,
+        Folder::Work,
+        Folder::Family,
+        Folder::Friends,
+        Folder::Cust1,
+        Folder::Cust2,
+        Folder::Cust3,
+        Folder::Cust4,
+        Folder::Cust5,
+    ];
 
-    /// The directory name.
+    /// The directory name (also the name in the API and in metadata).
     pub fn dir_name(self) -> &'static str {
         match self {
             Folder::Inbox => "INBOX",
             Folder::Old => "Old",
+            Folder::Work => "Work",
+            Folder::Family => "Family",
+            Folder::Friends => "Friends",
+            Folder::Cust1 => "Cust1",
+            Folder::Cust2 => "Cust2",
+            Folder::Cust3 => "Cust3",
+            Folder::Cust4 => "Cust4",
+            Folder::Cust5 => "Cust5",
         }
     }
 
-    /// Parses a folder name as the API spells it (`INBOX`/`inbox`/`new`,
-    /// `Old`/`old`).
+    /// The phone key that selects it (`0`..`9`, Asterisk's layout).
+    pub fn key(self) -> char {
+        let i = Folder::ALL.iter().position(|f| *f == self).unwrap_or(0);
+        char::from(b'0' + u8::try_from(i).unwrap_or(0))
+    }
+
+    /// The folder of a phone key (`0`..`9`).
+    pub fn from_key(key: char) -> Option<Folder> {
+        let i = key.to_digit(10)?;
+        Folder::ALL.get(usize::try_from(i).ok()?).copied()
+    }
+
+    /// True for `INBOX/`: the new messages; every other folder holds heard
+    /// or saved ones (the "old" of message waiting).
+    pub fn is_new(self) -> bool {
+        self == Folder::Inbox
+    }
+
+    /// Parses a folder name as the API spells it: the directory name in
+    /// any letter case, or `new` for `INBOX`.
     pub fn parse(s: &str) -> Option<Folder> {
-        match s {
-            "INBOX" | "inbox" | "Inbox" | "new" => Some(Folder::Inbox),
-            "Old" | "old" | "OLD" => Some(Folder::Old),
-            _ => None,
+        if s.eq_ignore_ascii_case("new") {
+            return Some(Folder::Inbox);
         }
+        Folder::ALL
+            .into_iter()
+            .find(|f| f.dir_name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -353,6 +418,24 @@ mod tests {
         assert_eq!(Folder::parse("new"), Some(Folder::Inbox));
         assert_eq!(Folder::parse("Old"), Some(Folder::Old));
         assert_eq!(Folder::parse("x"), None);
+        assert_eq!(Folder::parse("OLD"), Some(Folder::Old));
+        assert_eq!(Folder::parse("work"), Some(Folder::Work));
+        assert_eq!(Folder::parse("Cust5"), Some(Folder::Cust5));
+        assert_eq!(
+            serde_json::to_string(&Folder::Family).unwrap(),
+            "\"Family\""
+        );
+        let f: Folder = serde_json::from_str("\"friends\"").unwrap();
+        assert_eq!(f, Folder::Friends);
+        for (i, f) in Folder::ALL.into_iter().enumerate() {
+            let key = char::from(b'0' + i as u8);
+            assert_eq!(f.key(), key);
+            assert_eq!(Folder::from_key(key), Some(f));
+            assert_eq!(Folder::parse(f.dir_name()), Some(f));
+        }
+        assert_eq!(Folder::from_key('*'), None);
+        assert_eq!(Folder::from_key('#'), None);
+        assert_eq!(Folder::Work.key(), '2');
         assert_eq!(serde_json::to_string(&Folder::Inbox).unwrap(), "\"INBOX\"");
         assert_eq!(GreetingKind::parse("temp"), Some(GreetingKind::Temporary));
         assert_eq!(GreetingKind::Unavailable.file_name(), "unavail.wav");

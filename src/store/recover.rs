@@ -218,13 +218,10 @@ impl FsStore {
         let dir = self.mailbox_dir(id);
         let tmp = self.tmp_dir(id);
         // Leftovers of atomic writes.
-        for d in [
-            dir.clone(),
-            self.folder_dir(id, Folder::Inbox),
-            self.folder_dir(id, Folder::Old),
-            dir.join(GREETINGS_DIR),
-            tmp.clone(),
-        ] {
+        let dirs = [dir.clone(), dir.join(GREETINGS_DIR), tmp.clone()]
+            .into_iter()
+            .chain(Folder::ALL.map(|f| self.folder_dir(id, f)));
+        for d in dirs {
             for name in dir_names(&d)? {
                 let p = d.join(&name);
                 if name.ends_with(TMP_SUFFIX) && ctx.idle(&p) {

@@ -153,6 +153,7 @@ fn mailbox_lifecycle() {
         timezone: Some("Europe/Moscow".into()),
         email: Some("a@example.org".into()),
         max_messages: Some(50),
+        retention_old_days: Some(30),
     };
     let m = s.create_mailbox(&a, settings.clone(), None).unwrap();
     assert_eq!(m.settings, settings);
@@ -203,6 +204,10 @@ fn mailbox_lifecycle() {
         },
         MailboxSettings {
             max_messages: Some(0),
+            ..Default::default()
+        },
+        MailboxSettings {
+            retention_old_days: Some(36_501),
             ..Default::default()
         },
     ] {
@@ -1021,4 +1026,75 @@ fn store_and_writer_are_thread_safe() {
     fn send<T: Send>() {}
     send_sync::<FsStore>();
     send::<RecordingWriter>();
+}
+
+#[test]
+fn named_folders_hold_move_and_count_as_old() {
+    let (_d, s, id) = with_mailbox("1001@test.example");
+    let mut u = make_message(&s, &id, t0());
+    let m = make_message(&s, &id, t0() + Duration::from_secs(1));
+    u.urgent = true;
+    // Urgent through the metadata: rewrite it in place.
+    let json = s
+        .root()
+        .join("domains/test.example/1001/INBOX")
+        .join(format!("{}.json", u.id));
+    fs::write(&json, serde_json::to_vec(&u).unwrap()).unwrap();
+    for f in Folder::ALL {
+        if f != Folder::Inbox {
+            assert!(s.list_messages(&id, f).unwrap().is_empty(), "{f}");
+        }
+    }
+    s.move_message(&id, &u.id, Folder::Work).unwrap();
+    s.move_message(&id, &m.id, Folder::Cust5).unwrap();
+    let dir = s.root().join("domains/test.example/1001");
+    assert!(dir.join("Work").join(format!("{}.wav", u.id)).is_file());
+    assert!(dir.join("Cust5").join(format!("{}.json", m.id)).is_file());
+    let w = s.message(&id, &u.id).unwrap().unwrap();
+    assert_eq!(w.folder, Folder::Work);
+    assert!(w.urgent);
+    assert_eq!(s.list_messages(&id, Folder::Work).unwrap(), vec![w.clone()]);
+    assert!(s
+        .message_audio_path(&id, &m.id)
+        .unwrap()
+        .unwrap()
+        .ends_with(format!("Cust5/{}.wav", m.id)));
+    // Everything outside INBOX is old; the urgent one too.
+    assert_eq!(
+        s.counts(&id).unwrap(),
+        Counts {
+            new: 0,
+            old: 2,
+            urgent_new: 0,
+            urgent_old: 1,
+        }
+    );
+    let per: Vec<(Folder, usize)> = s
+        .folder_counts(&id)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert_eq!(per, vec![(Folder::Work, 1), (Folder::Cust5, 1)]);
+    // Between named folders, and back to INBOX.
+    s.move_message(&id, &u.id, Folder::Family).unwrap();
+    assert!(!dir.join("Work").join(format!("{}.wav", u.id)).exists());
+    s.move_message(&id, &u.id, Folder::Inbox).unwrap();
+    assert_eq!(s.counts(&id).unwrap().urgent_new, 1);
+    // A recovery pass removes leftovers of atomic writes in a named folder
+    // and describes a WAV put there by hand.
+    let stray = dir
+        .join("Cust5")
+        .join(format!("{}.wav", "20240101T000000.000Z-x-abcdef"));
+    fs::copy(dir.join("Cust5").join(format!("{}.wav", m.id)), &stray).unwrap();
+    let recovered = s
+        .recover_with(&RecoverOptions {
+            domain_filter: None,
+            min_idle: Duration::ZERO,
+        })
+        .unwrap();
+    assert_eq!(recovered.len(), 1, "{recovered:?}");
+    assert_eq!(s.list_messages(&id, Folder::Cust5).unwrap().len(), 2);
+    s.delete_message(&id, &m.id).unwrap();
+    assert_eq!(s.list_messages(&id, Folder::Cust5).unwrap().len(), 1);
 }

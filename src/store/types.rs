@@ -19,11 +19,19 @@ pub struct MailboxSettings {
     pub timezone: Option<String>,
     /// Address for notifications.
     pub email: Option<String>,
-    /// Most messages the mailbox holds (`INBOX` + `Old`); `None`: the
-    /// instance's `max_messages`.
+    /// Most messages the mailbox holds (all folders together); `None`:
+    /// the instance's `max_messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<u32>,
+    /// Days a message is kept in `Old/` before retention removes it
+    /// (0: kept for ever); `None`: the domain's or instance's
+    /// `ext.retention`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_old_days: Option<u32>,
 }
+
+/// Largest retention period in days (100 years).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
 /// Largest `max_messages` a mailbox may have (the instance setting's bound).
 pub const MAX_MAILBOX_MESSAGES: u32 = 1_000_000;
@@ -58,6 +66,15 @@ impl MailboxSettings {
                     reason: "must be from 1 to 1000000",
                 });
             }
+        }
+        if self
+            .retention_old_days
+            .is_some_and(|d| d > MAX_RETENTION_DAYS)
+        {
+            return Err(StoreError::InvalidValue {
+                what: "retention_old_days",
+                reason: "must be from 0 (keep for ever) to 36500",
+            });
         }
         if let Some(l) = &self.language {
             let ok = (1..=16).contains(&l.len())
@@ -215,11 +232,12 @@ pub struct RecordingInfo {
 pub struct Counts {
     /// Messages in `INBOX/`.
     pub new: usize,
-    /// Messages in `Old/`.
+    /// Messages in every other folder: `Old/` and the named ones (heard
+    /// or saved).
     pub old: usize,
     /// Urgent messages in `INBOX/`.
     pub urgent_new: usize,
-    /// Urgent messages in `Old/`.
+    /// Urgent messages among the old ones.
     pub urgent_old: usize,
 }
 

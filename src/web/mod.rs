@@ -623,12 +623,10 @@ struct InboxQuery {
     note: Option<String>,
 }
 
+/// A folder by its exact directory name (`INBOX`, `Old`, `Work`, ...).
 fn folder_of(name: Option<&str>) -> Option<Folder> {
-    match name {
-        Some("INBOX") => Some(Folder::Inbox),
-        Some("Old") => Some(Folder::Old),
-        _ => None,
-    }
+    let name = name?;
+    Folder::ALL.into_iter().find(|f| f.dir_name() == name)
 }
 
 /// Where a form goes back to: the folder it came from.
@@ -683,7 +681,7 @@ async fn inbox(
     };
     let listed = ctx
         .run(move |store, id| {
-            let counts = store.counts(id)?;
+            let counts = store.folder_counts(id)?;
             let page = ops::messages(store, id, folder, None, usize::MAX)?;
             Ok((counts, page.items))
         })
@@ -714,14 +712,7 @@ async fn inbox(
     };
     html(
         StatusCode::OK,
-        pages::inbox(
-            ctx.lang,
-            &who,
-            folder,
-            (counts.new, counts.old),
-            &rows,
-            note.as_deref(),
-        ),
+        pages::inbox(ctx.lang, &who, folder, &counts, &rows, note.as_deref()),
     )
 }
 
@@ -859,11 +850,17 @@ async fn change_message(
     let m = msg.clone();
     let result = match change {
         MessageChange::Heard => {
-            // Heard goes to Old, like the phone; unheard back to INBOX.
+            // Heard goes from INBOX to Old, like the phone (a message saved
+            // in another folder stays there); unheard back to INBOX.
             let heard = form.as_ref().and_then(|f| f.heard.as_deref()) != Some("false");
-            let folder = if heard { Folder::Old } else { Folder::Inbox };
             ctx.run(move |s, id| {
-                ops::update_message(s, id, &m, Some(heard), Some(folder)).map(drop)
+                let now_in = ops::message(s, id, &m)?.folder;
+                let folder = match (heard, now_in) {
+                    (true, Folder::Inbox) => Some(Folder::Old),
+                    (true, _) => None,
+                    (false, _) => Some(Folder::Inbox),
+                };
+                ops::update_message(s, id, &m, Some(heard), folder).map(drop)
             })
             .await
             .map(|()| "heard")
@@ -872,7 +869,10 @@ async fn change_message(
             let Some(folder) = folder_of(form.as_ref().and_then(|f| f.folder.as_deref())) else {
                 return failure(
                     ctx.lang,
-                    ApiError::bad_request("invalid_folder", "folder must be INBOX or Old"),
+                    ApiError::bad_request(
+                        "invalid_folder",
+                        "folder must be INBOX, Old, Work, Family, Friends or Cust1 to Cust5",
+                    ),
                 );
             };
             ctx.run(move |s, id| ops::update_message(s, id, &m, None, Some(folder)).map(drop))

@@ -92,10 +92,28 @@ pub fn login(lang: Lang, csrf: &str, mailbox: &str, error: bool) -> Markup {
     )
 }
 
-fn folder_label(t: &Texts, f: Folder) -> &'static str {
+/// A folder's name on the page: the named ones in the page's language,
+/// Cust1..Cust5 as "Folder 5".."Folder 9" (their phone keys).
+fn folder_label(t: &Texts, f: Folder) -> String {
     match f {
-        Folder::Inbox => t.folder_new,
-        Folder::Old => t.folder_old,
+        Folder::Inbox => t.folder_new.to_owned(),
+        Folder::Old => t.folder_old.to_owned(),
+        Folder::Work => t.folder_work.to_owned(),
+        Folder::Family => t.folder_family.to_owned(),
+        Folder::Friends => t.folder_friends.to_owned(),
+        Folder::Cust1 | Folder::Cust2 | Folder::Cust3 | Folder::Cust4 | Folder::Cust5 => {
+            format!("{} {}", t.folder_numbered, f.key())
+        }
+    }
+}
+
+/// The id of a folder's count: `count-new` (INBOX) and `count-old` (Old)
+/// as before, `count-Work` and so on for the others.
+fn count_id(f: Folder) -> String {
+    match f {
+        Folder::Inbox => "count-new".to_owned(),
+        Folder::Old => "count-old".to_owned(),
+        other => format!("count-{}", other.dir_name()),
     }
 }
 
@@ -137,7 +155,7 @@ pub fn inbox(
     lang: Lang,
     who: &Who<'_>,
     folder: Folder,
-    counts: (usize, usize),
+    counts: &[(Folder, usize)],
     rows: &[Row],
     note_key: Option<&str>,
 ) -> Markup {
@@ -151,13 +169,16 @@ pub fn inbox(
         html! {
             h1 id="inbox-title" { (title) }
             nav class="folders" aria-label=(t.inbox) {
-                a id="folder-INBOX" href="/inbox?folder=INBOX"
-                    aria-current=[(folder == Folder::Inbox).then_some("page")] {
-                    (t.folder_new) " " span id="count-new" class="count" { (counts.0) }
-                }
-                a id="folder-Old" href="/inbox?folder=Old"
-                    aria-current=[(folder == Folder::Old).then_some("page")] {
-                    (t.folder_old) " " span id="count-old" class="count" { (counts.1) }
+                @for f in Folder::ALL {
+                    @let n = counts.iter().find(|(c, _)| *c == f).map_or(0, |(_, n)| *n);
+                    // INBOX and Old always; another folder when it holds
+                    // messages or is the one shown.
+                    @if f == Folder::Inbox || f == Folder::Old || n > 0 || f == folder {
+                        a id={ "folder-" (f.dir_name()) } href={ "/inbox?folder=" (f.dir_name()) }
+                            aria-current=[(folder == f).then_some("page")] {
+                            (folder_label(t, f)) " " span id=(count_id(f)) class="count" { (n) }
+                        }
+                    }
                 }
             }
             (note(t, note_key))
@@ -399,7 +420,7 @@ mod tests {
             Lang::Ru,
             &who,
             Folder::Inbox,
-            (1, 0),
+            &[(Folder::Inbox, 1), (Folder::Old, 0), (Folder::Work, 2)],
             &rows,
             Some("deleted"),
         )
@@ -410,5 +431,14 @@ mod tests {
         assert!(page.contains("Alice &lt;1002&gt;"));
         assert!(page.contains("lang=\"ru\""));
         assert!(page.contains("data-duration-ms=\"4200\""));
+        // Folder links: INBOX and Old always, Work as it holds messages.
+        assert!(page.contains("id=\"folder-INBOX\""));
+        assert!(page.contains("id=\"folder-Old\""));
+        assert!(page.contains("id=\"folder-Work\""));
+        assert!(page.contains("id=\"count-Work\" class=\"count\">2<"));
+        assert!(!page.contains("id=\"folder-Family\""));
+        // The move list offers every folder.
+        assert!(page.contains("<option value=\"Cust5\">Папка 9</option>"));
+        assert!(page.contains("<option value=\"Family\">Семья</option>"));
     }
 }

@@ -97,9 +97,13 @@ fn new_then_old_with_navigation_at_both_ends() {
     assert_eq!(h.keys("5"), v(&["stop", "play: message-number 1"]));
     assert_eq!(h.done(), v(&["play: msg:n1"]));
     assert_eq!(h.keys("#"), v(&["stop", "play: main-menu"]));
-    // Old messages now include the ones heard.
+    // The Old folder (2 then 1) now holds the ones heard.
     h.done();
-    assert_eq!(h.keys("2"), v(&["play: message-number 1"]));
+    assert_eq!(h.keys("2"), v(&["play: folders-menu"]));
+    assert_eq!(
+        h.keys("1"),
+        v(&["stop", "play: folder-old message-number 1"])
+    );
     assert_eq!(h.done(), v(&["play: msg:n1"]));
     h.keys("66");
     assert_eq!(h.done(), v(&["play: msg:o1"]));
@@ -108,7 +112,11 @@ fn new_then_old_with_navigation_at_both_ends() {
 #[test]
 fn old_menu_with_nothing_old_and_empty_mailbox() {
     let mut h = H::logged_in(&["n1"], &[]);
-    assert_eq!(h.keys("2"), v(&["play: you-have 0 old messages main-menu"]));
+    assert_eq!(h.keys("2"), v(&["play: folders-menu"]));
+    assert_eq!(
+        h.keys("1"),
+        v(&["stop", "play: folder-old you-have no-messages main-menu"])
+    );
     let mut h = H::logged_in(&[], &[]);
     assert_eq!(h.keys("1"), v(&["play: you-have no-messages main-menu"]));
 }
@@ -219,19 +227,157 @@ fn save_moves_an_unplayed_new_message_once() {
     h.keys("1");
     assert_eq!(
         h.keys("9"),
-        v(&[
-            "stop",
-            r#"MoveToOld { msg: "n1" }"#,
-            "play: saved message-menu"
-        ])
+        v(&["stop", "play: save-to-folder folders-menu"])
     );
-    h.reply(StoreReply::Done);
+    assert_eq!(
+        h.keys("1"),
+        v(&["stop", r#"MoveTo { msg: "n1", folder: Old }"#])
+    );
+    assert_eq!(
+        h.reply(StoreReply::Done),
+        v(&["play: saved-in folder-old message-menu"])
+    );
+    // Played now, it does not move a second time.
     h.keys("5");
     assert_eq!(h.done(), v(&["play: msg:n1"]));
-    // Save also takes back a deletion mark.
+    // Save also takes back a deletion mark; already there: no store op.
     h.keys("7");
-    assert_eq!(h.keys("9"), v(&["stop", "play: saved message-menu"]));
+    h.keys("9");
+    assert_eq!(
+        h.keys("1"),
+        v(&["stop", "play: saved-in folder-old message-menu"])
+    );
     assert_eq!(h.hangup(), v(&["done"]));
+}
+
+#[test]
+fn nine_then_a_folder_key_saves_into_that_folder() {
+    let mut h = H::logged_in(&["n1", "n2"], &[]);
+    h.keys("1");
+    // Heard: MoveToOld goes out, then 9 2 saves it into Work.
+    assert_eq!(h.done(), v(&["play: msg:n1", r#"MoveToOld { msg: "n1" }"#]));
+    assert_eq!(
+        h.keys("9"),
+        v(&["stop", "play: save-to-folder folders-menu"])
+    );
+    // The move waits behind the MoveToOld in flight.
+    assert!(h.keys("2").iter().all(|a| a == "stop"));
+    assert_eq!(
+        h.reply(StoreReply::Done),
+        v(&[r#"MoveTo { msg: "n1", folder: Work }"#])
+    );
+    assert_eq!(
+        h.reply(StoreReply::Done),
+        v(&["play: saved-in folder-work message-menu"])
+    );
+    // The next message, heard; `#` cancels a save.
+    h.keys("6");
+    assert_eq!(h.done(), v(&["play: msg:n2", r#"MoveToOld { msg: "n2" }"#]));
+    assert!(h.reply(StoreReply::Done).is_empty());
+    assert_eq!(
+        h.keys("9"),
+        v(&["stop", "play: save-to-folder folders-menu"])
+    );
+    assert_eq!(h.keys("#"), v(&["stop", "play: message-menu"]));
+    // Key 9 is the fifth numbered folder; `*` is no folder.
+    h.keys("9");
+    assert_eq!(
+        h.keys("*"),
+        v(&["stop", "play: invalid-option folders-menu"])
+    );
+    assert_eq!(
+        h.keys("9"),
+        v(&["stop", r#"MoveTo { msg: "n2", folder: Cust5 }"#])
+    );
+    assert_eq!(
+        h.reply(StoreReply::Done),
+        v(&["play: saved-in folder-9 message-menu"])
+    );
+    // 2 then 2: the Work folder holds n1.
+    h.keys("#");
+    h.done();
+    assert_eq!(h.keys("2"), v(&["play: folders-menu"]));
+    assert_eq!(
+        h.keys("2"),
+        v(&["stop", "play: folder-work message-number 1"])
+    );
+    assert_eq!(h.done(), v(&["play: msg:n1"]));
+    assert_eq!(h.hangup(), v(&["done"]));
+}
+
+#[test]
+fn a_failed_save_ends_the_call() {
+    let mut h = H::logged_in(&[], &["o1"]);
+    h.keys("1");
+    h.keys("9");
+    assert_eq!(
+        h.keys("3"),
+        v(&["stop", r#"MoveTo { msg: "o1", folder: Family }"#])
+    );
+    assert_eq!(h.reply(StoreReply::Failed), v(&["play: goodbye"]));
+}
+
+#[test]
+fn folders_loaded_at_login_are_reached_with_two() {
+    let mut work = metas(&["w1"]);
+    work[0].folder = crate::store::Folder::Work;
+    let mut fam = metas(&["f1"]);
+    fam[0].folder = crate::store::Folder::Family;
+    let mut old = metas(&["o1"]);
+    old.extend(work);
+    old.extend(fam);
+    let mut h = H::new(Some("1001"));
+    h.start();
+    h.keys("1234#");
+    h.reply(StoreReply::Pin(PinReply::Ok));
+    // The greeting counts INBOX and Old only.
+    assert_eq!(
+        h.reply(StoreReply::Messages {
+            new: metas(&["n1"]),
+            old
+        }),
+        v(&["play: you-have 1 new message and 1 old message main-menu"])
+    );
+    h.done();
+    // 1 plays INBOX and Old only.
+    h.keys("1");
+    h.done();
+    h.reply(StoreReply::Done);
+    h.keys("6");
+    h.done();
+    assert_eq!(
+        h.keys("6"),
+        v(&["stop", "play: no-more-messages message-menu"])
+    );
+    h.keys("#");
+    h.done();
+    h.keys("2");
+    assert_eq!(
+        h.keys("3"),
+        v(&["stop", "play: folder-family message-number 1"])
+    );
+    assert_eq!(h.done(), v(&["play: msg:f1"]));
+    h.keys("#");
+    h.keys("2");
+    assert_eq!(
+        h.keys("4"),
+        v(&[
+            "stop",
+            "play: folder-friends you-have no-messages main-menu"
+        ])
+    );
+    // 0: INBOX now (n1 was heard: empty).
+    h.keys("2");
+    assert_eq!(
+        h.keys("0"),
+        v(&["stop", "play: folder-new you-have no-messages main-menu"])
+    );
+    // `#` leaves the folder choice; silence repeats it.
+    h.keys("2");
+    assert_eq!(h.keys("#"), v(&["stop", "play: main-menu"]));
+    h.keys("2");
+    h.done();
+    assert_eq!(h.wait(10), v(&["play: folders-menu"]));
 }
 
 #[test]
@@ -306,7 +452,8 @@ fn urgent_messages_play_first() {
     assert_eq!(h.keys("1"), v(&["play: message-number 1"]));
     assert_eq!(h.done(), v(&["play: msg:n3", r#"MoveToOld { msg: "n3" }"#]));
 
+    // Old through "change folders" (2), then 1.
     let mut h = H::logged_in_with(new, old);
-    assert_eq!(h.keys("2"), v(&["play: message-number 1"]));
+    h.keys("21");
     assert_eq!(h.done()[0], "play: msg:o2");
 }
