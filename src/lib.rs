@@ -16,6 +16,7 @@ pub mod mailbox_ops;
 pub mod media;
 pub mod metrics;
 pub mod mwi;
+pub mod notify;
 pub mod prompts;
 pub mod routing;
 pub mod runtime;

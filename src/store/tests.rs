@@ -153,6 +153,7 @@ fn mailbox_lifecycle() {
         timezone: Some("Europe/Moscow".into()),
         email: Some("a@example.org".into()),
         max_messages: Some(50),
+        ..Default::default()
     };
     let m = s.create_mailbox(&a, settings.clone(), None).unwrap();
     assert_eq!(m.settings, settings);
