@@ -455,7 +455,11 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                         vmail::store::Attach::None => "none",
                         vmail::store::Attach::Wav => "wav",
                     },
-                    if m.settings.delete_after_send { "yes" } else { "no" }
+                    if m.settings.delete_after_send {
+                        "yes"
+                    } else {
+                        "no"
+                    }
                 )
             })
         }

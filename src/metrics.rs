@@ -297,8 +297,7 @@ impl Metrics {
             "HTTP API requests, by route pattern and status.",
             api_requests.clone(),
         );
-        let notify_sent =
-            Family::<[(&'static str, &'static str); 2], PromCounter<u64>>::default();
+        let notify_sent = Family::<[(&'static str, &'static str); 2], PromCounter<u64>>::default();
         r.register(
             "vmail_notify_sent",
             "Notification attempts by channel (email, webhook) and outcome: sent, failed (to be retried), given_up, dropped.",
@@ -416,7 +415,9 @@ impl Metrics {
 
     /// Notifications of `channel` waiting in the queue.
     pub fn set_notify_queue(&self, channel: &'static str, n: i64) {
-        self.notify_queue.get_or_create(&[("channel", channel)]).set(n);
+        self.notify_queue
+            .get_or_create(&[("channel", channel)])
+            .set(n);
     }
 
     /// A call was accepted: it is in progress until [`Self::call_ended`].

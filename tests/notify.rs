@@ -184,7 +184,10 @@ fn a_deposit_is_emailed_with_its_wav() {
     let v = vmail(sink.port, |ext| {
         ext["email_link_template"] = json!("https://vm.example.com/web/{domain}/{user}/{id}");
     });
-    set_mailbox(&v, json!({"email": "Owner <owner@example.com>, second@example.com"}));
+    set_mailbox(
+        &v,
+        json!({"email": "Owner <owner@example.com>, second@example.com"}),
+    );
     if !deposit(&v) {
         return;
     }
@@ -192,8 +195,7 @@ fn a_deposit_is_emailed_with_its_wav() {
     let wavs = wait_for_files(&inbox(&v), ".wav", 1, Duration::from_secs(5));
     let stored = fs::read(&wavs[0]).unwrap();
     let meta: Value =
-        serde_json::from_str(&fs::read_to_string(wavs[0].with_extension("json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&fs::read_to_string(wavs[0].with_extension("json")).unwrap()).unwrap();
     let id = meta["id"].as_str().unwrap();
     let m = &mails[0];
     assert_eq!(m["content_type"], "multipart/mixed", "{m}");
@@ -227,17 +229,27 @@ fn a_deposit_is_emailed_with_its_wav() {
         .unwrap_or_else(|| panic!("no audio/wav part: {m}"));
     assert_eq!(audio["disposition"], "attachment", "{m}");
     assert!(audio["filename"].as_str().unwrap().ends_with(".wav"), "{m}");
-    assert!(sink.part_bytes(audio) == stored, "the attachment differs from the stored WAV");
+    assert!(
+        sink.part_bytes(audio) == stored,
+        "the attachment differs from the stored WAV"
+    );
     // Sent once, the queue is empty, the metrics and the API say so.
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(sink.mails().len(), 1);
     assert!(queue(&v, "email").is_empty());
     assert_eq!(
-        metric(&v, "vmail_notify_sent_total{channel=\"email\",outcome=\"sent\"}"),
+        metric(
+            &v,
+            "vmail_notify_sent_total{channel=\"email\",outcome=\"sent\"}"
+        ),
         Some(1.0)
     );
     let (code, list) = api(&v, reqwest::Method::GET, "/api/v1/notifications", None);
-    assert_eq!((code, list["items"].as_array().map(Vec::len)), (200, Some(0)), "{list}");
+    assert_eq!(
+        (code, list["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{list}"
+    );
     // The message stays: delete_after_send is off.
     assert_eq!(files_with_suffix(&inbox(&v), ".wav").len(), 1);
 }
@@ -259,7 +271,9 @@ fn delete_after_send_removes_the_message_once_emailed() {
     let mails = sink.wait_mails(1, Duration::from_secs(30));
     assert_eq!(mails[0]["content_type"], "text/plain", "{}", mails[0]);
     wait_for(Duration::from_secs(10), "the message deleted", || {
-        files_with_suffix(&inbox(&v), ".wav").is_empty().then_some(())
+        files_with_suffix(&inbox(&v), ".wav")
+            .is_empty()
+            .then_some(())
     });
     assert!(files_with_suffix(&inbox(&v), ".json").is_empty());
 }
@@ -282,11 +296,15 @@ fn smtp_down_at_first_is_retried_and_delivered_once() {
     assert_eq!(failing["channel"], "email", "{failing}");
     assert_eq!(failing["type"], "message.created", "{failing}");
     assert!(failing["last_error"].as_str().is_some(), "{failing}");
-    assert!(
-        metric(&v, "vmail_notify_sent_total{channel=\"email\",outcome=\"failed\"}")
-            .is_some_and(|n| n >= 2.0)
+    assert!(metric(
+        &v,
+        "vmail_notify_sent_total{channel=\"email\",outcome=\"failed\"}"
+    )
+    .is_some_and(|n| n >= 2.0));
+    assert_eq!(
+        metric(&v, "vmail_notify_queue{channel=\"email\"}"),
+        Some(1.0)
     );
-    assert_eq!(metric(&v, "vmail_notify_queue{channel=\"email\"}"), Some(1.0));
     let Some(sink) = SmtpSink::start_on(smtp_port) else {
         return;
     };
@@ -310,7 +328,11 @@ fn kill9_between_deposit_and_send_then_restart_sends_exactly_once() {
         return;
     }
     wait_for_files(&inbox(&v), ".wav", 1, Duration::from_secs(5));
-    assert_eq!(queue(&v, "email").len(), 1, "the job is in the store before the send");
+    assert_eq!(
+        queue(&v, "email").len(),
+        1,
+        "the job is in the store before the send"
+    );
     v.kill9();
     assert!(sink.mails().is_empty(), "sent before the kill");
     v.restart();
@@ -387,7 +409,11 @@ impl Receiver {
                     status,
                 });
                 drop(list);
-                let reason = if status == 200 { "OK" } else { "Internal Server Error" };
+                let reason = if status == 200 {
+                    "OK"
+                } else {
+                    "Internal Server Error"
+                };
                 let _ = write!(
                     stream,
                     "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -426,7 +452,10 @@ fn verify(h: &Hook) -> Value {
         .unwrap()
         .as_secs();
     let t_n: u64 = t.parse().unwrap();
-    assert!(now.abs_diff(t_n) < 300, "signature time {t_n} far from {now}");
+    assert!(
+        now.abs_diff(t_n) < 300,
+        "signature time {t_n} far from {now}"
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
     mac.update(format!("{t}.{}", h.body).as_bytes());
     let want: String = mac
@@ -469,31 +498,53 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
     });
     assert_eq!(hooks.len(), 3, "{hooks:?}");
     let events: Vec<Value> = hooks.iter().map(verify).collect();
-    assert!(events.iter().all(|e| e["id"] == events[0]["id"]), "{events:?}");
+    assert!(
+        events.iter().all(|e| e["id"] == events[0]["id"]),
+        "{events:?}"
+    );
     assert!(hooks.iter().all(|h| h.body == hooks[0].body));
     let e = &events[0];
     assert_eq!(e["type"], "message.created");
-    assert!(e["created"].as_str().is_some_and(|c| c.ends_with('Z')), "{e}");
+    assert!(
+        e["created"].as_str().is_some_and(|c| c.ends_with('Z')),
+        "{e}"
+    );
     assert_eq!(e["data"]["mailbox"], format!("1001@{DOMAIN}"));
     let msg = e["data"]["message"]["id"].as_str().unwrap().to_string();
-    assert!(e["data"]["message"]["caller"].as_str().unwrap().contains("5551234"), "{e}");
+    assert!(
+        e["data"]["message"]["caller"]
+            .as_str()
+            .unwrap()
+            .contains("5551234"),
+        "{e}"
+    );
     assert_eq!(e["data"]["message"]["urgent"], false);
-    assert!(e["data"]["message"]["duration_ms"].as_u64().unwrap() > 1000, "{e}");
+    assert!(
+        e["data"]["message"]["duration_ms"].as_u64().unwrap() > 1000,
+        "{e}"
+    );
 
     // The receiver fails; the event waits in the queue across a kill -9.
     receiver.mode.store(ALWAYS_500, Ordering::SeqCst);
     let path = format!("/api/v1/domains/{DOMAIN}/mailboxes/1001/messages/{msg}");
-    let (code, body) = api(&v, reqwest::Method::PATCH, &path, Some(json!({"heard": true})));
+    let (code, body) = api(
+        &v,
+        reqwest::Method::PATCH,
+        &path,
+        Some(json!({"heard": true})),
+    );
     assert_eq!(code, 200, "{body}");
     receiver.wait("message.heard tried", |h| {
-        h.iter().any(|h| h.status == 500 && h.body.contains("message.heard"))
+        h.iter()
+            .any(|h| h.status == 500 && h.body.contains("message.heard"))
     });
     assert_eq!(queue(&v, "webhook").len(), 1);
     v.kill9();
     receiver.mode.store(ALWAYS_200, Ordering::SeqCst);
     v.restart();
     let hooks = receiver.wait("message.heard delivered", |h| {
-        h.iter().any(|h| h.status == 200 && h.body.contains("message.heard"))
+        h.iter()
+            .any(|h| h.status == 200 && h.body.contains("message.heard"))
     });
     let heard = ok_of(&hooks, "message.heard");
     assert_eq!(heard.len(), 1, "{heard:?}");

@@ -698,7 +698,9 @@ fn template(v: &Value, max: usize) -> Result<String, Rule> {
             shown(v)
         )));
     }
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
         return Err(bad_notify("control characters are not allowed"));
     }
     Ok(s.to_string())
@@ -746,7 +748,10 @@ fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
             if !ok {
-                report("host", bad_notify(format!("not a host name or address: {}", shown_str(h))));
+                report(
+                    "host",
+                    bad_notify(format!("not a host name or address: {}", shown_str(h))),
+                );
             }
             ok.then(|| h.to_string())
         }
@@ -795,7 +800,10 @@ fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
         Some(Ok(f)) => match f.parse::<lettre::message::Mailbox>() {
             Ok(_) => Some(f.to_string()),
             Err(e) => {
-                report("from", bad_notify(format!("not an e-mail address ({e}): {}", shown_str(f))));
+                report(
+                    "from",
+                    bad_notify(format!("not an e-mail address ({e}): {}", shown_str(f))),
+                );
                 None
             }
         },
@@ -804,7 +812,10 @@ fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
         None => None,
         Some(Ok(u)) if !u.is_empty() && !u.chars().any(char::is_control) => Some(u.to_string()),
         Some(Ok(_)) => {
-            report("username", bad_notify("must be a non-empty name without control characters"));
+            report(
+                "username",
+                bad_notify("must be a non-empty name without control characters"),
+            );
             None
         }
         Some(Err(rule)) => {
@@ -871,7 +882,13 @@ fn webhook(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Webhoo
             }) && u.len() <= 2048
                 && u.bytes().all(|b| b.is_ascii_graphic());
             if !ok {
-                sink.field(entry, format!("{at}.url"), Rule::BadUrl { found: shown_str(u) });
+                sink.field(
+                    entry,
+                    format!("{at}.url"),
+                    Rule::BadUrl {
+                        found: shown_str(u),
+                    },
+                );
             }
             ok.then(|| u.to_string())
         }
@@ -1213,7 +1230,11 @@ mod tests {
             WebhookSecret::File("/etc/vmail/hook".into())
         );
         assert_eq!(
-            (ext.notify_give_up_hours, ext.notify_delay_ms, ext.notify_retry_ms),
+            (
+                ext.notify_give_up_hours,
+                ext.notify_delay_ms,
+                ext.notify_retry_ms
+            ),
             (24, 10, 500)
         );
         assert_eq!(ext.notify_retry_max_seconds, 60);
@@ -1239,10 +1260,18 @@ mod tests {
         assert!(ext.is_none());
         let all = errs.join("\n");
         for field in [
-            "ext.smtp.host", "ext.smtp.port", "ext.smtp.from", "ext.smtp.tls",
-            "ext.smtp.pasword_file", "ext.webhooks[0].url", "ext.webhooks[0].secret",
-            "ext.webhooks[0].events[0]", "ext.webhooks[1]`", "ext.webhooks[1].domains[0]",
-            "ext.webhooks[2]", "ext.notify_give_up_hours",
+            "ext.smtp.host",
+            "ext.smtp.port",
+            "ext.smtp.from",
+            "ext.smtp.tls",
+            "ext.smtp.pasword_file",
+            "ext.webhooks[0].url",
+            "ext.webhooks[0].secret",
+            "ext.webhooks[0].events[0]",
+            "ext.webhooks[1]`",
+            "ext.webhooks[1].domains[0]",
+            "ext.webhooks[2]",
+            "ext.notify_give_up_hours",
         ] {
             assert!(all.contains(field), "{field} not reported:\n{all}");
         }

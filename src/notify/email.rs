@@ -296,7 +296,10 @@ mod tests {
             Some("https://vm.example.com/web/{domain}/{user}/{id}"),
         );
         let (s, b) = render(&f, "en", None, None);
-        assert_eq!(s, "[Urgent] New voicemail from Bob <sip:1002@example.com> (0:07)");
+        assert_eq!(
+            s,
+            "[Urgent] New voicemail from Bob <sip:1002@example.com> (0:07)"
+        );
         assert!(b.contains("Received: 2026-12-07 17:00 +03:00"), "{b}");
         assert!(b.contains("Duration: 0:07"), "{b}");
         assert!(
@@ -304,10 +307,21 @@ mod tests {
             "{b}"
         );
         let (s, b) = render(&f, "ru", None, None);
-        assert!(s.starts_with("[Срочно] Новое голосовое сообщение от Bob"), "{s}");
+        assert!(
+            s.starts_with("[Срочно] Новое голосовое сообщение от Bob"),
+            "{s}"
+        );
         assert!(b.contains("Длительность: 0:07"), "{b}");
-        let (s, b) = render(&f, "en", Some("VM {caller_uri}\n"), Some("{duration} {urgent}"));
-        assert_eq!((s.as_str(), b.as_str()), ("VM sip:1002@example.com ", "0:07 urgent"));
+        let (s, b) = render(
+            &f,
+            "en",
+            Some("VM {caller_uri}\n"),
+            Some("{duration} {urgent}"),
+        );
+        assert_eq!(
+            (s.as_str(), b.as_str()),
+            ("VM sip:1002@example.com ", "0:07 urgent")
+        );
     }
 
     #[test]
@@ -333,6 +347,15 @@ mod tests {
         assert!(text.contains("multipart/mixed"), "{text}");
         assert!(text.contains("audio/wav"), "{text}");
         assert!(text.contains("Message-ID: <k1@example.com>"), "{text}");
-        assert!(build("x@y", "", "s".into(), "b".into(), "<a@b>".into(), SystemTime::UNIX_EPOCH, None).is_err());
+        assert!(build(
+            "x@y",
+            "",
+            "s".into(),
+            "b".into(),
+            "<a@b>".into(),
+            SystemTime::UNIX_EPOCH,
+            None
+        )
+        .is_err());
     }
 }

@@ -241,7 +241,11 @@ impl Notifier {
             return false;
         }
         match self.store.mailbox(mailbox) {
-            Ok(Some(m)) => m.settings.email.as_deref().is_some_and(|e| !e.trim().is_empty()),
+            Ok(Some(m)) => m
+                .settings
+                .email
+                .as_deref()
+                .is_some_and(|e| !e.trim().is_empty()),
             Ok(None) => false,
             Err(e) => {
                 // Keep the job: whether to send is decided again at send time.
@@ -288,9 +292,7 @@ impl Notifier {
         msg: &str,
     ) -> (Option<String>, Vec<(String, String)>) {
         let base = format!("{msg}-{}", short_hash(&mailbox.to_string()));
-        let email = self
-            .wants_email(s, mailbox)
-            .then(|| format!("{base}.json"));
+        let email = self.wants_email(s, mailbox).then(|| format!("{base}.json"));
         let hooks = s
             .webhooks
             .iter()
@@ -354,8 +356,12 @@ impl Notifier {
                 }
             };
             match self.queue.write(channel, name, &job) {
-                Ok(()) => debug!(%mailbox, id = msg, channel = channel.as_str(), "notification queued"),
-                Err(e) => warn!(%mailbox, id = msg, channel = channel.as_str(), "cannot queue the notification: {e}"),
+                Ok(()) => {
+                    debug!(%mailbox, id = msg, channel = channel.as_str(), "notification queued")
+                }
+                Err(e) => {
+                    warn!(%mailbox, id = msg, channel = channel.as_str(), "cannot queue the notification: {e}")
+                }
             }
         };
         if let Some(name) = email {
@@ -410,7 +416,11 @@ impl Notifier {
         let s = self.settings();
         let now = SystemTime::now();
         let id = random_event_id();
-        for w in s.webhooks.iter().filter(|w| w.wants(kind, mailbox.domain())) {
+        for w in s
+            .webhooks
+            .iter()
+            .filter(|w| w.wants(kind, mailbox.domain()))
+        {
             let mut job = self.job(id.clone(), kind, mailbox, msg, now, now + s.delay, true);
             job.url = Some(w.url.clone());
             job.data = data.clone();
@@ -471,7 +481,10 @@ impl Notifier {
             let names = match tokio::task::spawn_blocking(move || me.queue.names(channel)).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
-                    warn!(channel = channel.as_str(), "listing the notification queue: {e}");
+                    warn!(
+                        channel = channel.as_str(),
+                        "listing the notification queue: {e}"
+                    );
                     continue;
                 }
                 Err(_) => continue,
@@ -503,7 +516,10 @@ impl Notifier {
             Ok(Ok(Some(job))) => job,
             Ok(Ok(None)) | Err(_) => return false,
             Ok(Err(e)) => {
-                warn!(job = name, "unreadable notification job, moved to failed/: {e}");
+                warn!(
+                    job = name,
+                    "unreadable notification job, moved to failed/: {e}"
+                );
                 let me = self.clone();
                 let n = name.to_string();
                 let _ = tokio::task::spawn_blocking(move || {
@@ -606,7 +622,8 @@ impl Notifier {
         else {
             return;
         };
-        let delete = matches!(self.store.mailbox(&mailbox), Ok(Some(m)) if m.settings.delete_after_send);
+        let delete =
+            matches!(self.store.mailbox(&mailbox), Ok(Some(m)) if m.settings.delete_after_send);
         if !delete {
             return;
         }
@@ -658,7 +675,8 @@ impl Notifier {
         let n = name.to_string();
         // Everything but the SMTP transaction, on a blocking thread: read
         // the mailbox and message, build the e-mail, mark the job sending.
-        let prepared = tokio::task::spawn_blocking(move || me.prepare_email(&s2, &smtp, &n, job)).await;
+        let prepared =
+            tokio::task::spawn_blocking(move || me.prepare_email(&s2, &smtp, &n, job)).await;
         let (message, smtp) = match prepared {
             Ok(Ok(p)) => p,
             Ok(Err(a)) => return a,
@@ -689,7 +707,9 @@ impl Notifier {
             Err(e) => return Err(Attempt::Failed(format!("reading the mailbox: {e}"))),
         };
         let Some(to) = settings.email.clone().filter(|e| !e.trim().is_empty()) else {
-            return Err(Attempt::Dropped("the mailbox has no e-mail address any more".into()));
+            return Err(Attempt::Dropped(
+                "the mailbox has no e-mail address any more".into(),
+            ));
         };
         let meta = match self.created_message(s, &job, &mailbox, &msg)? {
             Some(m) => m,
@@ -718,12 +738,17 @@ impl Notifier {
                 };
                 match std::fs::read(&path) {
                     Ok(b) => Some((format!("voicemail-{msg}.wav"), b)),
-                    Err(e) => return Err(Attempt::Failed(format!("reading {}: {e}", path.display()))),
+                    Err(e) => {
+                        return Err(Attempt::Failed(format!("reading {}: {e}", path.display())))
+                    }
                 }
             }
         };
         let message_id = job.message_id.clone().unwrap_or_else(|| {
-            email::message_id(&name.trim_end_matches(".json").replace('_', "-"), &smtp.from)
+            email::message_id(
+                &name.trim_end_matches(".json").replace('_', "-"),
+                &smtp.from,
+            )
         });
         if job.state == JobState::Sending {
             warn!(%mailbox, id = %msg, message_id = %message_id, "an earlier send of this e-mail was interrupted: sending it again with the same Message-ID");
@@ -771,18 +796,19 @@ impl Notifier {
         let me = self.clone();
         let s2 = s.clone();
         let n = name.to_string();
-        let prepared = tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), Attempt> {
-            let secret = webhook::secret_bytes(&endpoint.secret).map_err(Attempt::Failed)?;
-            let job = me.complete_event(&s2, &n, job)?;
-            let body = json!({
-                "id": job.id,
-                "type": job.kind,
-                "created": job.created,
-                "data": job.data,
-            });
-            Ok((body.to_string(), secret))
-        })
-        .await;
+        let prepared =
+            tokio::task::spawn_blocking(move || -> Result<(String, Vec<u8>), Attempt> {
+                let secret = webhook::secret_bytes(&endpoint.secret).map_err(Attempt::Failed)?;
+                let job = me.complete_event(&s2, &n, job)?;
+                let body = json!({
+                    "id": job.id,
+                    "type": job.kind,
+                    "created": job.created,
+                    "data": job.data,
+                });
+                Ok((body.to_string(), secret))
+            })
+            .await;
         let (body, secret) = match prepared {
             Ok(Ok(p)) => p,
             Ok(Err(a)) => return a,
@@ -836,13 +862,15 @@ mod tests {
     fn a_recording_job_waits_for_its_message_and_goes_with_a_drop() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
-        let mut ext = Ext::default();
-        ext.webhooks = vec![Webhook {
-            url: "http://127.0.0.1:9/hook".into(),
-            secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
-            domains: vec![],
-            events: vec!["message.created".into()],
-        }];
+        let ext = Ext {
+            webhooks: vec![Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
+                domains: vec![],
+                events: vec!["message.created".into()],
+            }],
+            ..Ext::default()
+        };
         let n = Notifier::new(store, &ext, Arc::new(Metrics::default()));
         let m = MailboxId::new("1001", "example.com").unwrap();
         n.message_recording(&m, "20261207T140000.000Z-vmail1-abcdef");

@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::fsutil::{create_dir_all, read_json, remove_if_exists, sync_dir, write_json_atomic};
+use crate::store::fsutil::{
+    create_dir_all, read_json, remove_if_exists, sync_dir, write_json_atomic,
+};
 use crate::store::{parse_rfc3339, rfc3339, FsStore, StoreError};
 
 /// A notification channel: one queue each.
@@ -326,9 +328,7 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let max = Duration::from_secs(60);
-        let got: Vec<u64> = (1..=9)
-            .map(|a| backoff(a, 2 * S, max).as_secs())
-            .collect();
+        let got: Vec<u64> = (1..=9).map(|a| backoff(a, 2 * S, max).as_secs()).collect();
         assert_eq!(got, [2, 4, 8, 16, 32, 60, 60, 60, 60]);
         assert_eq!(backoff(0, 2 * S, max), 2 * S);
         assert_eq!(backoff(u32::MAX, 2 * S, max), max);

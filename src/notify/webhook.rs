@@ -142,7 +142,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s");
         std::fs::write(&p, "  abc\n").unwrap();
-        assert_eq!(secret_bytes(&WebhookSecret::File(p.clone())).unwrap(), b"abc");
+        assert_eq!(
+            secret_bytes(&WebhookSecret::File(p.clone())).unwrap(),
+            b"abc"
+        );
         std::fs::write(&p, "\n").unwrap();
         assert!(secret_bytes(&WebhookSecret::File(p)).is_err());
         assert!(secret_bytes(&WebhookSecret::File(dir.path().join("none"))).is_err());

@@ -132,7 +132,10 @@ fn locked_now(id: &MailboxId, attempt: LoginAttempt, lockout: Lockout) {
             "mailbox locked after failed PIN logins"
         );
         if let Some(n) = crate::notify::installed() {
-            n.mailbox_locked(id, SystemTime::now() + std::time::Duration::from_secs(lockout.seconds));
+            n.mailbox_locked(
+                id,
+                SystemTime::now() + std::time::Duration::from_secs(lockout.seconds),
+            );
         }
     }
 }

@@ -54,6 +54,6 @@ pub use recording::RecordingWriter;
 pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
 pub use types::{
-    cause, Attach, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
-    MAX_MAILBOX_MESSAGES,
+    cause, Attach, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta,
+    RecordingInfo, MAX_MAILBOX_MESSAGES,
 };
