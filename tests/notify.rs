@@ -561,3 +561,58 @@ fn webhooks_are_signed_retried_and_survive_a_restart() {
         queue(&v, "webhook").is_empty().then_some(())
     });
 }
+
+#[test]
+fn the_command_line_sets_the_email_settings() {
+    let v = vmail(free_port(), |_| {});
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmail"));
+        cmd.arg("mailbox")
+            .arg("--config")
+            .arg(v.config_path())
+            .arg("--name")
+            .arg(&v.name)
+            .args(args);
+        run_bounded(cmd, Duration::from_secs(20)).expect("vmail mailbox")
+    };
+    let mailbox = format!("1001@{DOMAIN}");
+    let out = run(&[
+        "set",
+        &mailbox,
+        "--email",
+        "a@example.com, B <b@example.com>",
+        "--attach",
+        "none",
+        "--delete-after-send",
+        "true",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let json: Value = serde_json::from_str(
+        &fs::read_to_string(v.mailbox_dir("1001", DOMAIN).join("mailbox.json")).unwrap(),
+    )
+    .unwrap();
+    let settings = if json.get("settings").is_some() {
+        &json["settings"]
+    } else {
+        &json
+    };
+    assert_eq!(
+        settings["email"], "a@example.com, B <b@example.com>",
+        "{json}"
+    );
+    assert_eq!(settings["attach"], "none", "{json}");
+    assert_eq!(settings["delete_after_send"], true, "{json}");
+    let shown = String::from_utf8_lossy(&run(&["show", &mailbox]).stdout).into_owned();
+    assert!(shown.contains("attach        none"), "{shown}");
+    // A bad address is refused with a message; nothing changes.
+    let out = run(&["set", &mailbox, "--email", "not an address"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("email"),
+        "{out:?}"
+    );
+    // "" turns e-mail off.
+    assert!(run(&["set", &mailbox, "--email", ""]).status.success());
+    let shown = String::from_utf8_lossy(&run(&["show", &mailbox]).stdout).into_owned();
+    assert!(shown.contains("e-mail        -"), "{shown}");
+}

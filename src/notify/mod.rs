@@ -894,4 +894,42 @@ mod tests {
         n.message_dropped(&m, &meta.id);
         assert!(n.queue.names(Channel::Webhook).unwrap().is_empty());
     }
+
+    #[test]
+    fn a_lock_is_an_event_and_a_passive_instance_queues_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let m = MailboxId::new("1001", "example.com").unwrap();
+        store
+            .create_mailbox(&m, crate::store::MailboxSettings::default(), None)
+            .unwrap();
+        let ext = Ext {
+            webhooks: vec![Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
+                domains: vec!["example.com".into()],
+                events: vec![],
+            }],
+            ..Ext::default()
+        };
+        let n = Notifier::new(store.clone(), &ext, Arc::new(Metrics::default()));
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        n.mailbox_locked(&m, until);
+        // No event for a mailbox that does not exist.
+        n.mailbox_locked(&MailboxId::new("1999", "example.com").unwrap(), until);
+        let names = n.queue.names(Channel::Webhook).unwrap();
+        assert_eq!(names.len(), 1);
+        let job = n.queue.read(Channel::Webhook, &names[0]).unwrap().unwrap();
+        assert_eq!(job.kind, "mailbox.locked");
+        assert_eq!(job.data["locked_until"], "2027-01-15T08:00:00Z");
+        // A closed fence (a passive instance): nothing is written or removed.
+        store.set_fence(Arc::new(crate::cluster::Fence::new(1, None)));
+        n.mailbox_locked(&m, until);
+        assert_eq!(n.queue.names(Channel::Webhook).unwrap(), names);
+        assert!(n
+            .queue
+            .remove(Channel::Webhook, &names[0])
+            .unwrap_err()
+            .is_fenced());
+    }
 }
