@@ -224,6 +224,7 @@ pub fn forward_message(
     to: &MailboxId,
 ) -> Result<MessageMeta, OpError> {
     let new_id = store.copy_message(from, msg, to, &from.to_string())?;
+    crate::notify::forwarded(store, to, &new_id);
     message(store, to, &new_id)
 }
 

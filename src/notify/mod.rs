@@ -126,6 +126,15 @@ pub fn heard_if_new(store: &FsStore, mailbox: &MailboxId, msg: &str, was_heard: 
     }
 }
 
+/// A message was forwarded into `mailbox` as `msg`: for that mailbox it
+/// is a new message (e-mail, `message.created`). Blocking.
+pub fn forwarded(store: &FsStore, mailbox: &MailboxId, msg: &str) {
+    let Some(n) = installed() else { return };
+    if let Ok(Some(meta)) = store.message(mailbox, msg) {
+        n.message_stored(mailbox, &meta);
+    }
+}
+
 /// Deletes a message and raises `message.deleted`. Blocking.
 pub fn delete_message(store: &FsStore, mailbox: &MailboxId, msg: &str) -> Result<(), StoreError> {
     let meta = match installed() {

@@ -354,6 +354,7 @@ fn blocking_op(
             match store.copy_message(&id, &msg, &to, &id.to_string()) {
                 Ok(new_id) => {
                     info!(from = %id, to = %to, id = %new_id, "message forwarded");
+                    crate::notify::forwarded(store, &to, &new_id);
                     StoreReply::Forwarded(Ok(()))
                 }
                 Err(e) => {
