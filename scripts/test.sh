@@ -15,8 +15,9 @@
 #     drives the web inbox in headless Chromium through Selenium;
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
 #     library) -- python3-venv is installed first when needed --,
-#     schemathesis (fuzzes the HTTP API from its OpenAPI description) and
-#     selenium (drives Debian's chromedriver; never downloads a driver);
+#     schemathesis (fuzzes the HTTP API from its OpenAPI description),
+#     selenium (drives Debian's chromedriver; never downloads a driver) and
+#     aiosmtpd (the SMTP server of the e-mail notification tests);
 # then runs `cargo test --features etcd` with VMAIL_PYTHON pointing at the
 # venv. `--deps-only` (alone) installs and stops there (CI runs it before
 # clippy, which needs protoc for the feature).
@@ -183,6 +184,13 @@ if ! "$PY" -c 'import selenium, sys; sys.exit(0 if selenium.__version__.split(".
   "$PY" -c 'import selenium' || die "selenium does not import in $VENV"
 fi
 export SE_OFFLINE=true
+
+# aiosmtpd (PyPI): the SMTP server the e-mail notification tests start.
+if ! "$PY" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  say "installing aiosmtpd into $VENV"
+  "$PY" -m pip install -q --disable-pip-version-check "aiosmtpd>=1.4,<2"
+  "$PY" -c 'import aiosmtpd' || die "aiosmtpd does not import in $VENV"
+fi
 
 VMAIL_PYTHON="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
 export VMAIL_PYTHON

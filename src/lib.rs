@@ -4,6 +4,8 @@
 //! call and menu state machines that take `now` as an argument) plus a thin
 //! tokio shell in [`runtime`]. See `docs/` and `../shared/design/`.
 
+#![recursion_limit = "256"]
+
 pub mod admission;
 pub mod api;
 pub mod call;
@@ -16,6 +18,7 @@ pub mod mailbox_ops;
 pub mod media;
 pub mod metrics;
 pub mod mwi;
+pub mod notify;
 pub mod prompts;
 pub mod retention;
 pub mod routing;

@@ -197,7 +197,11 @@ pub fn update_message(
     folder: Option<Folder>,
 ) -> Result<MessageMeta, OpError> {
     if let Some(h) = heard {
+        let was_heard = store.message(id, msg)?.map(|m| m.heard);
         store.set_heard(id, msg, h)?;
+        if h {
+            crate::notify::heard_if_new(store, id, msg, was_heard);
+        }
     }
     if let Some(f) = folder {
         store.move_message(id, msg, f)?;
@@ -208,7 +212,7 @@ pub fn update_message(
 /// Deletes a message. A call playing it keeps its copy (the menu reads the
 /// whole audio before it plays).
 pub fn delete_message(store: &FsStore, id: &MailboxId, msg: &str) -> Result<(), OpError> {
-    Ok(store.delete_message(id, msg)?)
+    Ok(crate::notify::delete_message(store, id, msg)?)
 }
 
 /// Copies a message into `to`'s `INBOX` as a new unheard message; returns
@@ -220,6 +224,7 @@ pub fn forward_message(
     to: &MailboxId,
 ) -> Result<MessageMeta, OpError> {
     let new_id = store.copy_message(from, msg, to, &from.to_string())?;
+    crate::notify::forwarded(store, to, &new_id);
     message(store, to, &new_id)
 }
 

@@ -150,6 +150,21 @@ enum MailboxCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Change the e-mail notification settings of a mailbox.
+    Set {
+        /// user@domain
+        mailbox: String,
+        /// Where new messages are e-mailed: one address or a
+        /// comma-separated list; "" turns e-mail off.
+        #[arg(long)]
+        email: Option<String>,
+        /// What the e-mail carries: wav (the message's audio) or none.
+        #[arg(long, value_parser = ["none", "wav"])]
+        attach: Option<String>,
+        /// Delete the message from the store once e-mailed.
+        #[arg(long)]
+        delete_after_send: Option<bool>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -396,6 +411,17 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 println!("  language      {}", or_none(&s.language));
                 println!("  time zone     {}", or_none(&s.timezone));
                 println!("  e-mail        {}", or_none(&s.email));
+                if s.email.is_some() {
+                    let attach = match s.attach.unwrap_or(vmail::store::Attach::Wav) {
+                        vmail::store::Attach::None => "none",
+                        vmail::store::Attach::Wav => "wav",
+                    };
+                    println!("  attach        {attach}");
+                    println!(
+                        "  delete after send  {}",
+                        if s.delete_after_send { "yes" } else { "no" }
+                    );
+                }
                 println!(
                     "  max messages  {}",
                     s.max_messages
@@ -500,6 +526,45 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     }
                 },
             )
+        }
+        MailboxCommand::Set {
+            mailbox,
+            email,
+            attach,
+            delete_after_send,
+        } => {
+            let id = match parse(&mailbox) {
+                Ok(id) => id,
+                Err(code) => return code,
+            };
+            ops::update(&store, &id, |s| {
+                if let Some(e) = email {
+                    s.email = Some(e.trim().to_string()).filter(|e| !e.is_empty());
+                }
+                if let Some(a) = attach.as_deref().and_then(vmail::store::Attach::parse) {
+                    s.attach = Some(a);
+                }
+                if let Some(d) = delete_after_send {
+                    s.delete_after_send = d;
+                }
+            })
+            .map(|m| {
+                println!(
+                    "{}@{}: e-mail {}, attach {}, delete after send {}",
+                    id.user(),
+                    id.domain(),
+                    m.settings.email.as_deref().unwrap_or("-"),
+                    match m.settings.attach.unwrap_or(vmail::store::Attach::Wav) {
+                        vmail::store::Attach::None => "none",
+                        vmail::store::Attach::Wav => "wav",
+                    },
+                    if m.settings.delete_after_send {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                )
+            })
         }
         MailboxCommand::SetPin { mailbox, pin } => {
             let id = match parse(&mailbox) {

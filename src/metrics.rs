@@ -164,6 +164,8 @@ pub struct Metrics {
     sip_responses: Family<(Label, CodeLabel), PromCounter<u64>>,
     mwi_notifies: Family<Label, PromCounter<u64>>,
     api_requests: Family<RouteLabels, PromCounter<u64>>,
+    notify_sent: Family<[(&'static str, &'static str); 2], PromCounter<u64>>,
+    notify_queue: Family<Label, PromGauge<i64>>,
     answer_time: Histogram,
     /// Times this instance became the active one of its group.
     pub takeovers: Counter,
@@ -302,6 +304,18 @@ impl Metrics {
             "HTTP API requests, by route pattern and status.",
             api_requests.clone(),
         );
+        let notify_sent = Family::<[(&'static str, &'static str); 2], PromCounter<u64>>::default();
+        r.register(
+            "vmail_notify_sent",
+            "Notification attempts by channel (email, webhook) and outcome: sent, failed (to be retried), given_up, dropped.",
+            notify_sent.clone(),
+        );
+        let notify_queue = Family::<Label, PromGauge<i64>>::default();
+        r.register(
+            "vmail_notify_queue",
+            "Notifications waiting in the store's queue, by channel.",
+            notify_queue.clone(),
+        );
         let answer_time = Histogram::new(ANSWER_BUCKETS);
         r.register_with_unit(
             "vmail_invite_answer",
@@ -372,6 +386,8 @@ impl Metrics {
             sip_responses,
             mwi_notifies,
             api_requests,
+            notify_sent,
+            notify_queue,
             answer_time,
         };
         // The fixed label values appear at 0 from the start, so a rate
@@ -386,7 +402,30 @@ impl Metrics {
         for outcome in ["sent", "failed"] {
             drop(m.mwi_notifies.get_or_create(&[("outcome", outcome)]));
         }
+        for channel in ["email", "webhook"] {
+            drop(m.notify_queue.get_or_create(&[("channel", channel)]));
+            for outcome in ["sent", "failed"] {
+                drop(
+                    m.notify_sent
+                        .get_or_create(&[("channel", channel), ("outcome", outcome)]),
+                );
+            }
+        }
         m
+    }
+
+    /// A notification attempt of `channel` ended with `outcome`.
+    pub fn notify_outcome(&self, channel: &'static str, outcome: &'static str) {
+        self.notify_sent
+            .get_or_create(&[("channel", channel), ("outcome", outcome)])
+            .inc();
+    }
+
+    /// Notifications of `channel` waiting in the queue.
+    pub fn set_notify_queue(&self, channel: &'static str, n: i64) {
+        self.notify_queue
+            .get_or_create(&[("channel", channel)])
+            .set(n);
     }
 
     /// A call was accepted: it is in progress until [`Self::call_ended`].

@@ -950,6 +950,7 @@ fn openapi_describes_every_route() {
         ("post", "/api/v1/config/reload".to_owned()),
         ("get", "/api/v1/route/{domain}".to_owned()),
         ("get", "/api/v1/status".to_owned()),
+        ("get", "/api/v1/notifications".to_owned()),
         ("get", "/api/v1/openapi.json".to_owned()),
         ("get", "/healthz".to_owned()),
         ("get", "/readyz".to_owned()),

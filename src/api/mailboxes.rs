@@ -13,7 +13,7 @@ use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
 use super::{blocking, served, ApiError, ApiState, DomainPath, MailboxPath};
 use crate::mailbox_ops::{self as ops, MailboxView, PinRule};
-use crate::store::MailboxSettings;
+use crate::store::{Attach, MailboxSettings};
 
 /// Most items in one page.
 pub const MAX_PAGE: u32 = 1000;
@@ -68,8 +68,12 @@ pub struct MailboxBody {
     pub language: Option<String>,
     /// IANA time zone (`Europe/Moscow`).
     pub timezone: Option<String>,
-    /// Address for notifications.
+    /// Where new messages are e-mailed: one address or a comma-separated list.
     pub email: Option<String>,
+    /// What the e-mail carries: `wav` (the message's audio) or `none`.
+    pub attach: AttachName,
+    /// The message is deleted once e-mailed.
+    pub delete_after_send: bool,
     /// Most messages kept; `null`: the instance's `max_messages`.
     pub max_messages: Option<u32>,
     /// Days a message stays in Old before retention removes it (0: for
@@ -99,6 +103,8 @@ impl From<MailboxView> for MailboxBody {
             language: s.language,
             timezone: s.timezone,
             email: s.email,
+            attach: s.attach.unwrap_or(Attach::Wav).into(),
+            delete_after_send: s.delete_after_send,
             max_messages: s.max_messages,
             retention_old_days: s.retention_old_days,
             has_pin: v.mailbox.has_pin,
@@ -112,6 +118,34 @@ impl From<MailboxView> for MailboxBody {
             locked: locked_until.is_some(),
             locked_until,
             login_failures: v.login.failures,
+        }
+    }
+}
+
+/// What a notification e-mail carries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachName {
+    /// Text only.
+    None,
+    /// The message's audio (WAV).
+    Wav,
+}
+
+impl From<Attach> for AttachName {
+    fn from(a: Attach) -> Self {
+        match a {
+            Attach::None => AttachName::None,
+            Attach::Wav => AttachName::Wav,
+        }
+    }
+}
+
+impl From<AttachName> for Attach {
+    fn from(a: AttachName) -> Self {
+        match a {
+            AttachName::None => Attach::None,
+            AttachName::Wav => Attach::Wav,
         }
     }
 }
@@ -182,8 +216,14 @@ pub struct NewMailbox {
     /// An IANA zone name such as `Europe/Moscow`.
     #[schema(pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
     pub timezone: Option<String>,
+    /// Where new messages are e-mailed: one address or a comma-separated list.
     #[schema(max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub email: Option<String>,
+    /// What the e-mail carries (default `wav`).
+    pub attach: Option<AttachName>,
+    /// Delete the message once e-mailed.
+    #[serde(default)]
+    pub delete_after_send: bool,
     #[serde(default, deserialize_with = "count")]
     #[schema(minimum = 1, maximum = 1000000)]
     pub max_messages: Option<u32>,
@@ -216,6 +256,8 @@ pub async fn create(
         language: body.language,
         timezone: body.timezone,
         email: body.email,
+        attach: body.attach.map(Attach::from),
+        delete_after_send: body.delete_after_send,
         max_messages: body.max_messages,
         retention_old_days: body.retention_old_days,
     };
@@ -305,6 +347,12 @@ pub struct MailboxChange {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable, max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
     pub email: Option<Option<String>>,
+    /// What the e-mail carries; `null`: the default (`wav`).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AttachName>, nullable)]
+    pub attach: Option<Option<AttachName>>,
+    /// Delete the message once e-mailed.
+    pub delete_after_send: Option<bool>,
     #[serde(default, deserialize_with = "present_count")]
     #[schema(value_type = Option<u32>, nullable, minimum = 1, maximum = 1000000)]
     pub max_messages: Option<Option<u32>>,
@@ -347,6 +395,12 @@ pub async fn update(
                 }
                 if let Some(v) = change.email {
                     s.email = v;
+                }
+                if let Some(v) = change.attach {
+                    s.attach = v.map(Attach::from);
+                }
+                if let Some(v) = change.delete_after_send {
+                    s.delete_after_send = v;
                 }
                 if let Some(v) = change.max_messages {
                     s.max_messages = v;

@@ -14,6 +14,7 @@ mod greetings;
 mod health;
 mod mailboxes;
 pub(crate) mod messages;
+mod notifications;
 mod server;
 mod site;
 
@@ -247,6 +248,7 @@ pub(crate) fn router(
         .routes(routes!(site::validate))
         .routes(routes!(site::route))
         .routes(routes!(site::status))
+        .routes(routes!(notifications::list))
         .routes(routes!(site::openapi))
         .split_for_parts();
     let api = api.route_layer(middleware::from_fn_with_state(

@@ -292,6 +292,13 @@ pub enum Rule {
         /// The value, as JSON.
         found: String,
     },
+    /// A notification setting (`ext.smtp`, `ext.webhooks`, a template)
+    /// that breaks its rule.
+    #[error("{reason}")]
+    BadNotify {
+        /// What is wrong, for the operator.
+        reason: String,
+    },
     /// A demo mailbox listed twice.
     #[error("mailbox {mailbox} is listed twice")]
     DuplicateMailbox {

@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
 use super::retention::{parse_retention, Retention};
-use super::value::{boolean, list, object, port, shown, string, suggest, u32_in, u64_in, Sink};
+use super::value::{
+    boolean, list, object, port, shown, shown_str, string, suggest, u32_in, u64_in, Sink,
+};
 
 /// A SIP transport vmail listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -148,6 +150,91 @@ pub struct Ext {
     pub retention: Retention,
     /// Minutes between two retention passes of the active instance.
     pub retention_interval_minutes: u32,
+    /// The SMTP relay of e-mail notifications (none: no e-mail is sent).
+    pub smtp: Option<Smtp>,
+    /// Endpoints that receive signed event webhooks.
+    pub webhooks: Vec<Webhook>,
+    /// A notification still failing this long after it was queued is
+    /// given up (moved to `failed/`), hours.
+    pub notify_give_up_hours: u32,
+    /// Wait before the first attempt of a notification, milliseconds.
+    pub notify_delay_ms: u64,
+    /// Wait before the first retry, milliseconds; doubled at each failure.
+    pub notify_retry_ms: u64,
+    /// Longest wait between two attempts, seconds.
+    pub notify_retry_max_seconds: u32,
+    /// Link put in e-mails: `{domain}`, `{user}` and `{id}` are replaced.
+    pub email_link_template: Option<String>,
+    /// E-mail subject template (default: by the mailbox language).
+    pub email_subject_template: Option<String>,
+    /// E-mail body template (default: by the mailbox language).
+    pub email_body_template: Option<String>,
+}
+
+/// How the SMTP connection is protected (`ext.smtp.tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP (a relay on the same host or a trusted network).
+    None,
+    /// STARTTLS, required (port 587 usually).
+    StartTls,
+    /// TLS from the first byte (port 465 usually).
+    Implicit,
+}
+
+/// The SMTP relay (`ext.smtp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Smtp {
+    /// Host name or address of the relay.
+    pub host: String,
+    /// Its port (default: 25, 587 with STARTTLS, 465 with implicit TLS).
+    pub port: u16,
+    /// The `From:` address (checked like every e-mail address).
+    pub from: String,
+    /// Transport security.
+    pub tls: SmtpTls,
+    /// User for SMTP AUTH (with `password_file`).
+    pub username: Option<String>,
+    /// File holding the SMTP AUTH password (read at each send).
+    pub password_file: Option<PathBuf>,
+}
+
+/// The event types a webhook can receive.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "message.created",
+    "message.heard",
+    "message.deleted",
+    "mailbox.locked",
+];
+
+/// Where a webhook's HMAC secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookSecret {
+    /// Given in the file.
+    Inline(String),
+    /// Read from this file at each delivery (surrounding white space trimmed).
+    File(PathBuf),
+}
+
+/// One webhook endpoint (`ext.webhooks[i]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// `http://` or `https://` URL that receives the POSTs.
+    pub url: String,
+    /// The HMAC-SHA256 key of `Vmail-Signature`.
+    pub secret: WebhookSecret,
+    /// Domains whose events it receives (empty: all).
+    pub domains: Vec<String>,
+    /// Event types it receives (empty: all of [`WEBHOOK_EVENTS`]).
+    pub events: Vec<String>,
+}
+
+impl Webhook {
+    /// Whether the event `kind` of a mailbox of `domain` goes to this endpoint.
+    pub fn wants(&self, kind: &str, domain: &str) -> bool {
+        (self.events.is_empty() || self.events.iter().any(|e| e == kind))
+            && (self.domains.is_empty() || self.domains.iter().any(|d| d == domain))
+    }
 }
 
 /// `ext.operator_uri`: one `sip:` URI for every domain, or an object from
@@ -261,6 +348,15 @@ impl Default for Ext {
             operator_keeps_recording: true,
             retention: Retention::default(),
             retention_interval_minutes: 60,
+            smtp: None,
+            webhooks: Vec::new(),
+            notify_give_up_hours: 48,
+            notify_delay_ms: 0,
+            notify_retry_ms: 10_000,
+            notify_retry_max_seconds: 1800,
+            email_link_template: None,
+            email_subject_template: None,
+            email_body_template: None,
         }
     }
 }
@@ -396,6 +492,15 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "web_session_seconds",
     "retention",
     "retention_interval_minutes",
+    "smtp",
+    "webhooks",
+    "notify_give_up_hours",
+    "notify_delay_ms",
+    "notify_retry_ms",
+    "notify_retry_max_seconds",
+    "email_link_template",
+    "email_subject_template",
+    "email_body_template",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -620,6 +725,24 @@ fn set_key(
         "operator_keeps_recording" => ext.operator_keeps_recording = boolean(v)?,
         "retention" => ext.retention = parse_retention(v, field, entry, sink)?,
         "retention_interval_minutes" => ext.retention_interval_minutes = u32_in(v, 1, 1440)?,
+        "smtp" => ext.smtp = smtp(v, field, entry, sink),
+        "webhooks" => {
+            let items = list(v)?;
+            let mut out: Vec<Webhook> = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                if let Some(w) = webhook(item, &format!("{field}[{i}]"), entry, sink) {
+                    out.push(w);
+                }
+            }
+            ext.webhooks = out;
+        }
+        "notify_give_up_hours" => ext.notify_give_up_hours = u32_in(v, 1, 8760)?,
+        "notify_delay_ms" => ext.notify_delay_ms = u64_in(v, 0, 3_600_000)?,
+        "notify_retry_ms" => ext.notify_retry_ms = u64_in(v, 100, 3_600_000)?,
+        "notify_retry_max_seconds" => ext.notify_retry_max_seconds = u32_in(v, 1, 86_400)?,
+        "email_link_template" => ext.email_link_template = Some(template(v, 1024)?),
+        "email_subject_template" => ext.email_subject_template = Some(template(v, 256)?),
+        "email_body_template" => ext.email_body_template = Some(template(v, 16_384)?),
         "timezone" => {
             let s = string(v)?;
             if parse_timezone(s).is_none() {
@@ -653,6 +776,299 @@ fn set_key(
         }
     }
     Ok(())
+}
+
+fn bad_notify(reason: impl Into<String>) -> Rule {
+    Rule::BadNotify {
+        reason: reason.into(),
+    }
+}
+
+/// A template: a non-empty string without control characters other than
+/// line breaks and tabs.
+fn template(v: &Value, max: usize) -> Result<String, Rule> {
+    let s = string(v)?;
+    if s.is_empty() || s.len() > max {
+        return Err(bad_notify(format!(
+            "must be a text of 1 to {max} bytes, found {}",
+            shown(v)
+        )));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err(bad_notify("control characters are not allowed"));
+    }
+    Ok(s.to_string())
+}
+
+/// Unknown keys of an object, each reported under `at.key`.
+fn unknown_keys(
+    obj: &Map<String, Value>,
+    known: &[&str],
+    at: &str,
+    entry: &Entry,
+    sink: &mut Sink,
+) {
+    for k in obj.keys().filter(|k| !known.contains(&k.as_str())) {
+        let suggestion = suggest(k, known);
+        sink.field(entry, format!("{at}.{k}"), Rule::UnknownKey { suggestion });
+    }
+}
+
+/// `ext.smtp`: every broken rule is reported, each under its own field.
+fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
+    const KEYS: &[&str] = &["host", "port", "from", "tls", "username", "password_file"];
+    let obj = match object(v) {
+        Ok(o) => o,
+        Err(rule) => {
+            sink.field(entry, at, rule);
+            return None;
+        }
+    };
+    let before = sink.count();
+    unknown_keys(obj, KEYS, at, entry, sink);
+    let mut report = |key: &str, rule: Rule| sink.field(entry, format!("{at}.{key}"), rule);
+    let host = match obj.get("host").map(string) {
+        None => {
+            report("host", Rule::Missing);
+            None
+        }
+        Some(Err(rule)) => {
+            report("host", rule);
+            None
+        }
+        Some(Ok(h)) => {
+            let ok = !h.is_empty()
+                && h.len() <= 253
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
+            if !ok {
+                report(
+                    "host",
+                    bad_notify(format!("not a host name or address: {}", shown_str(h))),
+                );
+            }
+            ok.then(|| h.to_string())
+        }
+    };
+    let tls = match obj.get("tls").map(string) {
+        None => Some(SmtpTls::StartTls),
+        Some(Ok("none")) => Some(SmtpTls::None),
+        Some(Ok("starttls")) => Some(SmtpTls::StartTls),
+        Some(Ok("implicit")) => Some(SmtpTls::Implicit),
+        Some(Ok(other)) => {
+            report(
+                "tls",
+                bad_notify(format!(
+                    "must be \"none\", \"starttls\" or \"implicit\", found {}",
+                    shown_str(other)
+                )),
+            );
+            None
+        }
+        Some(Err(rule)) => {
+            report("tls", rule);
+            None
+        }
+    };
+    let port = match obj.get("port").map(port) {
+        None => tls.map(|t| match t {
+            SmtpTls::None => 25,
+            SmtpTls::StartTls => 587,
+            SmtpTls::Implicit => 465,
+        }),
+        Some(Ok(p)) => Some(p),
+        Some(Err(rule)) => {
+            report("port", rule);
+            None
+        }
+    };
+    let from = match obj.get("from").map(string) {
+        None => {
+            report("from", Rule::Missing);
+            None
+        }
+        Some(Err(rule)) => {
+            report("from", rule);
+            None
+        }
+        Some(Ok(f)) => match f.parse::<lettre::message::Mailbox>() {
+            Ok(_) => Some(f.to_string()),
+            Err(e) => {
+                report(
+                    "from",
+                    bad_notify(format!("not an e-mail address ({e}): {}", shown_str(f))),
+                );
+                None
+            }
+        },
+    };
+    let username = match obj.get("username").map(string) {
+        None => None,
+        Some(Ok(u)) if !u.is_empty() && !u.chars().any(char::is_control) => Some(u.to_string()),
+        Some(Ok(_)) => {
+            report(
+                "username",
+                bad_notify("must be a non-empty name without control characters"),
+            );
+            None
+        }
+        Some(Err(rule)) => {
+            report("username", rule);
+            None
+        }
+    };
+    let password_file = match obj.get("password_file").map(path) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(rule)) => {
+            report("password_file", rule);
+            None
+        }
+    };
+    if username.is_some() != password_file.is_some() && sink.count() == before {
+        sink.field(
+            entry,
+            at,
+            bad_notify("`username` and `password_file` go together: give both or neither"),
+        );
+    }
+    if sink.count() != before {
+        return None;
+    }
+    Some(Smtp {
+        host: host?,
+        port: port?,
+        from: from?,
+        tls: tls?,
+        username,
+        password_file,
+    })
+}
+
+/// One `ext.webhooks[i]`: every broken rule is reported.
+fn webhook(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Webhook> {
+    const KEYS: &[&str] = &["url", "secret", "secret_file", "domains", "events"];
+    let obj = match object(v) {
+        Ok(o) => o,
+        Err(rule) => {
+            sink.field(entry, at, rule);
+            return None;
+        }
+    };
+    let before = sink.count();
+    unknown_keys(obj, KEYS, at, entry, sink);
+    let url = match obj.get("url").map(string) {
+        None => {
+            sink.field(entry, format!("{at}.url"), Rule::Missing);
+            None
+        }
+        Some(Err(rule)) => {
+            sink.field(entry, format!("{at}.url"), rule);
+            None
+        }
+        Some(Ok(u)) => {
+            let rest = u
+                .strip_prefix("http://")
+                .or_else(|| u.strip_prefix("https://"));
+            let ok = rest.is_some_and(|r| {
+                let host = r.split(['/', '?', '#']).next().unwrap_or("");
+                !host.is_empty()
+            }) && u.len() <= 2048
+                && u.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                sink.field(
+                    entry,
+                    format!("{at}.url"),
+                    Rule::BadUrl {
+                        found: shown_str(u),
+                    },
+                );
+            }
+            ok.then(|| u.to_string())
+        }
+    };
+    let secret = match (obj.get("secret"), obj.get("secret_file")) {
+        (Some(s), None) => match string(s) {
+            Ok(s) if s.len() >= 16 && s.len() <= 1024 && !s.chars().any(char::is_control) => {
+                Some(WebhookSecret::Inline(s.to_string()))
+            }
+            Ok(_) => {
+                sink.field(
+                    entry,
+                    format!("{at}.secret"),
+                    bad_notify("must be 16 to 1024 characters without control characters"),
+                );
+                None
+            }
+            Err(rule) => {
+                sink.field(entry, format!("{at}.secret"), rule);
+                None
+            }
+        },
+        (None, Some(p)) => match path(p) {
+            Ok(p) => Some(WebhookSecret::File(p)),
+            Err(rule) => {
+                sink.field(entry, format!("{at}.secret_file"), rule);
+                None
+            }
+        },
+        _ => {
+            sink.field(
+                entry,
+                at,
+                bad_notify("needs exactly one of `secret` and `secret_file`"),
+            );
+            None
+        }
+    };
+    let mut domains = Vec::new();
+    if let Some(d) = obj.get("domains") {
+        match list(d) {
+            Ok(items) => for_each(items, &format!("{at}.domains"), entry, sink, |item| {
+                let s = string(item)?;
+                let d = normalize_domain(s).map_err(|error| Rule::BadDomain {
+                    domain: s.to_string(),
+                    error,
+                })?;
+                if !domains.contains(&d) {
+                    domains.push(d);
+                }
+                Ok(())
+            }),
+            Err(rule) => sink.field(entry, format!("{at}.domains"), rule),
+        }
+    }
+    let mut events = Vec::new();
+    if let Some(e) = obj.get("events") {
+        match list(e) {
+            Ok(items) => for_each(items, &format!("{at}.events"), entry, sink, |item| {
+                let s = string(item)?;
+                if !WEBHOOK_EVENTS.contains(&s) {
+                    return Err(bad_notify(format!(
+                        "unknown event {}; known: {}",
+                        shown_str(s),
+                        WEBHOOK_EVENTS.join(", ")
+                    )));
+                }
+                if !events.iter().any(|x| x == s) {
+                    events.push(s.to_string());
+                }
+                Ok(())
+            }),
+            Err(rule) => sink.field(entry, format!("{at}.events"), rule),
+        }
+    }
+    if sink.count() != before {
+        return None;
+    }
+    Some(Webhook {
+        url: url?,
+        secret: secret?,
+        domains,
+        events,
+    })
 }
 
 fn non_empty_list(v: &Value) -> Result<&Vec<Value>, Rule> {
@@ -877,7 +1293,12 @@ mod tests {
             "coordination": {"backend": "etcd", "endpoints": ["http://10.0.0.1:2379"]},
             "web_session_seconds": 900,
             "retention": {"old_days": 30, "domains": {"example.ru": {"old_days": 7}}},
-            "retention_interval_minutes": 15
+            "retention_interval_minutes": 15,
+            "smtp": {"host": "smtp.example.ru", "from": "vmail@example.ru"},
+            "webhooks": [{"url": "https://hooks.example.ru/vm", "secret_file": "/etc/vmail/hook"}],
+            "notify_give_up_hours": 24, "notify_delay_ms": 10, "notify_retry_ms": 500,
+            "notify_retry_max_seconds": 60, "email_link_template": "https://x/{id}",
+            "email_subject_template": "VM {caller}", "email_body_template": "{duration}"
         }));
         assert!(errs.is_empty(), "{errs:?}");
         let ext = ext.unwrap();
@@ -903,7 +1324,24 @@ mod tests {
         assert_eq!(ext.retention.for_mailbox("example.ru", None).old, 7);
         assert_eq!(ext.retention.for_mailbox("other.ru", None).old, 30);
         assert_eq!(ext.retention_interval_minutes, 15);
-        assert_eq!(EXT_KEYS.len(), 41);
+        let smtp = ext.smtp.as_ref().unwrap();
+        assert_eq!((smtp.port, smtp.tls), (587, SmtpTls::StartTls));
+        assert_eq!(
+            ext.webhooks[0].secret,
+            WebhookSecret::File("/etc/vmail/hook".into())
+        );
+        assert_eq!(
+            (
+                ext.notify_give_up_hours,
+                ext.notify_delay_ms,
+                ext.notify_retry_ms
+            ),
+            (24, 10, 500)
+        );
+        assert_eq!(ext.notify_retry_max_seconds, 60);
+        assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
+        assert!(ext.email_subject_template.is_some());
+        assert_eq!(EXT_KEYS.len(), 50);
     }
 
     #[test]
@@ -950,6 +1388,53 @@ mod tests {
             let (_, errs) = run(bad.clone());
             assert!(errs.iter().any(|e| e.contains(says)), "{bad}: {errs:?}");
         }
+    }
+
+    #[test]
+    fn notification_settings_report_every_error_at_once() {
+        assert_eq!(Ext::default().notify_give_up_hours, 48);
+        assert!(Ext::default().smtp.is_none() && Ext::default().webhooks.is_empty());
+        let (ext, errs) = run(json!({
+            "smtp": {"host": "", "port": 0, "from": "not an address", "tls": "ssl",
+                     "username": "u", "pasword_file": "/x"},
+            "webhooks": [
+                {"url": "ftp://x", "secret": "short", "events": ["message.played"]},
+                {"url": "http://ok.example/", "domains": ["bad..domain"]},
+                "nope"
+            ],
+            "notify_give_up_hours": 0
+        }));
+        assert!(ext.is_none());
+        let all = errs.join("\n");
+        for field in [
+            "ext.smtp.host",
+            "ext.smtp.port",
+            "ext.smtp.from",
+            "ext.smtp.tls",
+            "ext.smtp.pasword_file",
+            "ext.webhooks[0].url",
+            "ext.webhooks[0].secret",
+            "ext.webhooks[0].events[0]",
+            "ext.webhooks[1]`",
+            "ext.webhooks[1].domains[0]",
+            "ext.webhooks[2]",
+            "ext.notify_give_up_hours",
+        ] {
+            assert!(all.contains(field), "{field} not reported:\n{all}");
+        }
+        let (ext, errs) = run(json!({
+            "smtp": {"host": "127.0.0.1", "port": 2525, "from": "Voicemail <vm@example.ru>",
+                     "tls": "implicit", "username": "vm", "password_file": "/etc/vmail/smtp"},
+            "webhooks": [{"url": "http://127.0.0.1:9000/h", "secret": "0123456789abcdef",
+                          "domains": ["Example.RU"], "events": ["mailbox.locked"]}]
+        }));
+        assert!(errs.is_empty(), "{errs:?}");
+        let ext = ext.unwrap();
+        assert_eq!(ext.smtp.unwrap().tls, SmtpTls::Implicit);
+        let w = &ext.webhooks[0];
+        assert!(w.wants("mailbox.locked", "example.ru"));
+        assert!(!w.wants("message.created", "example.ru"));
+        assert!(!w.wants("mailbox.locked", "other.ru"));
     }
 
     #[test]

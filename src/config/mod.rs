@@ -30,7 +30,10 @@ mod value;
 
 pub use domain::{normalize_domain, DomainError, MAX_DOMAIN_LEN, MAX_LABEL_LEN};
 pub use error::{ConfigError, ConfigErrors, Entry, Rule, SelectError};
-pub use ext::{parse_timezone, Coordination, DemoMailbox, Ext, OperatorUris, SipTransport};
+pub use ext::{
+    parse_timezone, Coordination, DemoMailbox, Ext, OperatorUris, SipTransport, Smtp, SmtpTls,
+    Webhook, WebhookSecret, WEBHOOK_EVENTS,
+};
 pub use model::{Config, GroupInfo, SiteLocation, DEFAULT_SITE};
 pub use retention::{DomainRetention, Retention, RetentionDays, MAX_RETENTION_DAYS};
 pub use role::{Role, VmailRole, MAX_GROUP, MAX_ORDER};

@@ -176,6 +176,13 @@ impl Config {
                 if let Some(Value::Array(tokens)) = ext.get_mut("api_tokens") {
                     tokens.iter_mut().for_each(|t| *t = Value::from(MASK));
                 }
+                if let Some(Value::Array(hooks)) = ext.get_mut("webhooks") {
+                    for h in hooks.iter_mut().filter_map(Value::as_object_mut) {
+                        if let Some(secret) = h.get_mut("secret") {
+                            *secret = Value::from(MASK);
+                        }
+                    }
+                }
                 if let Some(Value::Array(boxes)) = ext.get_mut("demo_mailboxes") {
                     for b in boxes.iter_mut().filter_map(Value::as_object_mut) {
                         if let Some(pin) = b.get_mut("pin") {

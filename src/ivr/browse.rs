@@ -75,9 +75,7 @@ impl Menu {
             .map(|(i, _)| i)
             .collect();
         // Urgent ones first, then by arrival.
-        view.sort_by(|a, b| {
-            (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b)))
-        });
+        view.sort_by(|a, b| (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b))));
         if view.is_empty() {
             self.say(vec![
                 pr(folder_name(folder)),

@@ -160,6 +160,8 @@ pub async fn drive(setup: CallSetup) {
                     };
                     match begun {
                         Ok(writer) => {
+                            // The message's notifications are queued before it exists.
+                            store_notifier(&mailbox, writer.id());
                             recording = Some(Recording {
                                 writer,
                                 silence: SilenceDetector::new(8000),
@@ -412,11 +414,20 @@ async fn close_recording(
     // store, whatever the configured minimum.
     let too_short = writer.samples() == 0 || writer.duration_ms() < min.as_millis() as u64;
     let result = tokio::task::spawn_blocking(move || {
-        if too_short {
+        let mailbox = writer.mailbox().clone();
+        let id = writer.id().to_string();
+        let notifier = crate::notify::installed();
+        let r = if too_short {
             writer.discard().map(|()| None)
         } else {
             writer.finish().map(Some)
+        };
+        match (&r, notifier) {
+            (Ok(Some(meta)), Some(n)) => n.message_stored(&mailbox, meta),
+            (Ok(None), Some(n)) => n.message_dropped(&mailbox, &id),
+            _ => {}
         }
+        r
     })
     .await;
     match result {
@@ -440,6 +451,13 @@ async fn close_recording(
             warn!("storing the message failed: {e}");
             RecordingOutcome::Failed
         }
+    }
+}
+
+/// Queues the notifications of the message `id` whose recording started.
+fn store_notifier(mailbox: &crate::store::MailboxId, id: &str) {
+    if let Some(n) = crate::notify::installed() {
+        n.message_recording(mailbox, id);
     }
 }
 

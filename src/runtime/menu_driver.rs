@@ -391,15 +391,19 @@ fn blocking_op(
             }
         }
         StoreOp::MoveToOld { msg } => {
+            let was_heard = store.message(&id, &msg).ok().flatten().map(|m| m.heard);
             let r = store
                 .move_message(&id, &msg, Folder::Old)
                 .and_then(|()| store.set_heard(&id, &msg, true));
             match r {
-                Ok(()) => StoreReply::Done,
+                Ok(()) => {
+                    crate::notify::heard_if_new(store, &id, &msg, was_heard);
+                    StoreReply::Done
+                }
                 Err(e) => fail("moving a message to Old", e),
             }
         }
-        StoreOp::Delete { msg } => match store.delete_message(&id, &msg) {
+        StoreOp::Delete { msg } => match crate::notify::delete_message(store, &id, &msg) {
             Ok(()) => StoreReply::Done,
             Err(e) if e.is_not_found() => StoreReply::Done,
             Err(e) => fail("deleting a message", e),
@@ -430,6 +434,7 @@ fn blocking_op(
             match store.copy_message(&id, &msg, &to, &id.to_string()) {
                 Ok(new_id) => {
                     info!(from = %id, to = %to, id = %new_id, "message forwarded");
+                    crate::notify::forwarded(store, &to, &new_id);
                     StoreReply::Forwarded(Ok(()))
                 }
                 Err(e) => {

@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub access_limiter: Arc<Mutex<SourceLimiter>>,
     /// The group's lease: active or passive, the store's fence.
     pub cluster: Arc<cluster::Cluster>,
+    /// E-mail and webhook notifications.
+    pub notifier: Arc<crate::notify::Notifier>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -200,6 +202,7 @@ impl Shared {
         if let Ok(mut l) = self.access_limiter.lock() {
             l.set_limit(access_rate(&role.ext));
         }
+        self.notifier.reconfigure(&role.ext);
         Ok(Shared {
             config,
             role,
@@ -213,6 +216,7 @@ impl Shared {
             logins: self.logins.clone(),
             access_limiter: self.access_limiter.clone(),
             cluster: self.cluster.clone(),
+            notifier: self.notifier.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -366,7 +370,14 @@ async fn serve(
     // (deposits, the phone menu, the API, recovery): MWI listens.
     let (changes, change_rx) = Changes::new();
     store.set_observer(Arc::new(move |id: &MailboxId| changes.notify(id)));
+    let notifier = Arc::new(crate::notify::Notifier::new(
+        store.clone(),
+        &ext,
+        metrics.clone(),
+    ));
+    crate::notify::install(notifier.clone());
     let shared = Arc::new(Shared {
+        notifier,
         config,
         routing,
         groups,
@@ -510,6 +521,9 @@ pub(crate) fn take_over(shared: &Arc<Shared>, epoch: u64) {
     create_demo_mailboxes(shared);
     recover_in_background(shared, epoch);
     retention::start(shared, epoch);
+    // Only the active instance sends notifications.
+    let cluster = shared.cluster.clone();
+    shared.notifier.start(move || cluster.is_active());
 }
 
 fn create_demo_mailboxes(shared: &Shared) {
@@ -538,6 +552,7 @@ fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
     let metrics = shared.metrics.clone();
     let table = shared.routing.clone();
     let own_group = shared.role.group;
+    let notifier = shared.notifier.clone();
     tokio::task::spawn_blocking(move || {
         let options = RecoverOptions {
             domain_filter: Some(Arc::new(move |domain: &str| {
@@ -549,6 +564,9 @@ fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
             Ok(recovered) => {
                 for (mailbox, id) in &recovered {
                     warn!(%mailbox, id = %id, "recovered an interrupted recording");
+                    if let Ok(Some(meta)) = store.message(mailbox, id) {
+                        notifier.message_stored(mailbox, &meta);
+                    }
                 }
                 metrics.messages_recovered.add(recovered.len() as u64);
                 info!(

@@ -131,6 +131,12 @@ fn locked_now(id: &MailboxId, attempt: LoginAttempt, lockout: Lockout) {
             lockout_seconds = lockout.seconds,
             "mailbox locked after failed PIN logins"
         );
+        if let Some(n) = crate::notify::installed() {
+            n.mailbox_locked(
+                id,
+                SystemTime::now() + std::time::Duration::from_secs(lockout.seconds),
+            );
+        }
     }
 }
 

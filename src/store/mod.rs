@@ -56,6 +56,6 @@ pub use recording::RecordingWriter;
 pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
 pub use types::{
-    cause, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta, RecordingInfo,
-    MAX_MAILBOX_MESSAGES, MAX_RETENTION_DAYS,
+    cause, Attach, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta,
+    RecordingInfo, MAX_MAILBOX_MESSAGES, MAX_RETENTION_DAYS,
 };

@@ -154,6 +154,7 @@ fn mailbox_lifecycle() {
         email: Some("a@example.org".into()),
         max_messages: Some(50),
         retention_old_days: Some(30),
+        ..Default::default()
     };
     let m = s.create_mailbox(&a, settings.clone(), None).unwrap();
     assert_eq!(m.settings, settings);

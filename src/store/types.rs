@@ -17,8 +17,16 @@ pub struct MailboxSettings {
     pub language: Option<String>,
     /// IANA time zone for the envelope (`Europe/Moscow`).
     pub timezone: Option<String>,
-    /// Address for notifications.
+    /// Where a new message is e-mailed: one address or a comma-separated
+    /// list (`a@example.com, Bob <b@example.com>`), as in a `To:` header.
     pub email: Option<String>,
+    /// What the e-mail carries (`none` or `wav`; default `wav`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attach: Option<Attach>,
+    /// Delete the message from the store once it has been e-mailed
+    /// (Asterisk's `delete`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub delete_after_send: bool,
     /// Most messages the mailbox holds (all folders together); `None`:
     /// the instance's `max_messages`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +40,27 @@ pub struct MailboxSettings {
 
 /// Largest retention period in days (100 years).
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// What a notification e-mail carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Attach {
+    /// Text only.
+    None,
+    /// The message's audio as stored (WAV).
+    Wav,
+}
+
+impl Attach {
+    /// Parses `none` or `wav`.
+    pub fn parse(s: &str) -> Option<Attach> {
+        match s {
+            "none" => Some(Attach::None),
+            "wav" => Some(Attach::Wav),
+            _ => None,
+        }
+    }
+}
 
 /// Largest `max_messages` a mailbox may have (the instance setting's bound).
 pub const MAX_MAILBOX_MESSAGES: u32 = 1_000_000;
@@ -58,7 +87,15 @@ impl MailboxSettings {
             Ok(())
         }
         text(&self.display_name, "display_name", 256)?;
-        text(&self.email, "email", 254)?;
+        text(&self.email, "email", 2048)?;
+        if let Some(e) = &self.email {
+            if e.parse::<lettre::message::Mailboxes>().is_err() {
+                return Err(StoreError::InvalidValue {
+                    what: "email",
+                    reason: "expected e-mail addresses separated by commas",
+                });
+            }
+        }
         if let Some(n) = self.max_messages {
             if !(1..=MAX_MAILBOX_MESSAGES).contains(&n) {
                 return Err(StoreError::InvalidValue {
