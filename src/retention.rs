@@ -194,6 +194,10 @@ fn purge_mailbox(
                     Err(err) if err.is_not_found() => continue,
                     Err(err) => return Err(err),
                 }
+                // Webhook subscribers hear of it like of any deletion.
+                if let Some(n) = crate::notify::installed() {
+                    n.message_deleted(id, m);
+                }
                 tracing::info!(mailbox = %id, folder = %folder, id = %e.id, received = %e.received, age_days = e.age_days, "message expired: removed by retention");
             }
             on_expired(&e);
