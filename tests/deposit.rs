@@ -360,34 +360,7 @@ fn pjsua_caller_tones_are_stored_in_order() {
     }
     let v = vmail_with(&["1001"], |_| {});
     short_greeting(&v, "1001");
-    // One second of silence first: recording starts about 0.5 s in.
-    let (_, tones) = read_wav(&media("tones.wav"));
-    let mut audio = vec![0i16; 8000];
-    audio.extend_from_slice(&tones);
-    let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("caller.wav");
-    write_wav(&wav, 8000, &audio);
-    let seconds = audio.len() as f64 / 8000.0 + 0.5;
-    let run = pjsua(
-        "deposit.py",
-        &[
-            "--target",
-            &format!("sip:1001@{DOMAIN}"),
-            "--proxy",
-            &v.sip_addr().to_string(),
-            "--caller",
-            &format!("sip:5557777@{DOMAIN}"),
-            "--wav",
-            &wav.display().to_string(),
-            "--hangup-after-seconds",
-            &format!("{seconds:.1}"),
-            "--codecs",
-            "PCMU,PCMA",
-            "--timeout",
-            "30",
-        ],
-    )
-    .expect("python present");
+    let run = pjsua_tones_deposit(v.sip_addr(), "1001").expect("python present");
     run.assert_success("deposit.py");
     let msgs = wait_messages(&v, "1001", 1, Duration::from_secs(10));
     let (wav, meta) = &msgs[0];

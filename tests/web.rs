@@ -348,34 +348,7 @@ fn deposited_message_is_played_and_deleted_in_the_browser() {
     };
     mwi.wait_counts(0, 0, Duration::from_secs(20));
 
-    // One second of silence, then the test tones, as in tests/deposit.rs.
-    let (_, tones) = read_wav(&media("tones.wav"));
-    let mut audio = vec![0i16; 8000];
-    audio.extend_from_slice(&tones);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let wav = dir.path().join("caller.wav");
-    write_wav(&wav, 8000, &audio);
-    let seconds = audio.len() as f64 / 8000.0 + 0.5;
-    let run = pjsua(
-        "deposit.py",
-        &[
-            "--target",
-            &format!("sip:1001@{DOMAIN}"),
-            "--proxy",
-            &v.sip_addr().to_string(),
-            "--caller",
-            &format!("sip:5557777@{DOMAIN}"),
-            "--wav",
-            &wav.display().to_string(),
-            "--hangup-after-seconds",
-            &format!("{seconds:.1}"),
-            "--codecs",
-            "PCMU,PCMA",
-            "--timeout",
-            "30",
-        ],
-    )
-    .expect("python present");
+    let run = pjsua_tones_deposit(v.sip_addr(), "1001").expect("python present");
     run.assert_success("deposit.py");
     let ids = wait_inbox(&v, "1001", 1);
     let id = ids[0].clone();

@@ -118,21 +118,31 @@ pub fn pjsua_python() -> Option<PathBuf> {
         let py = std::env::var_os("VMAIL_PYTHON")
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-        if !py.exists() {
-            return Err(format!("python for pjsua2 not found at {}", py.display()));
-        }
-        let mut cmd = Command::new(&py);
-        cmd.args(["-c", "import pjsua2"]);
-        match run_bounded(cmd, Duration::from_secs(30)) {
-            Ok(out) if out.status.success() => Ok(py),
-            Ok(out) => Err(format!(
-                "{} cannot import pjsua2: {}",
-                py.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => Err(format!("cannot run {}: {e}", py.display())),
-        }
+        python_importing(py, "pjsua2")
     });
+    found_or_skip(found)
+}
+
+/// `py` if it exists and imports `module`, else why not.
+fn python_importing(py: PathBuf, module: &str) -> Result<PathBuf, String> {
+    if !py.exists() {
+        return Err(format!("python for {module} not found at {}", py.display()));
+    }
+    let mut cmd = Command::new(&py);
+    cmd.args(["-c", &format!("import {module}")]);
+    match run_bounded(cmd, Duration::from_secs(30)) {
+        Ok(out) if out.status.success() => Ok(py),
+        Ok(out) => Err(format!(
+            "{} cannot import {module}: {}",
+            py.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run {}: {e}", py.display())),
+    }
+}
+
+/// The found tool, or `None` after [`skip_or_fail`] with why not.
+fn found_or_skip(found: &Result<PathBuf, String>) -> Option<PathBuf> {
     match found {
         Ok(p) => Some(p.clone()),
         Err(msg) => {
@@ -817,6 +827,40 @@ impl PjsuaRun {
             .and_then(|r| r.get(name))
             .unwrap_or(&Value::Null)
     }
+}
+
+/// A pjsua2 caller (`tests/pjsua/deposit.py`, PCMU/PCMA) from
+/// `5557777@`[`DOMAIN`] to mailbox `user` through `proxy`: one second of
+/// silence (recording starts about half a second in, after a short
+/// greeting), then `media/tones.wav`, then it hangs up. `None`: Python
+/// with pjsua2 is missing (skipped).
+pub fn pjsua_tones_deposit(proxy: SocketAddr, user: &str) -> Option<PjsuaRun> {
+    let (_, tones) = read_wav(&media("tones.wav"));
+    let mut audio = vec![0i16; 8000];
+    audio.extend_from_slice(&tones);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let wav = dir.path().join("caller.wav");
+    write_wav(&wav, 8000, &audio);
+    let seconds = audio.len() as f64 / 8000.0 + 0.5;
+    pjsua(
+        "deposit.py",
+        &[
+            "--target",
+            &format!("sip:{user}@{DOMAIN}"),
+            "--proxy",
+            &proxy.to_string(),
+            "--caller",
+            &format!("sip:5557777@{DOMAIN}"),
+            "--wav",
+            &wav.display().to_string(),
+            "--hangup-after-seconds",
+            &format!("{seconds:.1}"),
+            "--codecs",
+            "PCMU,PCMA",
+            "--timeout",
+            "30",
+        ],
+    )
 }
 
 /// Run `tests/pjsua/<script>` with the pjsua2 Python (bounded by
@@ -2835,28 +2879,9 @@ pub fn chromium_python() -> Option<PathBuf> {
             .or_else(|| std::env::var_os("VMAIL_PYTHON"))
             .map(PathBuf::from)
             .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-        if !py.exists() {
-            return Err(format!("python for selenium not found at {}", py.display()));
-        }
-        let mut cmd = Command::new(&py);
-        cmd.args(["-c", "import selenium"]);
-        match run_bounded(cmd, Duration::from_secs(30)) {
-            Ok(out) if out.status.success() => Ok(py),
-            Ok(out) => Err(format!(
-                "{} cannot import selenium: {}",
-                py.display(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
-            Err(e) => Err(format!("cannot run {}: {e}", py.display())),
-        }
+        python_importing(py, "selenium")
     });
-    match found {
-        Ok(p) => Some(p.clone()),
-        Err(msg) => {
-            skip_or_fail(msg);
-            None
-        }
-    }
+    found_or_skip(found)
 }
 
 /// What one run of tests/browser/inbox.py printed: one JSON line per step.
