@@ -880,10 +880,15 @@ pub fn pjsua(script: &str, args: &[&str]) -> Option<PjsuaRun> {
 // ---------------------------------------------------------------------------
 // vmail itself
 
+/// What an active instance logs when its takeover repair of the store has
+/// ended (done or failed).
+const RECOVERY_DONE: &str = "recovery of interrupted recordings";
+
 /// How [`Vmail`] decides that the instance is up.
 #[derive(Clone, Copy, Debug)]
 pub enum Ready {
-    /// Any SIP response to an OPTIONS sent over UDP to the SIP port.
+    /// A 200 to an OPTIONS sent over UDP to the SIP port (the instance is
+    /// its group's active one), and its takeover repair of the store done.
     SipOptions,
     /// `GET /healthz` on the HTTP port answers 200.
     HttpHealthz,
@@ -1143,6 +1148,11 @@ impl Vmail {
 
     fn wait_ready(&mut self) -> Result<(), VmailStartError> {
         let deadline = Instant::now() + self.ready_timeout;
+        // Takeover repairs the store in the background; a test that then
+        // writes into the store itself (as another process) waits for it,
+        // or the repair could take the test's half-written file for a
+        // crashed recording.
+        let repairs_before = self.log().matches(RECOVERY_DONE).count();
         if let Ready::Delay(d) = self.ready {
             std::thread::sleep(d);
         }
@@ -1159,8 +1169,11 @@ impl Vmail {
             let ok = match self.ready {
                 // 200: the instance is the active one of its group (a
                 // passive or starting one answers 503).
-                Ready::SipOptions => sip_options_probe(self.sip_addr(), Duration::from_millis(200))
-                    .is_some_and(|line| line.starts_with("SIP/2.0 200")),
+                Ready::SipOptions => {
+                    sip_options_probe(self.sip_addr(), Duration::from_millis(200))
+                        .is_some_and(|line| line.starts_with("SIP/2.0 200"))
+                        && self.log().matches(RECOVERY_DONE).count() > repairs_before
+                }
                 Ready::HttpHealthz => {
                     http_get(self.http_addr(), "/healthz", Duration::from_millis(500))
                         .map(|(code, _)| code == 200)
