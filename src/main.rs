@@ -150,7 +150,7 @@ enum MailboxCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Change the e-mail notification settings of a mailbox.
+    /// Change the e-mail notification and operator settings of a mailbox.
     Set {
         /// user@domain
         mailbox: String,
@@ -164,6 +164,11 @@ enum MailboxCommand {
         /// Delete the message from the store once e-mailed.
         #[arg(long)]
         delete_after_send: Option<bool>,
+        /// Where 0 during the greeting or recording transfers the caller:
+        /// a sip: or sips: URI; "none" turns the transfer off for this
+        /// mailbox; "" goes back to the domain's ext.operator_uri.
+        #[arg(long)]
+        operator: Option<String>,
     },
 }
 
@@ -423,6 +428,10 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     );
                 }
                 println!(
+                    "  operator      {}",
+                    s.operator.as_deref().unwrap_or("(domain setting)")
+                );
+                println!(
                     "  max messages  {}",
                     s.max_messages
                         .map_or_else(|| "(instance setting)".into(), |n| n.to_string())
@@ -532,6 +541,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
             email,
             attach,
             delete_after_send,
+            operator,
         } => {
             let id = match parse(&mailbox) {
                 Ok(id) => id,
@@ -547,10 +557,13 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 if let Some(d) = delete_after_send {
                     s.delete_after_send = d;
                 }
+                if let Some(o) = operator {
+                    s.operator = Some(o.trim().to_string()).filter(|o| !o.is_empty());
+                }
             })
             .map(|m| {
                 println!(
-                    "{}@{}: e-mail {}, attach {}, delete after send {}",
+                    "{}@{}: e-mail {}, attach {}, delete after send {}, operator {}",
                     id.user(),
                     id.domain(),
                     m.settings.email.as_deref().unwrap_or("-"),
@@ -562,7 +575,11 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                         "yes"
                     } else {
                         "no"
-                    }
+                    },
+                    m.settings
+                        .operator
+                        .as_deref()
+                        .unwrap_or("(domain setting)")
                 )
             })
         }

@@ -188,6 +188,94 @@ fn operator_escape_transfers_the_caller_with_refer() {
     assert!(msgs[0].0 >= 1500, "stored {} ms", msgs[0].0);
 }
 
+/// A mailbox with its own operator (`vmail mailbox set --operator`, which
+/// overrides the domain's `ext.operator_uri`): `0` while recording sends
+/// a PJSIP caller a REFER; PJSIP accepts it and calls the operator, a sipp
+/// UAS, which answers the transferred call (with `Referred-By` naming the
+/// mailbox); the caller talks to it for a second and hangs up. What was
+/// recorded is kept.
+#[test]
+fn operator_escape_reaches_the_mailbox_operator() {
+    if pjsua_python().is_none() {
+        skip_or_fail("pjsua2 (VMAIL_PYTHON)");
+        return;
+    }
+    let v = vmail_with(|ext| ext["operator_uri"] = json!({ DOMAIN: OPERATOR }));
+    let peer = RtpPeer::listen();
+    let Some(operator) = Sipp::uas("uas_answer.xml")
+        .key("rtp_port", &peer.port().to_string())
+        .spawn()
+    else {
+        return;
+    };
+    let operator_uri = format!("sip:operator@{}", operator.addr());
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_vmail"));
+    cli.arg("mailbox")
+        .arg("--config")
+        .arg(v.config_path())
+        .arg("--name")
+        .arg(&v.name)
+        .args(["set", &format!("1001@{DOMAIN}"), "--operator", &operator_uri]);
+    let out = run_bounded(cli, Duration::from_secs(20)).expect("vmail mailbox set");
+    assert!(out.status.success(), "{out:?}");
+    // A URI that is not one is refused by name, and changes nothing.
+    let mut bad = std::process::Command::new(env!("CARGO_BIN_EXE_vmail"));
+    bad.arg("mailbox")
+        .arg("--config")
+        .arg(v.config_path())
+        .arg("--name")
+        .arg(&v.name)
+        .args(["set", &format!("1001@{DOMAIN}"), "--operator", "tel:+100"]);
+    let out = run_bounded(bad, Duration::from_secs(20)).expect("vmail mailbox set");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("operator"), "{out:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("caller.wav");
+    write_wav(&wav, 8000, &vmail::media::tone(440.0, 4000, 8000, 8000));
+    let run = pjsua(
+        "deposit.py",
+        &[
+            "--target",
+            &format!("sip:1001@{DOMAIN}"),
+            "--proxy",
+            &v.sip_addr().to_string(),
+            "--route",
+            "--wav",
+            &wav.display().to_string(),
+            "--dtmf",
+            "2.5:0",
+            "--wait-bye",
+            "--timeout",
+            "30",
+        ],
+    )
+    .expect("python present");
+    run.assert_success("deposit.py (0 while recording, transfer followed)");
+    let transfer_to = run.field("transfer_to").as_str().unwrap_or_default();
+    assert!(transfer_to.contains(&operator_uri), "{:?}", run.result);
+    assert_eq!(run.field("transfer_confirmed"), &json!(true), "{:?}", run.result);
+    assert_eq!(run.field("hung_up_by").as_str(), Some("remote"), "{:?}", run.result);
+
+    let op = operator.wait();
+    op.assert_success("uas_answer.xml (the operator)");
+    let invites = op.received("INVITE ");
+    assert_eq!(invites.len(), 1, "{}", op.report());
+    assert!(
+        invites[0].starts_with(&format!("INVITE {operator_uri} ")),
+        "{}",
+        invites[0]
+    );
+    let referred_by = header_value(&invites[0], "Referred-By").unwrap_or_default();
+    assert!(
+        referred_by.contains(&format!("sip:1001@{DOMAIN}")),
+        "{}",
+        invites[0]
+    );
+    let msgs = messages(&v, 1);
+    assert!(msgs[0].0 >= 1000, "stored {} ms", msgs[0].0);
+}
+
 /// The same with `operator_keeps_recording: false`: nothing is stored.
 #[test]
 fn operator_escape_can_drop_the_recording() {

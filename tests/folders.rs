@@ -272,6 +272,20 @@ fn the_api_lists_and_moves_between_folders() {
     let (code, body) = api.patch("/1001", json!({"retention_old_days": null}));
     assert_eq!(code, 200);
     assert!(body["retention_old_days"].is_null(), "{body}");
+
+    // The mailbox's own operator (Asterisk's per-mailbox operator).
+    let (code, body) = api.patch("/1001", json!({"operator": "sip:desk@pbx.example.com"}));
+    assert_eq!(
+        (code, body["operator"].as_str()),
+        (200, Some("sip:desk@pbx.example.com"))
+    );
+    let (code, body) = api.patch("/1001", json!({"operator": "tel:+100"}));
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = api.patch("/1001", json!({"operator": "none"}));
+    assert_eq!((code, body["operator"].as_str()), (200, Some("none")));
+    let (code, body) = api.patch("/1001", json!({"operator": null}));
+    assert_eq!(code, 200);
+    assert!(body["operator"].is_null(), "{body}");
 }
 
 fn vmail_cli(v: &Vmail, args: &[&str]) -> Output {

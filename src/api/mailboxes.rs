@@ -79,6 +79,10 @@ pub struct MailboxBody {
     /// Days a message stays in Old before retention removes it (0: for
     /// ever); `null`: the domain's or instance's `ext.retention`.
     pub retention_old_days: Option<u32>,
+    /// Where `0` during the greeting or recording transfers the caller:
+    /// a `sip:`/`sips:` URI, `none` (no transfer), or `null` for the
+    /// domain's `ext.operator_uri`.
+    pub operator: Option<String>,
     pub has_pin: bool,
     /// Creation time, RFC 3339.
     pub created: String,
@@ -107,6 +111,7 @@ impl From<MailboxView> for MailboxBody {
             delete_after_send: s.delete_after_send,
             max_messages: s.max_messages,
             retention_old_days: s.retention_old_days,
+            operator: s.operator,
             has_pin: v.mailbox.has_pin,
             created: v.mailbox.created,
             counts: CountsBody {
@@ -231,6 +236,10 @@ pub struct NewMailbox {
     #[serde(default, deserialize_with = "days")]
     #[schema(minimum = 0, maximum = 36500)]
     pub retention_old_days: Option<u32>,
+    /// The mailbox's operator: a `sip:`/`sips:` URI or `none`; absent: the
+    /// domain's `ext.operator_uri`.
+    #[schema(max_length = 512)]
+    pub operator: Option<String>,
 }
 
 /// Creates a mailbox.
@@ -260,6 +269,7 @@ pub async fn create(
         delete_after_send: body.delete_after_send,
         max_messages: body.max_messages,
         retention_old_days: body.retention_old_days,
+        operator: body.operator,
     };
     let view = mailbox
         .run(move |store, id| {
@@ -361,6 +371,11 @@ pub struct MailboxChange {
     #[serde(default, deserialize_with = "present_days")]
     #[schema(value_type = Option<u32>, nullable, minimum = 0, maximum = 36500)]
     pub retention_old_days: Option<Option<u32>>,
+    /// The mailbox's operator: a `sip:`/`sips:` URI or `none`; `null`:
+    /// back to the domain's `ext.operator_uri`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, nullable, max_length = 512)]
+    pub operator: Option<Option<String>>,
 }
 
 /// Changes settings (language, time zone, max messages, retention, e-mail,
@@ -407,6 +422,9 @@ pub async fn update(
                 }
                 if let Some(v) = change.retention_old_days {
                     s.retention_old_days = v;
+                }
+                if let Some(v) = change.operator {
+                    s.operator = v;
                 }
             })?;
             ops::view(store, id)

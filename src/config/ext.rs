@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
 use super::retention::{parse_retention, Retention};
+use crate::sip::is_sip_uri;
 use super::value::{
     boolean, list, object, port, shown, shown_str, string, suggest, u32_in, u64_in, Sink,
 };
@@ -1180,19 +1181,6 @@ pub(super) fn is_sip_user(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*+".contains(&b))
 }
 
-fn is_sip_uri(s: &str) -> bool {
-    if s.is_empty() || s.len() > 512 || s.bytes().any(|b| !b.is_ascii_graphic()) {
-        return false;
-    }
-    let lower = s.to_ascii_lowercase();
-    if !(lower.starts_with("sip:") || lower.starts_with("sips:")) {
-        return false;
-    }
-    match rsipstack::sip::Uri::try_from(s) {
-        Ok(uri) => !uri.host().to_string().is_empty(),
-        Err(_) => false,
-    }
-}
 
 /// An `mwi_notify` target: a `sip:` URI with a host, over UDP (no
 /// `transport` parameter, or `transport=udp`).

@@ -743,9 +743,8 @@ impl SipServer {
                     .clone()
                     .unwrap_or_else(|| ext.language.clone());
                 info!(call_id = %cid, %mailbox, ?cause, port, "deposit call accepted");
-                let operator = ext
-                    .operator_uri
-                    .for_domain(mailbox.domain())
+                let operator = settings
+                    .operator_uri(ext.operator_uri.for_domain(mailbox.domain()))
                     .map(str::to_owned);
                 Driver::Deposit(Box::new(CallSetup {
                     call: id,

@@ -68,3 +68,20 @@ pub use rsipstack::sip::{
     headers, typed, Header, Headers, HeadersExt, Method, Request, Response, SipMessage, StatusCode,
     Uri,
 };
+
+/// True for a `sip:` or `sips:` URI with a host that the SIP stack parses
+/// (at most 512 printable ASCII characters): what vmail accepts where a
+/// configuration or a mailbox names a SIP destination.
+pub fn is_sip_uri(s: &str) -> bool {
+    if s.is_empty() || s.len() > 512 || s.bytes().any(|b| !b.is_ascii_graphic()) {
+        return false;
+    }
+    let lower = s.to_ascii_lowercase();
+    if !(lower.starts_with("sip:") || lower.starts_with("sips:")) {
+        return false;
+    }
+    match rsipstack::sip::Uri::try_from(s) {
+        Ok(uri) => !uri.host().to_string().is_empty(),
+        Err(_) => false,
+    }
+}

@@ -57,5 +57,5 @@ pub use recover::{DomainFilter, RecoverOptions};
 pub use traits::{MailboxStore, MessageRecorder};
 pub use types::{
     cause, Attach, Counts, LoginAttempt, LoginState, Mailbox, MailboxSettings, MessageMeta,
-    RecordingInfo, MAX_MAILBOX_MESSAGES, MAX_RETENTION_DAYS,
+    RecordingInfo, MAX_MAILBOX_MESSAGES, MAX_RETENTION_DAYS, OPERATOR_NONE,
 };

@@ -211,6 +211,14 @@ fn mailbox_lifecycle() {
             retention_old_days: Some(36_501),
             ..Default::default()
         },
+        MailboxSettings {
+            operator: Some("tel:+100".into()),
+            ..Default::default()
+        },
+        MailboxSettings {
+            operator: Some("sip:".into()),
+            ..Default::default()
+        },
     ] {
         assert!(matches!(
             s.update_settings(&a, bad),
@@ -1098,4 +1106,26 @@ fn named_folders_hold_move_and_count_as_old() {
     assert_eq!(s.list_messages(&id, Folder::Cust5).unwrap().len(), 2);
     s.delete_message(&id, &m.id).unwrap();
     assert_eq!(s.list_messages(&id, Folder::Cust5).unwrap().len(), 1);
+}
+
+#[test]
+fn a_mailbox_operator_overrides_or_turns_off_the_domains() {
+    let own = MailboxSettings {
+        operator: Some("sip:desk@pbx.example.com".into()),
+        ..Default::default()
+    };
+    assert!(own.validate().is_ok());
+    assert_eq!(
+        own.operator_uri(Some("sip:op@d.ru")),
+        Some("sip:desk@pbx.example.com")
+    );
+    let none = MailboxSettings {
+        operator: Some(crate::store::OPERATOR_NONE.into()),
+        ..Default::default()
+    };
+    assert!(none.validate().is_ok());
+    assert_eq!(none.operator_uri(Some("sip:op@d.ru")), None);
+    let inherit = MailboxSettings::default();
+    assert_eq!(inherit.operator_uri(Some("sip:op@d.ru")), Some("sip:op@d.ru"));
+    assert_eq!(inherit.operator_uri(None), None);
 }

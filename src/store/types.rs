@@ -36,6 +36,27 @@ pub struct MailboxSettings {
     /// `ext.retention`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_old_days: Option<u32>,
+    /// Where `0` during the greeting or the recording transfers the caller:
+    /// a `sip:`/`sips:` URI, or [`OPERATOR_NONE`] for no transfer at all;
+    /// `None`: the domain's `ext.operator_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+}
+
+/// The mailbox `operator` value that turns the operator escape off for
+/// the mailbox even when its domain has an operator.
+pub const OPERATOR_NONE: &str = "none";
+
+impl MailboxSettings {
+    /// The operator URI of a mailbox whose domain's is `domain_operator`:
+    /// its own, none when it said `none`, else the domain's.
+    pub fn operator_uri<'a>(&'a self, domain_operator: Option<&'a str>) -> Option<&'a str> {
+        match self.operator.as_deref() {
+            Some(OPERATOR_NONE) => None,
+            Some(uri) => Some(uri),
+            None => domain_operator,
+        }
+    }
 }
 
 /// Largest retention period in days (100 years).
@@ -112,6 +133,14 @@ impl MailboxSettings {
                 what: "retention_old_days",
                 reason: "must be from 0 (keep for ever) to 36500",
             });
+        }
+        if let Some(op) = &self.operator {
+            if op != OPERATOR_NONE && !crate::sip::is_sip_uri(op) {
+                return Err(StoreError::InvalidValue {
+                    what: "operator",
+                    reason: "expected a sip: or sips: URI, or none",
+                });
+            }
         }
         if let Some(l) = &self.language {
             let ok = (1..=16).contains(&l.len())

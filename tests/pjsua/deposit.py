@@ -8,7 +8,11 @@ hangs up (or waits for the server to hang up).
 - No sound card: the null audio device drives the conference bridge clock.
 - No registration: one local account, requests go to --proxy (an outbound
   proxy, so the INVITE carries `Route: <sip:HOST:PORT;lr>`), the
-  Request-URI and To stay --target.
+  Request-URI and To stay --target. With --route the INVITE's Request-URI
+  names the server instead (`maddr`, port) and the account has no proxy,
+  so that a call the server transfers us to
+  (REFER, which pjsua accepts and follows like a phone) goes straight to
+  its target rather than back through --proxy.
 - Everything stays on 127.0.0.1.
 
 stdout carries exactly one line of JSON (the result); pjsip's own log and the
@@ -66,6 +70,17 @@ def parse_args(argv):
         "--lock-codec",
         action="store_true",
         help="let pjsua send its re-INVITE that locks one codec when the answer lists several (off by default)",
+    )
+    p.add_argument(
+        "--route",
+        action="store_true",
+        help="send only this call to --proxy (maddr in the Request-URI), not the account: a transfer goes to its target directly",
+    )
+    p.add_argument(
+        "--transfer-hold",
+        type=float,
+        default=1.0,
+        help="hang up a call we were transferred to this long after it is confirmed",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="overall limit in seconds")
     p.add_argument("--log-file", help="write pjsip's log (level 5) here")
@@ -132,6 +147,11 @@ def main(argv):
         "rtp_rx_packets": 0,
         "dtmf_sent": "",
         "call_id": "",
+        "transfer_to": None,
+        "transfer_status": [],
+        "transfer_confirmed": False,
+        "transfer_last_status": None,
+        "transfer_disconnected": False,
     }
 
     class Player(pj.AudioMediaPlayer):
@@ -193,6 +213,18 @@ def main(argv):
             self.player.startTransmit(self.audio)
             log("playing %s (%.2f s)" % (args.wav, wav_len))
 
+        def onCallTransferRequest(self, prm):
+            # Accept (the default 202) and let pjsua place the new call, as
+            # a phone does; watch it through our own Call object.
+            state["transfer_to"] = prm.dstUri
+            log("transfer requested to %s" % prm.dstUri)
+            self.xfer_call = TransferCall(acc_holder[0])
+            prm.newCall = self.xfer_call
+
+        def onCallTransferStatus(self, prm):
+            state["transfer_status"].append(int(prm.statusCode))
+            log("transfer status %s %s" % (prm.statusCode, prm.reason))
+
         def poll_stats(self):
             if self.med_idx is None:
                 return
@@ -203,6 +235,31 @@ def main(argv):
             state["rtp_tx_packets"] = int(st.rtcp.txStat.pkt)
             state["rtp_rx_packets"] = int(st.rtcp.rxStat.pkt)
 
+    class TransferCall(pj.Call):
+        """The call pjsua places to a REFER's target."""
+
+        def __init__(self, acc):
+            pj.Call.__init__(self, acc)
+            self.confirmed_at = None
+
+        def onCallState(self, prm):
+            ci = self.getInfo()
+            if ci.lastStatusCode:
+                state["transfer_last_status"] = int(ci.lastStatusCode)
+            if ci.state == pj.PJSIP_INV_STATE_CONFIRMED and self.confirmed_at is None:
+                self.confirmed_at = time.monotonic()
+                state["transfer_confirmed"] = True
+                log("transferred call confirmed (%s)" % ci.remoteUri)
+            elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                state["transfer_disconnected"] = True
+                log("transferred call disconnected: %s %s" % (ci.lastStatusCode, ci.lastReason))
+
+    acc_holder = [None]
+
+    def transfer_pending(c):
+        # A transfer we accepted: wait for its call to end too.
+        x = getattr(c, "xfer_call", None)
+        return x is not None and not state["transfer_disconnected"]
     ep = pj.Endpoint()
     ep.libCreate()
     ep_cfg = pj.EpConfig()
@@ -253,16 +310,25 @@ def main(argv):
         acfg.regConfig.registrarUri = ""
         acfg.regConfig.registerOnAdd = False
         acfg.sipConfig.transportId = tid
-        acfg.sipConfig.proxies.append("sip:%s;lr;transport=%s" % (args.proxy, args.transport))
+        route = "sip:%s;lr;transport=%s" % (args.proxy, args.transport)
+        if not args.route:
+            acfg.sipConfig.proxies.append(route)
         acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
         acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.lockCodecEnabled = args.lock_codec
         acc = pj.Account()
         acc.create(acfg)
+        acc_holder[0] = acc
 
         call = TestCall(acc)
         prm = pj.CallOpParam(True)
+        if args.route:
+            # The Request-URI names the server itself (maddr, port) while
+            # To stays --target: no account-wide proxy.
+            host, _, port = args.proxy.rpartition(":")
+            user_domain = args.target.split(";")[0]
+            prm.txOption.targetUri = "%s:%s;maddr=%s;transport=%s" % (user_domain, port, host, args.transport)
         for h in args.header:
             name, sep, value = h.partition(":")
             if not sep:
@@ -279,9 +345,14 @@ def main(argv):
         deadline = start + args.timeout
         timed_out = False
         last_stats = 0.0
-        while not state["disconnected"]:
+        while not state["disconnected"] or transfer_pending(call):
             ep.libHandleEvents(10)
             now = time.monotonic()
+            xfer = getattr(call, "xfer_call", None)
+            if xfer is not None and xfer.confirmed_at is not None and not state["transfer_disconnected"]:
+                if now - xfer.confirmed_at >= args.transfer_hold and not getattr(xfer, "hung_up", False):
+                    xfer.hung_up = True
+                    xfer.hangup(pj.CallOpParam(True))
             if now - last_stats > 0.2:
                 call.poll_stats()
                 last_stats = now
@@ -340,6 +411,7 @@ def main(argv):
         result_out.flush()
         # pjsua2 objects must go before the library does.
         if call is not None:
+            call.xfer_call = None
             call.player = None
             call.recorder = None
             call.audio = None
