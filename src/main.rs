@@ -576,10 +576,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     } else {
                         "no"
                     },
-                    m.settings
-                        .operator
-                        .as_deref()
-                        .unwrap_or("(domain setting)")
+                    m.settings.operator.as_deref().unwrap_or("(domain setting)")
                 )
             })
         }

@@ -215,7 +215,12 @@ fn operator_escape_reaches_the_mailbox_operator() {
         .arg(v.config_path())
         .arg("--name")
         .arg(&v.name)
-        .args(["set", &format!("1001@{DOMAIN}"), "--operator", &operator_uri]);
+        .args([
+            "set",
+            &format!("1001@{DOMAIN}"),
+            "--operator",
+            &operator_uri,
+        ]);
     let out = run_bounded(cli, Duration::from_secs(20)).expect("vmail mailbox set");
     assert!(out.status.success(), "{out:?}");
     // A URI that is not one is refused by name, and changes nothing.
@@ -228,7 +233,10 @@ fn operator_escape_reaches_the_mailbox_operator() {
         .args(["set", &format!("1001@{DOMAIN}"), "--operator", "tel:+100"]);
     let out = run_bounded(bad, Duration::from_secs(20)).expect("vmail mailbox set");
     assert!(!out.status.success(), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("operator"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("operator"),
+        "{out:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("caller.wav");
@@ -254,8 +262,18 @@ fn operator_escape_reaches_the_mailbox_operator() {
     run.assert_success("deposit.py (0 while recording, transfer followed)");
     let transfer_to = run.field("transfer_to").as_str().unwrap_or_default();
     assert!(transfer_to.contains(&operator_uri), "{:?}", run.result);
-    assert_eq!(run.field("transfer_confirmed"), &json!(true), "{:?}", run.result);
-    assert_eq!(run.field("hung_up_by").as_str(), Some("remote"), "{:?}", run.result);
+    assert_eq!(
+        run.field("transfer_confirmed"),
+        &json!(true),
+        "{:?}",
+        run.result
+    );
+    assert_eq!(
+        run.field("hung_up_by").as_str(),
+        Some("remote"),
+        "{:?}",
+        run.result
+    );
 
     let op = operator.wait();
     op.assert_success("uas_answer.xml (the operator)");

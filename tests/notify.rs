@@ -616,3 +616,324 @@ fn the_command_line_sets_the_email_settings() {
     let shown = String::from_utf8_lossy(&run(&["show", &mailbox]).stdout).into_owned();
     assert!(shown.contains("e-mail        -"), "{shown}");
 }
+
+// ---------------------------------------------------------------------------
+// TLS: SMTP with STARTTLS or implicit TLS and AUTH, webhooks over HTTPS,
+// each trusting a private CA through its `ca_file`.
+
+/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed
+/// (`cert.pem`, `key.pem`), in the returned directory, made with the
+/// openssl command: what an operator's internal relay or endpoint has.
+fn private_ca() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let openssl = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args).current_dir(dir.path());
+        let out = run_bounded(cmd, Duration::from_secs(30))
+            .expect("run openssl (scripts/test.sh installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vmail test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&csr);
+    fs::write(
+        dir.path().join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    dir
+}
+
+/// A Python helper of `tests/notify/` serving TLS with `cert`, writing what
+/// it receives to its own directory; killed on drop.
+struct TlsPeer {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl TlsPeer {
+    fn start(script: &str, port: u16, cert: &tempfile::TempDir, extra: &[&str]) -> Option<TlsPeer> {
+        let Some(python) = pjsua_python() else {
+            skip_or_fail("python with aiosmtpd (VMAIL_PYTHON)");
+            return None;
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new(&python)
+            .arg(repo_root().join("tests/notify").join(script))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--outdir")
+            .arg(dir.path())
+            .arg("--cert")
+            .arg(cert.path().join("cert.pem"))
+            .arg("--key")
+            .arg(cert.path().join("key.pem"))
+            .args(extra)
+            .env("PYTHONPATH", repo_root().join("tests/notify"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the TLS peer");
+        wait_for(Duration::from_secs(20), script, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Some(TlsPeer { child, dir })
+    }
+
+    fn records(&self) -> Vec<Value> {
+        files_with_suffix(self.dir.path(), ".json")
+            .into_iter()
+            .map(|p| serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    fn wait(&self, what: &str, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        wait_for(Duration::from_secs(30), what, || {
+            let r = self.records();
+            f(&r).then_some(r)
+        })
+    }
+}
+
+impl Drop for TlsPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// vmail e-mailing through an SMTP server on `port` with TLS `mode`
+/// (`starttls` or `implicit`), AUTH as `owner`, trusting `ca`.
+fn vmail_smtp_tls(
+    port: u16,
+    mode: &'static str,
+    ca: Option<PathBuf>,
+) -> (Vmail, tempfile::TempDir) {
+    let secrets = tempfile::tempdir().expect("temp dir");
+    let password = secrets.path().join("smtp-password");
+    fs::write(&password, "s3cret-pass\n").unwrap();
+    let v = vmail(port, move |ext| {
+        let mut smtp = json!({
+            "host": "127.0.0.1",
+            "port": port,
+            "from": "Voicemail <vmail@example.com>",
+            "tls": mode,
+            "username": "owner",
+            "password_file": password,
+        });
+        if let Some(ca) = ca {
+            smtp["ca_file"] = json!(ca);
+        }
+        ext["smtp"] = smtp;
+    });
+    set_mailbox(&v, json!({"email": "owner@example.com"}));
+    (v, secrets)
+}
+
+/// STARTTLS and implicit TLS (SMTPS), each with AUTH inside TLS, to a
+/// server whose certificate a private CA signed, which `ext.smtp.ca_file`
+/// names: the
+/// e-mail arrives over TLS, authenticated, with its WAV.
+#[test]
+fn email_over_starttls_and_implicit_tls_with_auth() {
+    let cert = private_ca();
+    for mode in ["starttls", "implicit"] {
+        let port = free_port();
+        let mut extra = vec!["--auth", "owner:s3cret-pass"];
+        if mode == "implicit" {
+            extra.push("--implicit");
+        }
+        let Some(server) = TlsPeer::start("smtp_server.py", port, &cert, &extra) else {
+            return;
+        };
+        let (v, _secrets) = vmail_smtp_tls(port, mode, Some(cert.path().join("ca.pem")));
+        if !deposit(&v) {
+            return;
+        }
+        let mails = server.wait(&format!("an e-mail over {mode}"), |m| !m.is_empty());
+        let m = &mails[0];
+        assert_eq!(m["tls"], json!(true), "{mode}: {m}");
+        assert_eq!(m["auth_login"], json!("owner"), "{mode}: {m}");
+        assert_eq!(m["content_type"], "multipart/mixed", "{mode}: {m}");
+        let wavs = wait_for_files(&inbox(&v), ".wav", 1, Duration::from_secs(5));
+        let audio = m["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["content_type"] == "audio/wav")
+            .unwrap_or_else(|| panic!("{mode}: no audio/wav part: {m}"));
+        let sent = fs::read(server.dir.path().join(audio["file"].as_str().unwrap())).unwrap();
+        assert!(
+            sent == fs::read(&wavs[0]).unwrap(),
+            "{mode}: the attachment differs"
+        );
+    }
+}
+
+/// Without `ca_file` the private CA is not trusted: nothing is
+/// sent in clear or to an unverified server; the failure (a certificate
+/// error) shows in the API, and the e-mail stays queued.
+#[test]
+fn an_untrusted_smtp_certificate_is_refused_and_reported() {
+    let cert = private_ca();
+    let port = free_port();
+    let Some(server) = TlsPeer::start(
+        "smtp_server.py",
+        port,
+        &cert,
+        &["--auth", "owner:s3cret-pass"],
+    ) else {
+        return;
+    };
+    let (v, _secrets) = vmail_smtp_tls(port, "starttls", None);
+    if !deposit(&v) {
+        return;
+    }
+    let failing = wait_for(Duration::from_secs(20), "a failed attempt", || {
+        let (_, list) = api(&v, reqwest::Method::GET, "/api/v1/notifications", None);
+        let item = list["items"].as_array()?.first()?.clone();
+        (item["attempts"].as_u64()? >= 1 && item["last_error"].is_string()).then_some(item)
+    });
+    let err = failing["last_error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(
+        err.contains("certificate") || err.contains("tls"),
+        "{failing}"
+    );
+    assert!(server.records().is_empty());
+    assert_eq!(queue(&v, "email").len(), 1);
+}
+
+/// An `https://` webhook whose certificate a private CA signed, named by
+/// the endpoint's `ca_file`, receives the signed events of a deposit and of the
+/// phone menu: message.created, then message.heard when the audio starts
+/// playing and message.deleted for `7`.
+#[test]
+fn https_webhooks_carry_the_phone_menus_heard_and_deleted() {
+    if pjsua_python().is_none() {
+        skip_or_fail("pjsua2 (VMAIL_PYTHON)");
+        return;
+    }
+    let cert = private_ca();
+    let port = free_port();
+    let Some(receiver) = TlsPeer::start("https_receiver.py", port, &cert, &[]) else {
+        return;
+    };
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let ca = cert.path().join("ca.pem");
+    let v = vmail(free_port(), move |ext| {
+        ext.as_object_mut().unwrap().remove("smtp");
+        ext["webhooks"] = json!([{ "url": url, "secret": SECRET, "ca_file": ca }]);
+    });
+    if !deposit(&v) {
+        return;
+    }
+    let events = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .map(|r| {
+                verify(&Hook {
+                    signature: r["signature"].as_str().unwrap_or_default().to_string(),
+                    body: r["body"].as_str().unwrap_or_default().to_string(),
+                    status: 200,
+                })
+            })
+            .collect()
+    };
+    let created = receiver.wait("message.created over https", |r| {
+        events(r).iter().any(|e| e["type"] == "message.created")
+    });
+    let created = events(&created);
+    let id = created[0]["data"]["message"]["id"]
+        .as_str()
+        .expect("the event names its message")
+        .to_owned();
+    // The phone: mailbox and PIN, 1 plays the new message (heard when its
+    // audio starts), 7 deletes it.
+    let args = [
+        "--target".to_string(),
+        format!("sip:*98@{DOMAIN}"),
+        "--proxy".into(),
+        v.sip_addr().to_string(),
+        "--caller".into(),
+        "sip:5550000@example.net".into(),
+        "--dtmf".into(),
+        "1.0:1001#".into(),
+        "--dtmf".into(),
+        "3.0:1234#".into(),
+        "--dtmf".into(),
+        "6.0:1".into(),
+        "--dtmf".into(),
+        "11.0:7".into(),
+        "--hangup-after-seconds".into(),
+        "14.0".into(),
+        "--codecs".into(),
+        "PCMU,PCMA".into(),
+        "--timeout".into(),
+        "40".into(),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    pjsua("deposit.py", &argv)
+        .expect("python present")
+        .assert_success("deposit.py to the access number");
+    let all = receiver.wait("message.heard and message.deleted over https", |r| {
+        let e = events(r);
+        e.iter().any(|e| e["type"] == "message.heard")
+            && e.iter().any(|e| e["type"] == "message.deleted")
+    });
+    let all = events(&all);
+    let kinds: Vec<&str> = all.iter().filter_map(|e| e["type"].as_str()).collect();
+    let pos = |k: &str| kinds.iter().position(|x| *x == k).unwrap();
+    assert!(pos("message.created") < pos("message.heard"), "{kinds:?}");
+    assert!(pos("message.heard") < pos("message.deleted"), "{kinds:?}");
+    for e in &all {
+        assert_eq!(e["data"]["message"]["id"], json!(id), "{e}");
+        assert_eq!(e["data"]["mailbox"], json!(format!("1001@{DOMAIN}")), "{e}");
+    }
+    assert!(files_with_suffix(&inbox(&v), ".wav").is_empty());
+    assert!(files_with_suffix(&v.mailbox_dir("1001", DOMAIN).join("Old"), ".wav").is_empty());
+}

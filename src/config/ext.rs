@@ -8,10 +8,10 @@ use serde_json::{Map, Value};
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
 use super::retention::{parse_retention, Retention};
-use crate::sip::is_sip_uri;
 use super::value::{
     boolean, list, object, port, shown, shown_str, string, suggest, u32_in, u64_in, Sink,
 };
+use crate::sip::is_sip_uri;
 
 /// A SIP transport vmail listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -198,6 +198,9 @@ pub struct Smtp {
     pub username: Option<String>,
     /// File holding the SMTP AUTH password (read at each send).
     pub password_file: Option<PathBuf>,
+    /// PEM certificates trusted for the relay's TLS besides the public
+    /// roots (a relay with a private CA or a self-signed certificate).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The event types a webhook can receive.
@@ -228,6 +231,9 @@ pub struct Webhook {
     pub domains: Vec<String>,
     /// Event types it receives (empty: all of [`WEBHOOK_EVENTS`]).
     pub events: Vec<String>,
+    /// PEM certificates trusted for an `https://` endpoint besides the
+    /// public roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Webhook {
@@ -819,7 +825,15 @@ fn unknown_keys(
 
 /// `ext.smtp`: every broken rule is reported, each under its own field.
 fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
-    const KEYS: &[&str] = &["host", "port", "from", "tls", "username", "password_file"];
+    const KEYS: &[&str] = &[
+        "host",
+        "port",
+        "from",
+        "tls",
+        "username",
+        "password_file",
+        "ca_file",
+    ];
     let obj = match object(v) {
         Ok(o) => o,
         Err(rule) => {
@@ -928,6 +942,14 @@ fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
             None
         }
     };
+    let ca_file = match obj.get("ca_file").map(ca_file) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(rule)) => {
+            report("ca_file", rule);
+            None
+        }
+    };
     if username.is_some() != password_file.is_some() && sink.count() == before {
         sink.field(
             entry,
@@ -945,12 +967,36 @@ fn smtp(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Smtp> {
         tls: tls?,
         username,
         password_file,
+        ca_file,
     })
+}
+
+/// A `ca_file`: a readable file of PEM certificates (at least one), read
+/// once here so that `vmail config check` names a missing or broken file.
+fn ca_file(v: &Value) -> Result<PathBuf, Rule> {
+    let p = path(v)?;
+    let pem =
+        std::fs::read(&p).map_err(|e| bad_notify(format!("cannot read {}: {e}", p.display())))?;
+    match crate::notify::pem_certificates(&pem) {
+        Ok(n) if n > 0 => Ok(p),
+        Ok(_) => Err(bad_notify(format!(
+            "{} holds no PEM certificate",
+            p.display()
+        ))),
+        Err(e) => Err(bad_notify(format!("{}: {e}", p.display()))),
+    }
 }
 
 /// One `ext.webhooks[i]`: every broken rule is reported.
 fn webhook(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Webhook> {
-    const KEYS: &[&str] = &["url", "secret", "secret_file", "domains", "events"];
+    const KEYS: &[&str] = &[
+        "url",
+        "secret",
+        "secret_file",
+        "domains",
+        "events",
+        "ca_file",
+    ];
     let obj = match object(v) {
         Ok(o) => o,
         Err(rule) => {
@@ -1061,6 +1107,14 @@ fn webhook(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Webhoo
             Err(rule) => sink.field(entry, format!("{at}.events"), rule),
         }
     }
+    let ca_file = match obj.get("ca_file").map(ca_file) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(rule)) => {
+            sink.field(entry, format!("{at}.ca_file"), rule);
+            None
+        }
+    };
     if sink.count() != before {
         return None;
     }
@@ -1069,6 +1123,7 @@ fn webhook(v: &Value, at: &str, entry: &Entry, sink: &mut Sink) -> Option<Webhoo
         secret: secret?,
         domains,
         events,
+        ca_file,
     })
 }
 
@@ -1180,7 +1235,6 @@ pub(super) fn is_sip_user(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*+".contains(&b))
 }
-
 
 /// An `mwi_notify` target: a `sip:` URI with a host, over UDP (no
 /// `transport` parameter, or `transport=udp`).

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, Mailboxes, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
@@ -244,16 +245,33 @@ pub fn build(
     built.map_err(|e| format!("cannot build the e-mail: {e}"))
 }
 
+/// The relay's TLS: its host name checked against the certificate, which
+/// must chain to the public roots or to a certificate of `ca_file` (read
+/// at each send, so a renewed file is used at once).
+fn tls_parameters(smtp: &Smtp) -> Result<TlsParameters, String> {
+    let mut b = TlsParameters::builder(smtp.host.clone());
+    if let Some(f) = &smtp.ca_file {
+        let pem = std::fs::read(f)
+            .map_err(|e| format!("cannot read the SMTP ca_file {}: {e}", f.display()))?;
+        let cert = Certificate::from_pem(&pem)
+            .map_err(|e| format!("SMTP ca_file {}: {e}", f.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build()
+        .map_err(|e| format!("SMTP relay {}: TLS: {e}", smtp.host))
+}
+
 /// Sends `message` through the relay `smtp`.
 pub async fn send(smtp: &Smtp, message: Message) -> Result<(), String> {
-    let builder = match smtp.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)
-            .map_err(|e| format!("SMTP relay {}: {e}", smtp.host))?,
-        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)
-            .map_err(|e| format!("SMTP relay {}: {e}", smtp.host))?,
+    let tls = match smtp.tls {
+        SmtpTls::None => Tls::None,
+        SmtpTls::StartTls => Tls::Required(tls_parameters(smtp)?),
+        SmtpTls::Implicit => Tls::Wrapper(tls_parameters(smtp)?),
     };
-    let mut builder = builder.port(smtp.port).timeout(Some(SMTP_TIMEOUT));
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+        .tls(tls)
+        .port(smtp.port)
+        .timeout(Some(SMTP_TIMEOUT));
     if let (Some(user), Some(file)) = (&smtp.username, &smtp.password_file) {
         let password = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read the SMTP password file {}: {e}", file.display()))?;

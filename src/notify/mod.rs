@@ -164,6 +164,14 @@ fn uuid_from(mut b: [u8; 16]) -> String {
 }
 
 /// A random event id.
+/// How many PEM certificates `pem` holds; an error when one does not
+/// parse (the `ca_file` of `ext.smtp` and of a webhook).
+pub fn pem_certificates(pem: &[u8]) -> Result<usize, String> {
+    reqwest::Certificate::from_pem_bundle(pem)
+        .map(|certs| certs.len())
+        .map_err(|e| format!("not PEM certificates: {e}"))
+}
+
 pub fn random_event_id() -> String {
     uuid_from(rand::random())
 }
@@ -462,17 +470,11 @@ impl Notifier {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let client = match webhook::client() {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    warn!("webhooks disabled: {e}");
-                    None
-                }
-            };
+            let clients = webhook::Clients::default();
             info!("notification worker started");
             loop {
                 if is_active() {
-                    me.round(client.as_ref(), &is_active).await;
+                    me.round(&clients, &is_active).await;
                 }
                 let _ = tokio::time::timeout(POLL, me.wake.notified()).await;
             }
@@ -482,7 +484,7 @@ impl Notifier {
     /// One pass over both queues: every due job is tried once.
     async fn round(
         self: &Arc<Self>,
-        client: Option<&reqwest::Client>,
+        clients: &webhook::Clients,
         is_active: &(dyn Fn() -> bool + Send + Sync),
     ) {
         for channel in Channel::ALL {
@@ -504,7 +506,7 @@ impl Notifier {
                 if !is_active() {
                     return;
                 }
-                if self.process(channel, &name, client).await {
+                if self.process(channel, &name, clients).await {
                     return;
                 }
             }
@@ -517,7 +519,7 @@ impl Notifier {
         self: &Arc<Self>,
         channel: Channel,
         name: &str,
-        client: Option<&reqwest::Client>,
+        clients: &webhook::Clients,
     ) -> bool {
         let me = self.clone();
         let n = name.to_string();
@@ -548,7 +550,7 @@ impl Notifier {
         let s = self.settings();
         let attempt = match channel {
             Channel::Email => self.try_email(&s, name, job.clone()).await,
-            Channel::Webhook => self.try_webhook(&s, name, job.clone(), client).await,
+            Channel::Webhook => self.try_webhook(&s, name, job.clone(), clients).await,
         };
         self.settle(&s, channel, name, job, attempt).await
     }
@@ -790,16 +792,17 @@ impl Notifier {
         s: &Arc<Settings>,
         name: &str,
         job: Job,
-        client: Option<&reqwest::Client>,
+        clients: &webhook::Clients,
     ) -> Attempt {
-        let Some(client) = client else {
-            return Attempt::Failed("no HTTP client".into());
-        };
         let Some(url) = job.url.clone() else {
             return Attempt::Dropped("no URL in the job".into());
         };
         let Some(endpoint) = s.webhooks.iter().find(|w| w.url == url).cloned() else {
             return Attempt::Dropped(format!("{url} is not in ext.webhooks any more"));
+        };
+        let client = match clients.get(endpoint.ca_file.as_deref()) {
+            Ok(c) => c,
+            Err(e) => return Attempt::Failed(e),
         };
         let event_id = job.id.clone();
         let me = self.clone();
@@ -823,7 +826,7 @@ impl Notifier {
             Ok(Err(a)) => return a,
             Err(e) => return Attempt::Failed(format!("preparing the webhook: {e}")),
         };
-        match webhook::deliver(client, &url, &secret, &event_id, body).await {
+        match webhook::deliver(&client, &url, &secret, &event_id, body).await {
             Ok(()) => Attempt::Delivered,
             Err(e) => Attempt::Failed(e),
         }
@@ -877,6 +880,7 @@ mod tests {
                 secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
                 domains: vec![],
                 events: vec!["message.created".into()],
+                ca_file: None,
             }],
             ..Ext::default()
         };
@@ -918,6 +922,7 @@ mod tests {
                 secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
                 domains: vec!["example.com".into()],
                 events: vec![],
+                ca_file: None,
             }],
             ..Ext::default()
         };

@@ -9,6 +9,9 @@
 //! else, or no answer within the timeout, is retried with the same `id`
 //! and body.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
@@ -69,15 +72,49 @@ pub fn secret_bytes(secret: &WebhookSecret) -> Result<Vec<u8>, String> {
 }
 
 /// The HTTP client of the deliveries: bounded timeouts, no redirects (a
-/// redirect is not a delivery).
-pub fn client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// redirect is not a delivery); with `ca_file`, its certificates trusted
+/// besides the public roots.
+pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(f) = ca_file {
+        let pem = std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("{}: not PEM certificates: {e}", f.display()))?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
         .timeout(REQUEST_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("vmail/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
+/// The delivery clients, one per `ca_file` (none: the public roots only),
+/// built on first use and again when the file changes.
+#[derive(Default)]
+pub struct Clients {
+    by_ca: Mutex<HashMap<Option<PathBuf>, (Option<SystemTime>, reqwest::Client)>>,
+}
+
+impl Clients {
+    /// The client for endpoints trusting `ca_file`.
+    pub fn get(&self, ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
+        let stamp = ca_file.and_then(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+        let key = ca_file.map(Path::to_path_buf);
+        let mut map = self.by_ca.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, c)) = map.get(&key) {
+            if *built == stamp {
+                return Ok(c.clone());
+            }
+        }
+        let c = client(ca_file)?;
+        map.insert(key, (stamp, c.clone()));
+        Ok(c)
+    }
 }
 
 /// POSTs `body` to `url`, signed; `Ok` on a 2xx answer.

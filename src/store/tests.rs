@@ -1126,6 +1126,9 @@ fn a_mailbox_operator_overrides_or_turns_off_the_domains() {
     assert!(none.validate().is_ok());
     assert_eq!(none.operator_uri(Some("sip:op@d.ru")), None);
     let inherit = MailboxSettings::default();
-    assert_eq!(inherit.operator_uri(Some("sip:op@d.ru")), Some("sip:op@d.ru"));
+    assert_eq!(
+        inherit.operator_uri(Some("sip:op@d.ru")),
+        Some("sip:op@d.ru")
+    );
     assert_eq!(inherit.operator_uri(None), None);
 }

@@ -14,6 +14,15 @@ from email import message_from_bytes
 from email.policy import default
 
 
+def login_of(session):
+    """The user name the client authenticated as, if it did."""
+    data = getattr(session, "auth_data", None)
+    login = getattr(data, "login", None)
+    if isinstance(login, bytes):
+        return login.decode("utf-8", "replace")
+    return login
+
+
 class Sink:
     def __init__(self, outdir):
         self.outdir = outdir
@@ -62,6 +71,9 @@ class Sink:
             "to": msg.get("To"),
             "content_type": msg.get_content_type(),
             "parts": parts,
+            "tls": getattr(session, "ssl", None) is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
+            "auth_login": login_of(session),
         }
         self._put(base + ".eml", raw)
         self._put(base + ".json", json.dumps(summary).encode())
