@@ -97,8 +97,11 @@ pub fn client(ca_file: Option<&Path>) -> Result<reqwest::Client, String> {
 /// built on first use and again when the file changes.
 #[derive(Default)]
 pub struct Clients {
-    by_ca: Mutex<HashMap<Option<PathBuf>, (Option<SystemTime>, reqwest::Client)>>,
+    by_ca: Mutex<HashMap<Option<PathBuf>, Built>>,
 }
+
+/// A client and the modification time of the `ca_file` it was built from.
+type Built = (Option<SystemTime>, reqwest::Client);
 
 impl Clients {
     /// The client for endpoints trusting `ca_file`.
