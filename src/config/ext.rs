@@ -1480,6 +1480,26 @@ mod tests {
     }
 
     #[test]
+    fn a_ca_file_must_hold_pem_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let missing = dir.path().join("missing.pem");
+        let (ext, errs) = run(json!({
+            "smtp": {"host": "127.0.0.1", "from": "vm@example.ru", "ca_file": missing},
+            "webhooks": [{"url": "https://127.0.0.1:9000/h", "secret": "0123456789abcdef",
+                          "ca_file": empty}]
+        }));
+        assert!(ext.is_none());
+        let all = errs.join("\n");
+        assert!(all.contains("ext.smtp.ca_file") && all.contains("cannot read"), "{all}");
+        assert!(
+            all.contains("ext.webhooks[0].ca_file") && all.contains("no PEM certificate"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn coordination_is_siteshare_or_etcd() {
         assert_eq!(Ext::default().coordination, Coordination::SiteShare);
         for ok in [json!("siteshare"), json!({"backend": "siteshare"})] {
