@@ -1492,7 +1492,10 @@ mod tests {
         }));
         assert!(ext.is_none());
         let all = errs.join("\n");
-        assert!(all.contains("ext.smtp.ca_file") && all.contains("cannot read"), "{all}");
+        assert!(
+            all.contains("ext.smtp.ca_file") && all.contains("cannot read"),
+            "{all}"
+        );
         assert!(
             all.contains("ext.webhooks[0].ca_file") && all.contains("no PEM certificate"),
             "{all}"
