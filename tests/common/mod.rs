@@ -155,49 +155,52 @@ fn found_or_skip(found: &Result<PathBuf, String>) -> Option<PathBuf> {
 // ---------------------------------------------------------------------------
 // Ports and waiting
 
+/// Ports for the test's own listeners come from 10000-19999: below the
+/// kernel's ephemeral range (32768 and up, where every outgoing connection
+/// takes its source port, so a port found free there can be taken again
+/// before the test's peer binds it) and below the RTP ranges (20000 and
+/// up). Each test process starts at its own offset and walks the range.
+fn next_listen_port(free: impl Fn(u16) -> bool) -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    const BASE: u16 = 10000;
+    const SPAN: u16 = 10000;
+    let offset = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = BASE + offset.wrapping_add(step.wrapping_mul(7)) % SPAN;
+        if free(port) {
+            return port;
+        }
+    }
+    panic!("no free port in 10000-19999 on 127.0.0.1");
+}
+
 /// A UDP port free on 127.0.0.1 right now.
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind((LOCALHOST, 0))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind a UDP socket on 127.0.0.1")
+    next_listen_port(|p| UdpSocket::bind((LOCALHOST, p)).is_ok())
 }
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind((LOCALHOST, 0))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind a TCP socket on 127.0.0.1")
+    next_listen_port(|p| TcpListener::bind((LOCALHOST, p)).is_ok())
 }
 
 /// A port free for both UDP and TCP (a SIP port serves both).
 pub fn free_sip_port() -> u16 {
-    for _ in 0..100 {
-        let udp = UdpSocket::bind((LOCALHOST, 0)).expect("bind UDP");
-        let port = udp.local_addr().expect("local addr").port();
-        if TcpListener::bind((LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
+    next_listen_port(|p| {
+        UdpSocket::bind((LOCALHOST, p)).is_ok() && TcpListener::bind((LOCALHOST, p)).is_ok()
+    })
 }
 
 /// An even UDP port `p` with `p` and `p + 2` free: sipp's `-mp` binds both
 /// (audio and video media sockets).
 pub fn free_media_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    for _ in 0..500 {
-        let step = NEXT.fetch_add(4, Ordering::Relaxed);
-        let base = 30000 + (std::process::id() as u16 % 2000) * 8 + step % 8000;
-        let base = base & !1;
-        let a = UdpSocket::bind((LOCALHOST, base));
-        let b = UdpSocket::bind((LOCALHOST, base + 2));
-        if a.is_ok() && b.is_ok() {
-            return base;
-        }
-    }
-    panic!("no free media port pair on 127.0.0.1");
+    next_listen_port(|p| {
+        p.is_multiple_of(2)
+            && p < 19998
+            && UdpSocket::bind((LOCALHOST, p)).is_ok()
+            && UdpSocket::bind((LOCALHOST, p + 2)).is_ok()
+    })
 }
 
 /// Poll `f` every 50 ms until it returns `Some`, or panic with `what` after
