@@ -390,6 +390,63 @@ impl Notifier {
         self.update_gauges();
     }
 
+    /// On becoming active: a `message.created` job still waiting for its
+    /// message whose message is stored was cut off by a crash between the
+    /// message's commit and [`message_stored`](Self::message_stored) (no
+    /// recovery will report it: nothing is left to recover). It becomes
+    /// due now instead of when the wait for an unstored message ends.
+    /// Blocking (file I/O).
+    fn reconcile(&self) {
+        let s = self.settings();
+        let now = SystemTime::now();
+        let mut woken = 0usize;
+        for channel in Channel::ALL {
+            let names = match self.queue.names(channel) {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(
+                        channel = channel.as_str(),
+                        "listing the notification queue: {e}"
+                    );
+                    continue;
+                }
+            };
+            for name in names {
+                let Ok(Some(mut job)) = self.queue.read(channel, &name) else {
+                    continue;
+                };
+                if job.ready || job.kind != "message.created" {
+                    continue;
+                }
+                let (Ok(mailbox), Some(msg)) =
+                    (job.mailbox.parse::<MailboxId>(), job.message.clone())
+                else {
+                    continue;
+                };
+                if !matches!(self.store.message(&mailbox, &msg), Ok(Some(_))) {
+                    continue;
+                }
+                job.ready = true;
+                job.next_try = rfc3339(now + s.delay);
+                match self.queue.write(channel, &name, &job) {
+                    Ok(()) => {
+                        woken += 1;
+                        info!(%mailbox, id = %msg, channel = channel.as_str(), "notification of a message stored before a crash made due");
+                    }
+                    Err(e) => {
+                        warn!(%mailbox, id = %msg, "cannot update a notification job: {e}");
+                        if e.is_fenced() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if woken > 0 {
+            self.wake.notify_one();
+        }
+    }
+
     /// The recording of `msg` was dropped (too short, failed): its jobs
     /// go. Blocking (file I/O).
     pub fn message_dropped(&self, mailbox: &MailboxId, msg: &str) {
@@ -472,9 +529,17 @@ impl Notifier {
         tokio::spawn(async move {
             let clients = webhook::Clients::default();
             info!("notification worker started");
+            let mut reconciled = false;
             loop {
                 if is_active() {
+                    if !reconciled {
+                        let m = me.clone();
+                        let _ = tokio::task::spawn_blocking(move || m.reconcile()).await;
+                        reconciled = true;
+                    }
                     me.round(&clients, &is_active).await;
+                } else {
+                    reconciled = false;
                 }
                 let _ = tokio::time::timeout(POLL, me.wake.notified()).await;
             }
@@ -945,5 +1010,64 @@ mod tests {
             .remove(Channel::Webhook, &names[0])
             .unwrap_err()
             .is_fenced());
+    }
+
+    #[test]
+    fn a_message_stored_before_a_crash_makes_its_waiting_job_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let m = MailboxId::new("1001", "example.com").unwrap();
+        store
+            .create_mailbox(&m, crate::store::MailboxSettings::default(), None)
+            .unwrap();
+        let ext = Ext {
+            webhooks: vec![Webhook {
+                url: "http://127.0.0.1:9/hook".into(),
+                secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
+                domains: vec![],
+                events: vec![],
+                ca_file: None,
+            }],
+            ..Ext::default()
+        };
+        let n = Notifier::new(store.clone(), &ext, Arc::new(Metrics::default()));
+        let info = crate::store::RecordingInfo {
+            caller_uri: "sip:5551234@example.com".into(),
+            caller_name: None,
+            called_uri: "sip:1001@example.com".into(),
+            cause: "unavailable".into(),
+            codec: "PCMA".into(),
+            site: "site1".into(),
+            instance: "vmail1".into(),
+            epoch: 0,
+            sample_rate: 8000,
+        };
+        let mut w = store.begin_recording(&m, info, SystemTime::now()).unwrap();
+        let msg = w.id().to_string();
+        n.message_recording(&m, &msg);
+        w.append(&crate::media::tone(400.0, 1000, 8000, 8000))
+            .unwrap();
+        w.finish().unwrap();
+        // The crash: message_stored never ran. The job waits for minutes.
+        let names = n.queue.names(Channel::Webhook).unwrap();
+        let job = n.queue.read(Channel::Webhook, &names[0]).unwrap().unwrap();
+        assert!(!job.ready);
+        assert!(job.next_try_at() > SystemTime::now() + Duration::from_secs(60));
+        n.reconcile();
+        let job = n.queue.read(Channel::Webhook, &names[0]).unwrap().unwrap();
+        assert!(job.ready);
+        assert!(job.next_try_at() <= SystemTime::now() + Duration::from_secs(10));
+        // A job whose recording is still going on is left waiting.
+        n.message_recording(&m, "20261207T140000.000Z-vmail1-abcdef");
+        n.reconcile();
+        let waiting = n
+            .queue
+            .names(Channel::Webhook)
+            .unwrap()
+            .into_iter()
+            .filter_map(|name| n.queue.read(Channel::Webhook, &name).unwrap())
+            .filter(|j| !j.ready)
+            .count();
+        assert_eq!(waiting, 1);
     }
 }
