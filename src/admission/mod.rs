@@ -21,6 +21,7 @@ mod source_limit;
 mod tests;
 
 pub use decide::{
+    CodecChoice,
     decide, negotiate, not_ours, redirect_contacts, Accepted, CallKind, DomainOwner,
     InviteDecision, InviteFacts, InviteInput, Refusal,
 };

@@ -119,6 +119,7 @@ fn input(req: &Request) -> InviteInput<'_> {
         auto_create_mailboxes: false,
         local_tag: "vmtag",
         local_contact: "sip:vmail@192.0.2.10:5060",
+        codecs: Default::default(),
     }
 }
 
@@ -305,7 +306,7 @@ fn bad_requests_get_their_codes() {
         "sip:1001@vm.example.com",
         "sip:a@b.example",
         true,
-        &OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 18"),
+        &OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 3"),
     );
     assert_eq!(refusal(decide(&input(&req), &fake)).code(), 488);
     // No Contact: no dialog.
@@ -354,4 +355,40 @@ fn access_number_calls_over_their_source_rate_limit_get_503_and_deposits_are_not
         InviteDecision::Redirect { .. }
     ));
     assert!(facts.counted.borrow().is_empty());
+}
+
+const WIDE_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 9 111 18\r\na=rtpmap:111 opus/48000/2\r\n";
+
+#[test]
+fn the_offer_order_decides_unless_ext_codecs_orders() {
+    use crate::media::Codec as M;
+    let pick = |allowed: &[M], ordered: bool| {
+        negotiate(
+            WIDE_OFFER.as_bytes(),
+            None,
+            CodecChoice { allowed, ordered },
+        )
+        .map(|n| n.codec)
+    };
+    // Default: every codec, the offer's order.
+    assert_eq!(pick(&crate::media::ALL_CODECS, false), Ok(Codec::Pcmu));
+    // ext.codecs given: its order.
+    assert_eq!(pick(&[M::Opus, M::G722], true), Ok(Codec::Opus));
+    assert_eq!(pick(&[M::G729, M::Pcmu], true), Ok(Codec::G729));
+    assert_eq!(pick(&[M::G722], true), Ok(Codec::G722));
+    // Nothing in common: 488.
+    assert!(pick(&[M::Pcma], true).is_err());
+    // A re-INVITE keeps the current codec, and moves only within its rate.
+    let re = |current| {
+        negotiate(
+            WIDE_OFFER.replace("RTP/AVP 0 9 111 18", "RTP/AVP 0 111").as_bytes(),
+            Some(current),
+            CodecChoice::default(),
+        )
+        .map(|n| n.codec)
+    };
+    assert_eq!(re(Codec::Opus), Ok(Codec::Opus));
+    assert_eq!(re(Codec::G722), Ok(Codec::Opus));
+    assert_eq!(re(Codec::Pcma), Ok(Codec::Pcmu));
 }
