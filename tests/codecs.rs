@@ -74,7 +74,8 @@ fn tone_fraction(samples: &[i16], rate: u32, freq: f64) -> f64 {
         .chunks_exact(n)
         .filter_map(|f| {
             let energy: f64 = f.iter().map(|&x| f64::from(x).powi(2)).sum();
-            (energy >= min_energy).then(|| 2.0 * goertzel_power(f, rate, freq) / (n as f64 * energy))
+            (energy >= min_energy)
+                .then(|| 2.0 * goertzel_power(f, rate, freq) / (n as f64 * energy))
         })
         .fold(0.0, f64::max)
 }
@@ -82,7 +83,9 @@ fn tone_fraction(samples: &[i16], rate: u32, freq: f64) -> f64 {
 fn sine(freq: f64, ms: u32, rate: u32) -> Vec<i16> {
     let n = (ms * rate / 1000) as usize;
     (0..n)
-        .map(|i| (9000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
+        .map(|i| {
+            (9000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16
+        })
         .collect()
 }
 
@@ -129,16 +132,27 @@ fn pjsua_g722_deposit_is_wideband_and_heard_over_pcmu() {
     .expect("python present");
     run.assert_success("G.722 deposit");
     let (meta, path) = only_message(&v);
-    assert_eq!((meta.codec.as_str(), meta.sample_rate), ("G722", 16000), "{meta:?}");
+    assert_eq!(
+        (meta.codec.as_str(), meta.sample_rate),
+        ("G722", 16000),
+        "{meta:?}"
+    );
     let (spec, samples) = read_wav(&path);
     assert_eq!(spec.sample_rate, 16000);
     let high = tone_fraction(&samples, 16000, 6000.0);
     let low = tone_fraction(&samples, 16000, 1000.0);
-    assert!(high > 0.6, "no 6 kHz tone in the message ({high:.2})\n{}", v.log());
+    assert!(
+        high > 0.6,
+        "no 6 kHz tone in the message ({high:.2})\n{}",
+        v.log()
+    );
     assert!(low > 0.6, "no 1 kHz tone in the message ({low:.2})");
     // Duration in the metadata is the WAV's.
     let wav_ms = samples.len() as u64 * 1000 / 16000;
-    assert!(meta.duration_ms.abs_diff(wav_ms) <= 20, "{meta:?} vs {wav_ms} ms");
+    assert!(
+        meta.duration_ms.abs_diff(wav_ms) <= 20,
+        "{meta:?} vs {wav_ms} ms"
+    );
 
     // The same phone, over PCMU: caller-ID login (PIN), 1 plays the message.
     let heard = dir.path().join("heard.wav");
@@ -171,7 +185,9 @@ fn pjsua_g722_deposit_is_wideband_and_heard_over_pcmu() {
     let rate = spec.sample_rate;
     let found = tone_sequence(&heard, rate);
     assert!(
-        found.iter().any(|t| t.freq.abs_diff(1000) <= 25 && t.duration_ms >= 500),
+        found
+            .iter()
+            .any(|t| t.freq.abs_diff(1000) <= 25 && t.duration_ms >= 500),
         "the message's 1 kHz tone was not heard: {found:?}\n{}",
         v.log()
     );
@@ -189,7 +205,12 @@ fn baresip_present() -> bool {
 
 /// baresip calls `user` through `proxy` offering Opus only, plays `wav`
 /// (48 kHz mono) from when the call is up, and quits after `seconds`.
-fn baresip_deposit(proxy: SocketAddr, user: &str, wav: &Path, seconds: u32) -> std::process::Output {
+fn baresip_deposit(
+    proxy: SocketAddr,
+    user: &str,
+    wav: &Path,
+    seconds: u32,
+) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let config = format!(
@@ -284,8 +305,12 @@ impl LossyPath {
         let sip_addr = sip.local_addr().unwrap();
         let mut threads = Vec::new();
         {
-            let (a_port, b_port) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
-            let (caller_rtp, vmail_rtp, stop) = (caller_rtp.clone(), vmail_rtp.clone(), stop.clone());
+            let (a_port, b_port) = (
+                a.local_addr().unwrap().port(),
+                b.local_addr().unwrap().port(),
+            );
+            let (caller_rtp, vmail_rtp, stop) =
+                (caller_rtp.clone(), vmail_rtp.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 let mut caller: Option<SocketAddr> = None;
@@ -297,7 +322,8 @@ impl LossyPath {
                     if from == vmail {
                         let out = match rewrite_sdp_port(&text, a_port) {
                             Some((t, old)) => {
-                                *vmail_rtp.lock().unwrap() = Some(SocketAddr::from(([127, 0, 0, 1], old)));
+                                *vmail_rtp.lock().unwrap() =
+                                    Some(SocketAddr::from(([127, 0, 0, 1], old)));
                                 t
                             }
                             None => text,
@@ -309,7 +335,8 @@ impl LossyPath {
                         caller = Some(from);
                         let out = match rewrite_sdp_port(&text, b_port) {
                             Some((t, old)) => {
-                                *caller_rtp.lock().unwrap() = Some(SocketAddr::from(([127, 0, 0, 1], old)));
+                                *caller_rtp.lock().unwrap() =
+                                    Some(SocketAddr::from(([127, 0, 0, 1], old)));
                                 t
                             }
                             None => text,
@@ -399,7 +426,12 @@ fn opus_deposit(v: &Vmail, via: SocketAddr) -> (MessageMeta, Vec<i16>) {
     let (meta, path) = only_message(v);
     let (spec, samples) = read_wav(&path);
     assert_eq!(spec.sample_rate, 16000, "{meta:?}");
-    assert_eq!((meta.codec.as_str(), meta.sample_rate), ("opus", 16000), "{meta:?}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        (meta.codec.as_str(), meta.sample_rate),
+        ("opus", 16000),
+        "{meta:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (meta, samples)
 }
 
@@ -433,7 +465,11 @@ fn baresip_opus_deposit_with_five_percent_loss_keeps_its_length() {
     let started = Instant::now();
     let (meta, samples) = opus_deposit(&v, path.sip);
     let (forwarded, dropped) = path.finish();
-    assert!(dropped > 0 && forwarded > 100, "{forwarded} forwarded, {dropped} dropped in {:?}", started.elapsed());
+    assert!(
+        dropped > 0 && forwarded > 100,
+        "{forwarded} forwarded, {dropped} dropped in {:?}",
+        started.elapsed()
+    );
     // A lost 20 ms frame left out would move every later tone earlier.
     let found = tone_sequence(&samples, 16000);
     assert_test_tones(&found, 25);
@@ -445,11 +481,18 @@ fn baresip_opus_deposit_with_five_percent_loss_keeps_its_length() {
             .chunks(160)
             .map(|w| (w.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / w.len() as f64).sqrt())
             .fold(f64::MAX, f64::min);
-        assert!(quietest > 300.0, "a hole in the {} Hz tone (rms {quietest:.0})", t.freq);
+        assert!(
+            quietest > 300.0,
+            "a hole in the {} Hz tone (rms {quietest:.0})",
+            t.freq
+        );
     }
     eprintln!("{forwarded} packets forwarded, {dropped} dropped; tones {found:?}");
     let wav_ms = samples.len() as u64 * 1000 / 16000;
-    assert!(meta.duration_ms.abs_diff(wav_ms) <= 20, "{meta:?} vs {wav_ms} ms");
+    assert!(
+        meta.duration_ms.abs_diff(wav_ms) <= 20,
+        "{meta:?} vs {wav_ms} ms"
+    );
     // The same call without loss lasts as long (both end when baresip quits).
     assert!(
         meta.duration_ms.abs_diff(clean_meta.duration_ms) <= 300,
@@ -468,7 +511,15 @@ fn codec_pcap(codec: Codec, pt: u8, pcm: &[i16]) -> Vec<u8> {
     let frame = (codec.sample_rate() / 50) as usize;
     let mut enc = AudioEncoder::new(codec, &OpusParams::default());
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32.to_le_bytes().as_slice(), &2u16.to_le_bytes(), &4u16.to_le_bytes(), &0i32.to_le_bytes(), &0u32.to_le_bytes(), &65535u32.to_le_bytes(), &1u32.to_le_bytes()] {
+    for v in [
+        0xa1b2_c3d4u32.to_le_bytes().as_slice(),
+        &2u16.to_le_bytes(),
+        &4u16.to_le_bytes(),
+        &0i32.to_le_bytes(),
+        &0u32.to_le_bytes(),
+        &65535u32.to_le_bytes(),
+        &1u32.to_le_bytes(),
+    ] {
         out.extend_from_slice(v);
     }
     let (ssrc, seq0, ts0) = (0x0bad_cafe_u32, 1000u16, 16000u32);
@@ -479,7 +530,10 @@ fn codec_pcap(codec: Codec, pt: u8, pcm: &[i16]) -> Vec<u8> {
         enc.encode(&samples, &mut payload);
         let mut rtp = vec![0x80, pt | if i == 0 { 0x80 } else { 0 }];
         rtp.extend_from_slice(&seq0.wrapping_add(i as u16).to_be_bytes());
-        rtp.extend_from_slice(&ts0.wrapping_add(codec.ticks((frame * i) as u32)).to_be_bytes());
+        rtp.extend_from_slice(
+            &ts0.wrapping_add(codec.ticks((frame * i) as u32))
+                .to_be_bytes(),
+        );
         rtp.extend_from_slice(&ssrc.to_be_bytes());
         rtp.extend_from_slice(&payload);
         let udp_len = 8 + rtp.len();
@@ -488,7 +542,10 @@ fn codec_pcap(codec: Codec, pt: u8, pcm: &[i16]) -> Vec<u8> {
         let mut ip = vec![0x45, 0];
         ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
         ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-        let sum = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
         let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         pkt.extend_from_slice(&ip);
@@ -498,7 +555,12 @@ fn codec_pcap(codec: Codec, pt: u8, pcm: &[i16]) -> Vec<u8> {
         pkt.extend_from_slice(&[0, 0]);
         pkt.extend_from_slice(&rtp);
         let usec = i as u32 * 20_000;
-        for v in [1_700_000_000 + usec / 1_000_000, usec % 1_000_000, pkt.len() as u32, pkt.len() as u32] {
+        for v in [
+            1_700_000_000 + usec / 1_000_000,
+            usec % 1_000_000,
+            pkt.len() as u32,
+            pkt.len() as u32,
+        ] {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&pkt);
@@ -526,7 +588,11 @@ fn committed_codec_captures_are_current() {
             std::fs::write(&path, &bytes).unwrap();
         }
         let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(committed == bytes, "{} is stale: run with VMAIL_WRITE_CAPTURES=1", path.display());
+        assert!(
+            committed == bytes,
+            "{} is stale: run with VMAIL_WRITE_CAPTURES=1",
+            path.display()
+        );
     }
 }
 
@@ -538,7 +604,10 @@ fn sipp_g729_capture_deposit_holds_the_tones() {
     let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
         .mailbox("1001")
         .offer("18", &["a=rtpmap:18 G729/8000", "a=fmtp:18 annexb=no"])
-        .key("audio_pcap", &media("tones_g729.pcap").display().to_string())
+        .key(
+            "audio_pcap",
+            &media("tones_g729.pcap").display().to_string(),
+        )
         .hold_ms(4500)
         .run()
     else {
@@ -549,7 +618,11 @@ fn sipp_g729_capture_deposit_holds_the_tones() {
     assert!(answer.contains("a=rtpmap:18 G729/8000"), "{answer}");
     assert!(answer.contains("a=fmtp:18 annexb=no"), "{answer}");
     let (meta, path) = only_message(&v);
-    assert_eq!((meta.codec.as_str(), meta.sample_rate), ("G729", 8000), "{meta:?}");
+    assert_eq!(
+        (meta.codec.as_str(), meta.sample_rate),
+        ("G729", 8000),
+        "{meta:?}"
+    );
     let (_, samples) = read_wav(&path);
     assert_test_tones(&tone_sequence(&samples, 8000), 25);
 }
@@ -562,7 +635,10 @@ fn sipp_g722_capture_deposit_holds_the_tones() {
     let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
         .mailbox("1001")
         .offer("9", &["a=rtpmap:9 G722/8000"])
-        .key("audio_pcap", &media("tones_g722.pcap").display().to_string())
+        .key(
+            "audio_pcap",
+            &media("tones_g722.pcap").display().to_string(),
+        )
         .hold_ms(4500)
         .run()
     else {
@@ -570,7 +646,11 @@ fn sipp_g722_capture_deposit_holds_the_tones() {
     };
     run.assert_success("G.722 deposit");
     let (meta, path) = only_message(&v);
-    assert_eq!((meta.codec.as_str(), meta.sample_rate), ("G722", 16000), "{meta:?}");
+    assert_eq!(
+        (meta.codec.as_str(), meta.sample_rate),
+        ("G722", 16000),
+        "{meta:?}"
+    );
     let (_, samples) = read_wav(&path);
     assert_test_tones(&tone_sequence(&samples, 16000), 25);
 }
@@ -600,7 +680,132 @@ fn ext_codecs_restricts_and_orders_the_answer() {
         .expect("sipp present");
     run.assert_success("offer PCMU then G.722");
     let answer = run.received("SIP/2.0 200").join("\n");
-    assert!(answer.contains("m=audio") && answer.contains("RTP/AVP 9"), "{answer}");
+    assert!(
+        answer.contains("m=audio") && answer.contains("RTP/AVP 9"),
+        "{answer}"
+    );
     let capture = peer.finish();
-    assert!(capture.of_type(9).count() > 0, "vmail plays G.722 to the caller");
+    assert!(
+        capture.of_type(9).count() > 0,
+        "vmail plays G.722 to the caller"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Against other implementations
+
+/// Signal-to-noise ratio of `got` against `want` in dB, after aligning by
+/// the delay (0..max_delay samples) that fits best.
+fn snr_db(want: &[i16], got: &[i16], max_delay: usize) -> f64 {
+    (0..=max_delay)
+        .map(|d| {
+            let n = want.len().min(got.len().saturating_sub(d));
+            let (mut sig, mut err) = (0.0f64, 0.0f64);
+            for i in 0..n {
+                let w = f64::from(want[i]);
+                sig += w * w;
+                err += (w - f64::from(got[i + d])).powi(2);
+            }
+            10.0 * (sig / err.max(1.0)).log10()
+        })
+        .fold(f64::MIN, f64::max)
+}
+
+fn speech_like(rate: u32, ms: u32) -> Vec<i16> {
+    let n = (rate * ms / 1000) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(rate);
+            let f0 = 140.0 + 40.0 * (2.0 * std::f64::consts::PI * 3.0 * t).sin();
+            let v: f64 = (1..6)
+                .map(|h| (2.0 * std::f64::consts::PI * f0 * h as f64 * t).sin() / h as f64)
+                .sum();
+            (v * 6000.0) as i16
+        })
+        .collect()
+}
+
+/// vmail's G.722 (audio-codec) and ezk-g722 decode each other's streams
+/// identically, and the round trip keeps the signal; libopus's packets
+/// decode in the pure-Rust opus-rs as in libopus (docs/decisions.md).
+#[test]
+fn codec_implementations_agree() {
+    use audio_codec::Decoder as _;
+    use vmail::media::AudioDecoder;
+    let pcm = speech_like(16000, 1000);
+    // G.722: encode with vmail, decode with both.
+    let mut enc = AudioEncoder::new(Codec::G722, &OpusParams::default());
+    let mut ours = AudioDecoder::new(Codec::G722, true);
+    let mut ezk = ezk_g722::libg722::decoder::Decoder::new(
+        ezk_g722::libg722::Bitrate::Mode1_64000,
+        false,
+        false,
+    );
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for f in pcm.chunks(320) {
+        let mut p = Vec::new();
+        enc.encode(f, &mut p);
+        ours.decode(&p, &mut a);
+        b.extend(ezk.decode(&p));
+    }
+    assert!(a == b, "the two G.722 decoders differ");
+    let g722 = snr_db(&pcm, &a, 64);
+    assert!(g722 > 15.0, "G.722 round trip SNR {g722:.1} dB");
+    // ezk's encoder, our decoder.
+    let mut ezk_enc = ezk_g722::libg722::encoder::Encoder::new(
+        ezk_g722::libg722::Bitrate::Mode1_64000,
+        false,
+        false,
+    );
+    let mut ours = AudioDecoder::new(Codec::G722, true);
+    let mut c = Vec::new();
+    for f in pcm.chunks(320) {
+        ours.decode(&ezk_enc.encode(f), &mut c);
+    }
+    let ezk_snr = snr_db(&pcm, &c, 64);
+    eprintln!("G.722: ezk-g722's encoder, vmail's decoder: {ezk_snr:.1} dB");
+    // Opus: libopus packets through libopus and through opus-rs.
+    let mut enc = AudioEncoder::new(Codec::Opus, &OpusParams::default());
+    let mut lib = AudioDecoder::new(Codec::Opus, true);
+    let mut pure = audio_codec::opus::OpusDecoder::new(16000, 1);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut buf = vec![0i16; 1920];
+    for f in pcm.chunks(320) {
+        let mut p = Vec::new();
+        enc.encode(f, &mut p);
+        lib.decode(&p, &mut a);
+        let n = pure.decode_into(&p, &mut buf).unwrap_or(0);
+        b.extend_from_slice(&buf[..n]);
+    }
+    let lib_snr = snr_db(&pcm, &a, 400);
+    let pure_snr = snr_db(&a, &b, 0);
+    eprintln!("G.722 round trip {g722:.1} dB; Opus libopus round trip {lib_snr:.1} dB, opus-rs vs libopus {pure_snr:.1} dB");
+    // Two independent decoders of one stream: the same audio.
+    assert!(
+        pure_snr > 40.0,
+        "opus-rs and libopus disagree ({pure_snr:.1} dB)"
+    );
+    // G.729 round trip (8 kHz).
+    let pcm8 = speech_like(8000, 1000);
+    let mut enc = AudioEncoder::new(Codec::G729, &OpusParams::default());
+    let mut dec = AudioDecoder::new(Codec::G729, false);
+    let mut out = Vec::new();
+    for f in pcm8.chunks(160) {
+        let mut p = Vec::new();
+        enc.encode(f, &mut p);
+        assert_eq!(p.len(), 20);
+        dec.decode(&p, &mut out);
+    }
+    assert_eq!(out.len(), pcm8.len());
+    // CELP keeps the spectrum, not the waveform: the 140-700 Hz voice
+    // harmonics dominate the decoded signal as they did the input.
+    let low: f64 = [140.0, 280.0, 420.0]
+        .iter()
+        .map(|&f| goertzel_power(&out[2000..6000], 8000, f))
+        .sum();
+    let high = goertzel_power(&out[2000..6000], 8000, 3000.0);
+    assert!(
+        low > 10.0 * high,
+        "G.729 round trip lost the voice ({low:e} vs {high:e})"
+    );
 }

@@ -357,7 +357,8 @@ fn access_number_calls_over_their_source_rate_limit_get_503_and_deposits_are_not
     assert!(facts.counted.borrow().is_empty());
 }
 
-const WIDE_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+const WIDE_OFFER: &str =
+    "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 0 9 111 18\r\na=rtpmap:111 opus/48000/2\r\n";
 
 #[test]
@@ -382,7 +383,9 @@ fn the_offer_order_decides_unless_ext_codecs_orders() {
     // A re-INVITE keeps the current codec, and moves only within its rate.
     let re = |current| {
         negotiate(
-            WIDE_OFFER.replace("RTP/AVP 0 9 111 18", "RTP/AVP 0 111").as_bytes(),
+            WIDE_OFFER
+                .replace("RTP/AVP 0 9 111 18", "RTP/AVP 0 111")
+                .as_bytes(),
             Some(current),
             CodecChoice::default(),
         )

@@ -69,9 +69,7 @@ impl RtpPacketizer {
         self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
         self.encoder.encode(pcm, &mut self.buf);
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self
-            .ts
-            .wrapping_add(self.codec().ticks(pcm.len() as u32));
+        self.ts = self.ts.wrapping_add(self.codec().ticks(pcm.len() as u32));
         &self.buf
     }
 

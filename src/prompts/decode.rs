@@ -53,7 +53,11 @@ pub fn decode_to_8k(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<Vec<i16>, 
 /// (16 kHz copy made from the source, not from the 8 kHz one).
 pub fn decode_prompt(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<super::Prompt, PromptError> {
     let (mono, rate) = decode_mono(bytes, hint_ext)?;
-    let target = if rate > SAMPLE_RATE { 16000 } else { SAMPLE_RATE };
+    let target = if rate > SAMPLE_RATE {
+        16000
+    } else {
+        SAMPLE_RATE
+    };
     let samples = if rate == target {
         mono
     } else {

@@ -197,7 +197,8 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
             match action {
                 Action::Play(items) => {
                     inputs.generation += 1;
-                    let clips = render(&items, &prompts, &store, &session, (&last_recording, rate)).await;
+                    let clips =
+                        render(&items, &prompts, &store, &session, (&last_recording, rate)).await;
                     slot.play(clips, inputs.generation);
                 }
                 Action::StopPlayback => {

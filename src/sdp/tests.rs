@@ -1031,7 +1031,10 @@ fn g722_and_g729_answers() {
     let neg = negotiate(&offer, &[Codec::G729]).unwrap();
     assert!(!neg.params.annexb);
     let text = answer(&neg, &params());
-    assert!(text.contains("a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"), "{text}");
+    assert!(
+        text.contains("a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"),
+        "{text}"
+    );
     // annex B is the default.
     let plain = parse(&crlf(&WIDEBAND.replace("a=fmtp:18 annexb=no\n", ""))).unwrap();
     assert!(negotiate(&plain, &[Codec::G729]).unwrap().params.annexb);
