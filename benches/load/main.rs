@@ -1084,7 +1084,9 @@ impl Bench {
             rate,
             limit,
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join(if g722 { "sipp-cpu-g722" } else { "sipp-cpu" }),
+            dir: self
+                .root
+                .join(if g722 { "sipp-cpu-g722" } else { "sipp-cpu" }),
             g722,
         };
         std::thread::sleep(Duration::from_millis(500));

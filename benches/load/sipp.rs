@@ -100,7 +100,14 @@ impl SippJob<'_> {
             .arg(&csv)
             .args(["-key", "domain", self.domain])
             .args(if self.g722 {
-                ["-key", "payloads", "9", "-key", "rtpmaps", "\r\na=rtpmap:9 G722/8000"]
+                [
+                    "-key",
+                    "payloads",
+                    "9",
+                    "-key",
+                    "rtpmaps",
+                    "\r\na=rtpmap:9 G722/8000",
+                ]
             } else {
                 [
                     "-key",
