@@ -395,3 +395,45 @@ fn the_offer_order_decides_unless_ext_codecs_orders() {
     assert_eq!(re(Codec::G722), Ok(Codec::Opus));
     assert_eq!(re(Codec::Pcma), Ok(Codec::Pcmu));
 }
+
+use proptest::prelude::*;
+
+proptest! {
+    /// Whatever `ext.codecs` and the offer's order: the codec picked is
+    /// allowed and offered, and it is the first such by the order that
+    /// decides (`ext.codecs` when given, else the offer's).
+    #[test]
+    fn the_codec_picked_follows_the_deciding_order(
+        offer_order in proptest::sample::subsequence(vec![0u8, 8, 9, 18, 111], 1..=5)
+            .prop_shuffle(),
+        allowed in proptest::sample::subsequence(crate::media::ALL_CODECS.to_vec(), 1..=5)
+            .prop_shuffle(),
+        ordered in proptest::bool::ANY,
+    ) {
+        let pts: Vec<String> = offer_order.iter().map(u8::to_string).collect();
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP {}\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:18 G729/8000\r\n",
+            pts.join(" ")
+        );
+        let offered: Vec<crate::media::Codec> = offer_order
+            .iter()
+            .map(|&pt| match pt {
+                0 => crate::media::Codec::Pcmu,
+                8 => crate::media::Codec::Pcma,
+                9 => crate::media::Codec::G722,
+                18 => crate::media::Codec::G729,
+                _ => crate::media::Codec::Opus,
+            })
+            .collect();
+        let want = if ordered {
+            allowed.iter().find(|c| offered.contains(c)).copied()
+        } else {
+            offered.iter().find(|c| allowed.contains(c)).copied()
+        };
+        let got = negotiate(body.as_bytes(), None, CodecChoice { allowed: &allowed, ordered })
+            .ok()
+            .map(|n| n.codec.media());
+        prop_assert_eq!(got, want);
+    }
+}
