@@ -94,7 +94,8 @@ fn write_audio(s: &mut String, neg: &Negotiated, port: u16) {
     if let Some(dtmf) = neg.dtmf_pt {
         let _ = write!(
             s,
-            "a=rtpmap:{dtmf} telephone-event/8000\r\na=fmtp:{dtmf} 0-16\r\n"
+            "a=rtpmap:{dtmf} telephone-event/{}\r\na=fmtp:{dtmf} 0-16\r\n",
+            neg.dtmf_clock
         );
     }
     let _ = write!(

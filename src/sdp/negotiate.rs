@@ -43,8 +43,11 @@ pub struct Negotiated {
     pub pt: u8,
     /// The codec's `a=fmtp` parameters that vmail follows.
     pub params: CodecParams,
-    /// The payload type of `telephone-event/8000`, when offered.
+    /// The payload type of `telephone-event`, when offered: at 48000 for
+    /// Opus when the offer has it (the clock of the audio), else at 8000.
     pub dtmf_pt: Option<u8>,
+    /// The clock of `dtmf_pt` (8000 or 48000).
+    pub dtmf_clock: u32,
     /// Packet time in ms: 20 or 30 as offered, else 20.
     pub ptime_ms: u32,
     /// Where to send RTP; `None` while the peer holds with `c=0.0.0.0`.
@@ -107,6 +110,16 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
         })
         .ok_or(NegotiateError::NoCommonCodec)?;
     let pt = format.pt;
+    let wide_dtmf = audio
+        .formats
+        .iter()
+        .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock == 48000)
+        .map(|f| f.pt)
+        .filter(|_| codec == Codec::Opus);
+    let (dtmf_pt, dtmf_clock) = match wide_dtmf {
+        Some(pt) => (Some(pt), 48000),
+        None => (audio.telephone_event, 8000),
+    };
     let params = CodecParams {
         opus: format.opus_params(),
         annexb: format.annexb(),
@@ -144,7 +157,8 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
         codec,
         pt,
         params,
-        dtmf_pt: audio.telephone_event,
+        dtmf_pt,
+        dtmf_clock,
         ptime_ms,
         remote,
         direction: peer.mirrored(),

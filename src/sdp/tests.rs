@@ -1064,3 +1064,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn opus_takes_telephone_event_at_its_clock() {
+    let offer = parse(&crlf(PJSUA_OPUS)).unwrap();
+    let neg = negotiate(&offer, &[Codec::Opus]).unwrap();
+    assert_eq!(
+        (neg.codec, neg.pt, neg.dtmf_pt, neg.dtmf_clock),
+        (Codec::Opus, 96, Some(120), 48000)
+    );
+    let text = answer(&neg, &params());
+    assert!(text.contains("m=audio 20000 RTP/AVP 96 120\r\n"), "{text}");
+    assert!(
+        text.contains("a=rtpmap:120 telephone-event/48000\r\n"),
+        "{text}"
+    );
+    // Another codec keeps telephone-event/8000.
+    let neg = negotiate(&offer, &[Codec::G722]).unwrap();
+    assert_eq!((neg.dtmf_pt, neg.dtmf_clock), (Some(101), 8000));
+    // Opus without a 48000 one uses the 8000 one.
+    let offer = parse(&crlf(WIDEBAND)).unwrap();
+    let neg = negotiate(&offer, &[Codec::Opus]).unwrap();
+    assert_eq!((neg.dtmf_pt, neg.dtmf_clock), (Some(101), 8000));
+}
