@@ -111,8 +111,11 @@ impl Prompt {
 
     /// `ms` milliseconds of silence.
     pub fn silence(ms: u32) -> Self {
-        let n = u64::from(ms) * u64::from(SAMPLE_RATE) / 1000;
-        Prompt::new(vec![0i16; n as usize])
+        let n = (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize;
+        Prompt {
+            samples: vec![0i16; n].into(),
+            wide: vec![0i16; 2 * n].into(),
+        }
     }
 
     /// The samples, 8000 per second.
@@ -684,6 +687,35 @@ mod tests {
         }
         let err = PromptSet::load(&tmp.path().join("nowhere"), &[]).unwrap_err();
         assert!(matches!(err, PromptError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn prompts_are_kept_at_both_rates() {
+        // An 8 kHz prompt: its 16 kHz copy is as long and carries the tone.
+        let p = Prompt::new(crate::media::tone(1000.0, 500, 8000, 8000));
+        assert_eq!(p.samples_at(8000).len(), 4000);
+        assert_eq!(p.samples_at(16000).len(), 8000);
+        let crossings = p.samples_at(16000)[800..7200]
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((790..=810).contains(&crossings), "{crossings}");
+        // A 16 kHz recording keeps its wideband copy as it is.
+        let wide = crate::media::tone(6000.0, 500, 8000, 16000);
+        let p = Prompt::at_rate(wide.clone(), 16000);
+        assert_eq!(p.samples_at(16000), &wide[..]);
+        assert_eq!(p.samples_at(8000).len(), 4000);
+        // 6 kHz cannot be in the 8 kHz copy.
+        let peak = p.samples_at(8000)[400..3600]
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max();
+        assert!(peak < Some(800), "{peak:?}");
+        let s = Prompt::silence(100);
+        assert_eq!(
+            (s.samples_at(8000).len(), s.samples_at(16000).len()),
+            (800, 1600)
+        );
     }
 
     #[test]
