@@ -578,7 +578,14 @@ fn committed_codec_captures_are_current() {
     let mut tones_after = vec![0i16; 8000];
     tones_after.extend_from_slice(&tones);
     let tones = tones_after;
-    let wide = vmail::prompts::resample_i16(&tones, 8000, 16000);
+    // The same tones made at 16 kHz (integer-exact on any machine, unlike
+    // a floating-point resampler's output).
+    let mut wide = vec![0i16; 2 * tones.len()];
+    for (hz, at) in TEST_TONES_HZ.iter().zip(TEST_TONES_ONSET_MS) {
+        let start = (1000 + at as usize) * 16;
+        let t = vmail::media::tone(*hz as f32, 300, 8000, 16000);
+        wide[start..start + t.len()].copy_from_slice(&t);
+    }
     for (name, bytes) in [
         ("tones_g729.pcap", codec_pcap(Codec::G729, 18, &tones)),
         ("tones_g722.pcap", codec_pcap(Codec::G722, 9, &wide)),
