@@ -11,6 +11,9 @@
 #   - etcd (etcd-server): the etcd coordination backend's tests start a
 #     3-member cluster on 127.0.0.1; protoc (protobuf-compiler) builds the
 #     etcd client (cargo feature `etcd`, on for every run here);
+#   - libopus (libopus-dev, pkg-config): the Opus codec links the system
+#     libopus; baresip (baresip-core, with its opus module): tests/codecs.rs
+#     deposits with it as a real Opus peer;
 #   - Chromium and its WebDriver (chromium, chromium-driver): tests/web.rs
 #     drives the web inbox in headless Chromium through Selenium;
 #   - a Python venv at .venv/ with pjsua2-python (pjsua2, a real SIP client
@@ -126,6 +129,16 @@ if [ ${#ETCD_PKGS[@]} -gt 0 ]; then
 fi
 command -v etcd >/dev/null 2>&1 || die "etcd is still missing after installing etcd-server"
 command -v protoc >/dev/null 2>&1 || die "protoc is still missing after installing protobuf-compiler"
+
+# --- libopus (the Opus codec, found with pkg-config) and baresip (Opus peer) --
+CODEC_PKGS=()
+pkg-config --exists opus 2>/dev/null || CODEC_PKGS+=(libopus-dev pkg-config)
+[ -e /usr/lib/baresip/modules/opus.so ] || CODEC_PKGS+=(baresip-core)
+if [ ${#CODEC_PKGS[@]} -gt 0 ]; then
+  apt_install "${CODEC_PKGS[@]}"
+fi
+pkg-config --exists opus 2>/dev/null || die "libopus is still missing after installing libopus-dev"
+[ -e /usr/lib/baresip/modules/opus.so ] || die "baresip's opus module is still missing after installing baresip-core"
 
 # --- Chromium and chromedriver (tests/web.rs: the web inbox in a browser) ----
 # Debian's builds, at the paths tests/browser/inbox.py uses: Selenium is

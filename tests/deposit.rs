@@ -264,7 +264,7 @@ fn expect_status(v: &Vmail, user: &str, domain: &str, code: &str) -> Option<Sipp
         .key("domain", domain)
         .set("expected", code);
     if code == "488" {
-        sipp = sipp.offer("18", &["a=rtpmap:18 G729/8000"]);
+        sipp = sipp.offer("3", &["a=rtpmap:3 GSM/8000"]);
     }
     let run = sipp.run()?;
     run.assert_success(&format!("expect_status.xml {user}@{domain} → {code}"));

@@ -44,7 +44,7 @@ vmail load harness
 
   --quick            small steps, about 3 minutes
   --full             the whole measurement, about 10 minutes
-  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,startup
+  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,cpu-g722,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
@@ -316,7 +316,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .max()
         .unwrap_or(0)
         .max(if opts.wants("rate") { 4000 } else { 0 });
-    let phone_mailboxes = if opts.wants("cpu") {
+    let phone_mailboxes = if opts.wants("cpu") || opts.wants("cpu-g722") {
         opts.cpu_concurrent
     } else {
         0
@@ -379,7 +379,10 @@ fn run(opts: Opts) -> Result<(), String> {
         b.pacing()?;
     }
     if opts.wants("cpu") {
-        b.cpu_per_call()?;
+        b.cpu_per_call(false)?;
+    }
+    if opts.wants("cpu-g722") {
+        b.cpu_per_call(true)?;
     }
     if opts.wants("startup") {
         b.startup()?;
@@ -571,6 +574,7 @@ impl Bench {
                     gap: Duration::from_secs(1),
                 },
                 frames,
+                g722: false,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -590,6 +594,7 @@ impl Bench {
             limit: n,
             timeout: ramp + hold + Duration::from_secs(90),
             dir: self.root.join(format!("sipp-deposits-{n}")),
+            g722: false,
         };
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
@@ -822,6 +827,7 @@ impl Bench {
                     gap: Duration::from_secs(1),
                 },
                 frames: 50,
+                g722: false,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -838,6 +844,7 @@ impl Bench {
             limit,
             timeout: Duration::from_secs(u64::from(self.opts.rate_seconds) + 90),
             dir: self.root.join(format!("sipp-rate-{rate}")),
+            g722: false,
         };
         let cpu0 = vm.cpu();
         let t0 = Instant::now();
@@ -958,6 +965,7 @@ impl Bench {
                     timed_frames: (greeting.as_millis() / FRAME.as_millis()) as u32,
                 },
                 frames: 0,
+                g722: false,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -975,6 +983,7 @@ impl Bench {
             limit: n,
             timeout: Duration::from_secs_f64(n as f64 / rate) + hold + Duration::from_secs(60),
             dir: self.root.join(format!("sipp-pacing-{n}")),
+            g722: false,
         };
         let cpu0 = vm.cpu();
         let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
@@ -1034,8 +1043,11 @@ impl Bench {
     }
 
     /// Phone-like 11-second deposits (5 s personal greeting, beep, message;
-    /// RTP both ways from the answer) at `cpu_concurrent` calls in progress.
-    fn cpu_per_call(&mut self) -> Result<(), String> {
+    /// RTP both ways from the answer) at `cpu_concurrent` calls in progress,
+    /// in PCMA or (`g722`) in G.722: recorded at 16 kHz, prompts encoded
+    /// in G.722.
+    fn cpu_per_call(&mut self, g722: bool) -> Result<(), String> {
+        let codec = if g722 { "G.722" } else { "PCMA" };
         let c = self.opts.cpu_concurrent;
         let calls = self.opts.cpu_calls;
         let call = Duration::from_secs(11);
@@ -1044,7 +1056,7 @@ impl Bench {
         let slots = limit * 2;
         let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
         say(&format!(
-            "CPU per call: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
+            "CPU per call ({codec}): {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
         ));
         let mut vm = self
             .site
@@ -1056,6 +1068,7 @@ impl Bench {
             GenConfig {
                 mode: Mode::FromAnswer,
                 frames,
+                g722,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -1071,7 +1084,10 @@ impl Bench {
             rate,
             limit,
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join("sipp-cpu"),
+            dir: self
+                .root
+                .join(if g722 { "sipp-cpu-g722" } else { "sipp-cpu" }),
+            g722,
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
@@ -1102,7 +1118,10 @@ impl Bench {
         let per_packet = cpu.as_secs_f64() * 1e6 / (sent + received).max(1) as f64;
         let failed = ((res.failed + (calls as u64).saturating_sub(res.created)) as usize)
             .max(calls.saturating_sub(stored));
-        let mut row = Row::new("CPU per call", format!("{c} × 11 s phone-like"));
+        let mut row = Row::new(
+            &format!("CPU per call, {codec}"),
+            format!("{c} × 11 s phone-like"),
+        );
         row.calls = format!("{calls} ({failed} failed)");
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
         row.cpu = format!("{per_call:.2} ms/call");
@@ -1116,8 +1135,12 @@ impl Bench {
             dt.as_secs_f64()
         );
         say(&format!(
-            "CPU per call: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
+            "CPU per call ({codec}): {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
         ));
+        if g722 {
+            self.rows.push(row);
+            return Ok(());
+        }
         self.verdicts.add(
             "≤ 3 ms CPU per 11-second deposit at 400 concurrent",
             format!("{per_call:.2} ms at {c}"),

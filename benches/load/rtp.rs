@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use vmail::media::{encode, tone, Codec};
+use vmail::media::{encode, tone, AudioEncoder, Codec, OpusParams};
 
 /// Samples in a 20 ms frame at 8 kHz.
 pub const FRAME_SAMPLES: usize = 160;
@@ -55,6 +55,8 @@ pub struct GenConfig {
     pub mode: Mode,
     /// Frames sent per call.
     pub frames: u32,
+    /// Send G.722 (payload type 9) instead of PCMA (8).
+    pub g722: bool,
 }
 
 /// What happened on one call, as the generator saw it.
@@ -211,6 +213,17 @@ fn tone_payload() -> Vec<u8> {
     out
 }
 
+/// The same second in G.722 (160 bytes per 20 ms frame, as PCMA).
+fn tone_payload_g722() -> Vec<u8> {
+    let pcm = tone(1020.0, 1000, 10_000, 16000);
+    let mut enc = AudioEncoder::new(Codec::G722, &OpusParams::default());
+    let mut out = Vec::with_capacity(8000);
+    for frame in pcm.chunks(2 * FRAME_SAMPLES) {
+        enc.encode(frame, &mut out);
+    }
+    out
+}
+
 impl Generator {
     /// Binds `slots` UDP ports on 127.0.0.1 and starts `threads` sender
     /// threads and the receiver.
@@ -248,7 +261,11 @@ impl Generator {
                 .spawn(move || receive(slots, rx_sockets, rx_stop, counters, timed, window))?
         };
         let threads = threads.max(1);
-        let payload: Arc<[u8]> = tone_payload().into();
+        let payload: Arc<[u8]> = if cfg.g722 {
+            tone_payload_g722().into()
+        } else {
+            tone_payload().into()
+        };
         let mut senders = Vec::new();
         for t in 0..threads {
             let mine: Vec<usize> = (t..slots.len()).step_by(threads).collect();
@@ -570,7 +587,7 @@ fn send(
             let Some(l) = locals.get_mut(i) else { continue };
             let Some(a) = l.active.as_mut() else { continue };
             packet[0] = 0x80;
-            packet[1] = 8;
+            packet[1] = if cfg.g722 { 9 } else { 8 };
             packet[2..4].copy_from_slice(&a.seq.to_be_bytes());
             packet[4..8].copy_from_slice(&a.ts.to_be_bytes());
             packet[8..12].copy_from_slice(&a.ssrc.to_be_bytes());

@@ -27,6 +27,8 @@ pub struct SippJob<'a> {
     pub timeout: Duration,
     /// Where sipp runs (its files go there).
     pub dir: PathBuf,
+    /// Offer G.722 only (else PCMA and PCMU).
+    pub g722: bool,
 }
 
 /// A sipp process.
@@ -97,6 +99,25 @@ impl SippJob<'_> {
             .arg("-inf")
             .arg(&csv)
             .args(["-key", "domain", self.domain])
+            .args(if self.g722 {
+                [
+                    "-key",
+                    "payloads",
+                    "9",
+                    "-key",
+                    "rtpmaps",
+                    "\r\na=rtpmap:9 G722/8000",
+                ]
+            } else {
+                [
+                    "-key",
+                    "payloads",
+                    "8 0",
+                    "-key",
+                    "rtpmaps",
+                    "\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:0 PCMU/8000",
+                ]
+            })
             .args(["-d", &self.hold.as_millis().to_string()])
             .args(["-r", &per_10s.to_string(), "-rp", "10000"])
             .args(["-m", &self.lines.len().to_string()])

@@ -20,7 +20,8 @@ use vmail::media::{
 };
 
 fn config(b: u8) -> RxConfig {
-    let codec = if b & 1 == 0 { Codec::Pcmu } else { Codec::Pcma };
+    // Every codec, G.722, G.729 and Opus decoders included.
+    let codec: Codec = vmail::media::ALL_CODECS[usize::from(b) % vmail::media::ALL_CODECS.len()];
     let dtmf_pt = match (b >> 1) & 3 {
         0 => None,
         1 => Some(101),

@@ -18,14 +18,15 @@ fuzz_target!(|data: &[u8]| {
     if let Some(audio) = &offer.audio {
         let _ = audio.is_plain_rtp();
         for f in &audio.formats {
-            if let Some(c @ (Codec::Pcmu | Codec::Pcma)) = f.codec {
+            if let Some(c) = f.codec {
                 if !prefer.contains(&c) {
                     prefer.push(c);
                 }
             }
         }
     }
-    for prefer in [&prefer[..], &[Codec::G722, Codec::Pcmu, Codec::Pcma]] {
+    let all = [Codec::Opus, Codec::G722, Codec::G729, Codec::Pcmu, Codec::Pcma];
+    for prefer in [&prefer[..], &all] {
         let Ok(neg) = sdp::negotiate(&offer, prefer) else {
             continue;
         };

@@ -31,6 +31,27 @@ pub struct InviteInput<'a> {
     pub local_tag: &'a str,
     /// The Contact URI vmail will answer with.
     pub local_contact: &'a str,
+    /// `ext.codecs` of the instance.
+    pub codecs: CodecChoice<'a>,
+}
+
+/// Which codecs vmail answers with (`ext.codecs`), and whose order decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecChoice<'a> {
+    /// The codecs allowed.
+    pub allowed: &'a [crate::media::Codec],
+    /// `allowed` is in the operator's order of preference (`ext.codecs`
+    /// given); otherwise the offer's order decides.
+    pub ordered: bool,
+}
+
+impl Default for CodecChoice<'_> {
+    fn default() -> Self {
+        CodecChoice {
+            allowed: &crate::media::ALL_CODECS,
+            ordered: false,
+        }
+    }
 }
 
 /// Who serves a domain, from the shell's routing table.
@@ -302,7 +323,7 @@ pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecisio
         Ok(d) => d,
         Err(e) => return Refuse(Refusal::BadRequest(e.to_string())),
     };
-    let negotiated = match negotiate(req.body(), None) {
+    let negotiated = match negotiate(req.body(), None, input.codecs) {
         Ok(n) => n,
         Err(e) => return Refuse(Refusal::NotAcceptable(e)),
     };
@@ -352,15 +373,33 @@ pub fn redirect_contacts(user: &str, instances: &[SocketAddr]) -> Vec<String> {
 }
 
 /// Parses an SDP offer and picks the codec: the offerer's order among the
-/// codecs vmail decodes (RFC 3264 lets the answerer choose; following the
-/// caller's preference is what phones expect), keeping `current` on a
-/// re-INVITE when it is still offered.
-pub fn negotiate(body: &[u8], current: Option<Codec>) -> Result<Negotiated, String> {
+/// codecs `choice` allows (RFC 3264 lets the answerer choose; following the
+/// caller's preference is what phones expect), or the order of `choice`
+/// when the operator set one; keeping `current` on a re-INVITE when it is
+/// still offered. A re-INVITE moves only to a codec of the same audio rate
+/// (the recording's rate is fixed for the call).
+pub fn negotiate(
+    body: &[u8],
+    current: Option<Codec>,
+    choice: CodecChoice<'_>,
+) -> Result<Negotiated, String> {
     let offer = sdp::parse(body).map_err(|e| e.to_string())?;
     let mut prefer: Vec<Codec> = current.into_iter().collect();
-    if let Some(audio) = &offer.audio {
+    let allowed = |c: Codec| {
+        choice.allowed.contains(&c.media())
+            && current.is_none_or(|cur| cur.sample_rate() == c.sample_rate())
+    };
+    if choice.ordered {
+        prefer.extend(
+            choice
+                .allowed
+                .iter()
+                .map(|&c| Codec::from_media(c))
+                .filter(|&c| allowed(c) && Some(c) != current),
+        );
+    } else if let Some(audio) = &offer.audio {
         for f in &audio.formats {
-            if let Some(c @ (Codec::Pcmu | Codec::Pcma)) = f.codec {
+            if let Some(c) = f.codec.filter(|&c| allowed(c)) {
                 if !prefer.contains(&c) {
                     prefer.push(c);
                 }

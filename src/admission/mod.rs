@@ -21,7 +21,7 @@ mod source_limit;
 mod tests;
 
 pub use decide::{
-    decide, negotiate, not_ours, redirect_contacts, Accepted, CallKind, DomainOwner,
+    decide, negotiate, not_ours, redirect_contacts, Accepted, CallKind, CodecChoice, DomainOwner,
     InviteDecision, InviteFacts, InviteInput, Refusal,
 };
 pub use source_limit::{RateLimit, SourceLimiter, Verdict, MAX_SOURCES};

@@ -119,6 +119,7 @@ fn input(req: &Request) -> InviteInput<'_> {
         auto_create_mailboxes: false,
         local_tag: "vmtag",
         local_contact: "sip:vmail@192.0.2.10:5060",
+        codecs: Default::default(),
     }
 }
 
@@ -305,7 +306,7 @@ fn bad_requests_get_their_codes() {
         "sip:1001@vm.example.com",
         "sip:a@b.example",
         true,
-        &OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 18"),
+        &OFFER.replace("RTP/AVP 8 0 101", "RTP/AVP 3"),
     );
     assert_eq!(refusal(decide(&input(&req), &fake)).code(), 488);
     // No Contact: no dialog.
@@ -354,4 +355,85 @@ fn access_number_calls_over_their_source_rate_limit_get_503_and_deposits_are_not
         InviteDecision::Redirect { .. }
     ));
     assert!(facts.counted.borrow().is_empty());
+}
+
+const WIDE_OFFER: &str =
+    "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+m=audio 40000 RTP/AVP 0 9 111 18\r\na=rtpmap:111 opus/48000/2\r\n";
+
+#[test]
+fn the_offer_order_decides_unless_ext_codecs_orders() {
+    use crate::media::Codec as M;
+    let pick = |allowed: &[M], ordered: bool| {
+        negotiate(
+            WIDE_OFFER.as_bytes(),
+            None,
+            CodecChoice { allowed, ordered },
+        )
+        .map(|n| n.codec)
+    };
+    // Default: every codec, the offer's order.
+    assert_eq!(pick(&crate::media::ALL_CODECS, false), Ok(Codec::Pcmu));
+    // ext.codecs given: its order.
+    assert_eq!(pick(&[M::Opus, M::G722], true), Ok(Codec::Opus));
+    assert_eq!(pick(&[M::G729, M::Pcmu], true), Ok(Codec::G729));
+    assert_eq!(pick(&[M::G722], true), Ok(Codec::G722));
+    // Nothing in common: 488.
+    assert!(pick(&[M::Pcma], true).is_err());
+    // A re-INVITE keeps the current codec, and moves only within its rate.
+    let re = |current| {
+        negotiate(
+            WIDE_OFFER
+                .replace("RTP/AVP 0 9 111 18", "RTP/AVP 0 111")
+                .as_bytes(),
+            Some(current),
+            CodecChoice::default(),
+        )
+        .map(|n| n.codec)
+    };
+    assert_eq!(re(Codec::Opus), Ok(Codec::Opus));
+    assert_eq!(re(Codec::G722), Ok(Codec::Opus));
+    assert_eq!(re(Codec::Pcma), Ok(Codec::Pcmu));
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    /// Whatever `ext.codecs` and the offer's order: the codec picked is
+    /// allowed and offered, and it is the first such by the order that
+    /// decides (`ext.codecs` when given, else the offer's).
+    #[test]
+    fn the_codec_picked_follows_the_deciding_order(
+        offer_order in proptest::sample::subsequence(vec![0u8, 8, 9, 18, 111], 1..=5)
+            .prop_shuffle(),
+        allowed in proptest::sample::subsequence(crate::media::ALL_CODECS.to_vec(), 1..=5)
+            .prop_shuffle(),
+        ordered in proptest::bool::ANY,
+    ) {
+        let pts: Vec<String> = offer_order.iter().map(u8::to_string).collect();
+        let body = format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n\
+             m=audio 40000 RTP/AVP {}\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:18 G729/8000\r\n",
+            pts.join(" ")
+        );
+        let offered: Vec<crate::media::Codec> = offer_order
+            .iter()
+            .map(|&pt| match pt {
+                0 => crate::media::Codec::Pcmu,
+                8 => crate::media::Codec::Pcma,
+                9 => crate::media::Codec::G722,
+                18 => crate::media::Codec::G729,
+                _ => crate::media::Codec::Opus,
+            })
+            .collect();
+        let want = if ordered {
+            allowed.iter().find(|c| offered.contains(c)).copied()
+        } else {
+            offered.iter().find(|c| allowed.contains(c)).copied()
+        };
+        let got = negotiate(body.as_bytes(), None, CodecChoice { allowed: &allowed, ordered })
+            .ok()
+            .map(|n| n.codec.media());
+        prop_assert_eq!(got, want);
+    }
 }

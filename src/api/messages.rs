@@ -95,7 +95,7 @@ pub struct MessageBody {
     /// When the recording began, RFC 3339.
     pub received: String,
     pub duration_ms: u64,
-    /// Codec the caller sent.
+    /// Codec the caller sent (`PCMU`, `PCMA`, `G722`, `G729`, `opus`).
     pub codec: String,
     pub heard: bool,
     pub urgent: bool,
@@ -103,7 +103,7 @@ pub struct MessageBody {
     pub recovered: bool,
     /// Mailbox that forwarded it here.
     pub forwarded_by: Option<String>,
-    /// Sample rate of the WAV.
+    /// Sample rate of the WAV: 8000, or 16000 for G.722 and Opus calls.
     pub sample_rate: u32,
     /// Instance that recorded it.
     pub instance: String,

@@ -228,6 +228,12 @@ pub enum Rule {
         /// The value, as JSON.
         found: String,
     },
+    /// A codec name vmail does not have.
+    #[error("must be one of \"opus\", \"G722\", \"PCMA\", \"PCMU\", \"G729\", found {found}")]
+    BadCodec {
+        /// The value, as JSON.
+        found: String,
+    },
     /// A SIP user part (access number, mailbox user) with unsafe characters.
     #[error("must be 1 to 64 characters of letters, digits and - _ . ! ~ * + (not starting with '.'), found {found}")]
     BadSipUser {

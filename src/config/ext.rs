@@ -72,6 +72,12 @@ pub struct Ext {
     pub prompts: PathBuf,
     /// Default prompt language of this instance (a folder name in `prompts`).
     pub language: String,
+    /// The codecs vmail answers with, in order of preference when the
+    /// offer has several (default: every codec vmail has, the offer's
+    /// order deciding).
+    pub codecs: Vec<crate::media::Codec>,
+    /// Whether `codecs` was given: then its order decides, not the offer's.
+    pub codecs_ordered: bool,
     /// Request-URI users that reach the mailbox menu instead of a deposit.
     pub access_numbers: Vec<String>,
     /// Create a mailbox on a deposit to an unknown one instead of `404`.
@@ -322,6 +328,8 @@ impl Default for Ext {
             siteshare: PathBuf::from("./var/siteshare"),
             prompts: PathBuf::from("./prompts"),
             language: "en".to_string(),
+            codecs: crate::media::ALL_CODECS.to_vec(),
+            codecs_ordered: false,
             access_numbers: vec!["*98".to_string(), "voicemail".to_string()],
             auto_create_mailboxes: false,
             max_message_seconds: 180,
@@ -466,6 +474,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "siteshare",
     "prompts",
     "language",
+    "codecs",
     "access_numbers",
     "auto_create_mailboxes",
     "max_message_seconds",
@@ -658,6 +667,21 @@ fn set_key(
                 return Err(Rule::BadLanguage { found: shown(v) });
             }
             ext.language = s.to_string();
+        }
+        "codecs" => {
+            let items = non_empty_list(v)?;
+            let mut out = Vec::new();
+            for_each(items, field, entry, sink, |item| {
+                let name = string(item)?;
+                let codec = crate::media::Codec::from_encoding_name(name)
+                    .ok_or_else(|| Rule::BadCodec { found: shown(item) })?;
+                if !out.contains(&codec) {
+                    out.push(codec);
+                }
+                Ok(())
+            });
+            ext.codecs = out;
+            ext.codecs_ordered = true;
         }
         "access_numbers" => {
             let items = non_empty_list(v)?;
@@ -1383,7 +1407,7 @@ mod tests {
         assert_eq!(ext.notify_retry_max_seconds, 60);
         assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
         assert!(ext.email_subject_template.is_some());
-        assert_eq!(EXT_KEYS.len(), 50);
+        assert_eq!(EXT_KEYS.len(), 51);
     }
 
     #[test]
@@ -1657,6 +1681,9 @@ mod tests {
             (json!({"sip_transports": ["tls"]}), "\"udp\" or \"tcp\""),
             (json!({"language": "../etc"}), "language code"),
             (json!({"language": "EN"}), "language code"),
+            (json!({"codecs": []}), "must not be empty"),
+            (json!({"codecs": ["opus", "iLBC"]}), "codecs[1]"),
+            (json!({"codecs": "opus"}), "list"),
             (json!({"access_numbers": []}), "must not be empty"),
             (json!({"access_numbers": [""]}), "access_numbers[0]"),
             (
@@ -1710,6 +1737,19 @@ mod tests {
         // SIP over TCP only: sip_port may lie inside the (UDP) RTP range
         let (ext, errs) = run(json!({"sip_transports": ["tcp"], "sip_port": 20000}));
         assert!(ext.is_some(), "{errs:?}");
+    }
+
+    #[test]
+    fn codecs_restrict_and_order() {
+        use crate::media::Codec;
+        let (ext, errors) = run(json!({"codecs": ["G722", "pcmu", "G722"]}));
+        assert!(errors.is_empty(), "{errors:?}");
+        let ext = ext.unwrap();
+        assert_eq!(ext.codecs, vec![Codec::G722, Codec::Pcmu]);
+        assert!(ext.codecs_ordered);
+        let d = Ext::default();
+        assert_eq!(d.codecs.len(), 5);
+        assert!(!d.codecs_ordered);
     }
 
     #[test]

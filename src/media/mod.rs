@@ -8,12 +8,14 @@
 //! - [`SilenceDetector`]: "N seconds of silence ends the recording".
 //! - [`SourceLatch`]: which source's RTP is the caller's, and where to send.
 //! - [`PortPool`]: even RTP ports, picked at random.
-//! - G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
+//! - [`AudioDecoder`]/[`AudioEncoder`]: G.711, G.722, G.729, Opus;
+//!   G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
 //!
 //! In-band DTMF (Goertzel) will sit next to [`SilenceDetector`] as another
 //! consumer of the drained PCM.
 
 mod codec;
+mod coder;
 mod digits;
 mod dtmf;
 mod error;
@@ -28,7 +30,8 @@ mod tone;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{decode, encode, Codec};
+pub use codec::{decode, encode, Codec, ALL_CODECS, DEFAULT_OPUS_PT};
+pub use coder::{opus_answer_fmtp, AudioDecoder, AudioEncoder, OpusParams};
 pub use digits::{DigitDeduper, DigitSource, DEFAULT_DEDUP_WINDOW};
 pub use dtmf::{digit_to_event, event_to_digit, DtmfEvent};
 pub use error::MediaError;

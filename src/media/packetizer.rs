@@ -1,6 +1,8 @@
-//! RTP packet writing for prompts and beeps (G.711, RFC 3550 header).
+//! RTP packet writing for prompts and beeps (any of vmail's codecs, RFC
+//! 3550 header).
 
-use super::codec::{encode, Codec};
+use super::codec::Codec;
+use super::coder::{AudioEncoder, OpusParams};
 
 /// RTP fixed header length (no CSRC, no extension).
 pub const RTP_HEADER_LEN: usize = 12;
@@ -10,10 +12,11 @@ pub const RTP_HEADER_LEN: usize = 12;
 /// The marker bit is set on the first packet after [`RtpPacketizer::new`] and
 /// after [`RtpPacketizer::skip`] (start of a talkspurt), and whenever the
 /// caller asks for it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RtpPacketizer {
     pt: u8,
-    codec: Codec,
+    encoder: AudioEncoder,
+    opus: OpusParams,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -26,12 +29,13 @@ impl RtpPacketizer {
     pub fn new(pt: u8, codec: Codec, ssrc: u32, seq: u16, ts: u32) -> Self {
         RtpPacketizer {
             pt: pt & 0x7f,
-            codec,
+            encoder: AudioEncoder::new(codec, &OpusParams::default()),
+            opus: OpusParams::default(),
             ssrc,
             seq,
             ts,
             talkspurt_start: true,
-            // 20 ms of G.711 after the header; grows once if longer frames are sent.
+            // 20 ms of G.711 after the header; grows once for longer payloads.
             buf: Vec::with_capacity(RTP_HEADER_LEN + 160),
         }
     }
@@ -43,8 +47,17 @@ impl RtpPacketizer {
         Self::new(pt, codec, rng.gen(), rng.gen(), rng.gen())
     }
 
-    /// Writes one packet carrying `pcm` (one G.711 byte per sample) and returns it.
-    /// Sequence number advances by one, timestamp by `pcm.len()`.
+    /// Encodes Opus as the peer's fmtp asked (`maxplaybackrate`,
+    /// `useinbandfec`).
+    pub fn with_opus(mut self, opus: OpusParams) -> Self {
+        self.opus = opus;
+        self.encoder = AudioEncoder::new(self.encoder.codec(), &opus);
+        self
+    }
+
+    /// Writes one packet carrying `pcm` (at the codec's
+    /// [`Codec::sample_rate`]) and returns it. Sequence number advances by
+    /// one, timestamp by the RTP time of `pcm`.
     pub fn packetize(&mut self, pcm: &[i16], marker: bool) -> &[u8] {
         let marker = marker || self.talkspurt_start;
         self.talkspurt_start = false;
@@ -54,26 +67,26 @@ impl RtpPacketizer {
         self.buf.extend_from_slice(&self.seq.to_be_bytes());
         self.buf.extend_from_slice(&self.ts.to_be_bytes());
         self.buf.extend_from_slice(&self.ssrc.to_be_bytes());
-        self.buf.resize(RTP_HEADER_LEN + pcm.len(), 0);
-        if let Some(payload) = self.buf.get_mut(RTP_HEADER_LEN..) {
-            encode(self.codec, pcm, payload);
-        }
+        self.encoder.encode(pcm, &mut self.buf);
         self.seq = self.seq.wrapping_add(1);
-        self.ts = self.ts.wrapping_add(pcm.len() as u32);
+        self.ts = self.ts.wrapping_add(self.codec().ticks(pcm.len() as u32));
         &self.buf
     }
 
-    /// Advances the timestamp by `samples` without sending (a pause); the next
-    /// packet starts a talkspurt and carries the marker bit.
+    /// Advances the timestamp by the RTP time of `samples` samples (at the
+    /// codec's rate) without sending (a pause); the next packet starts a
+    /// talkspurt and carries the marker bit.
     pub fn skip(&mut self, samples: u32) {
-        self.ts = self.ts.wrapping_add(samples);
+        self.ts = self.ts.wrapping_add(self.codec().ticks(samples));
         self.talkspurt_start = true;
     }
 
     /// Switches payload type and codec (re-INVITE); the stream continues.
     pub fn set_codec(&mut self, pt: u8, codec: Codec) {
         self.pt = pt & 0x7f;
-        self.codec = codec;
+        if codec != self.codec() {
+            self.encoder = AudioEncoder::new(codec, &self.opus);
+        }
     }
 
     /// SSRC of this stream.
@@ -93,7 +106,12 @@ impl RtpPacketizer {
 
     /// The codec being sent.
     pub fn codec(&self) -> Codec {
-        self.codec
+        self.encoder.codec()
+    }
+
+    /// Rate of the PCM [`RtpPacketizer::packetize`] takes.
+    pub fn sample_rate(&self) -> u32 {
+        self.encoder.codec().sample_rate()
     }
 }
 

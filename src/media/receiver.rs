@@ -1,5 +1,6 @@
-//! RTP reception for one call: parse, reorder (jitter buffer), decode G.711,
-//! fill gaps with silence, decode RFC 4733 digits.
+//! RTP reception for one call: parse, reorder (jitter buffer), decode the
+//! call's codec, fill gaps (silence; Opus: FEC and loss concealment),
+//! decode RFC 4733 digits.
 //!
 //! Sans-IO: the shell pushes each datagram with [`RtpReceiver::push`] and then
 //! calls [`RtpReceiver::drain`]; PCM comes out in media order through a sink.
@@ -14,7 +15,11 @@
 //! Output follows RTP timestamps: a released frame whose timestamp is ahead of
 //! the output position gets silence inserted first (loss, silence suppression,
 //! the time covered by DTMF events), so the total number of samples equals the
-//! media time of the call. Telephone-event and comfort-noise (PT 13) packets
+//! media time of the call. Positions are kept in RTP timestamp units and
+//! written at the codec's audio rate ([`RtpReceiver::sample_rate`]: twice the
+//! RTP clock for G.722, a third of it for Opus). For Opus, lost packets
+//! that explain a gap are concealed instead: in-band FEC from the packet
+//! after the loss, the decoder's concealment before it. Telephone-event and comfort-noise (PT 13) packets
 //! produce that silence as soon as they are released, so the silence detector
 //! keeps counting through a key press or a comfort-noise pause (a sender that
 //! sends nothing at all while silent is for the shell's clock to notice).
@@ -35,7 +40,8 @@ use std::mem;
 
 use rtp_rs::RtpReader;
 
-use super::codec::{decode, Codec};
+use super::codec::Codec;
+use super::coder::AudioDecoder;
 use super::dtmf::{DtmfDecoder, DtmfEvent, EventPayload};
 
 /// Reception parameters negotiated by SDP.
@@ -47,20 +53,24 @@ pub struct RxConfig {
     pub codec: Codec,
     /// Payload type of telephone-event, if negotiated.
     pub dtmf_pt: Option<u8>,
-    /// RTP clock rate (8000 for G.711 and telephone-event/8000).
+    /// RTP clock rate (8000; 48000 for Opus).
     pub clock_rate: u32,
+    /// G.729 annex B: SID frames are expected (`annexb=no` turns it off).
+    pub annexb: bool,
     /// Jitter buffer depth in milliseconds of media time.
     pub jitter_depth_ms: u32,
 }
 
 impl RxConfig {
-    /// Static payload type of `codec`, telephone-event as `dtmf_pt`, 8 kHz, 60 ms depth.
+    /// Static payload type of `codec`, telephone-event as `dtmf_pt`, the
+    /// codec's clock, 60 ms depth.
     pub fn new(codec: Codec, dtmf_pt: Option<u8>) -> Self {
         RxConfig {
             audio_pt: codec.static_payload_type(),
             codec,
             dtmf_pt,
             clock_rate: codec.clock_rate(),
+            annexb: true,
             jitter_depth_ms: 60,
         }
     }
@@ -134,8 +144,9 @@ const MAX_DROPOUT: u16 = 3000;
 const MAX_MISORDER: u16 = 100;
 /// Static payload type of comfort noise (RFC 3389).
 const CN_PT: u8 = 13;
-/// Largest audio payload accepted (120 ms of G.711).
-const MAX_AUDIO_PAYLOAD: usize = 960;
+/// Largest audio payload accepted (120 ms of G.711; an Opus packet is at
+/// most 1275 bytes).
+const MAX_AUDIO_PAYLOAD: usize = 1500;
 /// Forward timestamp jumps up to this are silence, beyond it a resync.
 const MAX_JUMP_MS: u32 = 5000;
 /// Extended sequence numbers start here so that "behind" never underflows.
@@ -281,18 +292,58 @@ enum Timeline {
 #[derive(Debug)]
 struct Output {
     timeline: Timeline,
+    /// Samples written (at `rate`).
     samples: u64,
     max_jump: u32,
     scratch: Vec<i16>,
+    decoder: AudioDecoder,
+    /// The decoder of the codec before a re-INVITE, for frames still buffered.
+    previous: Option<AudioDecoder>,
+    /// Rate of the samples written, fixed for the call.
+    rate: u32,
 }
 
 impl Output {
-    fn silence(&mut self, mut n: u32, sink: &mut impl FnMut(&[i16])) {
+    /// Writes silence for `ticks` RTP timestamp units.
+    fn silence(&mut self, ticks: u32, sink: &mut impl FnMut(&[i16])) {
+        let mut n = self.out_samples(ticks);
+        self.samples += n as u64;
         while n > 0 {
-            let chunk = n.min(ZEROS.len() as u32);
-            sink(&ZEROS[..chunk as usize]);
+            let chunk = n.min(ZEROS.len());
+            sink(&ZEROS[..chunk]);
             n -= chunk;
         }
+    }
+
+    /// Output samples of `ticks` RTP timestamp units.
+    fn out_samples(&self, ticks: u32) -> usize {
+        let n = self.decoder.samples_for(ticks);
+        match (self.decoder.sample_rate(), self.rate) {
+            (a, b) if a == b => n,
+            (a, b) => n * b as usize / a.max(1) as usize,
+        }
+    }
+
+    /// Writes `scratch` (at the decoder's rate) in the call's rate: a
+    /// re-INVITE to a codec of another rate repeats or drops samples.
+    fn emit(&mut self, from_rate: u32, sink: &mut impl FnMut(&[i16])) {
+        if from_rate == self.rate {
+            self.samples += self.scratch.len() as u64;
+            sink(&self.scratch);
+            return;
+        }
+        let converted: Vec<i16> = if from_rate < self.rate {
+            let k = (self.rate / from_rate.max(1)) as usize;
+            self.scratch
+                .iter()
+                .flat_map(|&v| std::iter::repeat_n(v, k))
+                .collect()
+        } else {
+            let k = (from_rate / self.rate.max(1)) as usize;
+            self.scratch.iter().step_by(k.max(1)).copied().collect()
+        };
+        self.samples += converted.len() as u64;
+        sink(&converted);
     }
 
     fn sync(&mut self, ts: u32) -> Synced {
@@ -316,6 +367,8 @@ impl Output {
     ) {
         let mut s = self.sync(ts);
         let delta = ts.wrapping_sub(s.next_ts) as i32;
+        self.scratch.clear();
+        let current = self.decoder.codec() == codec;
         if delta > 0 {
             let gap = delta.unsigned_abs();
             // A gap that lost packets explain is real media time, even if long.
@@ -325,9 +378,14 @@ impl Output {
                 }
                 _ => false,
             };
-            if gap <= self.max_jump || explained {
+            if explained && current {
+                // Lost packets: the codec conceals what it can (Opus).
+                self.decoder.conceal(gap, Some(payload), &mut self.scratch);
+                let rate = self.decoder.sample_rate();
+                self.emit(rate, sink);
+                self.scratch.clear();
+            } else if gap <= self.max_jump || explained {
                 self.silence(gap, sink);
-                self.samples += u64::from(gap);
             } else {
                 tracing::debug!(gap, "RTP timestamp jump: timeline resync");
                 stats.resyncs += 1;
@@ -336,15 +394,22 @@ impl Output {
             tracing::debug!(delta, "RTP timestamp went back: timeline resync");
             stats.resyncs += 1;
         }
-        let n = payload.len().min(MAX_AUDIO_PAYLOAD);
-        if self.scratch.len() < n {
-            self.scratch.resize(n, 0);
-        }
-        let out = &mut self.scratch[..n];
-        let written = decode(codec, payload, out);
-        sink(&out[..written]);
-        let frame = written as u32;
-        self.samples += u64::from(frame);
+        let decoder = match &mut self.previous {
+            Some(p) if !current && p.codec() == codec => p,
+            _ => &mut self.decoder,
+        };
+        let frame = if decoder.codec() == codec {
+            let frame = decoder.ticks(payload).unwrap_or(0);
+            decoder.decode(payload, &mut self.scratch);
+            let rate = decoder.sample_rate();
+            self.emit(rate, sink);
+            frame
+        } else {
+            // A frame of a codec whose state is gone: its time is silence.
+            let frame = AudioDecoder::new(codec, true).ticks(payload).unwrap_or(0);
+            self.silence(frame, sink);
+            frame
+        };
         s.next_ts = ts.wrapping_add(frame);
         s.last_audio = Some((ext, frame));
         self.timeline = Timeline::Synced(s);
@@ -358,7 +423,6 @@ impl Output {
         let d = to.wrapping_sub(s.next_ts) as i32;
         if d > 0 && d.unsigned_abs() <= self.max_jump {
             self.silence(d.unsigned_abs(), sink);
-            self.samples += u64::from(d.unsigned_abs());
             s.next_ts = to;
         }
         self.timeline = Timeline::Synced(s);
@@ -407,7 +471,7 @@ impl Ring {
     }
 }
 
-/// RTP receiver of one call: jitter buffer, G.711 decoding, RFC 4733 digits.
+/// RTP receiver of one call: jitter buffer, decoding, RFC 4733 digits.
 #[derive(Debug)]
 pub struct RtpReceiver {
     cfg: RxConfig,
@@ -458,7 +522,10 @@ impl RtpReceiver {
                 timeline: Timeline::Unsynced,
                 samples: 0,
                 max_jump: MAX_JUMP_MS.saturating_mul(cfg.clock_rate / 1000),
-                scratch: vec![0; MAX_AUDIO_PAYLOAD],
+                scratch: Vec::with_capacity(1920),
+                decoder: AudioDecoder::new(cfg.codec, cfg.annexb),
+                previous: None,
+                rate: cfg.codec.sample_rate(),
             },
             dtmf: DtmfDecoder::new(cfg.clock_rate),
             stats: RxStats::default(),
@@ -466,9 +533,17 @@ impl RtpReceiver {
     }
 
     /// New payload types / codec after a re-INVITE. Buffered frames keep the codec
-    /// they arrived with; the ring keeps the size chosen at construction.
+    /// they arrived with; the ring keeps the size chosen at construction, and
+    /// the output its [`RtpReceiver::sample_rate`].
     pub fn set_config(&mut self, cfg: RxConfig) {
         let cfg = sane(cfg);
+        if cfg.codec != self.out.decoder.codec() || cfg.annexb != self.cfg.annexb {
+            let old = mem::replace(
+                &mut self.out.decoder,
+                AudioDecoder::new(cfg.codec, cfg.annexb),
+            );
+            self.out.previous = Some(old);
+        }
         self.cfg = cfg;
         self.depth = depth_samples(&cfg);
         self.out.max_jump = MAX_JUMP_MS.saturating_mul(cfg.clock_rate / 1000);
@@ -497,9 +572,14 @@ impl RtpReceiver {
         let ssrc = rtp.ssrc();
         let payload = rtp.payload();
 
+        let mut audio_ticks = 0;
         let incoming = if pt == self.cfg.audio_pt {
-            if payload.is_empty() || payload.len() > MAX_AUDIO_PAYLOAD {
+            if payload.len() > MAX_AUDIO_PAYLOAD {
                 return self.malformed();
+            }
+            match self.out.decoder.ticks(payload) {
+                Some(t) => audio_ticks = t,
+                None => return self.malformed(),
             }
             Incoming::Audio(self.cfg.codec)
         } else if Some(pt) == self.cfg.dtmf_pt {
@@ -513,10 +593,7 @@ impl RtpReceiver {
             Incoming::Other
         };
         let (kind, end) = match incoming {
-            Incoming::Audio(codec) => (
-                SlotKind::Audio(codec),
-                ts.wrapping_add(payload.len() as u32),
-            ),
+            Incoming::Audio(codec) => (SlotKind::Audio(codec), ts.wrapping_add(audio_ticks)),
             Incoming::Event(ev) => (SlotKind::Event, ts.wrapping_add(u32::from(ev.duration))),
             Incoming::ComfortNoise => (SlotKind::ComfortNoise, ts),
             Incoming::Other => (SlotKind::Other, ts),
@@ -697,6 +774,12 @@ impl RtpReceiver {
     /// Samples released so far (the media time written).
     pub fn media_samples(&self) -> u64 {
         self.out.samples
+    }
+
+    /// Rate of the PCM released (the first codec's audio rate: 8000, or
+    /// 16000 for G.722 and Opus).
+    pub fn sample_rate(&self) -> u32 {
+        self.out.rate
     }
 
     /// SSRC of the stream being received, once a packet has been accepted.

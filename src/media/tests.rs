@@ -700,3 +700,89 @@ proptest! {
         prop_assert_eq!(rx.stats().late, 0);
     }
 }
+
+/// 20 ms frames of a 440 Hz tone at the codec's rate, encoded.
+fn encoded_frames(codec: Codec, n: usize) -> Vec<Vec<u8>> {
+    let rate = codec.sample_rate();
+    let frame = (rate / 50) as usize;
+    let mut enc = AudioEncoder::new(
+        codec,
+        &OpusParams {
+            peer_uses_fec: true,
+            ..OpusParams::default()
+        },
+    );
+    (0..n)
+        .map(|k| {
+            let pcm: Vec<i16> = (0..frame)
+                .map(|i| {
+                    let t = (k * frame + i) as f64 / f64::from(rate);
+                    (6000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            let mut p = Vec::new();
+            enc.encode(&pcm, &mut p);
+            p
+        })
+        .collect()
+}
+
+/// Wideband and G.729 streams with lost packets: the output runs at the
+/// codec's audio rate and is exactly as long as the media time.
+#[test]
+fn every_codec_keeps_media_time_through_loss() {
+    for codec in [Codec::G722, Codec::Opus, Codec::G729, Codec::Pcma] {
+        let frames = encoded_frames(codec, 50);
+        let ticks = codec.ticks(codec.sample_rate() / 50);
+        let mut rx = RtpReceiver::new(RxConfig::new(codec, None));
+        assert_eq!(rx.sample_rate(), codec.sample_rate());
+        let packets: Vec<Vec<u8>> = frames
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| ![7, 20, 21, 33].contains(i))
+            .map(|(i, p)| {
+                rtp(
+                    codec.static_payload_type(),
+                    i as u16,
+                    1000 + ticks * i as u32,
+                    SSRC,
+                    false,
+                    p,
+                )
+            })
+            .collect();
+        let out = run(&mut rx, &packets);
+        assert_eq!(
+            out.len(),
+            50 * codec.sample_rate() as usize / 50,
+            "{codec:?}"
+        );
+        assert_eq!(rx.stats().lost, 4, "{codec:?}");
+        let hole = &out[20 * out.len() / 50..22 * out.len() / 50];
+        let silent = hole.iter().all(|&s| s == 0);
+        // Opus conceals; the others fill with silence.
+        assert_eq!(silent, codec != Codec::Opus, "{codec:?}");
+    }
+}
+
+/// A payload that cannot be a frame of the codec is malformed, not audio.
+#[test]
+fn payloads_the_codec_refuses_are_malformed() {
+    let mut rx = RtpReceiver::new(RxConfig {
+        annexb: false,
+        ..RxConfig::new(Codec::G729, None)
+    });
+    assert_eq!(
+        rx.push(&rtp(18, 1, 0, SSRC, false, &[1, 2])),
+        PushResult::Ignored(IgnoreReason::Malformed)
+    );
+    assert_eq!(
+        rx.push(&rtp(18, 2, 80, SSRC, false, &[1; 20])),
+        PushResult::Audio
+    );
+    let mut rx = RtpReceiver::new(RxConfig::new(Codec::Opus, None));
+    assert_eq!(
+        rx.push(&rtp(111, 1, 0, SSRC, false, &[])),
+        PushResult::Ignored(IgnoreReason::Malformed)
+    );
+}

@@ -48,6 +48,25 @@ pub fn decode_to_8k(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<Vec<i16>, 
     Ok(samples.iter().map(|&s| to_i16(s)).collect())
 }
 
+/// Decode an audio file (as [`decode_to_8k`]) into a [`super::Prompt`]
+/// for calls of any rate: a file above 8 kHz keeps its wideband content
+/// (16 kHz copy made from the source, not from the 8 kHz one).
+pub fn decode_prompt(bytes: Vec<u8>, hint_ext: Option<&str>) -> Result<super::Prompt, PromptError> {
+    let (mono, rate) = decode_mono(bytes, hint_ext)?;
+    let target = if rate > SAMPLE_RATE {
+        16000
+    } else {
+        SAMPLE_RATE
+    };
+    let samples = if rate == target {
+        mono
+    } else {
+        resample_to(&mono, rate, target)?
+    };
+    let pcm: Vec<i16> = samples.iter().map(|&s| to_i16(s)).collect();
+    Ok(super::Prompt::at_rate(pcm, target))
+}
+
 /// Convert a float sample (full scale ±1.0) to i16, clamping.
 fn to_i16(s: f32) -> i16 {
     // i16 -> f32 -> i16 through this is lossless (symphonia scales by 1/32768).

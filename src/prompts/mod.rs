@@ -1,5 +1,5 @@
 //! IVR prompts: loading `prompts/<language>/` once at start (any format
-//! symphonia decodes, converted to 8 kHz mono i16), looking prompts up with
+//! symphonia decodes, converted to mono i16 at 8 kHz and 16 kHz), looking prompts up with
 //! a fallback to English, and building playlists that speak digits,
 //! numbers, dates and times.
 //!
@@ -11,9 +11,9 @@ mod error;
 mod set;
 mod speak;
 
-pub use decode::{decode_to_8k, resample_to, MAX_DECODED_SECONDS, SAMPLE_RATE};
+pub use decode::{decode_prompt, decode_to_8k, resample_to, MAX_DECODED_SECONDS, SAMPLE_RATE};
 pub use error::PromptError;
-pub use set::{Prompt, PromptSet, FALLBACK_LANGUAGE};
+pub use set::{resample_i16, Prompt, PromptSet, FALLBACK_LANGUAGE, WIDE_RATE};
 pub use speak::{
     counted_names, date_time_names, digit_names, number_names, ordinal_name, plural, Gender, Plural,
 };

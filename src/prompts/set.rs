@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use time::{Date, PrimitiveDateTime};
 
-use super::decode::{decode_to_8k, SAMPLE_RATE};
+use super::decode::{decode_prompt, SAMPLE_RATE};
 use super::error::PromptError;
 use super::speak::{self, Gender};
 
@@ -74,29 +74,62 @@ const VOCABULARY: &[&str] = &[
     "yesterday",
 ];
 
-/// One decoded prompt: 8 kHz mono 16-bit samples. Cloning is cheap.
+/// One decoded prompt, mono 16-bit, held at 8 kHz for narrowband calls
+/// and at 16 kHz for wideband ones (G.722, Opus): both are made once, when
+/// the prompt is made, never per call. Cloning is cheap.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Prompt {
     samples: Arc<[i16]>,
+    wide: Arc<[i16]>,
 }
 
 impl Prompt {
     /// A prompt from 8 kHz mono samples (e.g. a recorded greeting).
     pub fn new(samples: impl Into<Arc<[i16]>>) -> Self {
+        let samples: Arc<[i16]> = samples.into();
+        let wide = resample_i16(&samples, SAMPLE_RATE, WIDE_RATE).into();
+        Prompt { samples, wide }
+    }
+
+    /// A prompt from mono samples at `rate` (8000 or 16000, e.g. a
+    /// recording of a wideband call; other rates are resampled too).
+    pub fn at_rate(samples: Vec<i16>, rate: u32) -> Self {
+        if rate == SAMPLE_RATE {
+            return Prompt::new(samples);
+        }
+        let narrow = resample_i16(&samples, rate, SAMPLE_RATE).into();
+        let wide = if rate == WIDE_RATE {
+            samples.into()
+        } else {
+            resample_i16(&samples, rate, WIDE_RATE).into()
+        };
         Prompt {
-            samples: samples.into(),
+            samples: narrow,
+            wide,
         }
     }
 
     /// `ms` milliseconds of silence.
     pub fn silence(ms: u32) -> Self {
-        let n = u64::from(ms) * u64::from(SAMPLE_RATE) / 1000;
-        Prompt::new(vec![0i16; n as usize])
+        let n = (u64::from(ms) * u64::from(SAMPLE_RATE) / 1000) as usize;
+        Prompt {
+            samples: vec![0i16; n].into(),
+            wide: vec![0i16; 2 * n].into(),
+        }
     }
 
     /// The samples, 8000 per second.
     pub fn samples(&self) -> &[i16] {
         &self.samples
+    }
+
+    /// The samples at `rate`: 16000 per second for 16 kHz, else 8000.
+    pub fn samples_at(&self, rate: u32) -> &[i16] {
+        if rate == WIDE_RATE {
+            &self.wide
+        } else {
+            &self.samples
+        }
     }
 
     /// Number of samples.
@@ -112,6 +145,31 @@ impl Prompt {
     /// Playing time in milliseconds (rounded down).
     pub fn duration_ms(&self) -> u64 {
         self.samples.len() as u64 * 1000 / u64::from(SAMPLE_RATE)
+    }
+}
+
+/// The rate of the wideband copy of a prompt.
+pub const WIDE_RATE: u32 = 16000;
+
+/// `x` resampled from `from` to `to` Hz (rubato); should the resampler
+/// refuse, samples are repeated or dropped instead.
+pub fn resample_i16(x: &[i16], from: u32, to: u32) -> Vec<i16> {
+    if from == to || x.is_empty() {
+        return x.to_vec();
+    }
+    let f: Vec<f32> = x.iter().map(|&s| f32::from(s) / 32768.0).collect();
+    match super::decode::resample_to(&f, from, to) {
+        Ok(y) => y
+            .iter()
+            .map(|&s| (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
+            .collect(),
+        Err(e) => {
+            tracing::warn!("resampling failed, using a plain rate change: {e}");
+            let n = (x.len() as u64 * u64::from(to) / u64::from(from.max(1))) as usize;
+            (0..n)
+                .map(|i| x[(i as u64 * u64::from(from) / u64::from(to)) as usize % x.len()])
+                .collect()
+        }
     }
 }
 
@@ -390,17 +448,17 @@ fn load_language(root: &Path, lang: &str) -> Result<HashMap<String, Prompt>, Pro
         }
         let bytes = std::fs::read(&path).map_err(io_err(&path))?;
         let ext = path.extension().and_then(|e| e.to_str());
-        let samples = decode_to_8k(bytes, ext).map_err(|e| PromptError::File {
+        let prompt = decode_prompt(bytes, ext).map_err(|e| PromptError::File {
             path: path.clone(),
             source: Box::new(e),
         })?;
-        if samples.is_empty() {
+        if prompt.is_empty() {
             return Err(PromptError::File {
                 path,
                 source: Box::new(PromptError::Empty),
             });
         }
-        prompts.insert(name.clone(), Prompt::new(samples));
+        prompts.insert(name.clone(), prompt);
         paths.insert(name, path);
     }
     Ok(prompts)
@@ -629,6 +687,35 @@ mod tests {
         }
         let err = PromptSet::load(&tmp.path().join("nowhere"), &[]).unwrap_err();
         assert!(matches!(err, PromptError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn prompts_are_kept_at_both_rates() {
+        // An 8 kHz prompt: its 16 kHz copy is as long and carries the tone.
+        let p = Prompt::new(crate::media::tone(1000.0, 500, 8000, 8000));
+        assert_eq!(p.samples_at(8000).len(), 4000);
+        assert_eq!(p.samples_at(16000).len(), 8000);
+        let crossings = p.samples_at(16000)[800..7200]
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((790..=810).contains(&crossings), "{crossings}");
+        // A 16 kHz recording keeps its wideband copy as it is.
+        let wide = crate::media::tone(6000.0, 500, 8000, 16000);
+        let p = Prompt::at_rate(wide.clone(), 16000);
+        assert_eq!(p.samples_at(16000), &wide[..]);
+        assert_eq!(p.samples_at(8000).len(), 4000);
+        // 6 kHz cannot be in the 8 kHz copy.
+        let peak = p.samples_at(8000)[400..3600]
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max();
+        assert!(peak < Some(800), "{peak:?}");
+        let s = Prompt::silence(100);
+        assert_eq!(
+            (s.samples_at(8000).len(), s.samples_at(16000).len()),
+            (800, 1600)
+        );
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub async fn drive(setup: CallSetup) {
     let language = plan.language.clone();
     let mut to_menu = false;
     let mut media = MediaIo::new(socket, remote, rx_config, peer.ip());
+    // The recording's rate: the caller's codec's (8000, or 16000 for
+    // G.722 and Opus).
+    let rate = media.receiver.sample_rate();
     let mut recording: Option<Recording> = None;
     let mut recording_started = false;
     let create = plan.create.clone();
@@ -164,9 +167,9 @@ pub async fn drive(setup: CallSetup) {
                             store_notifier(&mailbox, writer.id());
                             recording = Some(Recording {
                                 writer,
-                                silence: SilenceDetector::new(8000),
+                                silence: SilenceDetector::new(rate),
                                 silence_limit_ms: silence.as_millis() as u64,
-                                max_samples: max.as_millis() as u64 * 8,
+                                max_samples: max.as_millis() as u64 * u64::from(rate / 1000),
                                 limit_reported: false,
                                 paused: false,
                             });
@@ -207,7 +210,7 @@ pub async fn drive(setup: CallSetup) {
                         // What came during the transfer is not part of it.
                         media.drain(&mut |_| {});
                         rec.paused = false;
-                        rec.silence = SilenceDetector::new(8000);
+                        rec.silence = SilenceDetector::new(rate);
                     }
                 }
                 Action::DiscardRecording => {
@@ -243,7 +246,7 @@ pub async fn drive(setup: CallSetup) {
                     match audio {
                         Ok(pcm) if !pcm.is_empty() => {
                             inputs.generation += 1;
-                            slot.play(vec![Clip::new(pcm)], inputs.generation);
+                            slot.play(vec![Clip::at_rate(pcm, rate)], inputs.generation);
                         }
                         Ok(_) => deposit.on_playback_done(Instant::now().into_std()),
                         Err(e) => {

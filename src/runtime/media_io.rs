@@ -65,7 +65,10 @@ impl MediaIo {
     /// cleared until the caller has shown an address is its own (see
     /// [`SourceLatch`]), so nothing is sent anywhere before.
     pub fn new(socket: RtpSocket, remote: RemoteAddr, rx: RxConfig, signalling: IpAddr) -> Self {
-        let inband = rx.dtmf_pt.is_none().then(|| InbandDetector::new(8000));
+        let inband = rx
+            .dtmf_pt
+            .is_none()
+            .then(|| InbandDetector::new(rx.codec.sample_rate()));
         let sdp = remote.lock().ok().and_then(|r| *r);
         let media = MediaIo {
             socket,
@@ -237,7 +240,7 @@ impl MediaIo {
     /// address moves the media there (see [`SourceLatch::on_offer`]).
     pub fn apply(&mut self, rx: RxConfig, addr: Option<SocketAddr>, sends: bool) {
         if rx.dtmf_pt.is_none() && self.inband.is_none() {
-            self.inband = Some(InbandDetector::new(8000));
+            self.inband = Some(InbandDetector::new(self.receiver.sample_rate()));
         } else if rx.dtmf_pt.is_some() {
             self.inband = None;
         }

@@ -176,6 +176,10 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
     // Greeting recording: in memory until accepted.
     let mut recording: Option<(Vec<i16>, usize)> = None;
     let mut last_recording: Vec<i16> = Vec::new();
+    // Recordings (greetings) are kept at the rate the caller's codec
+    // decodes to: 8000, or 16000 for G.722 and Opus.
+    let rate = media.receiver.sample_rate();
+    let per_ms = (rate / 1000).max(1) as usize;
     // Ops the menu emitted; run one at a time in order.
     let mut ops: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
 
@@ -193,7 +197,8 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
             match action {
                 Action::Play(items) => {
                     inputs.generation += 1;
-                    let clips = render(&items, &prompts, &store, &session, &last_recording).await;
+                    let clips =
+                        render(&items, &prompts, &store, &session, (&last_recording, rate)).await;
                     slot.play(clips, inputs.generation);
                 }
                 Action::StopPlayback => {
@@ -201,12 +206,12 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
                     slot.stop();
                 }
                 Action::StartRecording { max } => {
-                    let max_samples = (max.as_millis() as usize) * 8;
-                    recording = Some((Vec::with_capacity(8000 * 10), max_samples));
+                    let max_samples = (max.as_millis() as usize) * per_ms;
+                    recording = Some((Vec::with_capacity(per_ms * 10_000), max_samples));
                 }
                 Action::StopRecording => {
                     if let Some((pcm, _)) = recording.take() {
-                        let ms = pcm.len() as u64 / 8;
+                        let ms = (pcm.len() / per_ms) as u64;
                         last_recording = pcm;
                         menu.on_recording_done(Instant::now().into_std(), ms);
                     }
@@ -254,7 +259,7 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
                 } else {
                     None
                 };
-                let reply = run_op(op, &store, &mut session, &last_recording, permit).await;
+                let reply = run_op(op, &store, &mut session, (&last_recording, rate), permit).await;
                 if reply_expected && !menu.is_done() {
                     menu.on_store(Instant::now().into_std(), reply);
                 }
@@ -286,7 +291,7 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
         });
         if full {
             if let Some((pcm, _)) = recording.take() {
-                let ms = pcm.len() as u64 / 8;
+                let ms = (pcm.len() / per_ms) as u64;
                 last_recording = pcm;
                 menu.on_recording_done(now, ms);
             }
@@ -306,7 +311,7 @@ async fn run_op(
     op: StoreOp,
     store: &FsStore,
     session: &mut Session,
-    last_recording: &[i16],
+    (last_recording, rate): (&[i16], u32),
     permit: Option<PinPermit>,
 ) -> StoreReply {
     let store = store.clone();
@@ -318,7 +323,7 @@ async fn run_op(
     let result = tokio::task::spawn_blocking(move || {
         // A PIN check holds its turn in the pool until it is done.
         let _permit = permit;
-        blocking_op(op, &store, s, &recording)
+        blocking_op(op, &store, s, &recording, rate)
     })
     .await;
     match result {
@@ -345,6 +350,7 @@ fn blocking_op(
     store: &FsStore,
     s: Session,
     recording: &[i16],
+    rate: u32,
 ) -> (StoreReply, Option<LoggedIn>) {
     let fail = |what: &str, e: StoreError| {
         warn!("{what} failed: {e}");
@@ -443,7 +449,7 @@ fn blocking_op(
                 }
             }
         }
-        StoreOp::SaveGreeting { kind } => match store.store_greeting(&id, kind, recording, 8000) {
+        StoreOp::SaveGreeting { kind } => match store.store_greeting(&id, kind, recording, rate) {
             Ok(()) => StoreReply::Done,
             Err(e) => fail("saving a greeting", e),
         },
@@ -567,7 +573,7 @@ async fn render(
     prompts: &PromptSet,
     store: &FsStore,
     s: &Session,
-    last_recording: &[i16],
+    (last_recording, rate): (&[i16], u32),
 ) -> Vec<Clip> {
     let lang = s.language.as_str();
     let mut out: Vec<Clip> = Vec::new();
@@ -602,7 +608,7 @@ async fn render(
             }
             Audio::LastRecording => {
                 if !last_recording.is_empty() {
-                    out.push(Clip::new(last_recording.to_vec()));
+                    out.push(Clip::at_rate(last_recording.to_vec(), rate));
                 }
             }
         }
@@ -617,8 +623,7 @@ async fn load_message(store: &FsStore, s: &Session, msg: &str) -> Option<Clip> {
     tokio::task::spawn_blocking(move || {
         let path = store.message_audio_path(&id, &msg).ok()??;
         let bytes = std::fs::read(path).ok()?;
-        let pcm = crate::prompts::decode_to_8k(bytes, Some("wav")).ok()?;
-        Some(Clip::new(pcm))
+        crate::prompts::decode_prompt(bytes, Some("wav")).ok()
     })
     .await
     .ok()

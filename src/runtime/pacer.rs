@@ -196,7 +196,10 @@ impl Entry {
             let Some(clip) = p.clips.get(p.clip) else {
                 break;
             };
-            let rest = clip.samples().get(p.pos..).unwrap_or(&[]);
+            let rest = clip
+                .samples_at(self.packetizer.sample_rate())
+                .get(p.pos..)
+                .unwrap_or(&[]);
             if rest.is_empty() {
                 p.clip += 1;
                 p.pos = 0;
@@ -350,13 +353,19 @@ impl Calls {
 }
 
 impl Entry {
+    /// Playing time of one frame (`frame_samples` at the codec's rate).
+    fn frame_time(&self) -> Duration {
+        let rate = u64::from(self.packetizer.sample_rate().max(1));
+        Duration::from_micros(self.frame_samples as u64 * 1_000_000 / rate)
+    }
+
     /// Advances the RTP timestamp over the frames an idle call did not
     /// send, as if it had been skipping one frame per frame time.
     fn catch_up(&mut self, now: Instant) {
         if self.next_due > now {
             return;
         }
-        let frame_time = Duration::from_micros(self.frame_samples as u64 * 125);
+        let frame_time = self.frame_time();
         let behind = now.duration_since(self.next_due).as_micros();
         let frames = behind / frame_time.as_micros().max(1) + 1;
         let frames = u32::try_from(frames).unwrap_or(u32::MAX);
@@ -369,7 +378,7 @@ impl Entry {
 /// Sends the frames of a playing call that are due at `now`; false once
 /// its playlist has ended (it is then idle).
 fn send_due(e: &mut Entry, now: Instant) -> bool {
-    let frame_time = Duration::from_micros(e.frame_samples as u64 * 125);
+    let frame_time = e.frame_time();
     // Never burst more than a few frames after a stall.
     if now.saturating_duration_since(e.next_due) > frame_time * 5 {
         e.next_due = now;

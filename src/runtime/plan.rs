@@ -144,8 +144,8 @@ fn load_greeting(store: &FsStore, mailbox: &MailboxId, kind: GreetingKind) -> Op
             return None;
         }
     };
-    match crate::prompts::decode_to_8k(bytes, Some("wav")) {
-        Ok(samples) if !samples.is_empty() => Some(Clip::new(samples)),
+    match crate::prompts::decode_prompt(bytes, Some("wav")) {
+        Ok(clip) if !clip.is_empty() => Some(clip),
         Ok(_) => None,
         Err(e) => {
             warn!(path = %path.display(), "cannot decode greeting: {e}");

@@ -607,6 +607,10 @@ impl SipServer {
                 auto_create_mailboxes: ext.auto_create_mailboxes,
                 local_tag: &local_tag,
                 local_contact: &contact,
+                codecs: admission::CodecChoice {
+                    allowed: &ext.codecs,
+                    ordered: ext.codecs_ordered,
+                },
             },
             &ShellFacts {
                 shared: &shared,
@@ -656,12 +660,12 @@ impl SipServer {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let remote = Arc::new(std::sync::Mutex::new(negotiated.remote));
         let codec = media_codec(&negotiated);
-        let frame_samples = (negotiated.ptime_ms as usize) * 8;
+        let frame_samples = (negotiated.ptime_ms * codec.sample_rate() / 1000) as usize;
         let slot = shared.pacer.register(
             id,
             socket.clone(),
             remote.clone(),
-            RtpPacketizer::new_random(negotiated.pt, codec),
+            RtpPacketizer::new_random(negotiated.pt, codec).with_opus(negotiated.params.opus),
             frame_samples,
             done_tx,
         );
@@ -783,7 +787,7 @@ impl SipServer {
                         site: shared.config.site.clone(),
                         instance: shared.role.name.clone(),
                         epoch: self.shared.cluster.fence.epoch(),
-                        sample_rate: 8000,
+                        sample_rate: media_codec(negotiated).sample_rate(),
                     },
                     slot: io.slot,
                     done_rx: io.done_rx,
@@ -914,7 +918,12 @@ impl SipServer {
             // An offerless re-INVITE: offer the current session again.
             call.local_sdp.clone()
         } else {
-            match admission::negotiate(req.body(), Some(call.codec)) {
+            let ext = &self.shared.role.ext;
+            let choice = admission::CodecChoice {
+                allowed: &ext.codecs,
+                ordered: ext.codecs_ordered,
+            };
+            match admission::negotiate(req.body(), Some(call.codec), choice) {
                 Ok(n) => {
                     call.codec = n.codec;
                     call.sdp_version += 1;
@@ -1142,18 +1151,12 @@ impl InviteFacts for ShellFacts<'_> {
 }
 
 fn media_codec(n: &Negotiated) -> MediaCodec {
-    match n.codec {
-        Codec::Pcma => MediaCodec::Pcma,
-        _ => MediaCodec::Pcmu,
-    }
+    n.codec.media()
 }
 
+/// The codec's name in the message metadata (`PCMU`, `G722`, `opus`, ...).
 fn codec_name(n: &Negotiated) -> &'static str {
-    match n.codec {
-        Codec::Pcma => "PCMA",
-        Codec::Pcmu => "PCMU",
-        _ => "other",
-    }
+    n.codec.encoding_name()
 }
 
 fn rx_config(n: &Negotiated) -> RxConfig {
@@ -1161,7 +1164,8 @@ fn rx_config(n: &Negotiated) -> RxConfig {
         audio_pt: n.pt,
         codec: media_codec(n),
         dtmf_pt: n.dtmf_pt,
-        clock_rate: 8000,
+        clock_rate: n.codec.rtp_clock_rate(),
+        annexb: n.params.annexb,
         jitter_depth_ms: 60,
     }
 }

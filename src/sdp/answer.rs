@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
+use super::model::Codec;
 use super::negotiate::Negotiated;
 
 /// Our side of the answer.
@@ -70,15 +71,31 @@ fn write_audio(s: &mut String, neg: &Negotiated, port: u16) {
     }
     let _ = write!(
         s,
-        "\r\na=rtpmap:{} {}/{}\r\n",
+        "\r\na=rtpmap:{} {}/{}{}\r\n",
         neg.pt,
         neg.codec.encoding_name(),
-        neg.codec.rtp_clock_rate()
+        neg.codec.rtp_clock_rate(),
+        neg.codec.rtpmap_channels()
     );
+    match neg.codec {
+        Codec::Opus => {
+            let _ = write!(
+                s,
+                "a=fmtp:{} {}\r\n",
+                neg.pt,
+                crate::media::opus_answer_fmtp(&neg.params.opus)
+            );
+        }
+        Codec::G729 if !neg.params.annexb => {
+            let _ = write!(s, "a=fmtp:{} annexb=no\r\n", neg.pt);
+        }
+        _ => {}
+    }
     if let Some(dtmf) = neg.dtmf_pt {
         let _ = write!(
             s,
-            "a=rtpmap:{dtmf} telephone-event/8000\r\na=fmtp:{dtmf} 0-16\r\n"
+            "a=rtpmap:{dtmf} telephone-event/{}\r\na=fmtp:{dtmf} 0-16\r\n",
+            neg.dtmf_clock
         );
     }
     let _ = write!(

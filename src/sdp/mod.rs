@@ -28,7 +28,7 @@ mod parse;
 
 pub use answer::{answer, AnswerParams};
 pub use model::{AudioOffer, Codec, Direction, Format, MediaLine, Offer, Origin};
-pub use negotiate::{negotiate, negotiate_initial, NegotiateError, Negotiated};
+pub use negotiate::{negotiate, negotiate_initial, CodecParams, NegotiateError, Negotiated};
 pub use parse::{parse, SdpError, MAX_SDP_LEN};
 
 #[cfg(test)]

@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 /// An audio codec vmail knows by name.
 ///
-/// G.722 is recognised in offers; whether vmail answers with it depends on
-/// the preference list the caller passes to [`super::negotiate`].
+/// Whether vmail answers with one depends on the preference list the
+/// caller passes to [`super::negotiate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// G.711 μ-law, static payload type 0.
@@ -14,15 +14,43 @@ pub enum Codec {
     Pcma,
     /// G.722 (16 kHz audio, 8000 Hz RTP clock), static payload type 9.
     G722,
+    /// G.729 (annex B unless `annexb=no`), static payload type 18.
+    G729,
+    /// Opus (RFC 7587: `opus/48000/2`, dynamic payload type).
+    Opus,
 }
 
 impl Codec {
-    /// The static RTP payload type of RFC 3551.
-    pub const fn static_pt(self) -> u8 {
+    /// The static RTP payload type of RFC 3551 (Opus has none: `None`).
+    pub const fn static_pt(self) -> Option<u8> {
         match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-            Codec::G722 => 9,
+            Codec::Pcmu => Some(0),
+            Codec::Pcma => Some(8),
+            Codec::G722 => Some(9),
+            Codec::G729 => Some(18),
+            Codec::Opus => None,
+        }
+    }
+
+    /// The media layer's codec.
+    pub const fn media(self) -> crate::media::Codec {
+        match self {
+            Codec::Pcmu => crate::media::Codec::Pcmu,
+            Codec::Pcma => crate::media::Codec::Pcma,
+            Codec::G722 => crate::media::Codec::G722,
+            Codec::G729 => crate::media::Codec::G729,
+            Codec::Opus => crate::media::Codec::Opus,
+        }
+    }
+
+    /// The SDP codec of a media-layer codec.
+    pub const fn from_media(c: crate::media::Codec) -> Codec {
+        match c {
+            crate::media::Codec::Pcmu => Codec::Pcmu,
+            crate::media::Codec::Pcma => Codec::Pcma,
+            crate::media::Codec::G722 => Codec::G722,
+            crate::media::Codec::G729 => Codec::G729,
+            crate::media::Codec::Opus => Codec::Opus,
         }
     }
 
@@ -32,27 +60,45 @@ impl Codec {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
             Codec::G722 => "G722",
+            Codec::G729 => "G729",
+            Codec::Opus => "opus",
         }
     }
 
     /// The RTP clock rate written in SDP. G.722 says 8000 although it
-    /// samples at 16 kHz (RFC 3551 §4.5.2).
+    /// samples at 16 kHz (RFC 3551 §4.5.2); Opus always says 48000.
     pub const fn rtp_clock_rate(self) -> u32 {
-        8000
+        match self {
+            Codec::Opus => 48000,
+            _ => 8000,
+        }
+    }
+
+    /// The `a=rtpmap` encoding parameters after the clock (`/2` for Opus,
+    /// RFC 7587 §7).
+    pub const fn rtpmap_channels(self) -> &'static str {
+        match self {
+            Codec::Opus => "/2",
+            _ => "",
+        }
     }
 
     /// The audio sample rate of the decoded signal.
     pub const fn sample_rate(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
-            Codec::G722 => 16000,
+            Codec::Pcmu | Codec::Pcma | Codec::G729 => 8000,
+            Codec::G722 | Codec::Opus => 16000,
         }
     }
 
     /// Recognise a codec from an rtpmap entry (name compared
-    /// case-insensitively). Only mono is accepted. G.722 is also accepted
-    /// with the (wrong but common) clock rate 16000.
+    /// case-insensitively). Only mono is accepted, but Opus, which is
+    /// always written `opus/48000/2`. G.722 is also accepted with the
+    /// (wrong but common) clock rate 16000.
     pub(crate) fn from_rtpmap(name: &str, clock: u32, channels: u8) -> Option<Codec> {
+        if name.eq_ignore_ascii_case("opus") {
+            return (clock == 48000 && (channels == 2 || channels == 1)).then_some(Codec::Opus);
+        }
         if channels != 1 {
             return None;
         }
@@ -62,6 +108,8 @@ impl Codec {
             Some(Codec::Pcma)
         } else if name.eq_ignore_ascii_case("G722") && (clock == 8000 || clock == 16000) {
             Some(Codec::G722)
+        } else if name.eq_ignore_ascii_case("G729") && clock == 8000 {
+            Some(Codec::G729)
         } else {
             None
         }
@@ -168,6 +216,40 @@ pub struct Format {
     pub channels: u8,
     /// The `a=fmtp` parameters, when given.
     pub fmtp: Option<String>,
+}
+
+impl Format {
+    /// The value of an `a=fmtp` parameter (`name=value`, separated by `;`,
+    /// names compared case-insensitively).
+    pub fn fmtp_param(&self, name: &str) -> Option<&str> {
+        self.fmtp.as_deref()?.split(';').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// What an Opus format's fmtp asks of the stream vmail sends (RFC 7587
+    /// §6.1); absent or unreadable values keep their defaults.
+    pub fn opus_params(&self) -> crate::media::OpusParams {
+        let mut p = crate::media::OpusParams::default();
+        if let Some(r) = self
+            .fmtp_param("maxplaybackrate")
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|&r| r >= 8000)
+        {
+            p.max_playback_rate = r;
+        }
+        p.peer_uses_fec = self.fmtp_param("useinbandfec") == Some("1");
+        p.stereo = self.fmtp_param("stereo") == Some("1");
+        p
+    }
+
+    /// G.729: annex B unless the fmtp says `annexb=no` (RFC 4856 §2.1.9).
+    pub fn annexb(&self) -> bool {
+        !self
+            .fmtp_param("annexb")
+            .is_some_and(|v| v.eq_ignore_ascii_case("no"))
+    }
 }
 
 /// One `m=` line of the offer, as much as the answer needs to echo it

@@ -41,8 +41,13 @@ pub struct Negotiated {
     pub codec: Codec,
     /// Its payload type, as the offer numbered it.
     pub pt: u8,
-    /// The payload type of `telephone-event/8000`, when offered.
+    /// The codec's `a=fmtp` parameters that vmail follows.
+    pub params: CodecParams,
+    /// The payload type of `telephone-event`, when offered: at 48000 for
+    /// Opus when the offer has it (the clock of the audio), else at 8000.
     pub dtmf_pt: Option<u8>,
+    /// The clock of `dtmf_pt` (8000 or 48000).
+    pub dtmf_clock: u32,
     /// Packet time in ms: 20 or 30 as offered, else 20.
     pub ptime_ms: u32,
     /// Where to send RTP; `None` while the peer holds with `c=0.0.0.0`.
@@ -56,6 +61,24 @@ pub struct Negotiated {
     pub media: Vec<MediaLine>,
     /// Which of `media` is the audio stream.
     pub audio_index: usize,
+}
+
+/// What the offer's `a=fmtp` of the chosen codec says that vmail follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodecParams {
+    /// Opus: what the peer wants to receive.
+    pub opus: crate::media::OpusParams,
+    /// G.729: annex B (SID frames) in use (`annexb=no` turns it off).
+    pub annexb: bool,
+}
+
+impl Default for CodecParams {
+    fn default() -> Self {
+        CodecParams {
+            opus: crate::media::OpusParams::default(),
+            annexb: true,
+        }
+    }
 }
 
 impl Negotiated {
@@ -76,19 +99,43 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
             proto: audio.proto.clone(),
         });
     }
-    let (codec, pt) = prefer
+    let (codec, format) = prefer
         .iter()
         .find_map(|&c| {
             audio
                 .formats
                 .iter()
                 .find(|f| f.codec == Some(c))
-                .map(|f| (c, f.pt))
+                .map(|f| (c, f))
         })
         .ok_or(NegotiateError::NoCommonCodec)?;
+    let pt = format.pt;
+    let wide_dtmf = audio
+        .formats
+        .iter()
+        .find(|f| f.encoding.eq_ignore_ascii_case("telephone-event") && f.clock == 48000)
+        .map(|f| f.pt)
+        .filter(|_| codec == Codec::Opus);
+    let (dtmf_pt, dtmf_clock) = match wide_dtmf {
+        Some(pt) => (Some(pt), 48000),
+        None => (audio.telephone_event, 8000),
+    };
+    let params = CodecParams {
+        opus: format.opus_params(),
+        annexb: format.annexb(),
+    };
 
-    let ptime_ms = match audio.ptime_ms {
-        Some(30) => 30,
+    // Opus frames are 10, 20, 40 or 60 ms (it may say `ptime` in its
+    // fmtp too); the others take 20 or 30.
+    let offered = audio.ptime_ms.or_else(|| {
+        (codec == Codec::Opus)
+            .then(|| format.fmtp_param("ptime")?.parse().ok())
+            .flatten()
+    });
+    let ptime_ms = match (codec, offered) {
+        (Codec::Opus, Some(p @ (40 | 60))) => p,
+        (Codec::Opus, _) => 20,
+        (_, Some(30)) => 30,
         _ => 20,
     };
 
@@ -109,7 +156,9 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
     Ok(Negotiated {
         codec,
         pt,
-        dtmf_pt: audio.telephone_event,
+        params,
+        dtmf_pt,
+        dtmf_clock,
         ptime_ms,
         remote,
         direction: peer.mirrored(),

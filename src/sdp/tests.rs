@@ -277,7 +277,7 @@ fn pjsua_opus_offer() {
     let offer = parse(&crlf(PJSUA_OPUS)).unwrap();
     let audio = offer.audio.as_ref().unwrap();
     assert_eq!(audio.formats[0].channels, 2);
-    assert_eq!(audio.formats[0].codec, None);
+    assert_eq!(audio.formats[0].codec, Some(Codec::Opus));
     assert!(audio.rtcp_mux);
     assert_eq!(audio.telephone_event, Some(101));
     let neg = negotiate(&offer, &[Codec::Pcma, Codec::Pcmu]).unwrap();
@@ -984,4 +984,106 @@ fn an_initial_offer_must_name_an_address_a_reoffer_may_hold() {
     }
     let offer = hold_offer("IN IP4 203.0.113.5", "a=sendonly");
     assert!(negotiate_initial(&offer, PREFER).is_ok());
+}
+
+const WIDEBAND: &str = "
+    v=0
+    o=- 7 7 IN IP4 192.0.2.9
+    s=-
+    c=IN IP4 192.0.2.9
+    t=0 0
+    m=audio 5004 RTP/AVP 107 9 18 0 101
+    a=rtpmap:107 opus/48000/2
+    a=fmtp:107 maxplaybackrate=8000;stereo=1; useinbandfec=1
+    a=rtpmap:9 G722/8000
+    a=rtpmap:18 G729/8000
+    a=fmtp:18 annexb=no
+    a=rtpmap:0 PCMU/8000
+    a=rtpmap:101 telephone-event/8000
+    a=fmtp:101 0-15
+    a=ptime:60
+";
+
+#[test]
+fn opus_is_answered_with_its_fmtp() {
+    let offer = parse(&crlf(WIDEBAND)).unwrap();
+    let neg = negotiate(&offer, &[Codec::Opus, Codec::G722]).unwrap();
+    assert_eq!((neg.codec, neg.pt, neg.ptime_ms), (Codec::Opus, 107, 60));
+    assert_eq!(neg.params.opus.max_playback_rate, 8000);
+    assert!(neg.params.opus.peer_uses_fec && neg.params.opus.stereo);
+    let text = answer(&neg, &params());
+    assert!(text.contains("m=audio 20000 RTP/AVP 107 101\r\n"), "{text}");
+    assert!(text.contains("a=rtpmap:107 opus/48000/2\r\n"), "{text}");
+    assert!(
+        text.contains("a=fmtp:107 maxplaybackrate=16000;sprop-maxcapturerate=8000;stereo=0;sprop-stereo=0;useinbandfec=1\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("a=ptime:60\r\n"));
+}
+
+#[test]
+fn g722_and_g729_answers() {
+    let offer = parse(&crlf(WIDEBAND)).unwrap();
+    let neg = negotiate(&offer, &[Codec::G722]).unwrap();
+    assert_eq!((neg.codec, neg.pt, neg.ptime_ms), (Codec::G722, 9, 20));
+    let text = answer(&neg, &params());
+    assert!(text.contains("a=rtpmap:9 G722/8000\r\n") && !text.contains("a=fmtp:9"));
+    let neg = negotiate(&offer, &[Codec::G729]).unwrap();
+    assert!(!neg.params.annexb);
+    let text = answer(&neg, &params());
+    assert!(
+        text.contains("a=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\n"),
+        "{text}"
+    );
+    // annex B is the default.
+    let plain = parse(&crlf(&WIDEBAND.replace("a=fmtp:18 annexb=no\n", ""))).unwrap();
+    assert!(negotiate(&plain, &[Codec::G729]).unwrap().params.annexb);
+}
+
+#[test]
+fn opus_rtpmap_must_say_48000() {
+    let offer = parse(&crlf(&WIDEBAND.replace("opus/48000/2", "opus/16000/1"))).unwrap();
+    assert_eq!(offer.audio.unwrap().formats[0].codec, None);
+}
+
+proptest! {
+    /// Any fmtp text on any codec negotiates without a panic, and the
+    /// answer names the codec's rtpmap.
+    #[test]
+    fn fmtp_lines_never_break_negotiation(fmtp in "[ -~]{0,80}", pick in 0usize..3) {
+        let sdp = WIDEBAND
+            .replace("maxplaybackrate=8000;stereo=1; useinbandfec=1", &fmtp)
+            .replace("annexb=no", &fmtp);
+        if let Ok(offer) = parse(&crlf(&sdp)) {
+            let prefer = [[Codec::Opus], [Codec::G729], [Codec::G722]][pick];
+            if let Ok(neg) = negotiate(&offer, &prefer) {
+                let text = answer(&neg, &params());
+                let rtpmap = format!("{}/{}", neg.codec.encoding_name(), neg.codec.rtp_clock_rate());
+                prop_assert!(text.contains(&rtpmap));
+            }
+        }
+    }
+}
+
+#[test]
+fn opus_takes_telephone_event_at_its_clock() {
+    let offer = parse(&crlf(PJSUA_OPUS)).unwrap();
+    let neg = negotiate(&offer, &[Codec::Opus]).unwrap();
+    assert_eq!(
+        (neg.codec, neg.pt, neg.dtmf_pt, neg.dtmf_clock),
+        (Codec::Opus, 96, Some(120), 48000)
+    );
+    let text = answer(&neg, &params());
+    assert!(text.contains("m=audio 20000 RTP/AVP 96 120\r\n"), "{text}");
+    assert!(
+        text.contains("a=rtpmap:120 telephone-event/48000\r\n"),
+        "{text}"
+    );
+    // Another codec keeps telephone-event/8000.
+    let neg = negotiate(&offer, &[Codec::G722]).unwrap();
+    assert_eq!((neg.dtmf_pt, neg.dtmf_clock), (Some(101), 8000));
+    // Opus without a 48000 one uses the 8000 one.
+    let offer = parse(&crlf(WIDEBAND)).unwrap();
+    let neg = negotiate(&offer, &[Codec::Opus]).unwrap();
+    assert_eq!((neg.dtmf_pt, neg.dtmf_clock), (Some(101), 8000));
 }

@@ -229,7 +229,7 @@ pub struct MessageMeta {
     /// Length of the audio.
     #[serde(default)]
     pub duration_ms: u64,
-    /// Codec the caller sent (`PCMU`, `PCMA`, `G722`).
+    /// Codec the caller sent (`PCMU`, `PCMA`, `G722`, `G729`, `opus`).
     #[serde(default)]
     pub codec: String,
     /// Site where it was recorded.
@@ -289,7 +289,8 @@ pub struct RecordingInfo {
     pub instance: String,
     /// Active-Passive epoch (a store with a fence writes its fence's).
     pub epoch: u64,
-    /// Sample rate of the audio handed to `append` (8000, or 16000 for G.722).
+    /// Sample rate of the audio handed to `append` (8000, or 16000 for
+    /// G.722 and Opus).
     pub sample_rate: u32,
 }
 

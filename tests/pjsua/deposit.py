@@ -45,7 +45,7 @@ def parse_args(argv):
         help="hang up this long after the call is confirmed (default: when the WAV ends + 0.5 s, or 5 s without --wav)",
     )
     p.add_argument("--wait-bye", action="store_true", help="never hang up; wait for the server's BYE (bounded by --timeout)")
-    p.add_argument("--record", help="record what the caller hears into this WAV (16-bit mono, 8 kHz)")
+    p.add_argument("--record", help="record what the caller hears into this WAV (16-bit mono, at --clock-rate)")
     p.add_argument(
         "--header",
         action="append",
@@ -81,6 +81,12 @@ def parse_args(argv):
         type=float,
         default=1.0,
         help="hang up a call we were transferred to this long after it is confirmed",
+    )
+    p.add_argument(
+        "--clock-rate",
+        type=int,
+        default=8000,
+        help="the conference bridge's rate (16000 keeps a wideband codec's audio wideband)",
     )
     p.add_argument("--timeout", type=float, default=60.0, help="overall limit in seconds")
     p.add_argument("--log-file", help="write pjsip's log (level 5) here")
@@ -271,8 +277,8 @@ def main(argv):
     ep_cfg.logConfig.consoleLevel = args.log_level
     if args.log_file:
         ep_cfg.logConfig.filename = args.log_file
-    ep_cfg.medConfig.clockRate = 8000
-    ep_cfg.medConfig.sndClockRate = 8000
+    ep_cfg.medConfig.clockRate = args.clock_rate
+    ep_cfg.medConfig.sndClockRate = args.clock_rate
     ep_cfg.medConfig.noVad = True
     ep_cfg.medConfig.ecTailLen = 0
     ep.libInit(ep_cfg)
