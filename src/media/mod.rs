@@ -8,6 +8,7 @@
 //! - [`SilenceDetector`]: "N seconds of silence ends the recording".
 //! - [`SourceLatch`]: which source's RTP is the caller's, and where to send.
 //! - [`PortPool`]: even RTP ports, picked at random.
+//! - [`SrtpRx`]/[`SrtpTx`]: SRTP unprotect/protect of a call's packets.
 //! - G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
 //!
 //! In-band DTMF (Goertzel) will sit next to [`SilenceDetector`] as another
@@ -23,6 +24,7 @@ mod packetizer;
 mod ports;
 mod receiver;
 mod silence;
+mod srtp;
 mod tone;
 
 #[cfg(test)]
@@ -38,4 +40,5 @@ pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
 pub use ports::PortPool;
 pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};
 pub use silence::{SilenceDetector, DEFAULT_SILENCE_DBFS};
+pub use srtp::{SrtpDrop, SrtpRx, SrtpTx, REPLAY_WINDOW};
 pub use tone::{dtmf_frequencies, dtmf_tone, tone};
