@@ -84,6 +84,11 @@ elif ! sox -n -t mp3 /dev/null synth 0.01 sine 440 >/dev/null 2>&1; then
   apt_install libsox-fmt-mp3
 fi
 
+# --- openssl (tests/secure.rs and tests/notify.rs make certificates) --------
+if ! command -v openssl >/dev/null 2>&1; then
+  apt_install openssl
+fi
+
 # --- kamailio (tests/kamailio.rs: a real SIP proxy in front of vmail) --------
 # Only the binaries are wanted (kamailio, kamcmd): the tests start their own
 # Kamailio on a free port. The package's service would take port 5060 with

@@ -9,7 +9,9 @@
 //! reaches the jitter buffer, so it can never be recorded.
 
 use webrtc_srtp::context::Context;
-use webrtc_srtp::option::{srtcp_no_replay_protection, srtp_replay_protection};
+use webrtc_srtp::option::{
+    srtcp_no_replay_protection, srtp_no_replay_protection, srtp_replay_protection,
+};
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 use crate::sdp::{SrtpKey, SrtpSuite};
@@ -36,14 +38,20 @@ fn profile(suite: SrtpSuite) -> ProtectionProfile {
     }
 }
 
-fn context(suite: SrtpSuite, key: &SrtpKey) -> Context {
+/// A context for `suite` and `key`; with `replay`, a replay window.
+fn context(suite: SrtpSuite, key: &SrtpKey, replay: bool) -> Context {
+    let srtp_option = if replay {
+        srtp_replay_protection(REPLAY_WINDOW)
+    } else {
+        srtp_no_replay_protection()
+    };
     // Key and salt lengths are fixed by the types: the constructor cannot
     // fail for the AES-CM-128 suites.
     match Context::new(
         key.master_key(),
         key.master_salt(),
         profile(suite),
-        Some(srtp_replay_protection(REPLAY_WINDOW)),
+        Some(srtp_option),
         Some(srtcp_no_replay_protection()),
     ) {
         Ok(c) => c,
@@ -51,19 +59,49 @@ fn context(suite: SrtpSuite, key: &SrtpKey) -> Context {
     }
 }
 
+/// Streams (SSRCs) of the caller kept at once; past that the oldest
+/// replay state is forgotten.
+const MAX_STREAMS: usize = 8;
+/// Packets of unknown streams checked by one probe context before it is
+/// made anew (see [`SrtpRx`]).
+const PROBE_LIMIT: usize = 64;
+
 /// The receiving side of a call's SRTP.
+///
+/// The crate's context keeps state for every SSRC it is shown, before the
+/// packet is authenticated: datagrams with made-up SSRCs would make it
+/// grow without bound, and a forged first packet of a stream would set
+/// where its replay window starts. So the first packet of a stream is
+/// checked on a separate probe context (authentication only, no replay
+/// window), renewed every [`PROBE_LIMIT`] unknown packets, and only a
+/// stream that authenticated reaches the call's context (at most
+/// [`MAX_STREAMS`] of them), whose replay window then starts at a genuine
+/// packet.
 pub struct SrtpRx {
     ctx: Context,
+    probe: Context,
+    probed: usize,
+    streams: Vec<u32>,
     suite: SrtpSuite,
+    key: SrtpKey,
 }
 
 impl SrtpRx {
     /// Receives with the peer's `key` (from its `a=crypto`).
     pub fn new(suite: SrtpSuite, key: &SrtpKey) -> SrtpRx {
         SrtpRx {
-            ctx: context(suite, key),
+            ctx: context(suite, key, true),
+            probe: context(suite, key, false),
+            probed: 0,
+            streams: Vec::new(),
             suite,
+            key: key.clone(),
         }
+    }
+
+    /// Streams that authenticated, kept in the call's context.
+    pub fn streams(&self) -> usize {
+        self.streams.len()
     }
 
     /// The RTP packet inside `packet`, authenticated and decrypted; a
@@ -74,12 +112,36 @@ impl SrtpRx {
         {
             return Err(SrtpDrop::Malformed);
         }
+        let ssrc = match packet.get(8..12) {
+            Some(&[a, b, c, d]) => u32::from_be_bytes([a, b, c, d]),
+            _ => return Err(SrtpDrop::Malformed),
+        };
+        if !self.streams.contains(&ssrc) {
+            if self.probed >= PROBE_LIMIT {
+                self.probe = context(self.suite, &self.key, false);
+                self.probed = 0;
+            }
+            self.probed += 1;
+            self.probe.decrypt_rtp(packet).map_err(drop_reason)?;
+            if self.streams.len() >= MAX_STREAMS {
+                // A caller that changed streams this often: start over.
+                self.ctx = context(self.suite, &self.key, true);
+                self.streams.clear();
+            }
+            self.streams.push(ssrc);
+        }
         match self.ctx.decrypt_rtp(packet) {
             Ok(plain) => Ok(plain.to_vec()),
-            Err(webrtc_srtp::Error::SrtpSsrcDuplicated(..)) => Err(SrtpDrop::Replay),
-            Err(webrtc_srtp::Error::RtpFailedToVerifyAuthTag) => Err(SrtpDrop::Auth),
-            Err(_) => Err(SrtpDrop::Malformed),
+            Err(e) => Err(drop_reason(e)),
         }
+    }
+}
+
+fn drop_reason(e: webrtc_srtp::Error) -> SrtpDrop {
+    match e {
+        webrtc_srtp::Error::SrtpSsrcDuplicated(..) => SrtpDrop::Replay,
+        webrtc_srtp::Error::RtpFailedToVerifyAuthTag => SrtpDrop::Auth,
+        _ => SrtpDrop::Malformed,
     }
 }
 
@@ -98,7 +160,7 @@ impl SrtpTx {
     /// Sends with our `key` (the one in our `a=crypto` answer).
     pub fn new(suite: SrtpSuite, key: &SrtpKey) -> SrtpTx {
         SrtpTx {
-            ctx: context(suite, key),
+            ctx: context(suite, key, false),
         }
     }
 
@@ -163,5 +225,89 @@ mod tests {
         assert!(rx.unprotect(&ps[2]).is_ok());
         assert_eq!(rx.unprotect(&[0x80; 12]), Err(SrtpDrop::Malformed));
         assert_eq!(rx.unprotect(&[]), Err(SrtpDrop::Malformed));
+    }
+
+    #[test]
+    fn a_forged_first_packet_does_not_block_the_stream() {
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut rx = SrtpRx::new(suite, &key(1));
+        let mut tx = SrtpTx::new(suite, &key(1));
+        let mut pk = RtpPacketizer::new(8, Codec::Pcma, 42, 1000, 0);
+        let real = tx.protect(pk.packetize(&[0; 160], true)).expect("protect");
+        // Same stream, a sequence number far ahead, a wrong tag.
+        let mut forged = real.clone();
+        forged[2..4].copy_from_slice(&20_000u16.to_be_bytes());
+        assert_eq!(rx.unprotect(&forged), Err(SrtpDrop::Auth));
+        assert!(rx.unprotect(&real).is_ok());
+    }
+
+    #[test]
+    fn made_up_streams_do_not_grow_the_state() {
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut rx = SrtpRx::new(suite, &key(1));
+        let mut p = vec![0x80, 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        p.extend_from_slice(&[0u8; 170]);
+        for ssrc in 0..10_000u32 {
+            p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+            assert_eq!(rx.unprotect(&p), Err(SrtpDrop::Auth));
+        }
+        assert_eq!(rx.streams(), 0);
+        assert!(rx.probed <= PROBE_LIMIT);
+        // Many real streams: bounded too, and each still decrypts.
+        for ssrc in 0..20u32 {
+            let mut tx = SrtpTx::new(suite, &key(1));
+            let mut pk = RtpPacketizer::new(8, Codec::Pcma, ssrc, 7, 0);
+            let s = tx.protect(pk.packetize(&[0; 160], true)).expect("protect");
+            assert!(rx.unprotect(&s).is_ok());
+            assert!(rx.streams() <= MAX_STREAMS);
+        }
+    }
+
+    proptest::proptest! {
+        /// What the fuzz target `srtp_unprotect` checks, on stable: packets
+        /// of up to 4 streams, each sent in order (sequence numbers rising
+        /// by 1 to 64, wrapping), protected with the key, come back byte
+        /// for byte once, and one flipped bit is never accepted.
+        #[test]
+        fn protected_packets_round_trip_and_flips_fail(
+            tag32 in proptest::bool::ANY,
+            packets in proptest::collection::vec(
+                (0u8..4, 1u16..=64, proptest::collection::vec(proptest::num::u8::ANY, 0..200), proptest::num::usize::ANY),
+                1..200,
+            ),
+        ) {
+            let suite = if tag32 { SrtpSuite::AesCm128HmacSha1_32 } else { SrtpSuite::AesCm128HmacSha1_80 };
+            let mut tx = SrtpTx::new(suite, &key(5));
+            let mut rx = SrtpRx::new(suite, &key(5));
+            let mut seqs = [65000u16; 4];
+            for (ssrc, step, payload, flip) in packets {
+                let seq = &mut seqs[usize::from(ssrc)];
+                *seq = seq.wrapping_add(step);
+                let mut rtp = vec![0x80, 8];
+                rtp.extend_from_slice(&seq.to_be_bytes());
+                rtp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, ssrc]);
+                rtp.extend_from_slice(&payload);
+                let s = tx.protect(&rtp).expect("protect");
+                let mut flipped = s.clone();
+                let bit = flip % (flipped.len() * 8);
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                proptest::prop_assert!(rx.unprotect(&flipped).is_err());
+                proptest::prop_assert_eq!(rx.unprotect(&s), Ok(rtp));
+                proptest::prop_assert_eq!(rx.unprotect(&s), Err(SrtpDrop::Replay));
+            }
+        }
+
+        /// Random datagrams never pass, and never panic.
+        #[test]
+        fn random_datagrams_are_refused(
+            tag32 in proptest::bool::ANY,
+            packets in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..400), 1..20),
+        ) {
+            let suite = if tag32 { SrtpSuite::AesCm128HmacSha1_32 } else { SrtpSuite::AesCm128HmacSha1_80 };
+            let mut rx = SrtpRx::new(suite, &key(3));
+            for p in &packets {
+                proptest::prop_assert!(rx.unprotect(p).is_err());
+            }
+        }
     }
 }
