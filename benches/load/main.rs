@@ -44,7 +44,7 @@ vmail load harness
 
   --quick            small steps, about 3 minutes
   --full             the whole measurement, about 10 minutes
-  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,startup
+  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,srtp,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
@@ -232,6 +232,11 @@ struct Bench {
     log: String,
 }
 
+/// The SDES key (AES-128 key and salt) of the SRTP step's calls, and its
+/// base64 form as the offer's `a=crypto` carries it.
+const SRTP_KEY: [u8; 30] = [0x5a; 30];
+const SRTP_KEY_B64: &str = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa";
+
 fn short_user(i: usize) -> String {
     format!("1{i:05}")
 }
@@ -298,7 +303,9 @@ fn run(opts: Opts) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let root = tmp.path().to_path_buf();
     say(&format!("working in {}", root.display()));
-    let site = Site::new(&root.join("site"), json!({})).map_err(|e| e.to_string())?;
+    // SDES keys over UDP: only the SRTP step offers them (sipp has no TLS).
+    let site = Site::new(&root.join("site"), json!({"srtp_over_insecure": true}))
+        .map_err(|e| e.to_string())?;
 
     // What vmail will play after the short greeting: the beep.
     let prompts_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
@@ -316,7 +323,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .max()
         .unwrap_or(0)
         .max(if opts.wants("rate") { 4000 } else { 0 });
-    let phone_mailboxes = if opts.wants("cpu") {
+    let phone_mailboxes = if opts.wants("cpu") || opts.wants("srtp") {
         opts.cpu_concurrent
     } else {
         0
@@ -379,7 +386,10 @@ fn run(opts: Opts) -> Result<(), String> {
         b.pacing()?;
     }
     if opts.wants("cpu") {
-        b.cpu_per_call()?;
+        b.cpu_per_call(false)?;
+    }
+    if opts.wants("srtp") {
+        b.cpu_per_call(true)?;
     }
     if opts.wants("startup") {
         b.startup()?;
@@ -571,6 +581,7 @@ impl Bench {
                     gap: Duration::from_secs(1),
                 },
                 frames,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -590,6 +601,7 @@ impl Bench {
             limit: n,
             timeout: ramp + hold + Duration::from_secs(90),
             dir: self.root.join(format!("sipp-deposits-{n}")),
+            srtp_key: None,
         };
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
@@ -822,6 +834,7 @@ impl Bench {
                     gap: Duration::from_secs(1),
                 },
                 frames: 50,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -838,6 +851,7 @@ impl Bench {
             limit,
             timeout: Duration::from_secs(u64::from(self.opts.rate_seconds) + 90),
             dir: self.root.join(format!("sipp-rate-{rate}")),
+            srtp_key: None,
         };
         let cpu0 = vm.cpu();
         let t0 = Instant::now();
@@ -958,6 +972,7 @@ impl Bench {
                     timed_frames: (greeting.as_millis() / FRAME.as_millis()) as u32,
                 },
                 frames: 0,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -975,6 +990,7 @@ impl Bench {
             limit: n,
             timeout: Duration::from_secs_f64(n as f64 / rate) + hold + Duration::from_secs(60),
             dir: self.root.join(format!("sipp-pacing-{n}")),
+            srtp_key: None,
         };
         let cpu0 = vm.cpu();
         let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
@@ -1035,7 +1051,9 @@ impl Bench {
 
     /// Phone-like 11-second deposits (5 s personal greeting, beep, message;
     /// RTP both ways from the answer) at `cpu_concurrent` calls in progress.
-    fn cpu_per_call(&mut self) -> Result<(), String> {
+    /// CPU per phone-like deposit; with `srtp`, the same calls in SRTP
+    /// (SDES keys offered over UDP: the site allows it for this).
+    fn cpu_per_call(&mut self, srtp: bool) -> Result<(), String> {
         let c = self.opts.cpu_concurrent;
         let calls = self.opts.cpu_calls;
         let call = Duration::from_secs(11);
@@ -1043,8 +1061,9 @@ impl Bench {
         let limit = c + c / 2;
         let slots = limit * 2;
         let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
+        let what = if srtp { "CPU per call, SRTP" } else { "CPU per call" };
         say(&format!(
-            "CPU per call: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
+            "{what}: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
         ));
         let mut vm = self
             .site
@@ -1056,6 +1075,7 @@ impl Bench {
             GenConfig {
                 mode: Mode::FromAnswer,
                 frames,
+                srtp: srtp.then_some(SRTP_KEY),
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -1071,7 +1091,8 @@ impl Bench {
             rate,
             limit,
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join("sipp-cpu"),
+            dir: self.root.join(if srtp { "sipp-cpu-srtp" } else { "sipp-cpu" }),
+            srtp_key: srtp.then(|| SRTP_KEY_B64.to_string()),
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
@@ -1102,7 +1123,7 @@ impl Bench {
         let per_packet = cpu.as_secs_f64() * 1e6 / (sent + received).max(1) as f64;
         let failed = ((res.failed + (calls as u64).saturating_sub(res.created)) as usize)
             .max(calls.saturating_sub(stored));
-        let mut row = Row::new("CPU per call", format!("{c} × 11 s phone-like"));
+        let mut row = Row::new(what, format!("{c} × 11 s phone-like"));
         row.calls = format!("{calls} ({failed} failed)");
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
         row.cpu = format!("{per_call:.2} ms/call");
@@ -1116,8 +1137,12 @@ impl Bench {
             dt.as_secs_f64()
         );
         say(&format!(
-            "CPU per call: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
+            "{what}: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
         ));
+        if srtp {
+            self.rows.push(row);
+            return Ok(());
+        }
         self.verdicts.add(
             "≤ 3 ms CPU per 11-second deposit at 400 concurrent",
             format!("{per_call:.2} ms at {c}"),

@@ -1668,6 +1668,21 @@ mod tests {
             (json!({"siteshare": ""}), "non-empty path"),
             (json!({"sip_port": 20000}), "inside the RTP port range"),
             (json!({"http_port": 5060}), "equals sip_port"),
+            (json!({"sip_tls_port": 5061}), "tls_cert`: is required"),
+            (
+                json!({"sip_tls_port": 5061, "tls_cert": "/nonexistent/c.pem"}),
+                "tls_key`: is required",
+            ),
+            (
+                json!({"sip_tls_port": 5061, "tls_cert": "/nonexistent/c.pem", "tls_key": "/nonexistent/k.pem"}),
+                "cannot read certificate file /nonexistent/c.pem",
+            ),
+            (
+                json!({"sip_tls_port": 5060, "tls_cert": "/nonexistent/c.pem", "tls_key": "/nonexistent/k.pem"}),
+                "already taken by sip_port or http_port",
+            ),
+            (json!({"tls_cert": ""}), "non-empty path"),
+            (json!({"srtp_over_insecure": "yes"}), "true or false"),
             (json!({"lease_ms": 100}), "from 500 to 600000"),
             (json!({"auto_create_mailboxes": "yes"}), "true or false"),
             (

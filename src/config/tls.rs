@@ -182,6 +182,42 @@ mod tests {
         }
     }
 
+    /// A self-signed certificate valid for 2 days, made by `openssl`.
+    fn openssl_cert(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl (Debian package openssl; scripts/test.sh installs it)");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (cert, key)
+    }
+
+    #[test]
+    fn a_certificate_loads_until_it_expires_and_only_with_its_key() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (cert, key) = openssl_cert(dir.path(), "a");
+        let (_, other_key) = openssl_cert(dir.path(), "b");
+        let now = OffsetDateTime::now_utc();
+        assert!(load_at(&cert, &key, now).is_ok());
+        let e = load_at(&cert, &key, now + time::Duration::days(3)).expect_err("expired");
+        assert!(e.contains("expired on"), "{e}");
+        let e = load_at(&cert, &key, now - time::Duration::days(1)).expect_err("not yet");
+        assert!(e.contains("not valid before"), "{e}");
+        let e = load_at(&cert, &other_key, now).expect_err("mismatch");
+        assert!(e.contains("do not go together"), "{e}");
+        let e = load_at(&key, &key, now).expect_err("a key as certificate");
+        assert!(e.contains("holds no certificate"), "{e}");
+        std::fs::write(dir.path().join("junk"), b"junk").expect("write");
+        let e = load_at(&cert, &dir.path().join("junk"), now).expect_err("junk key");
+        assert!(e.contains("key file"), "{e}");
+    }
+
     #[test]
     fn missing_files_are_named() {
         let e = load_server_config(Path::new("/nonexistent/c.pem"), Path::new("/nonexistent/k"))
