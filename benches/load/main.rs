@@ -15,7 +15,9 @@
 //!   0.1 % fail;
 //! - prompt pacing: inter-arrival times of vmail's RTP at 100/500/1000
 //!   concurrent greetings;
-//! - CPU per 11-second phone-like deposit at 400 concurrent calls;
+//! - CPU per 11-second phone-like deposit at 400 concurrent calls, and
+//!   (`srtp`) the same calls in SRTP (SDES keys offered over UDP, the
+//!   generator encrypting every packet);
 //! - start-up with 100,000 mailboxes.
 //!
 //! Everything is bounded (sipp `-m` and `-timeout`, every wait has a limit)
@@ -1061,7 +1063,11 @@ impl Bench {
         let limit = c + c / 2;
         let slots = limit * 2;
         let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
-        let what = if srtp { "CPU per call, SRTP" } else { "CPU per call" };
+        let what = if srtp {
+            "CPU per call, SRTP"
+        } else {
+            "CPU per call"
+        };
         say(&format!(
             "{what}: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
         ));
@@ -1091,7 +1097,9 @@ impl Bench {
             rate,
             limit,
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join(if srtp { "sipp-cpu-srtp" } else { "sipp-cpu" }),
+            dir: self
+                .root
+                .join(if srtp { "sipp-cpu-srtp" } else { "sipp-cpu" }),
             srtp_key: srtp.then(|| SRTP_KEY_B64.to_string()),
         };
         std::thread::sleep(Duration::from_millis(500));

@@ -72,7 +72,9 @@ fn scenario(srtp: bool) -> PathBuf {
     } else {
         "deposit_csv.xml"
     };
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sipp").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/sipp")
+        .join(name)
 }
 
 /// A UDP port free on 127.0.0.1 now.
