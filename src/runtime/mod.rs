@@ -427,12 +427,15 @@ async fn serve(
 
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let conns = TcpConns::default();
+    let stream_settings = tcp::TcpSettings::from_ext(&ext, 64 * 1024);
+    let stream_limits = tcp::shared_limits(&stream_settings);
     if let Some(listener) = tcp_listener {
         tokio::spawn(tcp::accept_loop(
             listener,
             conns.clone(),
             inbound_tx.clone(),
-            tcp::TcpSettings::from_ext(&ext, 64 * 1024),
+            stream_settings,
+            stream_limits.clone(),
         ));
     }
     let tls_certs = tls_listener.map(|(listener, certs)| {
@@ -441,7 +444,8 @@ async fn serve(
             certs.clone(),
             conns.clone(),
             inbound_tx.clone(),
-            tcp::TcpSettings::from_ext(&ext, 64 * 1024),
+            stream_settings,
+            stream_limits.clone(),
             shared.metrics.clone(),
         ));
         certs

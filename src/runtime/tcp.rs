@@ -115,17 +115,23 @@ impl Drop for Admission {
     }
 }
 
+/// The connection limits of `settings`, one budget for the TCP and the
+/// TLS listener together.
+pub fn shared_limits(settings: &TcpSettings) -> Arc<Mutex<ConnLimits>> {
+    Arc::new(Mutex::new(ConnLimits::new(
+        settings.max_connections,
+        settings.max_connections_per_address,
+    )))
+}
+
 /// Accepts connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
     conns: TcpConns,
     inbound: mpsc::Sender<Inbound>,
     settings: TcpSettings,
+    limits: Arc<Mutex<ConnLimits>>,
 ) {
-    let limits = Arc::new(Mutex::new(ConnLimits::new(
-        settings.max_connections,
-        settings.max_connections_per_address,
-    )));
     let mut refused: u64 = 0;
     let mut last_report: Option<Instant> = None;
     loop {

@@ -2,7 +2,8 @@
 //! `ext.sip_tls_port` whose connections carry SIP exactly like the TCP
 //! ones (same framer, limits, idle and message timeouts, same writers map,
 //! so responses and in-dialog requests go back on the caller's
-//! connection).
+//! connection). The `tcp_max_connections*` limits count TCP and TLS
+//! connections together.
 //!
 //! The handshake must end within `tcp_message_seconds`; a failed one
 //! (plaintext on the port, garbage, a client that does not agree to a
@@ -88,12 +89,9 @@ pub async fn accept_loop(
     conns: TcpConns,
     inbound: mpsc::Sender<Inbound>,
     settings: TcpSettings,
+    limits: Arc<Mutex<ConnLimits>>,
     metrics: Arc<Metrics>,
 ) {
-    let limits = Arc::new(Mutex::new(ConnLimits::new(
-        settings.max_connections,
-        settings.max_connections_per_address,
-    )));
     let mut refused = Throttle::default();
     let failures = Arc::new(Mutex::new(Throttle::default()));
     loop {
