@@ -1134,20 +1134,31 @@ impl SipServer {
 /// off, with the same suite (our key stays); a new key of the caller is
 /// handed to the call's media. `Err` says why the offer is refused.
 fn srtp_update(call: &mut CallEntry, n: &Negotiated) -> Result<(), &'static str> {
-    match (&mut call.srtp, &n.srtp) {
-        (None, None) => Ok(()),
+    if let Some(rx) = srtp_reoffer(&mut call.srtp, n.srtp.as_ref())? {
+        let _ = call.commands.send(CallCommand::SrtpKey(Box::new(rx)));
+    }
+    Ok(())
+}
+
+/// [`srtp_update`] without the call: the call's SDES state `current`
+/// after an offer of `offered`; `Some` receiver when the caller's key
+/// changed.
+fn srtp_reoffer(
+    current: &mut Option<(sdp::SdesChoice, sdp::SrtpKey)>,
+    offered: Option<&sdp::SdesChoice>,
+) -> Result<Option<SrtpRx>, &'static str> {
+    match (current, offered) {
+        (None, None) => Ok(None),
         (Some(_), None) => Err("SRTP cannot be turned off within a call"),
         (None, Some(_)) => Err("SRTP cannot be turned on within a call"),
         (Some((current, _)), Some(offered)) => {
             if offered.suite != current.suite {
                 return Err("the SRTP suite cannot change within a call");
             }
-            if offered.remote_key != current.remote_key {
-                let rx = SrtpRx::new(offered.suite, &offered.remote_key);
-                let _ = call.commands.send(CallCommand::SrtpKey(Box::new(rx)));
-            }
+            let rx = (offered.remote_key != current.remote_key)
+                .then(|| SrtpRx::new(offered.suite, &offered.remote_key));
             *current = offered.clone();
-            Ok(())
+            Ok(rx)
         }
     }
 }
@@ -1236,5 +1247,46 @@ fn cause_name(c: Cause) -> &'static str {
         Cause::Busy => "busy",
         Cause::Unavailable => "unavailable",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::{SdesChoice, SrtpKey, SrtpSuite};
+
+    fn choice(tag: u32, suite: SrtpSuite, key: u8) -> SdesChoice {
+        SdesChoice {
+            tag,
+            suite,
+            remote_key: SrtpKey([key; 30]),
+        }
+    }
+
+    #[test]
+    fn a_reoffer_keeps_srtp_on_or_off_and_follows_a_new_key() {
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut plain = None;
+        assert!(matches!(srtp_reoffer(&mut plain, None), Ok(None)));
+        assert!(srtp_reoffer(&mut plain, Some(&choice(1, suite, 1))).is_err());
+
+        let ours = SrtpKey([9; 30]);
+        let mut on = Some((choice(1, suite, 1), ours.clone()));
+        assert!(srtp_reoffer(&mut on, None).is_err());
+        let other_suite = choice(1, SrtpSuite::AesCm128HmacSha1_32, 1);
+        assert!(srtp_reoffer(&mut on, Some(&other_suite)).is_err());
+        // Same key (another tag): nothing for the media to do.
+        assert!(matches!(
+            srtp_reoffer(&mut on, Some(&choice(2, suite, 1))),
+            Ok(None)
+        ));
+        // A new key: a new receiver, and the state follows; ours stays.
+        assert!(matches!(
+            srtp_reoffer(&mut on, Some(&choice(2, suite, 5))),
+            Ok(Some(_))
+        ));
+        let (now, key) = on.expect("still on");
+        assert_eq!((now.tag, now.remote_key), (2, SrtpKey([5; 30])));
+        assert_eq!(key, ours);
     }
 }
