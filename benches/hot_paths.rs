@@ -7,6 +7,9 @@
 //! - `media/rx_push_drain`: one 20 ms PCMA packet through `media::RtpReceiver`
 //!   (RTP parse, jitter buffer, G.711 decode, release);
 //! - `media/packetize`: one 20 ms frame of a prompt into an RTP packet;
+//! - `srtp/unprotect_80`, `srtp/unprotect_32`, `srtp/protect_80`: the same
+//!   PCMA packet through `media::SrtpRx::unprotect` (authentication, replay
+//!   window, decryption) and `media::SrtpTx::protect`;
 //! - `store/append_20ms`: `store::RecordingWriter::append` of 160 samples;
 //! - `routing/owner_100k`: `routing::RoutingTable::owner` among 100,000 domains.
 
@@ -136,6 +139,35 @@ fn media(c: &mut Criterion) {
     g.finish();
 }
 
+fn srtp(c: &mut Criterion) {
+    use vmail::media::{SrtpRx, SrtpTx};
+    use vmail::sdp::{SrtpKey, SrtpSuite};
+    let key = SrtpKey([7; 30]);
+    let mut g = c.benchmark_group("srtp");
+    g.throughput(Throughput::Elements(1));
+    for (name, suite) in [
+        ("unprotect_80", SrtpSuite::AesCm128HmacSha1_80),
+        ("unprotect_32", SrtpSuite::AesCm128HmacSha1_32),
+    ] {
+        g.bench_function(name, |b| {
+            let mut tx = SrtpTx::new(suite, &key);
+            let mut rx = SrtpRx::new(suite, &key);
+            let mut src = PacketSource::new();
+            b.iter_batched(
+                || tx.protect(src.next()).expect("protect"),
+                |p| black_box(rx.unprotect(&p).map(|r| r.len())),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    g.bench_function("protect_80", |b| {
+        let mut tx = SrtpTx::new(SrtpSuite::AesCm128HmacSha1_80, &key);
+        let mut src = PacketSource::new();
+        b.iter(|| black_box(tx.protect(src.next()).map(|p| p.len())));
+    });
+    g.finish();
+}
+
 fn store(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = FsStore::open_with_pin_cost(dir.path(), PinCost::TestOnly).expect("store");
@@ -212,5 +244,5 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sip, media, store, routing);
+criterion_group!(benches, sip, media, srtp, store, routing);
 criterion_main!(benches);

@@ -87,7 +87,7 @@ elif ! sox -n -t mp3 /dev/null synth 0.01 sine 440 >/dev/null 2>&1; then
   apt_install libsox-fmt-mp3
 fi
 
-# --- openssl (tests/notify.rs makes a private CA for SMTP and HTTPS over TLS)
+# --- openssl (tests/secure.rs and tests/notify.rs make certificates) --------
 if ! command -v openssl >/dev/null 2>&1; then
   apt_install openssl
 fi

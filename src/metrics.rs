@@ -100,6 +100,10 @@ pub struct CallCounts {
     pub digits_rfc4733: u64,
     pub digits_info: u64,
     pub digits_inband: u64,
+    /// SRTP packets dropped: authentication failed (wrong key, altered).
+    pub srtp_auth_failed: u64,
+    /// SRTP packets dropped: replayed (already received, or too old).
+    pub srtp_replayed: u64,
 }
 
 impl CallCounts {
@@ -125,6 +129,10 @@ impl CallCounts {
             digits_rfc4733: self.digits_rfc4733.saturating_sub(before.digits_rfc4733),
             digits_info: self.digits_info.saturating_sub(before.digits_info),
             digits_inband: self.digits_inband.saturating_sub(before.digits_inband),
+            srtp_auth_failed: self
+                .srtp_auth_failed
+                .saturating_sub(before.srtp_auth_failed),
+            srtp_replayed: self.srtp_replayed.saturating_sub(before.srtp_replayed),
         }
     }
 }
@@ -159,6 +167,13 @@ pub struct Metrics {
     pub rtp_sent: Counter,
     /// RTP sends that failed.
     pub rtp_send_errors: Counter,
+    /// SRTP packets dropped because their authentication tag was wrong.
+    pub srtp_auth_failed: Counter,
+    /// SRTP packets dropped as replayed.
+    pub srtp_replayed: Counter,
+    /// TLS handshakes completed on the SIP/TLS listener.
+    pub tls_handshakes: Counter,
+    tls_handshakes_failed: Family<Label, PromCounter<u64>>,
     digits: Family<Label, PromCounter<u64>>,
     sip_requests: Family<Label, PromCounter<u64>>,
     sip_responses: Family<(Label, CodeLabel), PromCounter<u64>>,
@@ -273,6 +288,27 @@ impl Metrics {
             "vmail_rtp_send_errors",
             "RTP sends that failed (folded in per call).",
         );
+        let srtp_auth_failed = counter(
+            &mut r,
+            "vmail_srtp_auth_failed",
+            "SRTP packets dropped: authentication tag wrong (folded in per call).",
+        );
+        let srtp_replayed = counter(
+            &mut r,
+            "vmail_srtp_replayed",
+            "SRTP packets dropped as replayed (folded in per call).",
+        );
+        let tls_handshakes = counter(
+            &mut r,
+            "vmail_tls_handshakes",
+            "TLS handshakes completed on the SIP/TLS listener.",
+        );
+        let tls_handshakes_failed = Family::<Label, PromCounter<u64>>::default();
+        r.register(
+            "vmail_tls_handshakes_failed",
+            "TLS handshakes failed on the SIP/TLS listener, by reason (timeout, protocol, io).",
+            tls_handshakes_failed.clone(),
+        );
         let digits = Family::<Label, PromCounter<u64>>::default();
         r.register(
             "vmail_dtmf_digits",
@@ -381,6 +417,10 @@ impl Metrics {
             rtp_ignored,
             rtp_sent,
             rtp_send_errors,
+            srtp_auth_failed,
+            srtp_replayed,
+            tls_handshakes,
+            tls_handshakes_failed,
             digits,
             sip_requests,
             sip_responses,
@@ -395,6 +435,9 @@ impl Metrics {
         for kind in [CallKind::Deposit, CallKind::Retrieval] {
             drop(m.calls_active.get_or_create(&[("kind", kind.as_str())]));
             drop(m.calls_answered.get_or_create(&[("kind", kind.as_str())]));
+        }
+        for reason in ["timeout", "protocol", "io"] {
+            drop(m.tls_handshakes_failed.get_or_create(&[("reason", reason)]));
         }
         for source in ["rfc4733", "info", "inband"] {
             drop(m.digits.get_or_create(&[("source", source)]));
@@ -412,6 +455,21 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// A TLS handshake on the SIP/TLS listener failed; `reason` is
+    /// `timeout`, `protocol` or `io`.
+    pub fn tls_handshake_failed(&self, reason: &'static str) {
+        self.tls_handshakes_failed
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// TLS handshakes that failed for `reason`.
+    pub fn tls_handshakes_failed(&self, reason: &'static str) -> u64 {
+        self.tls_handshakes_failed
+            .get_or_create(&[("reason", reason)])
+            .get()
     }
 
     /// A notification attempt of `channel` ended with `outcome`.
@@ -488,6 +546,8 @@ impl Metrics {
         self.rtp_ignored.add(c.rtp_ignored);
         self.rtp_sent.add(c.rtp_sent);
         self.rtp_send_errors.add(c.rtp_send_errors);
+        self.srtp_auth_failed.add(c.srtp_auth_failed);
+        self.srtp_replayed.add(c.srtp_replayed);
         for (source, n) in [
             ("rfc4733", c.digits_rfc4733),
             ("info", c.digits_info),
@@ -659,7 +719,10 @@ mod tests {
             digits_rfc4733: 6,
             digits_info: 7,
             digits_inband: 8,
+            srtp_auth_failed: 9,
+            srtp_replayed: 10,
         });
+        m.tls_handshake_failed("timeout");
         let t = m.render();
         for (series, v) in [
             ("vmail_calls_active{kind=\"deposit\"}", 1.0),
@@ -669,6 +732,13 @@ mod tests {
             ("vmail_calls_refused_total{reason=\"overload\"}", 1.0),
             ("vmail_calls_refused_total{reason=\"no_media_port\"}", 1.0),
             ("vmail_messages_stored_total", 1.0),
+            ("vmail_srtp_auth_failed_total", 9.0),
+            ("vmail_srtp_replayed_total", 10.0),
+            ("vmail_tls_handshakes_failed_total{reason=\"timeout\"}", 1.0),
+            (
+                "vmail_tls_handshakes_failed_total{reason=\"protocol\"}",
+                0.0,
+            ),
             ("vmail_messages_discarded_total", 1.0),
             ("vmail_messages_failed_total", 1.0),
             ("vmail_messages_recovered_total", 3.0),

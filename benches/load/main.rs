@@ -15,7 +15,9 @@
 //!   0.1 % fail;
 //! - prompt pacing: inter-arrival times of vmail's RTP at 100/500/1000
 //!   concurrent greetings;
-//! - CPU per 11-second phone-like deposit at 400 concurrent calls;
+//! - CPU per 11-second phone-like deposit at 400 concurrent calls, and
+//!   (`srtp`) the same calls in SRTP (SDES keys offered over UDP, the
+//!   generator encrypting every packet);
 //! - start-up with 100,000 mailboxes.
 //!
 //! Everything is bounded (sipp `-m` and `-timeout`, every wait has a limit)
@@ -44,7 +46,7 @@ vmail load harness
 
   --quick            small steps, about 3 minutes
   --full             the whole measurement, about 10 minutes
-  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,cpu-g722,startup
+  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,cpu-g722,srtp,startup
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
@@ -232,6 +234,11 @@ struct Bench {
     log: String,
 }
 
+/// The SDES key (AES-128 key and salt) of the SRTP step's calls, and its
+/// base64 form as the offer's `a=crypto` carries it.
+const SRTP_KEY: [u8; 30] = [0x5a; 30];
+const SRTP_KEY_B64: &str = "WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpa";
+
 fn short_user(i: usize) -> String {
     format!("1{i:05}")
 }
@@ -298,7 +305,9 @@ fn run(opts: Opts) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let root = tmp.path().to_path_buf();
     say(&format!("working in {}", root.display()));
-    let site = Site::new(&root.join("site"), json!({})).map_err(|e| e.to_string())?;
+    // SDES keys over UDP: only the SRTP step offers them (sipp has no TLS).
+    let site = Site::new(&root.join("site"), json!({"srtp_over_insecure": true}))
+        .map_err(|e| e.to_string())?;
 
     // What vmail will play after the short greeting: the beep.
     let prompts_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
@@ -316,7 +325,7 @@ fn run(opts: Opts) -> Result<(), String> {
         .max()
         .unwrap_or(0)
         .max(if opts.wants("rate") { 4000 } else { 0 });
-    let phone_mailboxes = if opts.wants("cpu") || opts.wants("cpu-g722") {
+    let phone_mailboxes = if opts.wants("cpu") || opts.wants("cpu-g722") || opts.wants("srtp") {
         opts.cpu_concurrent
     } else {
         0
@@ -379,10 +388,13 @@ fn run(opts: Opts) -> Result<(), String> {
         b.pacing()?;
     }
     if opts.wants("cpu") {
-        b.cpu_per_call(false)?;
+        b.cpu_per_call(false, false)?;
     }
     if opts.wants("cpu-g722") {
-        b.cpu_per_call(true)?;
+        b.cpu_per_call(true, false)?;
+    }
+    if opts.wants("srtp") {
+        b.cpu_per_call(false, true)?;
     }
     if opts.wants("startup") {
         b.startup()?;
@@ -575,6 +587,7 @@ impl Bench {
                 },
                 frames,
                 g722: false,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -595,6 +608,7 @@ impl Bench {
             timeout: ramp + hold + Duration::from_secs(90),
             dir: self.root.join(format!("sipp-deposits-{n}")),
             g722: false,
+            srtp_key: None,
         };
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
@@ -828,6 +842,7 @@ impl Bench {
                 },
                 frames: 50,
                 g722: false,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -845,6 +860,7 @@ impl Bench {
             timeout: Duration::from_secs(u64::from(self.opts.rate_seconds) + 90),
             dir: self.root.join(format!("sipp-rate-{rate}")),
             g722: false,
+            srtp_key: None,
         };
         let cpu0 = vm.cpu();
         let t0 = Instant::now();
@@ -966,6 +982,7 @@ impl Bench {
                 },
                 frames: 0,
                 g722: false,
+                srtp: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -984,6 +1001,7 @@ impl Bench {
             timeout: Duration::from_secs_f64(n as f64 / rate) + hold + Duration::from_secs(60),
             dir: self.root.join(format!("sipp-pacing-{n}")),
             g722: false,
+            srtp_key: None,
         };
         let cpu0 = vm.cpu();
         let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
@@ -1045,8 +1063,9 @@ impl Bench {
     /// Phone-like 11-second deposits (5 s personal greeting, beep, message;
     /// RTP both ways from the answer) at `cpu_concurrent` calls in progress,
     /// in PCMA or (`g722`) in G.722: recorded at 16 kHz, prompts encoded
-    /// in G.722.
-    fn cpu_per_call(&mut self, g722: bool) -> Result<(), String> {
+    /// in G.722; with `srtp`, the same calls in SRTP (SDES keys offered
+    /// over UDP: the site allows it for this).
+    fn cpu_per_call(&mut self, g722: bool, srtp: bool) -> Result<(), String> {
         let codec = if g722 { "G.722" } else { "PCMA" };
         let c = self.opts.cpu_concurrent;
         let calls = self.opts.cpu_calls;
@@ -1055,8 +1074,12 @@ impl Bench {
         let limit = c + c / 2;
         let slots = limit * 2;
         let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
+        let what = format!(
+            "CPU per call, {codec}{}",
+            if srtp { " in SRTP" } else { "" }
+        );
         say(&format!(
-            "CPU per call ({codec}): {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
+            "{what}: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
         ));
         let mut vm = self
             .site
@@ -1069,6 +1092,7 @@ impl Bench {
                 mode: Mode::FromAnswer,
                 frames,
                 g722,
+                srtp: srtp.then_some(SRTP_KEY),
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -1086,8 +1110,13 @@ impl Bench {
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
             dir: self
                 .root
-                .join(if g722 { "sipp-cpu-g722" } else { "sipp-cpu" }),
+                .join(match (g722, srtp) {
+                    (true, _) => "sipp-cpu-g722",
+                    (false, true) => "sipp-cpu-srtp",
+                    (false, false) => "sipp-cpu",
+                }),
             g722,
+            srtp_key: srtp.then(|| SRTP_KEY_B64.to_string()),
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
@@ -1118,10 +1147,7 @@ impl Bench {
         let per_packet = cpu.as_secs_f64() * 1e6 / (sent + received).max(1) as f64;
         let failed = ((res.failed + (calls as u64).saturating_sub(res.created)) as usize)
             .max(calls.saturating_sub(stored));
-        let mut row = Row::new(
-            &format!("CPU per call, {codec}"),
-            format!("{c} × 11 s phone-like"),
-        );
+        let mut row = Row::new(&what, format!("{c} × 11 s phone-like"));
         row.calls = format!("{calls} ({failed} failed)");
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
         row.cpu = format!("{per_call:.2} ms/call");
@@ -1135,9 +1161,9 @@ impl Bench {
             dt.as_secs_f64()
         );
         say(&format!(
-            "CPU per call ({codec}): {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
+            "{what}: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
         ));
-        if g722 {
+        if srtp || g722 {
             self.rows.push(row);
             return Ok(());
         }

@@ -57,6 +57,9 @@ pub struct GenConfig {
     pub frames: u32,
     /// Send G.722 (payload type 9) instead of PCMA (8).
     pub g722: bool,
+    /// SRTP (AES_CM_128_HMAC_SHA1_80): every packet sent is protected
+    /// with this key and salt (what the SDP offer carried).
+    pub srtp: Option<[u8; 30]>,
 }
 
 /// What happened on one call, as the generator saw it.
@@ -475,6 +478,7 @@ struct Active {
     ssrc: u32,
     frame: usize,
     record: usize,
+    srtp: Option<Box<webrtc_srtp::context::Context>>,
 }
 
 struct Local {
@@ -574,6 +578,17 @@ fn send(
                     ssrc: ssrc_seed,
                     frame: (ssrc_seed as usize) % frames_in_payload.max(1),
                     record: records.len() - 1,
+                    srtp: cfg.srtp.and_then(|k| {
+                        webrtc_srtp::context::Context::new(
+                            &k[..16],
+                            &k[16..],
+                            webrtc_srtp::protection_profile::ProtectionProfile::Aes128CmHmacSha1_80,
+                            None,
+                            None,
+                        )
+                        .ok()
+                        .map(Box::new)
+                    }),
                 });
                 heap.push(Reverse((now, i)));
             }
@@ -594,7 +609,9 @@ fn send(
             let off = a.frame * FRAME_SAMPLES;
             packet[12..].copy_from_slice(&payload[off..off + FRAME_SAMPLES]);
             let rec = &mut records[a.record];
-            match slots[l.slot].socket.send_to(&packet, a.dest) {
+            let protected = a.srtp.as_mut().and_then(|c| c.encrypt_rtp(&packet).ok());
+            let out: &[u8] = protected.as_deref().unwrap_or(&packet);
+            match slots[l.slot].socket.send_to(out, a.dest) {
                 Ok(_) => {
                     rec.sent += 1;
                     counters.sent.fetch_add(1, Ordering::Relaxed);

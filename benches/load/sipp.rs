@@ -29,6 +29,8 @@ pub struct SippJob<'a> {
     pub dir: PathBuf,
     /// Offer G.722 only (else PCMA and PCMU).
     pub g722: bool,
+    /// SRTP: the SDES key (base64) offered in every call's `a=crypto`.
+    pub srtp_key: Option<String>,
 }
 
 /// A sipp process.
@@ -66,8 +68,15 @@ pub struct SippResult {
     pub tail: String,
 }
 
-fn scenario() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/sipp/deposit_csv.xml")
+fn scenario(srtp: bool) -> PathBuf {
+    let name = if srtp {
+        "deposit_csv_srtp.xml"
+    } else {
+        "deposit_csv.xml"
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/sipp")
+        .join(name)
 }
 
 /// A UDP port free on 127.0.0.1 now.
@@ -92,7 +101,7 @@ impl SippJob<'_> {
         let per_10s = (self.rate * 10.0).round().max(1.0) as u64;
         let mut cmd = Command::new("sipp");
         cmd.arg("-sf")
-            .arg(scenario())
+            .arg(scenario(self.srtp_key.is_some()))
             .arg(self.remote.to_string())
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1", "-t", "u1"])
             .args(["-p", &port.to_string()])
@@ -136,6 +145,9 @@ impl SippJob<'_> {
             .stdin(Stdio::null())
             .stdout(File::create(self.dir.join("screen.txt"))?)
             .stderr(File::create(self.dir.join("stderr.txt"))?);
+        if let Some(key) = &self.srtp_key {
+            cmd.args(["-key", "crypto_key", key]);
+        }
         let child = cmd.spawn()?;
         Ok(SippProc {
             pid: child.id(),

@@ -270,6 +270,20 @@ def rtp():
 # ---------------------------------------------------------------- config
 
 
+def srtp():
+    """srtp_unprotect: the receiver's key is 30 bytes of the config byte.
+    Bit 1 set: each datagram is protected with that key before use (so
+    captured RTP becomes valid SRTP); clear: the datagrams are taken as
+    they are (RTP in clear, truncated and random packets)."""
+    pkts = [p for p in pcap_udp_payloads(ROOT / "media/g711a.pcap") if len(p) >= 12][:30]
+    for suite in (0, 1):
+        write("srtp_unprotect", f"protected-{suite}", rtp_input(0b10 | suite, pkts))
+        write("srtp_unprotect", f"flipped-{suite}", rtp_input(0b10 | suite, pkts[:8], ctl=0))
+        write("srtp_unprotect", f"clear-{suite}", rtp_input(suite, pkts[:8], ctl=1))
+    write("srtp_unprotect", "short", rtp_input(0, [b"\x80", b"\x80" * 12, b"\x80" * 21, b""], ctl=1))
+    write("srtp_unprotect", "replayed", rtp_input(0b10, pkts[:3] * 3, ctl=1))
+
+
 def config():
     files = [ROOT / "config/vmail.json", *sorted((ROOT / "config/examples").glob("*.json")),
              *sorted((ROOT / "tests/data/config").glob("*.json"))]
@@ -326,6 +340,7 @@ def main():
     sip()
     sdp()
     rtp()
+    srtp()
     config()
     wav()
     for d in sorted(CORPUS.iterdir()):

@@ -216,6 +216,12 @@ pub enum Rule {
         /// The port.
         port: u16,
     },
+    /// SIP over TLS cannot be served as configured.
+    #[error("{reason}")]
+    BadTls {
+        /// What is wrong (file, parse, key, expiry, port).
+        reason: String,
+    },
     /// An unsupported SIP transport.
     #[error("must be \"udp\" or \"tcp\", found {found}")]
     BadTransport {

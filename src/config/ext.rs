@@ -176,6 +176,15 @@ pub struct Ext {
     pub email_subject_template: Option<String>,
     /// E-mail body template (default: by the mailbox language).
     pub email_body_template: Option<String>,
+    /// Port of the SIP over TLS listener (`None`: no TLS listener).
+    pub sip_tls_port: Option<u16>,
+    /// PEM file of the TLS certificate chain (leaf first).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the TLS certificate's private key.
+    pub tls_key: Option<PathBuf>,
+    /// Accept SDES keys (`a=crypto`) in SDP that came over UDP or TCP.
+    /// Unsafe: anyone who sees the signalling can decrypt the media.
+    pub srtp_over_insecure: bool,
 }
 
 /// How the SMTP connection is protected (`ext.smtp.tls`).
@@ -372,6 +381,10 @@ impl Default for Ext {
             email_link_template: None,
             email_subject_template: None,
             email_body_template: None,
+            sip_tls_port: None,
+            tls_cert: None,
+            tls_key: None,
+            srtp_over_insecure: false,
         }
     }
 }
@@ -517,6 +530,10 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "email_link_template",
     "email_subject_template",
     "email_body_template",
+    "sip_tls_port",
+    "tls_cert",
+    "tls_key",
+    "srtp_over_insecure",
 ];
 
 /// Read `ext` (absent, an object, or a list of objects merged in order).
@@ -624,7 +641,36 @@ pub(super) fn parse_ext(value: Option<&Value>, entry: &Entry, sink: &mut Sink) -
             },
         );
     }
+    tls_rules(&ext, &field_of, entry, sink);
     (sink.count() == before).then_some(ext)
+}
+
+/// SIP over TLS: a port of its own, and a certificate and key that load
+/// (readable PEM, the key matches the certificate, not expired).
+fn tls_rules(ext: &Ext, field_of: &dyn Fn(&str) -> String, entry: &Entry, sink: &mut Sink) {
+    let Some(tls_port) = ext.sip_tls_port else {
+        return;
+    };
+    let clash = (ext.has_transport(SipTransport::Tcp) && tls_port == ext.sip_port)
+        || tls_port == ext.http_port;
+    if clash {
+        sink.field(
+            entry,
+            field_of("sip_tls_port"),
+            Rule::BadTls {
+                reason: format!("port {tls_port} is already taken by sip_port or http_port"),
+            },
+        );
+    }
+    match (&ext.tls_cert, &ext.tls_key) {
+        (Some(cert), Some(key)) => {
+            if let Err(reason) = super::tls::load_server_config(cert, key) {
+                sink.field(entry, field_of("tls_cert"), Rule::BadTls { reason });
+            }
+        }
+        (None, _) => sink.field(entry, field_of("tls_cert"), Rule::Missing),
+        (_, None) => sink.field(entry, field_of("tls_key"), Rule::Missing),
+    }
 }
 
 /// Set one key; element-level errors of lists go to `sink` directly (with
@@ -639,6 +685,10 @@ fn set_key(
 ) -> Result<(), Rule> {
     match key {
         "sip_port" => ext.sip_port = port(v)?,
+        "sip_tls_port" => ext.sip_tls_port = Some(port(v)?),
+        "tls_cert" => ext.tls_cert = Some(path(v)?),
+        "tls_key" => ext.tls_key = Some(path(v)?),
+        "srtp_over_insecure" => ext.srtp_over_insecure = boolean(v)?,
         "rtp_port_min" => ext.rtp_port_min = port(v)?,
         "rtp_port_max" => ext.rtp_port_max = port(v)?,
         "http_port" => ext.http_port = port(v)?,
@@ -1407,7 +1457,7 @@ mod tests {
         assert_eq!(ext.notify_retry_max_seconds, 60);
         assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
         assert!(ext.email_subject_template.is_some());
-        assert_eq!(EXT_KEYS.len(), 51);
+        assert_eq!(EXT_KEYS.len(), 55);
     }
 
     #[test]
@@ -1710,6 +1760,21 @@ mod tests {
             (json!({"siteshare": ""}), "non-empty path"),
             (json!({"sip_port": 20000}), "inside the RTP port range"),
             (json!({"http_port": 5060}), "equals sip_port"),
+            (json!({"sip_tls_port": 5061}), "tls_cert`: is required"),
+            (
+                json!({"sip_tls_port": 5061, "tls_cert": "/nonexistent/c.pem"}),
+                "tls_key`: is required",
+            ),
+            (
+                json!({"sip_tls_port": 5061, "tls_cert": "/nonexistent/c.pem", "tls_key": "/nonexistent/k.pem"}),
+                "cannot read certificate file /nonexistent/c.pem",
+            ),
+            (
+                json!({"sip_tls_port": 5060, "tls_cert": "/nonexistent/c.pem", "tls_key": "/nonexistent/k.pem"}),
+                "already taken by sip_port or http_port",
+            ),
+            (json!({"tls_cert": ""}), "non-empty path"),
+            (json!({"srtp_over_insecure": "yes"}), "true or false"),
             (json!({"lease_ms": 100}), "from 500 to 600000"),
             (json!({"auto_create_mailboxes": "yes"}), "true or false"),
             (

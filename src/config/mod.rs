@@ -26,6 +26,7 @@ mod json;
 mod model;
 mod retention;
 mod role;
+pub mod tls;
 mod value;
 
 pub use domain::{normalize_domain, DomainError, MAX_DOMAIN_LEN, MAX_LABEL_LEN};

@@ -9,6 +9,7 @@
 //! - [`SourceLatch`]: which source's RTP is the caller's, and where to send.
 //! - [`PortPool`]: even RTP ports, picked at random.
 //! - [`AudioDecoder`]/[`AudioEncoder`]: G.711, G.722, G.729, Opus;
+//! - [`SrtpRx`]/[`SrtpTx`]: SRTP unprotect/protect of a call's packets;
 //!   G.711 [`encode`]/[`decode`], [`tone`] and [`dtmf_tone`] generators.
 //!
 //! In-band DTMF (Goertzel) will sit next to [`SilenceDetector`] as another
@@ -25,6 +26,7 @@ mod packetizer;
 mod ports;
 mod receiver;
 mod silence;
+mod srtp;
 mod tone;
 
 #[cfg(test)]
@@ -41,4 +43,5 @@ pub use packetizer::{RtpPacketizer, RTP_HEADER_LEN};
 pub use ports::PortPool;
 pub use receiver::{IgnoreReason, PushResult, RtpReceiver, RxConfig, RxStats};
 pub use silence::{SilenceDetector, DEFAULT_SILENCE_DBFS};
+pub use srtp::{SrtpDrop, SrtpRx, SrtpTx, REPLAY_WINDOW};
 pub use tone::{dtmf_frequencies, dtmf_tone, tone};

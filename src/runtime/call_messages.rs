@@ -12,6 +12,8 @@ pub enum CallCommand {
     /// A re-INVITE changed the media: new receive settings, the address the
     /// SDP names, and whether vmail may send (false on hold).
     Media(RxConfig, Option<SocketAddr>, bool),
+    /// A re-INVITE gave the caller's SRTP stream a new key.
+    SrtpKey(Box<crate::media::SrtpRx>),
     /// A DTMF digit from SIP INFO.
     Dtmf(char),
     /// The ACK of the 200 arrived from where the INVITE came from.

@@ -51,6 +51,8 @@ pub struct CallSetup {
     /// What `*` during the greeting needs to become the login of this
     /// mailbox (`None`: the mailbox does not exist yet, `*` does nothing).
     pub login: Option<LoginSetup>,
+    /// SRTP: how the caller's packets are unprotected.
+    pub srtp: Option<crate::media::SrtpRx>,
 }
 
 /// The menu settings of a deposit call whose caller may press `*`.
@@ -96,11 +98,12 @@ pub async fn drive(setup: CallSetup) {
         metrics,
         operator,
         login,
+        srtp,
     } = setup;
     let menu_prompts = prompts.clone();
     let language = plan.language.clone();
     let mut to_menu = false;
-    let mut media = MediaIo::new(socket, remote, rx_config, peer.ip());
+    let mut media = MediaIo::new(socket, remote, rx_config, peer.ip()).with_srtp(srtp);
     // The recording's rate: the caller's codec's (8000, or 16000 for
     // G.722 and Opus).
     let rate = media.receiver.sample_rate();

@@ -13,7 +13,7 @@ use tracing::{debug, info, trace};
 
 use crate::media::{
     DigitDeduper, DigitSource, InbandDetector, PushResult, RtpReceiver, RxConfig, SourceLatch,
-    Verdict, DEFAULT_DEDUP_WINDOW,
+    SrtpDrop, SrtpRx, Verdict, DEFAULT_DEDUP_WINDOW,
 };
 use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
@@ -57,6 +57,9 @@ pub struct MediaIo {
     counts: CallCounts,
     folded: CallCounts,
     fold_at: Instant,
+    /// SRTP: every datagram is authenticated and decrypted here, at the
+    /// socket, before anything else looks at it (see [`Self::with_srtp`]).
+    srtp: Option<SrtpRx>,
 }
 
 impl MediaIo {
@@ -86,9 +89,48 @@ impl MediaIo {
             counts: CallCounts::default(),
             folded: CallCounts::default(),
             fold_at: Instant::now() + FOLD_INTERVAL,
+            srtp: None,
         };
         media.set_remote(None);
         media
+    }
+
+    /// The call's media is SRTP: datagrams that do not authenticate with
+    /// the caller's key, or are replayed, are dropped and counted; they
+    /// never reach the latch, the jitter buffer or the recording.
+    pub fn with_srtp(mut self, srtp: Option<SrtpRx>) -> Self {
+        self.srtp = srtp;
+        self
+    }
+
+    /// A re-INVITE gave the caller's stream a new key.
+    pub fn set_srtp(&mut self, srtp: SrtpRx) {
+        self.srtp = Some(srtp);
+    }
+
+    /// With SRTP: replaces the SRTP datagram of `n` bytes in `buf` by the
+    /// RTP packet inside it and returns its length; `None` (counted) when
+    /// it is refused.
+    fn unprotect(&mut self, n: usize) -> Option<usize> {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return Some(n);
+        };
+        match srtp.unprotect(self.buf.get(..n)?) {
+            Ok(plain) => {
+                let dst = self.buf.get_mut(..plain.len())?;
+                dst.copy_from_slice(&plain);
+                Some(plain.len())
+            }
+            Err(why) => {
+                match why {
+                    SrtpDrop::Auth => self.counts.srtp_auth_failed += 1,
+                    SrtpDrop::Replay => self.counts.srtp_replayed += 1,
+                    SrtpDrop::Malformed => {}
+                }
+                trace!(?why, "srtp packet dropped");
+                None
+            }
+        }
     }
 
     /// Reads the next datagram of the caller's stream that has arrived and
@@ -103,6 +145,11 @@ impl MediaIo {
                 Ok((n, from)) => {
                     self.got += 1;
                     self.counts.rtp_received += 1;
+                    let Some(n) = self.unprotect(n) else {
+                        self.foreign += 1;
+                        self.counts.rtp_ignored += 1;
+                        continue;
+                    };
                     if !self.accept(n, from) {
                         self.foreign += 1;
                         self.counts.rtp_ignored += 1;
@@ -453,6 +500,7 @@ impl CallInputs {
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
                     Some(CallCommand::Ack) => media.on_ack(),
+                    Some(CallCommand::SrtpKey(rx)) => media.set_srtp(*rx),
                     Some(CallCommand::TransferEnded(ok)) => flow.transfer_ended(now, ok),
                     Some(CallCommand::Dtmf(d)) => {
                         if let Some(d) = media.info_digit(now, d) {

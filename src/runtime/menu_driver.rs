@@ -48,6 +48,8 @@ pub struct MenuSetup {
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub metrics: Arc<Metrics>,
+    /// SRTP: how the caller's packets are unprotected.
+    pub srtp: Option<crate::media::SrtpRx>,
 }
 
 /// What every menu call of the process shares for PIN logins.
@@ -101,8 +103,9 @@ pub async fn drive(setup: MenuSetup) {
         commands,
         events,
         metrics,
+        srtp,
     } = setup;
-    let mut media = MediaIo::new(socket, remote, rx, peer.ip());
+    let mut media = MediaIo::new(socket, remote, rx, peer.ip()).with_srtp(srtp);
     let mut inputs = CallInputs::new(tick, done_rx, commands);
     // The first prompt waits (a little) until vmail knows where to send it.
     let digits = wait_for_send_address(&mut inputs, &mut media, &metrics, SEND_ADDRESS_WAIT).await;
@@ -533,6 +536,7 @@ impl Turn<'_> {
                     }
                     Some(CallCommand::Media(cfg, addr, sends)) => media.apply(cfg, addr, sends),
                     Some(CallCommand::Ack) => media.on_ack(),
+                    Some(CallCommand::SrtpKey(rx)) => media.set_srtp(*rx),
                     // Keys while the PIN is checked are dropped; the menu
                     // transfers nothing.
                     Some(CallCommand::Dtmf(_) | CallCommand::TransferEnded(_)) => {}

@@ -27,6 +27,7 @@ mod plan;
 mod retention;
 mod sip_server;
 mod tcp;
+mod tls;
 
 pub use changes::{ChangeReceiver, Changes};
 
@@ -349,6 +350,34 @@ async fn serve(
         None
     };
 
+    let tls_listener = match ext.sip_tls_port {
+        Some(port) => {
+            let addr = SocketAddr::new(role.addr, port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RuntimeError::Bind {
+                    what: "SIP/TLS",
+                    addr,
+                    source,
+                })?;
+            // Checked with the configuration; read again here (the files
+            // may have changed since).
+            let (cert, key) = (
+                ext.tls_cert.clone().unwrap_or_default(),
+                ext.tls_key.clone().unwrap_or_default(),
+            );
+            let certs = crate::config::tls::load_server_config(&cert, &key).map_err(|e| {
+                RuntimeError::Bind {
+                    what: "SIP/TLS certificate",
+                    addr,
+                    source: std::io::Error::other(e),
+                }
+            })?;
+            Some((listener, tls::TlsCerts::new(certs)))
+        }
+        None => None,
+    };
+
     let http_addr = SocketAddr::new(role.addr, ext.http_port);
     let http_listener = tokio::net::TcpListener::bind(http_addr)
         .await
@@ -398,14 +427,29 @@ async fn serve(
 
     let (inbound_tx, inbound_rx) = mpsc::channel(4096);
     let conns = TcpConns::default();
+    let stream_settings = tcp::TcpSettings::from_ext(&ext, 64 * 1024);
+    let stream_limits = tcp::shared_limits(&stream_settings);
     if let Some(listener) = tcp_listener {
         tokio::spawn(tcp::accept_loop(
             listener,
             conns.clone(),
             inbound_tx.clone(),
-            tcp::TcpSettings::from_ext(&ext, 64 * 1024),
+            stream_settings,
+            stream_limits.clone(),
         ));
     }
+    let tls_certs = tls_listener.map(|(listener, certs)| {
+        tokio::spawn(tls::accept_loop(
+            listener,
+            certs.clone(),
+            conns.clone(),
+            inbound_tx.clone(),
+            stream_settings,
+            stream_limits.clone(),
+            shared.metrics.clone(),
+        ));
+        certs
+    });
     // Without UDP the server still needs a socket value: bind an unused
     // ephemeral one that never receives anything.
     let udp = match udp {
@@ -441,7 +485,7 @@ async fn serve(
         api_reload_tx,
         shutdown_tx.subscribe(),
     ));
-    info!(%sip_addr, transports = ?ext.sip_transports, %http_addr, "vmail ready");
+    info!(%sip_addr, transports = ?ext.sip_transports, tls_port = ?ext.sip_tls_port, %http_addr, "vmail ready");
 
     let mut current = shared;
     loop {
@@ -463,6 +507,9 @@ async fn serve(
             Some(path) => match reload(&current, path) {
                 Ok(next) => {
                     info!(path = %path.display(), "configuration reloaded");
+                    if let Some(certs) = &tls_certs {
+                        reload_certificate(certs, &next.role.ext);
+                    }
                     next.cluster.reconfigure(&next.config, &next.role);
                     current = next.clone();
                     let _ = api_tx.send(next.clone());
@@ -496,6 +543,23 @@ async fn serve(
     drop(inbound_tx);
     info!("vmail stopped");
     Ok(())
+}
+
+/// New TLS connections use the certificate and key the reloaded
+/// configuration names (read again: the files may have been renewed in
+/// place). One that does not load keeps the one in use, with a warning.
+fn reload_certificate(certs: &tls::TlsCerts, ext: &crate::config::Ext) {
+    let (Some(cert), Some(key)) = (&ext.tls_cert, &ext.tls_key) else {
+        warn!("reload: SIP over TLS keeps its certificate (ext.tls_cert/tls_key removed; the listener stays until restart)");
+        return;
+    };
+    match crate::config::tls::load_server_config(cert, key) {
+        Ok(config) => {
+            certs.replace(config);
+            info!(cert = %cert.display(), "SIP/TLS certificate reloaded");
+        }
+        Err(e) => warn!("reload: SIP/TLS keeps the certificate in use: {e}"),
+    }
 }
 
 /// Reads, validates and applies the configuration file again.

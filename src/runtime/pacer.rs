@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use crate::call::Clip;
-use crate::media::RtpPacketizer;
+use crate::media::{RtpPacketizer, SrtpTx};
 
 use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
@@ -65,6 +65,10 @@ enum Command {
     },
     Stop {
         call: u64,
+    },
+    Protect {
+        call: u64,
+        srtp: Box<SrtpTx>,
     },
     Unregister {
         call: u64,
@@ -147,6 +151,15 @@ impl PacerSlot {
         });
     }
 
+    /// From now on the call's packets are sent as SRTP. Sent right after
+    /// registering, before anything plays: no packet goes out in clear.
+    pub fn protect(&self, srtp: SrtpTx) {
+        let _ = self.shard.send(Command::Protect {
+            call: self.call,
+            srtp: Box::new(srtp),
+        });
+    }
+
     /// Stops the playback; no `PlaybackDone` is sent for it.
     pub fn stop(&self) {
         let _ = self.shard.send(Command::Stop { call: self.call });
@@ -177,6 +190,8 @@ struct Entry {
     next_due: Instant,
     /// Packets sent and sends failed since the last fold into the metrics.
     counts: CallCounts,
+    /// SRTP: each packet is protected on its way to the socket.
+    srtp: Option<Box<SrtpTx>>,
 }
 
 impl Entry {
@@ -304,6 +319,7 @@ impl Calls {
                         playing: None,
                         next_due: Instant::now(),
                         counts: CallCounts::default(),
+                        srtp: None,
                     },
                 );
             }
@@ -333,6 +349,11 @@ impl Calls {
                 // Start now, not at the idle schedule.
                 if e.next_due > now {
                     e.next_due = now;
+                }
+            }
+            Command::Protect { call, srtp } => {
+                if let Some(e) = self.playing.get_mut(&call).or(self.idle.get_mut(&call)) {
+                    e.srtp = Some(srtp);
                 }
             }
             Command::Stop { call } => {
@@ -401,9 +422,16 @@ fn send_due(e: &mut Entry, now: Instant) -> bool {
         let remote = e.remote.lock().ok().and_then(|r| *r);
         let packet = e.packetizer.packetize(&e.frame, marker);
         if let Some(to) = remote {
-            match e.socket.send_to(packet, to) {
-                Ok(_) => e.counts.rtp_sent += 1,
-                Err(_) => e.counts.rtp_send_errors += 1,
+            let sent = match e.srtp.as_mut() {
+                None => e.socket.send_to(packet, to).is_ok(),
+                Some(srtp) => srtp
+                    .protect(packet)
+                    .is_some_and(|p| e.socket.send_to(&p, to).is_ok()),
+            };
+            if sent {
+                e.counts.rtp_sent += 1;
+            } else {
+                e.counts.rtp_send_errors += 1;
             }
         }
     }

@@ -19,7 +19,7 @@ use crate::admission::{
 use crate::call::DepositLimits;
 use crate::destination::Cause;
 use crate::ivr::{Menu, MenuConfig};
-use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig};
+use crate::media::{Codec as MediaCodec, RtpPacketizer, RxConfig, SrtpRx, SrtpTx};
 use crate::sdp::{self, Codec, Negotiated};
 use crate::sip::{
     self as sipcore, Dialog, Endpoint, Event, Peer, RequestInfo, SipError, Transmit, Transport,
@@ -67,6 +67,8 @@ struct CallEntry {
     /// A transfer (REFER) in progress: its client transaction until the
     /// final response.
     transfer: Option<Transfer>,
+    /// SRTP (SDES): the offer's line answered and our own key.
+    srtp: Option<(sdp::SdesChoice, sdp::SrtpKey)>,
 }
 
 /// A REFER vmail sent for a call.
@@ -82,6 +84,7 @@ struct CallIo {
     slot: PacerSlot,
     done_rx: mpsc::UnboundedReceiver<PlaybackDone>,
     commands: mpsc::UnboundedReceiver<CallCommand>,
+    srtp: Option<SrtpRx>,
 }
 
 /// The driver a call gets once answered.
@@ -147,7 +150,9 @@ impl SipServer {
         cluster: mpsc::UnboundedReceiver<ClusterEvent>,
     ) -> Self {
         let local = SocketAddr::new(shared.role.addr, shared.role.ext.sip_port);
-        let endpoint = Endpoint::new(sipcore::EndpointConfig::new(local));
+        let mut endpoint_cfg = sipcore::EndpointConfig::new(local);
+        endpoint_cfg.tls_port = shared.role.ext.sip_tls_port;
+        let endpoint = Endpoint::new(endpoint_cfg);
         let (events_tx, events) = mpsc::unbounded_channel();
         SipServer {
             shared,
@@ -283,7 +288,7 @@ impl SipServer {
                         debug!(to = %to.addr, "sip udp send: {e}");
                     }
                 }
-                Transport::Tcp => self.tcp.send(&to, bytes),
+                Transport::Tcp | Transport::Tls => self.tcp.send(&to, bytes),
             }
         }
     }
@@ -390,7 +395,7 @@ impl SipServer {
             }
             Method::Ack | Method::Cancel => {}
             Method::Subscribe => {
-                let contact = self.local_contact(from.transport);
+                let contact = self.local_contact(from.transport, &req.uri);
                 let facts = ShellFacts {
                     shared: &self.shared,
                     serving: self.serving,
@@ -594,7 +599,7 @@ impl SipServer {
         let trying = sipcore::make_response(&req, 100, None, None);
         self.respond(tx, trying);
         let local_tag = sipcore::new_tag();
-        let contact = self.local_contact(from.transport);
+        let contact = self.local_contact(from.transport, &req.uri);
         let decision = admission::decide(
             &InviteInput {
                 request: &req,
@@ -631,6 +636,11 @@ impl SipServer {
                 return self.respond(tx, r);
             }
         };
+        if negotiated.srtp.is_some() && !from.transport.is_secure() && !ext.srtp_over_insecure {
+            let why = "SDES keys (a=crypto) offered over an unencrypted transport: \
+                       SRTP is accepted over SIP/TLS only (ext.srtp_over_insecure)";
+            return self.refuse(tx, &req, &cid, &Refusal::NotAcceptable(why.to_owned()));
+        }
         let Some((socket, port)) = self.bind_rtp() else {
             self.shared.metrics.call_refused("no_media_port");
             let mut r = sipcore::make_response(&req, 503, Some("No media port"), None);
@@ -641,6 +651,11 @@ impl SipServer {
         let id = self.next_call;
         self.next_call += 1;
         let sdp_version = 1;
+        // SRTP: our own fresh key for what we send (RFC 4568 §6.1).
+        let srtp = negotiated
+            .srtp
+            .clone()
+            .map(|choice| (choice, sdp::SrtpKey::random()));
         let local_sdp = sdp::answer(
             &negotiated,
             &sdp::AnswerParams {
@@ -649,6 +664,7 @@ impl SipServer {
                 session_id: id,
                 session_version: sdp_version,
                 username: "vmail",
+                srtp_key: srtp.as_ref().map(|(_, k)| k),
             },
         );
         let mut ok = sipcore::make_response(&req, 200, None, Some(&local_tag));
@@ -669,12 +685,18 @@ impl SipServer {
             frame_samples,
             done_tx,
         );
+        if let Some((choice, ours)) = &srtp {
+            slot.protect(SrtpTx::new(choice.suite, ours));
+        }
         let io = CallIo {
             socket,
             remote,
             slot,
             done_rx,
             commands: cmd_rx,
+            srtp: srtp
+                .as_ref()
+                .map(|(choice, _)| SrtpRx::new(choice.suite, &choice.remote_key)),
         };
         let metric_kind = match kind {
             CallKind::Deposit { .. } => metrics::CallKind::Deposit,
@@ -705,6 +727,7 @@ impl SipServer {
                 metric_kind,
                 invited,
                 transfer: None,
+                srtp,
             },
         );
         self.by_call_id.entry(cid).or_default().push(id);
@@ -795,6 +818,7 @@ impl SipServer {
                     events: self.events_tx.clone(),
                     metrics: shared.metrics.clone(),
                     operator,
+                    srtp: io.srtp,
                     login: (!create).then(|| {
                         let limiter = shared.clone();
                         LoginSetup {
@@ -833,6 +857,7 @@ impl SipServer {
                     commands: io.commands,
                     events: self.events_tx.clone(),
                     metrics: shared.metrics.clone(),
+                    srtp: io.srtp,
                 }))
             }
         }
@@ -925,6 +950,11 @@ impl SipServer {
             };
             match admission::negotiate(req.body(), Some(call.codec), choice) {
                 Ok(n) => {
+                    if let Err(why) = srtp_update(call, &n) {
+                        info!(call = id, "re-INVITE refused: {why}");
+                        self.reply(tx, &req, 488, None);
+                        return;
+                    }
                     call.codec = n.codec;
                     call.sdp_version += 1;
                     call.local_sdp = sdp::answer(
@@ -935,6 +965,7 @@ impl SipServer {
                             session_id: id,
                             session_version: call.sdp_version,
                             username: "vmail",
+                            srtp_key: call.srtp.as_ref().map(|(_, k)| k),
                         },
                     );
                     let _ = call.commands.send(CallCommand::Media(
@@ -953,7 +984,7 @@ impl SipServer {
         };
         info!(call = id, "re-INVITE answered");
         let mut ok = sipcore::make_response(&req, 200, None, None);
-        let contact = self.local_contact(peer_transport);
+        let contact = self.local_contact(peer_transport, &req.uri);
         ok.headers
             .push(Header::Contact(format!("<{contact}>").into()));
         sipcore::set_body(&mut ok, "application/sdp", body.into_bytes());
@@ -1083,15 +1114,59 @@ impl SipServer {
         None
     }
 
-    fn local_contact(&self, transport: Transport) -> String {
-        let addr = SocketAddr::new(self.shared.role.addr, self.shared.role.ext.sip_port);
+    /// Our Contact for a request that came over `transport` to `uri`:
+    /// over TLS the TLS port, as `sips:` when the request was addressed to
+    /// a `sips:` URI, else with `transport=tls` (RFC 5630 §3.1.3).
+    fn local_contact(&self, transport: Transport, uri: &rsipstack::sip::Uri) -> String {
+        let ext = &self.shared.role.ext;
+        let port = match transport {
+            Transport::Tls => ext.sip_tls_port.unwrap_or(ext.sip_port),
+            _ => ext.sip_port,
+        };
+        let addr = SocketAddr::new(self.shared.role.addr, port);
         let host = match addr.ip() {
             IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
             IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
         };
+        let sips = matches!(uri.scheme, Some(rsipstack::sip::Scheme::Sips));
         match transport {
             Transport::Tcp => format!("sip:vmail@{host};transport=tcp"),
-            _ => format!("sip:vmail@{host}"),
+            Transport::Tls if sips => format!("sips:vmail@{host}"),
+            Transport::Tls => format!("sip:vmail@{host};transport=tls"),
+            Transport::Udp => format!("sip:vmail@{host}"),
+        }
+    }
+}
+
+/// What a re-INVITE's offer `n` does to the call's SRTP: it stays on or
+/// off, with the same suite (our key stays); a new key of the caller is
+/// handed to the call's media. `Err` says why the offer is refused.
+fn srtp_update(call: &mut CallEntry, n: &Negotiated) -> Result<(), &'static str> {
+    if let Some(rx) = srtp_reoffer(&mut call.srtp, n.srtp.as_ref())? {
+        let _ = call.commands.send(CallCommand::SrtpKey(Box::new(rx)));
+    }
+    Ok(())
+}
+
+/// [`srtp_update`] without the call: the call's SDES state `current`
+/// after an offer of `offered`; `Some` receiver when the caller's key
+/// changed.
+fn srtp_reoffer(
+    current: &mut Option<(sdp::SdesChoice, sdp::SrtpKey)>,
+    offered: Option<&sdp::SdesChoice>,
+) -> Result<Option<SrtpRx>, &'static str> {
+    match (current, offered) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err("SRTP cannot be turned off within a call"),
+        (None, Some(_)) => Err("SRTP cannot be turned on within a call"),
+        (Some((current, _)), Some(offered)) => {
+            if offered.suite != current.suite {
+                return Err("the SRTP suite cannot change within a call");
+            }
+            let rx = (offered.remote_key != current.remote_key)
+                .then(|| SrtpRx::new(offered.suite, &offered.remote_key));
+            *current = offered.clone();
+            Ok(rx)
         }
     }
 }
@@ -1175,5 +1250,46 @@ fn cause_name(c: Cause) -> &'static str {
         Cause::Busy => "busy",
         Cause::Unavailable => "unavailable",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sdp::{SdesChoice, SrtpKey, SrtpSuite};
+
+    fn choice(tag: u32, suite: SrtpSuite, key: u8) -> SdesChoice {
+        SdesChoice {
+            tag,
+            suite,
+            remote_key: SrtpKey([key; 30]),
+        }
+    }
+
+    #[test]
+    fn a_reoffer_keeps_srtp_on_or_off_and_follows_a_new_key() {
+        let suite = SrtpSuite::AesCm128HmacSha1_80;
+        let mut plain = None;
+        assert!(matches!(srtp_reoffer(&mut plain, None), Ok(None)));
+        assert!(srtp_reoffer(&mut plain, Some(&choice(1, suite, 1))).is_err());
+
+        let ours = SrtpKey([9; 30]);
+        let mut on = Some((choice(1, suite, 1), ours.clone()));
+        assert!(srtp_reoffer(&mut on, None).is_err());
+        let other_suite = choice(1, SrtpSuite::AesCm128HmacSha1_32, 1);
+        assert!(srtp_reoffer(&mut on, Some(&other_suite)).is_err());
+        // Same key (another tag): nothing for the media to do.
+        assert!(matches!(
+            srtp_reoffer(&mut on, Some(&choice(2, suite, 1))),
+            Ok(None)
+        ));
+        // A new key: a new receiver, and the state follows; ours stays.
+        assert!(matches!(
+            srtp_reoffer(&mut on, Some(&choice(2, suite, 5))),
+            Ok(Some(_))
+        ));
+        let (now, key) = on.expect("still on");
+        assert_eq!((now.tag, now.remote_key), (2, SrtpKey([5; 30])));
+        assert_eq!(key, ours);
     }
 }

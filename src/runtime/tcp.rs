@@ -1,4 +1,5 @@
-//! SIP over TCP: accepts connections within the limits of `ext` (per source
+//! SIP over TCP (and the connection handling SIP over TLS shares, see
+//! [`super::tls`]): accepts connections within the limits of `ext` (per source
 //! address and overall), frames the byte stream into messages (by
 //! Content-Length) for the SIP task, and writes responses and requests back
 //! on the same connection.
@@ -30,18 +31,18 @@ use crate::sip::{ConnClock, ConnId, ConnLimits, Expiry, Frame, Peer, StreamFrame
 use super::sip_server::Inbound;
 
 /// Queued outgoing messages per connection before new ones are dropped.
-const QUEUE: usize = 256;
+pub(super) const QUEUE: usize = 256;
 /// Bytes read from a socket at a time (into a buffer on the stack).
-const READ_CHUNK: usize = 8192;
+pub(super) const READ_CHUNK: usize = 8192;
 /// How long a closing connection may take to send what is queued.
-const FLUSH: Duration = Duration::from_secs(2);
+pub(super) const FLUSH: Duration = Duration::from_secs(2);
 /// After refusing a message, how long and how much of the rest of it is
 /// read and discarded before closing, so that the refusal is not lost to a
 /// reset (a close with unread data sends RST).
-const LINGER: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 1024 * 1024;
+pub(super) const LINGER: Duration = Duration::from_secs(2);
+pub(super) const LINGER_BYTES: usize = 1024 * 1024;
 /// Refused connections are logged at most this often (with a count).
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+pub(super) const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// The TCP limits of `ext`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,12 +75,12 @@ impl TcpSettings {
 /// The writers of all open connections; cheap to clone.
 #[derive(Clone, Default)]
 pub struct TcpConns {
-    writers: Arc<DashMap<u64, mpsc::Sender<Vec<u8>>>>,
-    next: Arc<AtomicU64>,
+    pub(super) writers: Arc<DashMap<u64, mpsc::Sender<Vec<u8>>>>,
+    pub(super) next: Arc<AtomicU64>,
 }
 
 impl TcpConns {
-    /// Queues `bytes` on the connection of `to` (dropped if it is gone: the
+    /// Queues `bytes` on the TCP or TLS connection of `to` (dropped if it is gone: the
     /// transaction layer's timers decide what happens next).
     pub fn send(&self, to: &Peer, bytes: Vec<u8>) {
         let Some(ConnId(id)) = to.conn else {
@@ -100,9 +101,9 @@ impl TcpConns {
 }
 
 /// One admitted connection's place in the limits, given back on drop.
-struct Admission {
-    limits: Arc<Mutex<ConnLimits>>,
-    ip: IpAddr,
+pub(super) struct Admission {
+    pub(super) limits: Arc<Mutex<ConnLimits>>,
+    pub(super) ip: IpAddr,
 }
 
 impl Drop for Admission {
@@ -114,17 +115,23 @@ impl Drop for Admission {
     }
 }
 
+/// The connection limits of `settings`, one budget for the TCP and the
+/// TLS listener together.
+pub fn shared_limits(settings: &TcpSettings) -> Arc<Mutex<ConnLimits>> {
+    Arc::new(Mutex::new(ConnLimits::new(
+        settings.max_connections,
+        settings.max_connections_per_address,
+    )))
+}
+
 /// Accepts connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
     conns: TcpConns,
     inbound: mpsc::Sender<Inbound>,
     settings: TcpSettings,
+    limits: Arc<Mutex<ConnLimits>>,
 ) {
-    let limits = Arc::new(Mutex::new(ConnLimits::new(
-        settings.max_connections,
-        settings.max_connections_per_address,
-    )));
     let mut refused: u64 = 0;
     let mut last_report: Option<Instant> = None;
     loop {
@@ -304,7 +311,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
 }
 
 /// Waits up to `limit` for the writer to drain its queue, else stops it.
-async fn finish(writer: &mut JoinHandle<()>, limit: Duration) {
+pub(super) async fn finish(writer: &mut JoinHandle<()>, limit: Duration) {
     if tokio::time::timeout(limit, &mut *writer).await.is_err() {
         writer.abort();
     }

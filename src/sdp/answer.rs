@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use super::model::Codec;
+use super::crypto::{format_crypto, SrtpKey};
 use super::negotiate::Negotiated;
 
 /// Our side of the answer.
@@ -19,6 +20,9 @@ pub struct AnswerParams<'a> {
     pub session_version: u64,
     /// `o=` user name; characters other than visible ASCII become `-`.
     pub username: &'a str,
+    /// Our SRTP key, written in the `a=crypto` answer line when the
+    /// negotiation chose SDES (`Negotiated::srtp`).
+    pub srtp_key: Option<&'a SrtpKey>,
 }
 
 /// Write the answer for a negotiation: one active audio stream with the
@@ -52,20 +56,20 @@ pub fn answer(neg: &Negotiated, p: &AnswerParams<'_>) -> String {
     let mut wrote_audio = false;
     for (i, m) in neg.media.iter().enumerate() {
         if i == neg.audio_index {
-            write_audio(&mut s, neg, p.local_port);
+            write_audio(&mut s, neg, p);
             wrote_audio = true;
         } else {
             let _ = write!(s, "m={} 0 {} {}\r\n", m.media, m.proto, m.first_format);
         }
     }
     if !wrote_audio {
-        write_audio(&mut s, neg, p.local_port);
+        write_audio(&mut s, neg, p);
     }
     s
 }
 
-fn write_audio(s: &mut String, neg: &Negotiated, port: u16) {
-    let _ = write!(s, "m=audio {port} {} {}", neg.proto, neg.pt);
+fn write_audio(s: &mut String, neg: &Negotiated, p: &AnswerParams<'_>) {
+    let _ = write!(s, "m=audio {} {} {}", p.local_port, neg.proto, neg.pt);
     if let Some(dtmf) = neg.dtmf_pt {
         let _ = write!(s, " {dtmf}");
     }
@@ -104,4 +108,17 @@ fn write_audio(s: &mut String, neg: &Negotiated, port: u16) {
         neg.ptime_ms,
         neg.direction.attribute()
     );
+    write_crypto(s, neg, p);
+}
+
+/// The `a=crypto` line of an SDES answer: the offer's tag and suite, our
+/// own key (RFC 4568 §7.1.2: each direction has its key).
+fn write_crypto(s: &mut String, neg: &Negotiated, p: &AnswerParams<'_>) {
+    if let (Some(choice), Some(key)) = (&neg.srtp, p.srtp_key) {
+        let _ = write!(
+            s,
+            "a=crypto:{}\r\n",
+            format_crypto(choice.tag, choice.suite, key)
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! [`Negotiated`] result. All three are pure functions; nothing here does I/O.
 //!
 //! # Why a hand-written parser
-//! vmail needs a small subset of SDP (`v o c m a=rtpmap/fmtp/ptime/direction`)
+//! vmail needs a small subset of SDP (`v o c m a=rtpmap/fmtp/ptime/direction/crypto`)
 //! and must accept what real SIP equipment sends. The Rust SDP crates were
 //! judged and not taken:
 //! - `sdp` (webrtc-rs, a port of pion/sdp) enforces the RFC's line order with
@@ -22,14 +22,21 @@
 //! [`SdpError`], never a panic (property-tested).
 
 mod answer;
+mod crypto;
 mod model;
 mod negotiate;
 mod parse;
 
 pub use answer::{answer, AnswerParams};
+pub use crypto::{
+    choose as choose_crypto, format_crypto, parse_crypto, CryptoAttr, SdesChoice, SrtpKey,
+    SrtpSuite, SRTP_KEY_LEN,
+};
 pub use model::{AudioOffer, Codec, Direction, Format, MediaLine, Offer, Origin};
 pub use negotiate::{negotiate, negotiate_initial, CodecParams, NegotiateError, Negotiated};
 pub use parse::{parse, SdpError, MAX_SDP_LEN};
 
+#[cfg(test)]
+mod crypto_tests;
 #[cfg(test)]
 mod tests;

@@ -288,6 +288,8 @@ pub struct AudioOffer {
     pub direction: Direction,
     /// `a=rtcp-mux` present.
     pub rtcp_mux: bool,
+    /// The `a=crypto` lines (RFC 4568), in the offer's order.
+    pub crypto: Vec<super::crypto::CryptoAttr>,
 }
 
 impl AudioOffer {
@@ -296,6 +298,12 @@ impl AudioOffer {
     pub fn is_plain_rtp(&self) -> bool {
         is_plain_rtp(&self.proto)
     }
+}
+
+/// Whether `proto` is SRTP keyed in the SDP (`RTP/SAVP`, `RTP/SAVPF`):
+/// what SDES applies to (not the DTLS-SRTP profiles).
+pub(crate) fn is_sdes_srtp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP") || proto.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 pub(crate) fn is_plain_rtp(proto: &str) -> bool {

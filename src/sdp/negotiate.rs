@@ -2,7 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::model::{Codec, Direction, MediaLine, Offer};
+use super::crypto::{choose, SdesChoice};
+use super::model::{is_sdes_srtp, Codec, Direction, MediaLine, Offer};
 
 /// Why no answer can be made; the caller answers `488 Not Acceptable Here`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,7 +15,11 @@ pub enum NegotiateError {
     /// The audio stream offers none of the codecs vmail prefers.
     #[error("no codec in common with the offer")]
     NoCommonCodec,
-    /// The audio stream needs SRTP/DTLS, which vmail does not do.
+    /// The audio stream is `RTP/SAVP` but none of its `a=crypto` lines is
+    /// usable (suite, key parameters).
+    #[error("RTP/SAVP without a usable a=crypto line")]
+    NoUsableCrypto,
+    /// The audio stream needs a profile vmail does not do (DTLS-SRTP…).
     #[error("unsupported media profile {proto}")]
     UnsupportedProfile {
         /// The offered transport protocol.
@@ -61,6 +66,8 @@ pub struct Negotiated {
     pub media: Vec<MediaLine>,
     /// Which of `media` is the audio stream.
     pub audio_index: usize,
+    /// SRTP keyed by SDES (`RTP/SAVP`): the offered line answered.
+    pub srtp: Option<SdesChoice>,
 }
 
 /// What the offer's `a=fmtp` of the chosen codec says that vmail follows.
@@ -94,11 +101,15 @@ impl Negotiated {
 /// on a re-INVITE, put the current codec first.
 pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, NegotiateError> {
     let audio = offer.audio.as_ref().ok_or(NegotiateError::NoAudio)?;
-    if !audio.is_plain_rtp() {
+    let srtp = if audio.is_plain_rtp() {
+        None
+    } else if is_sdes_srtp(&audio.proto) {
+        Some(choose(&audio.crypto).ok_or(NegotiateError::NoUsableCrypto)?)
+    } else {
         return Err(NegotiateError::UnsupportedProfile {
             proto: audio.proto.clone(),
         });
-    }
+    };
     let (codec, format) = prefer
         .iter()
         .find_map(|&c| {
@@ -165,6 +176,7 @@ pub fn negotiate(offer: &Offer, prefer: &[Codec]) -> Result<Negotiated, Negotiat
         proto: audio.proto.clone(),
         media: offer.media.clone(),
         audio_index: audio.index,
+        srtp,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use super::crypto::{parse_crypto, CryptoAttr};
 use super::model::{is_plain_rtp, AudioOffer, Codec, Direction, Format, MediaLine, Offer, Origin};
 
 /// Largest SDP body accepted, in bytes.
@@ -203,7 +204,11 @@ struct Section {
     ptime: Option<u32>,
     direction: Option<Direction>,
     rtcp_mux: bool,
+    crypto: Vec<CryptoAttr>,
 }
+
+/// `a=crypto` lines kept per stream at most (more are ignored).
+const MAX_CRYPTO_LINES: usize = 16;
 
 impl Section {
     fn parse(value: &str, line: usize) -> Result<Section, SdpError> {
@@ -244,6 +249,7 @@ impl Section {
             ptime: None,
             direction: None,
             rtcp_mux: false,
+            crypto: Vec::new(),
         })
     }
 
@@ -272,6 +278,13 @@ impl Section {
             self.ptime = arg.and_then(parse_ptime);
         } else if name.eq_ignore_ascii_case("rtcp-mux") {
             self.rtcp_mux = true;
+        } else if name.eq_ignore_ascii_case("crypto") {
+            // A malformed crypto line is ignored (another may be usable).
+            if let Some(c) = arg.and_then(parse_crypto) {
+                if self.crypto.len() < MAX_CRYPTO_LINES {
+                    self.crypto.push(c);
+                }
+            }
         } else if let Some(d) = Direction::from_attribute(name) {
             self.direction = Some(d);
         }
@@ -294,6 +307,7 @@ impl Section {
             ptime_ms: self.ptime.or(session.ptime),
             direction: self.direction.or(session.direction).unwrap_or_default(),
             rtcp_mux: self.rtcp_mux,
+            crypto: self.crypto.clone(),
         }
     }
 

@@ -31,6 +31,8 @@ pub const INVITE_ANSWER_LIMIT: Duration = Duration::from_secs(180);
 pub struct EndpointConfig {
     /// Our address, for the Via of requests we send.
     pub local_addr: SocketAddr,
+    /// Our SIP/TLS port, for the Via of requests we send over TLS.
+    pub tls_port: Option<u16>,
     /// `User-Agent` of our requests and `Server` of the responses the
     /// endpoint makes itself.
     pub user_agent: String,
@@ -49,6 +51,7 @@ impl EndpointConfig {
     pub fn new(local_addr: SocketAddr) -> Self {
         EndpointConfig {
             local_addr,
+            tls_port: None,
             user_agent: super::message::SERVER.to_string(),
             max_message_size: 64 * 1024,
             t1: Duration::from_millis(500),
@@ -253,7 +256,7 @@ impl Endpoint {
         }
         if bytes.len() > self.cfg.max_message_size {
             debug!(%from.addr, len = bytes.len(), "oversized SIP message");
-            if from.transport == Transport::Tcp {
+            if from.transport.is_reliable() {
                 self.answer_unparsable(now, from, bytes, 413);
             }
             return;
@@ -439,10 +442,14 @@ impl Endpoint {
         match request.via_header_mut() {
             Err(_) => {
                 let branch = new_branch();
+                let sent_by = match (transport, self.cfg.tls_port) {
+                    (Transport::Tls, Some(port)) => SocketAddr::new(self.cfg.local_addr.ip(), port),
+                    _ => self.cfg.local_addr,
+                };
                 let via = format!(
                     "SIP/2.0/{} {};branch={};rport",
                     transport.via_token(),
-                    rsipstack::sip::HostWithPort::from(self.cfg.local_addr),
+                    rsipstack::sip::HostWithPort::from(sent_by),
                     branch
                 );
                 request.headers.push_front(Header::Via(Via::new(via)));

@@ -11,20 +11,29 @@ pub enum Transport {
     Udp,
     /// A stream; the runtime frames messages with [`super::StreamFramer`].
     Tcp,
+    /// A TCP stream inside TLS, framed like [`Transport::Tcp`].
+    Tls,
 }
 
 impl Transport {
     /// Whether the transport delivers reliably (no SIP-level retransmission).
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
-    /// The token used in a Via header (`UDP`, `TCP`).
+    /// The token used in a Via header (`UDP`, `TCP`, `TLS`).
     pub fn via_token(self) -> &'static str {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
+    }
+
+    /// Whether messages travel encrypted and authenticated (TLS): only
+    /// then may SDES keys (RFC 4568) be exchanged in the SDP.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Transport::Tls)
     }
 }
 
@@ -51,6 +60,15 @@ impl Peer {
             transport: Transport::Udp,
             addr,
             conn: None,
+        }
+    }
+
+    /// A TLS peer on a known connection.
+    pub fn tls(addr: SocketAddr, conn: ConnId) -> Self {
+        Peer {
+            transport: Transport::Tls,
+            addr,
+            conn: Some(conn),
         }
     }
 

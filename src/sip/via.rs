@@ -54,7 +54,7 @@ pub(crate) fn stamp_top_via(via: &mut Via, from: &Peer) -> Option<ViaFacts> {
                 .push(Param::Received(Received::new(src.ip().to_string())));
         }
         let reply_to = match from.transport {
-            Transport::Tcp => *from,
+            Transport::Tcp | Transport::Tls => *from,
             Transport::Udp => {
                 let port = if has_rport {
                     src.port()

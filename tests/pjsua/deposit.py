@@ -35,7 +35,9 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--target", required=True, help="Request-URI / To, e.g. sip:1001@test.rootdomain.ru")
     p.add_argument("--proxy", required=True, help="HOST:PORT the requests are sent to (vmail)")
-    p.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    p.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp", help="tls: the server's certificate is not verified (self-signed in tests)")
+    p.add_argument("--srtp", choices=["off", "mandatory"], default="off", help="mandatory: offer RTP/SAVP with SDES keys (a=crypto)")
+    p.add_argument("--srtp-secure-signaling", type=int, default=1, help="pjsua's srtpSecureSignaling: 1 requires TLS for SDES, 0 allows UDP/TCP")
     p.add_argument("--caller", default="sip:5551234@test.rootdomain.ru", help="From URI (the local account)")
     p.add_argument("--wav", help="WAV file played into the call once, from when media is up")
     p.add_argument("--wav-delay", type=float, default=0.0, help="start the --wav this many seconds after media is up (e.g. after the greeting)")
@@ -291,7 +293,9 @@ def main(argv):
         tcfg.port = 0
         tcfg.boundAddress = "127.0.0.1"
         tcfg.publicAddress = "127.0.0.1"
-        ttype = pj.PJSIP_TRANSPORT_UDP if args.transport == "udp" else pj.PJSIP_TRANSPORT_TCP
+        ttype = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+        if args.transport == "tls":
+            tcfg.tlsConfig.verifyServer = False
         tid = ep.transportCreate(ttype, tcfg)
         ep.libStart()
         ep.audDevManager().setNullDev()
@@ -323,6 +327,9 @@ def main(argv):
         acfg.mediaConfig.transportConfig.publicAddress = "127.0.0.1"
         acfg.mediaConfig.transportConfig.port = args.rtp_port
         acfg.mediaConfig.lockCodecEnabled = args.lock_codec
+        if args.srtp == "mandatory":
+            acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+            acfg.mediaConfig.srtpSecureSignaling = args.srtp_secure_signaling
         acc = pj.Account()
         acc.create(acfg)
         acc_holder[0] = acc

@@ -1,0 +1,316 @@
+//! SIP over TLS (RFC 3261 §26.2, RFC 5630): a TLS listener on
+//! `ext.sip_tls_port` whose connections carry SIP exactly like the TCP
+//! ones (same framer, limits, idle and message timeouts, same writers map,
+//! so responses and in-dialog requests go back on the caller's
+//! connection). The `tcp_max_connections*` limits count TCP and TLS
+//! connections together.
+//!
+//! The handshake must end within `tcp_message_seconds`; a failed one
+//! (plaintext on the port, garbage, a client that does not agree to a
+//! protocol or cipher, a timeout) closes the connection, is counted in
+//! `vmail_tls_handshakes_failed{reason}` and logged (at most every 10 s
+//! at `info`, with a count, the others at `debug`). The certificate is
+//! reloaded on SIGHUP: connections made after it use the new one.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn};
+
+use crate::metrics::Metrics;
+use crate::sip::{ConnClock, ConnId, ConnLimits, Expiry, Frame, Peer, StreamFramer};
+
+use super::sip_server::Inbound;
+use super::tcp::{
+    finish, Admission, TcpConns, TcpSettings, FLUSH, LINGER, LINGER_BYTES, QUEUE, READ_CHUNK,
+    REFUSAL_LOG_EVERY,
+};
+
+/// The server certificate in use; replaced on reload. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsCerts(Arc<RwLock<Arc<rustls::ServerConfig>>>);
+
+impl TlsCerts {
+    /// Starts with `config`.
+    pub fn new(config: Arc<rustls::ServerConfig>) -> Self {
+        TlsCerts(Arc::new(RwLock::new(config)))
+    }
+
+    /// Connections accepted from now on use `config`.
+    pub fn replace(&self, config: Arc<rustls::ServerConfig>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = config;
+    }
+
+    fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(
+            self.0
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
+
+/// Logs a kind of event at most every [`REFUSAL_LOG_EVERY`] at `info`
+/// (with how many happened since), the rest at `debug`.
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Throttle {
+    /// Counts one; returns the count to log when it is time to.
+    fn tick(&mut self) -> Option<u64> {
+        self.since += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY)
+        {
+            self.last = Some(now);
+            Some(std::mem::take(&mut self.since))
+        } else {
+            None
+        }
+    }
+}
+
+/// Accepts TLS connections until the listener fails.
+pub async fn accept_loop(
+    listener: TcpListener,
+    certs: TlsCerts,
+    conns: TcpConns,
+    inbound: mpsc::Sender<Inbound>,
+    settings: TcpSettings,
+    limits: Arc<Mutex<ConnLimits>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut refused = Throttle::default();
+    let failures = Arc::new(Mutex::new(Throttle::default()));
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                info!("tls accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admitted = limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(addr.ip());
+        if let Err(why) = admitted {
+            drop(stream);
+            match refused.tick() {
+                Some(n) => warn!(%addr, refused = n, "SIP/TLS connection refused: {why}"),
+                None => debug!(%addr, "SIP/TLS connection refused: {why}"),
+            }
+            continue;
+        }
+        let admission = Admission {
+            limits: limits.clone(),
+            ip: addr.ip(),
+        };
+        let acceptor = certs.acceptor();
+        let conns = conns.clone();
+        let inbound = inbound.clone();
+        let metrics = metrics.clone();
+        let failures = failures.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().ok();
+            let handshake = tokio::time::timeout(settings.message, acceptor.accept(stream)).await;
+            let tls = match handshake {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    let reason = if e.kind() == io::ErrorKind::InvalidData {
+                        "protocol"
+                    } else {
+                        "io"
+                    };
+                    handshake_failed(&metrics, &failures, addr, reason, &e.to_string());
+                    return;
+                }
+                Err(_) => {
+                    let why = format!("not complete within {} s", settings.message.as_secs_f32());
+                    handshake_failed(&metrics, &failures, addr, "timeout", &why);
+                    return;
+                }
+            };
+            metrics.tls_handshakes.inc();
+            let id = conns.next.fetch_add(1, Ordering::Relaxed) + 1;
+            let (tx, rx) = mpsc::channel(QUEUE);
+            conns.writers.insert(id, tx.clone());
+            let peer = Peer::tls(addr, ConnId(id));
+            run(tls, peer, local, settings, inbound, tx, rx).await;
+            conns.writers.remove(&id);
+            drop(admission);
+        });
+    }
+}
+
+fn handshake_failed(
+    metrics: &Metrics,
+    failures: &Mutex<Throttle>,
+    addr: std::net::SocketAddr,
+    reason: &'static str,
+    why: &str,
+) {
+    metrics.tls_handshake_failed(reason);
+    let log = failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .tick();
+    match log {
+        Some(n) => info!(%addr, failed = n, reason, "SIP/TLS handshake failed: {why}"),
+        None => debug!(%addr, reason, "SIP/TLS handshake failed: {why}"),
+    }
+}
+
+/// Why a connection ends.
+enum Close {
+    Eof,
+    Failed(io::Error),
+    Expired(Expiry),
+    Refused,
+    Shutdown,
+}
+
+/// Serves one established TLS connection until it closes.
+#[allow(clippy::too_many_arguments)]
+async fn run<S>(
+    stream: S,
+    peer: Peer,
+    local: Option<std::net::SocketAddr>,
+    settings: TcpSettings,
+    inbound: mpsc::Sender<Inbound>,
+    tx: mpsc::Sender<Vec<u8>>,
+    rx: mpsc::Receiver<Vec<u8>>,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let addr = peer.addr;
+    let (mut rd, wr) = tokio::io::split(stream);
+    let mut writer = tokio::spawn(write_loop(wr, rx));
+    let mut framer = StreamFramer::new(settings.max_message);
+    let close = read_loop(&mut rd, &mut framer, peer, settings, &inbound).await;
+    match &close {
+        Close::Eof | Close::Shutdown => debug!(%addr, "tls connection closed"),
+        Close::Failed(e) => debug!(%addr, "tls read: {e}"),
+        Close::Expired(Expiry::Idle) => debug!(%addr, "closing idle tls connection"),
+        Close::Expired(Expiry::UnfinishedMessage) => info!(
+            %addr,
+            buffered = framer.buffered(),
+            "closing tls connection: message not complete within {} s of its first byte",
+            settings.message.as_secs()
+        ),
+        Close::Refused => {}
+    }
+    let refusal = matches!(close, Close::Refused)
+        .then(|| local.and_then(|l| framer.refusal(&peer, l)))
+        .flatten();
+    drop(framer);
+    if let Some(resp) = refusal {
+        let _ = tx.try_send(resp);
+    }
+    drop(tx);
+    finish(&mut writer, FLUSH).await;
+    if matches!(close, Close::Refused) {
+        linger(&mut rd).await;
+    }
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    framer: &mut StreamFramer,
+    peer: Peer,
+    settings: TcpSettings,
+    inbound: &mpsc::Sender<Inbound>,
+) -> Close {
+    let mut clock = ConnClock::new(Instant::now(), settings.idle, settings.message);
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        let deadline = tokio::time::Instant::from_std(clock.deadline());
+        let n = match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+            Err(_) => match clock.expired(Instant::now()) {
+                Some(why) => return Close::Expired(why),
+                None => continue,
+            },
+            Ok(Err(e)) => return Close::Failed(e),
+            Ok(Ok(0)) => return Close::Eof,
+            Ok(Ok(n)) => n,
+        };
+        framer.push(buf.get(..n).unwrap_or_default());
+        let mut completed = false;
+        loop {
+            match framer.next_frame() {
+                Ok(Some(Frame::Message(bytes))) => {
+                    completed = true;
+                    if inbound
+                        .send(Inbound::Message { peer, bytes })
+                        .await
+                        .is_err()
+                    {
+                        return Close::Shutdown;
+                    }
+                }
+                Ok(Some(Frame::Ping)) => completed = true,
+                Ok(None) => break,
+                Err(e) => {
+                    info!(addr = %peer.addr, "closing tls connection: {e}");
+                    return Close::Refused;
+                }
+            }
+        }
+        clock.on_read(Instant::now(), completed, framer.buffered() > 0);
+    }
+}
+
+/// Writes queued messages (each flushed: TLS buffers records) until the
+/// queue closes, then closes the TLS session and the write side.
+async fn write_loop<W: AsyncWrite>(mut wr: WriteHalf<W>, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(bytes) = rx.recv().await {
+        if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Reads and discards what the peer still sends after a refusal (bounded
+/// in bytes and time), so that the close does not reset the connection
+/// before the peer read our answer.
+async fn linger<R: AsyncRead>(rd: &mut ReadHalf<R>) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut discarded = 0usize;
+    let mut buf = vec![0u8; READ_CHUNK];
+    while discarded < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => discarded += n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_logs_the_first_then_counts() {
+        let mut t = Throttle::default();
+        assert_eq!(t.tick(), Some(1));
+        assert_eq!(t.tick(), None);
+        assert_eq!(t.tick(), None);
+        t.last = Some(Instant::now() - REFUSAL_LOG_EVERY);
+        assert_eq!(t.tick(), Some(3));
+    }
+}
