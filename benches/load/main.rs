@@ -1108,13 +1108,11 @@ impl Bench {
             rate,
             limit,
             timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self
-                .root
-                .join(match (g722, srtp) {
-                    (true, _) => "sipp-cpu-g722",
-                    (false, true) => "sipp-cpu-srtp",
-                    (false, false) => "sipp-cpu",
-                }),
+            dir: self.root.join(match (g722, srtp) {
+                (true, _) => "sipp-cpu-g722",
+                (false, true) => "sipp-cpu-srtp",
+                (false, false) => "sipp-cpu",
+            }),
             g722,
             srtp_key: srtp.then(|| SRTP_KEY_B64.to_string()),
         };

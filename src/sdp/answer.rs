@@ -3,8 +3,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::model::Codec;
 use super::crypto::{format_crypto, SrtpKey};
+use super::model::Codec;
 use super::negotiate::Negotiated;
 
 /// Our side of the answer.
