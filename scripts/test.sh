@@ -134,11 +134,14 @@ command -v protoc >/dev/null 2>&1 || die "protoc is still missing after installi
 CODEC_PKGS=()
 pkg-config --exists opus 2>/dev/null || CODEC_PKGS+=(libopus-dev pkg-config)
 [ -e /usr/lib/baresip/modules/opus.so ] || CODEC_PKGS+=(baresip-core)
+# opusdec (opus-tools): tests/notify.rs decodes the Opus copy of an e-mail
+command -v opusdec >/dev/null 2>&1 || CODEC_PKGS+=(opus-tools)
 if [ ${#CODEC_PKGS[@]} -gt 0 ]; then
   apt_install "${CODEC_PKGS[@]}"
 fi
 pkg-config --exists opus 2>/dev/null || die "libopus is still missing after installing libopus-dev"
 [ -e /usr/lib/baresip/modules/opus.so ] || die "baresip's opus module is still missing after installing baresip-core"
+command -v opusdec >/dev/null 2>&1 || die "opusdec is still missing after installing opus-tools"
 
 # --- Chromium and chromedriver (tests/web.rs: the web inbox in a browser) ----
 # Debian's builds, at the paths tests/browser/inbox.py uses: Selenium is

@@ -158,8 +158,9 @@ enum MailboxCommand {
         /// comma-separated list; "" turns e-mail off.
         #[arg(long)]
         email: Option<String>,
-        /// What the e-mail carries: wav (the message's audio) or none.
-        #[arg(long, value_parser = ["none", "wav"])]
+        /// What the e-mail carries: wav (the message's audio as stored),
+        /// opus (the audio compressed, Opus in Ogg) or none.
+        #[arg(long, value_parser = ["none", "wav", "opus"])]
         attach: Option<String>,
         /// Delete the message from the store once e-mailed.
         #[arg(long)]
@@ -420,6 +421,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     let attach = match s.attach.unwrap_or(vmail::store::Attach::Wav) {
                         vmail::store::Attach::None => "none",
                         vmail::store::Attach::Wav => "wav",
+                        vmail::store::Attach::Opus => "opus",
                     };
                     println!("  attach        {attach}");
                     println!(
@@ -570,6 +572,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     match m.settings.attach.unwrap_or(vmail::store::Attach::Wav) {
                         vmail::store::Attach::None => "none",
                         vmail::store::Attach::Wav => "wav",
+                        vmail::store::Attach::Opus => "opus",
                     },
                     if m.settings.delete_after_send {
                         "yes"

@@ -937,3 +937,74 @@ fn https_webhooks_carry_the_phone_menus_heard_and_deleted() {
     assert!(files_with_suffix(&inbox(&v), ".wav").is_empty());
     assert!(files_with_suffix(&v.mailbox_dir("1001", DOMAIN).join("Old"), ".wav").is_empty());
 }
+
+/// `attach: opus`: the e-mail carries the message as Opus in Ogg
+/// (`audio/ogg`, `.opus`), several times smaller than the WAV, which
+/// `opusdec` (opus-tools, not vmail's code) decodes back to the stored
+/// audio: the same length and the same loudness from one 50 ms block to
+/// the next.
+#[test]
+fn an_opus_attachment_decodes_to_the_stored_audio() {
+    let smtp_port = free_port();
+    let Some(sink) = SmtpSink::start_on(smtp_port) else {
+        return;
+    };
+    let v = vmail(sink.port, |_| {});
+    set_mailbox(&v, json!({"email": "owner@example.com", "attach": "opus"}));
+    if !deposit(&v) {
+        return;
+    }
+    let mails = sink.wait_mails(1, Duration::from_secs(30));
+    let m = &mails[0];
+    let part = m["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["content_type"] == "audio/ogg")
+        .unwrap_or_else(|| panic!("no audio/ogg part: {m}"));
+    assert!(part["filename"].as_str().unwrap().ends_with(".opus"), "{m}");
+    let ogg = sink.part_bytes(part);
+    let wavs = wait_for_files(&inbox(&v), ".wav", 1, Duration::from_secs(5));
+    let stored_bytes = fs::read(&wavs[0]).unwrap();
+    assert!(
+        ogg.len() * 4 < stored_bytes.len(),
+        "{} bytes of Opus for {} of WAV",
+        ogg.len(),
+        stored_bytes.len()
+    );
+    let (rate, stored) = read_wav(&wavs[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let opus = dir.path().join("m.opus");
+    let decoded_wav = dir.path().join("m.wav");
+    fs::write(&opus, &ogg).unwrap();
+    let mut cmd = Command::new("opusdec");
+    cmd.args(["--quiet", "--rate", &rate.to_string()])
+        .arg(&opus)
+        .arg(&decoded_wav);
+    let out = run_bounded(cmd, Duration::from_secs(30))
+        .expect("run opusdec (scripts/test.sh installs opus-tools)");
+    assert!(out.status.success(), "opusdec: {out:?}");
+    let (_, decoded) = read_wav(&decoded_wav);
+    let diff = decoded.len().abs_diff(stored.len());
+    assert!(
+        diff <= rate as usize / 100,
+        "decoded {} samples, stored {}",
+        decoded.len(),
+        stored.len()
+    );
+    let block = rate as usize / 20;
+    let rms = |x: &[i16]| -> Vec<f64> {
+        x.chunks_exact(block)
+            .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+            .collect()
+    };
+    let (a, b) = (rms(&stored), rms(&decoded));
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let (ma, mb) = (mean(a), mean(b));
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let var = |x: &[f64], m: f64| x.iter().map(|v| (v - m).powi(2)).sum::<f64>();
+    let corr = cov / (var(a, ma) * var(b, mb)).sqrt();
+    assert!(corr > 0.9, "loudness envelopes correlate at {corr:.3}");
+}

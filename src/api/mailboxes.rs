@@ -135,6 +135,8 @@ pub enum AttachName {
     None,
     /// The message's audio (WAV).
     Wav,
+    /// The message's audio as Opus in Ogg (`audio/ogg`, `.opus`).
+    Opus,
 }
 
 impl From<Attach> for AttachName {
@@ -142,6 +144,7 @@ impl From<Attach> for AttachName {
         match a {
             Attach::None => AttachName::None,
             Attach::Wav => AttachName::Wav,
+            Attach::Opus => AttachName::Opus,
         }
     }
 }
@@ -151,6 +154,7 @@ impl From<AttachName> for Attach {
         match a {
             AttachName::None => Attach::None,
             AttachName::Wav => Attach::Wav,
+            AttachName::Opus => Attach::Opus,
         }
     }
 }

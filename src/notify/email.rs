@@ -209,7 +209,7 @@ pub fn build(
     body: String,
     message_id: String,
     date: SystemTime,
-    attachment: Option<(String, Vec<u8>)>,
+    attachment: Option<Attached>,
 ) -> Result<Message, String> {
     let from: Mailbox = from
         .parse()
@@ -233,16 +233,38 @@ pub fn build(
     let text = SinglePart::plain(body);
     let built = match attachment {
         None => b.singlepart(text),
-        Some((name, bytes)) => {
-            let wav = ContentType::parse("audio/wav").map_err(|e| e.to_string())?;
+        Some(a) => {
+            let kind = ContentType::parse(a.content_type).map_err(|e| e.to_string())?;
             b.multipart(
                 MultiPart::mixed()
                     .singlepart(text)
-                    .singlepart(Attachment::new(name).body(bytes, wav)),
+                    .singlepart(Attachment::new(a.name).body(a.bytes, kind)),
             )
         }
     };
     built.map_err(|e| format!("cannot build the e-mail: {e}"))
+}
+
+/// The audio file an e-mail carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// File name shown by mail clients.
+    pub name: String,
+    /// MIME type (`audio/wav`, `audio/ogg`).
+    pub content_type: &'static str,
+    /// The file.
+    pub bytes: Vec<u8>,
+}
+
+impl Attached {
+    /// The stored WAV of message `msg`, as it is.
+    pub fn wav(msg: &str, bytes: Vec<u8>) -> Attached {
+        Attached {
+            name: format!("voicemail-{msg}.wav"),
+            content_type: "audio/wav",
+            bytes,
+        }
+    }
 }
 
 /// The relay's TLS: its host name checked against the certificate, which
@@ -358,7 +380,7 @@ mod tests {
             "body".into(),
             message_id("k1", "vmail@example.com"),
             SystemTime::UNIX_EPOCH,
-            Some(("m.wav".into(), b"RIFF....WAVE".to_vec())),
+            Some(Attached::wav("m", b"RIFF....WAVE".to_vec())),
         )
         .unwrap();
         let text = String::from_utf8(m.formatted()).unwrap();

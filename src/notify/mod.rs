@@ -24,6 +24,7 @@
 //!   every attempt, for the receiver to drop duplicates.
 
 pub mod email;
+pub mod ogg_opus;
 pub mod queue;
 pub mod webhook;
 
@@ -164,6 +165,24 @@ fn uuid_from(mut b: [u8; 16]) -> String {
 }
 
 /// A random event id.
+/// The Opus-in-Ogg copy of a stored WAV (8 or 16 kHz, 16-bit mono).
+fn opus_copy(wav: &[u8]) -> Result<Vec<u8>, String> {
+    let mut reader =
+        hound::WavReader::new(std::io::Cursor::new(wav)).map_err(|e| format!("WAV: {e}"))?;
+    let spec = reader.spec();
+    if spec.channels != 1 || spec.bits_per_sample != 16 {
+        return Err(format!(
+            "WAV of {} channel(s) at {} bits",
+            spec.channels, spec.bits_per_sample
+        ));
+    }
+    let pcm = reader
+        .samples::<i16>()
+        .collect::<Result<Vec<i16>, _>>()
+        .map_err(|e| format!("WAV: {e}"))?;
+    ogg_opus::encode(&pcm, spec.sample_rate)
+}
+
 /// How many PEM certificates `pem` holds; an error when one does not
 /// parse (the `ca_file` of `ext.smtp` and of a webhook).
 pub fn pem_certificates(pem: &[u8]) -> Result<usize, String> {
@@ -804,21 +823,35 @@ impl Notifier {
             s.subject_template.as_deref(),
             s.body_template.as_deref(),
         );
-        let attachment = match settings.attach.unwrap_or(Attach::Wav) {
-            Attach::None => None,
-            Attach::Wav => {
-                let path = match self.store.message_audio_path(&mailbox, &msg) {
-                    Ok(Some(p)) => p,
-                    Ok(None) => return Err(Attempt::Dropped("the message is gone".into())),
-                    Err(e) => return Err(Attempt::Failed(format!("finding the audio: {e}"))),
-                };
-                match std::fs::read(&path) {
-                    Ok(b) => Some((format!("voicemail-{msg}.wav"), b)),
-                    Err(e) => {
-                        return Err(Attempt::Failed(format!("reading {}: {e}", path.display())))
+        let attach = settings.attach.unwrap_or(Attach::Wav);
+        let attachment = if attach == Attach::None {
+            None
+        } else {
+            let path = match self.store.message_audio_path(&mailbox, &msg) {
+                Ok(Some(p)) => p,
+                Ok(None) => return Err(Attempt::Dropped("the message is gone".into())),
+                Err(e) => return Err(Attempt::Failed(format!("finding the audio: {e}"))),
+            };
+            let wav = std::fs::read(&path)
+                .map_err(|e| Attempt::Failed(format!("reading {}: {e}", path.display())))?;
+            Some(match attach {
+                Attach::Opus => {
+                    // A WAV that cannot be read as audio is e-mailed as it
+                    // is rather than not at all.
+                    match opus_copy(&wav) {
+                        Ok(ogg) => email::Attached {
+                            name: format!("voicemail-{msg}.opus"),
+                            content_type: "audio/ogg",
+                            bytes: ogg,
+                        },
+                        Err(e) => {
+                            warn!(%mailbox, id = %msg, "attaching the WAV: no Opus copy: {e}");
+                            email::Attached::wav(&msg, wav)
+                        }
                     }
                 }
-            }
+                _ => email::Attached::wav(&msg, wav),
+            })
         };
         let message_id = job.message_id.clone().unwrap_or_else(|| {
             email::message_id(

@@ -70,6 +70,9 @@ pub enum Attach {
     None,
     /// The message's audio as stored (WAV).
     Wav,
+    /// The message's audio compressed: Opus in Ogg (about an eighth of
+    /// the WAV).
+    Opus,
 }
 
 impl Attach {
@@ -78,6 +81,7 @@ impl Attach {
         match s {
             "none" => Some(Attach::None),
             "wav" => Some(Attach::Wav),
+            "opus" => Some(Attach::Opus),
             _ => None,
         }
     }
