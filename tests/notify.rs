@@ -972,7 +972,8 @@ fn an_opus_attachment_decodes_to_the_stored_audio() {
         ogg.len(),
         stored_bytes.len()
     );
-    let (rate, stored) = read_wav(&wavs[0]);
+    let (spec, stored) = read_wav(&wavs[0]);
+    let rate = spec.sample_rate;
     let dir = tempfile::tempdir().unwrap();
     let opus = dir.path().join("m.opus");
     let decoded_wav = dir.path().join("m.wav");

@@ -136,7 +136,7 @@ mod tests {
     fn a_tone_comes_back_with_its_length_at_each_rate() {
         for rate in [8000u32, 16000] {
             // 1.234 s: not a whole number of frames.
-            let pcm = crate::media::tone(1000.0, 1234, rate, 8000);
+            let pcm = crate::media::tone(1000.0, 1234, 8000, rate);
             let file = encode(&pcm, rate).unwrap();
             assert_eq!(&file[..4], b"OggS");
             assert!(file.len() < pcm.len(), "{rate}: {} bytes", file.len());
@@ -145,7 +145,10 @@ mod tests {
             let mid = &back[back.len() / 4..back.len() * 3 / 4];
             let on = power_at(mid, 48_000.0, 1000.0);
             let off = power_at(mid, 48_000.0, 2500.0);
-            assert!(on > 20.0 * off.max(1.0), "{rate}: 1 kHz {on}, 2.5 kHz {off}");
+            assert!(
+                on > 20.0 * off.max(1.0),
+                "{rate}: 1 kHz {on}, 2.5 kHz {off}"
+            );
         }
     }
 
