@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use libfuzzer_sys::fuzz_target;
-use vmail::sdp::{self, AnswerParams, Codec};
+use vmail::sdp::{self, AnswerParams, Codec, SrtpKey, SRTP_KEY_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(offer) = sdp::parse(data) else {
@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let _ = neg.on_hold();
+        // An SDES offer is answered with our own key, as the server does.
+        let key = SrtpKey([7; SRTP_KEY_LEN]);
         let answer = sdp::answer(
             &neg,
             &AnswerParams {
@@ -39,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 session_id: 42,
                 session_version: 2,
                 username: "vmail",
+                srtp_key: neg.srtp.as_ref().map(|_| &key),
             },
         );
         let again = sdp::parse(answer.as_bytes())

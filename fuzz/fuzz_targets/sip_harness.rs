@@ -166,6 +166,8 @@ impl Harness {
             self.respond(now, tx, req, 488, Some(tag));
             return false;
         };
+        // An SDES offer is answered with our own key, as the server does.
+        let key = sdp::SrtpKey([7; sdp::SRTP_KEY_LEN]);
         let body = sdp::answer(
             &neg,
             &sdp::AnswerParams {
@@ -174,6 +176,7 @@ impl Harness {
                 session_id: 1,
                 session_version: 1,
                 username: "vmail",
+                srtp_key: neg.srtp.as_ref().map(|_| &key),
             },
         );
         let mut ok = make_response(req, 200, None, Some(tag));
