@@ -109,6 +109,7 @@ impl SrtpRx {
     pub fn unprotect(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpDrop> {
         if packet.len() < crate::media::RTP_HEADER_LEN + self.suite.tag_len()
             || packet.first().is_none_or(|b| b >> 6 != 2)
+            || !header_fits(&packet[..packet.len() - self.suite.tag_len()])
         {
             return Err(SrtpDrop::Malformed);
         }
@@ -135,6 +136,68 @@ impl SrtpRx {
             Err(e) => Err(drop_reason(e)),
         }
     }
+}
+
+/// Whether the RTP header of `packet` (the datagram less its tag) lies
+/// within it: CSRCs, the extension block, and each RFC 8285 element inside
+/// that block. webrtc-srtp parses the header with the `rtp` crate before
+/// authenticating, and that parser trusts the element lengths: an element
+/// running past the datagram panics it (found by fuzzing). Such a packet
+/// is malformed whatever its tag says.
+fn header_fits(packet: &[u8]) -> bool {
+    let Some(&first) = packet.first() else {
+        return false;
+    };
+    let mut at = crate::media::RTP_HEADER_LEN + 4 * usize::from(first & 0x0f);
+    if first & 0x10 == 0 {
+        return packet.len() >= at;
+    }
+    let Some(&[p0, p1, l0, l1]) = packet.get(at..at + 4) else {
+        return false;
+    };
+    at += 4;
+    let end = at + 4 * usize::from(u16::from_be_bytes([l0, l1]));
+    if end > packet.len() {
+        return false;
+    }
+    match u16::from_be_bytes([p0, p1]) {
+        // One-byte elements: ID and length-1 in one byte; ID 15 ends them.
+        0xBEDE => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                if b >> 4 == 0x0f {
+                    break;
+                }
+                at += usize::from(b & 0x0f) + 1;
+                if at > end {
+                    return false;
+                }
+            }
+        }
+        // Two-byte elements: ID byte, then a length byte.
+        0x1000 => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                let Some(&len) = packet.get(at).filter(|_| at < end) else {
+                    return false;
+                };
+                at += 1 + usize::from(len);
+                if at > end {
+                    return false;
+                }
+            }
+        }
+        _ => {}
+    }
+    true
 }
 
 fn drop_reason(e: webrtc_srtp::Error) -> SrtpDrop {
@@ -309,5 +372,36 @@ mod tests {
                 proptest::prop_assert!(rx.unprotect(p).is_err());
             }
         }
+    }
+
+    #[test]
+    fn header_extensions_that_overrun_are_malformed_not_a_panic() {
+        let key = SrtpKey([9; crate::sdp::SRTP_KEY_LEN]);
+        let mut rx = SrtpRx::new(SrtpSuite::AesCm128HmacSha1_80, &key);
+        let rtp = |profile: [u8; 2], words: u8, ext: &[u8]| {
+            let mut p = vec![0x90, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
+            p.extend_from_slice(&profile);
+            p.extend_from_slice(&[0, words]);
+            p.extend_from_slice(ext);
+            p.extend_from_slice(&[0u8; 10]); // where the tag would be
+            p
+        };
+        // A two-byte element of 200 bytes in a one-word block (the fuzzer's
+        // find: the `rtp` parser ran past the datagram).
+        let two = rtp([0x10, 0x00], 1, &[1, 200, 0, 0]);
+        assert_eq!(rx.unprotect(&two), Err(SrtpDrop::Malformed));
+        // A one-byte element of 16 bytes in a one-word block.
+        let one = rtp([0xBE, 0xDE], 1, &[0x1f, 0, 0, 0]);
+        assert_eq!(rx.unprotect(&one), Err(SrtpDrop::Malformed));
+        // A block longer than the datagram.
+        let long = rtp([0x12, 0x34], 40, &[0; 4]);
+        assert_eq!(rx.unprotect(&long), Err(SrtpDrop::Malformed));
+        // Well-formed extensions pass the check (and then fail
+        // authentication, having no real tag).
+        let fine = rtp([0xBE, 0xDE], 1, &[0x10, 0xaa, 0, 0]);
+        assert!(header_fits(&fine[..fine.len() - 10]));
+        assert_eq!(rx.unprotect(&fine), Err(SrtpDrop::Auth));
+        let fine2 = rtp([0x10, 0x00], 1, &[1, 2, 0xaa, 0xbb]);
+        assert!(header_fits(&fine2[..fine2.len() - 10]));
     }
 }
