@@ -174,6 +174,9 @@ pub struct Metrics {
     /// TLS handshakes completed on the SIP/TLS listener.
     pub tls_handshakes: Counter,
     tls_handshakes_failed: Family<Label, PromCounter<u64>>,
+    /// TLS handshakes completed on the HTTP port (`ext.http_tls`).
+    pub https_handshakes: Counter,
+    https_handshakes_failed: Family<Label, PromCounter<u64>>,
     digits: Family<Label, PromCounter<u64>>,
     sip_requests: Family<Label, PromCounter<u64>>,
     sip_responses: Family<(Label, CodeLabel), PromCounter<u64>>,
@@ -309,6 +312,17 @@ impl Metrics {
             "TLS handshakes failed on the SIP/TLS listener, by reason (timeout, protocol, io).",
             tls_handshakes_failed.clone(),
         );
+        let https_handshakes = counter(
+            &mut r,
+            "vmail_https_handshakes",
+            "TLS handshakes completed on the HTTP port (ext.http_tls).",
+        );
+        let https_handshakes_failed = Family::<Label, PromCounter<u64>>::default();
+        r.register(
+            "vmail_https_handshakes_failed",
+            "TLS handshakes failed on the HTTP port, by reason (timeout, protocol, io).",
+            https_handshakes_failed.clone(),
+        );
         let digits = Family::<Label, PromCounter<u64>>::default();
         r.register(
             "vmail_dtmf_digits",
@@ -421,6 +435,8 @@ impl Metrics {
             srtp_replayed,
             tls_handshakes,
             tls_handshakes_failed,
+            https_handshakes,
+            https_handshakes_failed,
             digits,
             sip_requests,
             sip_responses,
@@ -438,6 +454,10 @@ impl Metrics {
         }
         for reason in ["timeout", "protocol", "io"] {
             drop(m.tls_handshakes_failed.get_or_create(&[("reason", reason)]));
+            drop(
+                m.https_handshakes_failed
+                    .get_or_create(&[("reason", reason)]),
+            );
         }
         for source in ["rfc4733", "info", "inband"] {
             drop(m.digits.get_or_create(&[("source", source)]));
@@ -461,6 +481,14 @@ impl Metrics {
     /// `timeout`, `protocol` or `io`.
     pub fn tls_handshake_failed(&self, reason: &'static str) {
         self.tls_handshakes_failed
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
+    /// A TLS handshake on the HTTP port failed; `reason` as for
+    /// [`Metrics::tls_handshake_failed`].
+    pub fn https_handshake_failed(&self, reason: &'static str) {
+        self.https_handshakes_failed
             .get_or_create(&[("reason", reason)])
             .inc();
     }

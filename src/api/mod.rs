@@ -16,6 +16,7 @@ mod mailboxes;
 pub(crate) mod messages;
 mod notifications;
 mod server;
+pub(crate) use server::{HttpsTls, OverTls};
 mod site;
 
 pub use auth::token_accepted;
@@ -368,6 +369,7 @@ pub(crate) async fn serve(
     shared: watch::Receiver<Arc<Shared>>,
     sip_ready: Arc<AtomicBool>,
     reload: mpsc::UnboundedSender<ReloadRequest>,
+    tls: Option<HttpsTls>,
     shutdown: watch::Receiver<bool>,
 ) {
     let addr = listener
@@ -377,12 +379,13 @@ pub(crate) async fn serve(
         tracing::warn!("ext.api_tokens is empty: every /api/ request is answered 401");
     }
     let (app, _) = router(shared, sip_ready.clone(), reload);
-    tracing::info!(%addr, "HTTP API listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, "HTTP API listening");
     let ready = sip_ready.clone();
     let mut stopping = shutdown.clone();
     tokio::spawn(async move {
         let _ = stopping.wait_for(|s| *s).await;
         ready.store(false, Ordering::Relaxed);
     });
-    server::run(listener, app, shutdown).await;
+    server::run(listener, app, tls, shutdown).await;
 }

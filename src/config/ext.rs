@@ -182,6 +182,9 @@ pub struct Ext {
     pub tls_cert: Option<PathBuf>,
     /// PEM file of the TLS certificate's private key.
     pub tls_key: Option<PathBuf>,
+    /// Serve the HTTP port (API and web inbox) over TLS with `tls_cert`
+    /// and `tls_key`.
+    pub http_tls: bool,
     /// Accept SDES keys (`a=crypto`) in SDP that came over UDP or TCP.
     /// Unsafe: anyone who sees the signalling can decrypt the media.
     pub srtp_over_insecure: bool,
@@ -384,6 +387,7 @@ impl Default for Ext {
             sip_tls_port: None,
             tls_cert: None,
             tls_key: None,
+            http_tls: false,
             srtp_over_insecure: false,
         }
     }
@@ -533,6 +537,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "sip_tls_port",
     "tls_cert",
     "tls_key",
+    "http_tls",
     "srtp_over_insecure",
 ];
 
@@ -645,22 +650,24 @@ pub(super) fn parse_ext(value: Option<&Value>, entry: &Entry, sink: &mut Sink) -
     (sink.count() == before).then_some(ext)
 }
 
-/// SIP over TLS: a port of its own, and a certificate and key that load
-/// (readable PEM, the key matches the certificate, not expired).
+/// SIP over TLS needs a port of its own; SIP over TLS and HTTPS
+/// (`http_tls`) need a certificate and key that load (readable PEM, the
+/// key matches the certificate, not expired).
 fn tls_rules(ext: &Ext, field_of: &dyn Fn(&str) -> String, entry: &Entry, sink: &mut Sink) {
-    let Some(tls_port) = ext.sip_tls_port else {
+    if let Some(tls_port) = ext.sip_tls_port {
+        let clash = (ext.has_transport(SipTransport::Tcp) && tls_port == ext.sip_port)
+            || tls_port == ext.http_port;
+        if clash {
+            sink.field(
+                entry,
+                field_of("sip_tls_port"),
+                Rule::BadTls {
+                    reason: format!("port {tls_port} is already taken by sip_port or http_port"),
+                },
+            );
+        }
+    } else if !ext.http_tls {
         return;
-    };
-    let clash = (ext.has_transport(SipTransport::Tcp) && tls_port == ext.sip_port)
-        || tls_port == ext.http_port;
-    if clash {
-        sink.field(
-            entry,
-            field_of("sip_tls_port"),
-            Rule::BadTls {
-                reason: format!("port {tls_port} is already taken by sip_port or http_port"),
-            },
-        );
     }
     match (&ext.tls_cert, &ext.tls_key) {
         (Some(cert), Some(key)) => {
@@ -688,6 +695,7 @@ fn set_key(
         "sip_tls_port" => ext.sip_tls_port = Some(port(v)?),
         "tls_cert" => ext.tls_cert = Some(path(v)?),
         "tls_key" => ext.tls_key = Some(path(v)?),
+        "http_tls" => ext.http_tls = boolean(v)?,
         "srtp_over_insecure" => ext.srtp_over_insecure = boolean(v)?,
         "rtp_port_min" => ext.rtp_port_min = port(v)?,
         "rtp_port_max" => ext.rtp_port_max = port(v)?,
@@ -1457,7 +1465,7 @@ mod tests {
         assert_eq!(ext.notify_retry_max_seconds, 60);
         assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
         assert!(ext.email_subject_template.is_some());
-        assert_eq!(EXT_KEYS.len(), 55);
+        assert_eq!(EXT_KEYS.len(), 56);
     }
 
     #[test]
@@ -1774,6 +1782,12 @@ mod tests {
                 "already taken by sip_port or http_port",
             ),
             (json!({"tls_cert": ""}), "non-empty path"),
+            (json!({"http_tls": true}), "tls_cert`: is required"),
+            (json!({"http_tls": 1}), "true or false"),
+            (
+                json!({"http_tls": true, "tls_cert": "/nonexistent/c.pem", "tls_key": "/nonexistent/k.pem"}),
+                "cannot read certificate file /nonexistent/c.pem",
+            ),
             (json!({"srtp_over_insecure": "yes"}), "true or false"),
             (json!({"lease_ms": 100}), "from 500 to 600000"),
             (json!({"auto_create_mailboxes": "yes"}), "true or false"),

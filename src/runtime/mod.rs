@@ -27,7 +27,7 @@ mod plan;
 mod retention;
 mod sip_server;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 pub use changes::{ChangeReceiver, Changes};
 
@@ -386,6 +386,22 @@ async fn serve(
             addr: http_addr,
             source,
         })?;
+    let https_certs = if ext.http_tls {
+        let (cert, key) = (
+            ext.tls_cert.clone().unwrap_or_default(),
+            ext.tls_key.clone().unwrap_or_default(),
+        );
+        let config = crate::config::tls::load_server_config(&cert, &key).map_err(|e| {
+            RuntimeError::Bind {
+                what: "HTTPS certificate",
+                addr: http_addr,
+                source: std::io::Error::other(e),
+            }
+        })?;
+        Some(tls::TlsCerts::new(https_config(&config)))
+    } else {
+        None
+    };
 
     let ports =
         PortPool::new(ext.rtp_port_min, ext.rtp_port_max).map_err(|e| RuntimeError::Bind {
@@ -483,9 +499,16 @@ async fn serve(
         api_rx,
         sip_ready.clone(),
         api_reload_tx,
+        https_certs.clone().map(|certs| crate::api::HttpsTls {
+            certs,
+            handshakes: Arc::new(tls::Handshakes::new(
+                tls::TlsListener::Https,
+                shared.metrics.clone(),
+            )),
+        }),
         shutdown_tx.subscribe(),
     ));
-    info!(%sip_addr, transports = ?ext.sip_transports, tls_port = ?ext.sip_tls_port, %http_addr, "vmail ready");
+    info!(%sip_addr, transports = ?ext.sip_transports, tls_port = ?ext.sip_tls_port, %http_addr, http_tls = ext.http_tls, "vmail ready");
 
     let mut current = shared;
     loop {
@@ -507,9 +530,7 @@ async fn serve(
             Some(path) => match reload(&current, path) {
                 Ok(next) => {
                     info!(path = %path.display(), "configuration reloaded");
-                    if let Some(certs) = &tls_certs {
-                        reload_certificate(certs, &next.role.ext);
-                    }
+                    reload_certificates(tls_certs.as_ref(), https_certs.as_ref(), &next.role.ext);
                     next.cluster.reconfigure(&next.config, &next.role);
                     current = next.clone();
                     let _ = api_tx.send(next.clone());
@@ -545,21 +566,47 @@ async fn serve(
     Ok(())
 }
 
-/// New TLS connections use the certificate and key the reloaded
-/// configuration names (read again: the files may have been renewed in
-/// place). One that does not load keeps the one in use, with a warning.
-fn reload_certificate(certs: &tls::TlsCerts, ext: &crate::config::Ext) {
+/// New TLS connections (SIP over TLS and, with `ext.http_tls`, HTTPS) use
+/// the certificate and key the reloaded configuration names (read again:
+/// the files may have been renewed in place). One that does not load
+/// keeps the one in use, with a warning. Whether the listeners use TLS at
+/// all is decided at start.
+fn reload_certificates(
+    sip: Option<&tls::TlsCerts>,
+    https: Option<&tls::TlsCerts>,
+    ext: &crate::config::Ext,
+) {
+    if https.is_some() != ext.http_tls {
+        warn!("reload: ext.http_tls changed: the HTTP port keeps its protocol until restart");
+    }
+    if sip.is_none() && https.is_none() {
+        return;
+    }
     let (Some(cert), Some(key)) = (&ext.tls_cert, &ext.tls_key) else {
-        warn!("reload: SIP over TLS keeps its certificate (ext.tls_cert/tls_key removed; the listener stays until restart)");
+        warn!("reload: TLS keeps its certificate (ext.tls_cert/tls_key removed; the listeners stay until restart)");
         return;
     };
     match crate::config::tls::load_server_config(cert, key) {
         Ok(config) => {
-            certs.replace(config);
-            info!(cert = %cert.display(), "SIP/TLS certificate reloaded");
+            if let Some(https) = https {
+                https.replace(https_config(&config));
+                info!(cert = %cert.display(), "HTTPS certificate reloaded");
+            }
+            if let Some(sip) = sip {
+                sip.replace(config);
+                info!(cert = %cert.display(), "SIP/TLS certificate reloaded");
+            }
         }
-        Err(e) => warn!("reload: SIP/TLS keeps the certificate in use: {e}"),
+        Err(e) => warn!("reload: TLS keeps the certificate in use: {e}"),
     }
+}
+
+/// The HTTPS variant of a server configuration: ALPN offers HTTP/1.1, the
+/// only protocol the HTTP port speaks.
+fn https_config(config: &rustls::ServerConfig) -> Arc<rustls::ServerConfig> {
+    let mut https = config.clone();
+    https.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(https)
 }
 
 /// Reads, validates and applies the configuration file again.

@@ -13,13 +13,15 @@
 //! reloaded on SIGHUP: connections made after it use the new one.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn};
 
@@ -47,7 +49,8 @@ impl TlsCerts {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    /// An acceptor with the certificate in use now.
+    pub fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(
             self.0
                 .read()
@@ -93,7 +96,7 @@ pub async fn accept_loop(
     metrics: Arc<Metrics>,
 ) {
     let mut refused = Throttle::default();
-    let failures = Arc::new(Mutex::new(Throttle::default()));
+    let failures = Arc::new(Handshakes::new(TlsListener::Sip, metrics));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(x) => x,
@@ -122,30 +125,14 @@ pub async fn accept_loop(
         let acceptor = certs.acceptor();
         let conns = conns.clone();
         let inbound = inbound.clone();
-        let metrics = metrics.clone();
         let failures = failures.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().ok();
-            let handshake = tokio::time::timeout(settings.message, acceptor.accept(stream)).await;
-            let tls = match handshake {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    let reason = if e.kind() == io::ErrorKind::InvalidData {
-                        "protocol"
-                    } else {
-                        "io"
-                    };
-                    handshake_failed(&metrics, &failures, addr, reason, &e.to_string());
-                    return;
-                }
-                Err(_) => {
-                    let why = format!("not complete within {} s", settings.message.as_secs_f32());
-                    handshake_failed(&metrics, &failures, addr, "timeout", &why);
-                    return;
-                }
+            let Some(tls) = handshake(&acceptor, stream, addr, settings.message, &failures).await
+            else {
+                return;
             };
-            metrics.tls_handshakes.inc();
             let id = conns.next.fetch_add(1, Ordering::Relaxed) + 1;
             let (tx, rx) = mpsc::channel(QUEUE);
             conns.writers.insert(id, tx.clone());
@@ -157,21 +144,95 @@ pub async fn accept_loop(
     }
 }
 
-fn handshake_failed(
-    metrics: &Metrics,
-    failures: &Mutex<Throttle>,
-    addr: std::net::SocketAddr,
-    reason: &'static str,
-    why: &str,
-) {
-    metrics.tls_handshake_failed(reason);
-    let log = failures
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .tick();
-    match log {
-        Some(n) => info!(%addr, failed = n, reason, "SIP/TLS handshake failed: {why}"),
-        None => debug!(%addr, reason, "SIP/TLS handshake failed: {why}"),
+/// Which listener a TLS handshake happened on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsListener {
+    /// `ext.sip_tls_port`.
+    Sip,
+    /// The HTTP port with `ext.http_tls`.
+    Https,
+}
+
+impl TlsListener {
+    fn name(self) -> &'static str {
+        match self {
+            TlsListener::Sip => "SIP/TLS",
+            TlsListener::Https => "HTTPS",
+        }
+    }
+}
+
+/// Counts the handshakes of one listener and logs the failed ones (at
+/// most every [`REFUSAL_LOG_EVERY`] at `info`, with a count).
+pub struct Handshakes {
+    listener: TlsListener,
+    metrics: Arc<Metrics>,
+    failures: Mutex<Throttle>,
+}
+
+impl Handshakes {
+    pub fn new(listener: TlsListener, metrics: Arc<Metrics>) -> Self {
+        Handshakes {
+            listener,
+            metrics,
+            failures: Mutex::new(Throttle::default()),
+        }
+    }
+
+    fn succeeded(&self) {
+        match self.listener {
+            TlsListener::Sip => self.metrics.tls_handshakes.inc(),
+            TlsListener::Https => self.metrics.https_handshakes.inc(),
+        };
+    }
+
+    fn failed(&self, addr: SocketAddr, reason: &'static str, why: &str) {
+        match self.listener {
+            TlsListener::Sip => self.metrics.tls_handshake_failed(reason),
+            TlsListener::Https => self.metrics.https_handshake_failed(reason),
+        }
+        let log = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .tick();
+        let what = self.listener.name();
+        match log {
+            Some(n) => info!(%addr, failed = n, reason, "{what} handshake failed: {why}"),
+            None => debug!(%addr, reason, "{what} handshake failed: {why}"),
+        }
+    }
+}
+
+/// The server side of a TLS handshake on `stream`, which must end within
+/// `timeout`. A failed one (plaintext, garbage, no common version or
+/// cipher, a timeout) is counted and logged; the connection is dropped.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    addr: SocketAddr,
+    timeout: Duration,
+    handshakes: &Handshakes,
+) -> Option<TlsStream<TcpStream>> {
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            handshakes.succeeded();
+            Some(tls)
+        }
+        Ok(Err(e)) => {
+            let reason = if e.kind() == io::ErrorKind::InvalidData {
+                "protocol"
+            } else {
+                "io"
+            };
+            handshakes.failed(addr, reason, &e.to_string());
+            None
+        }
+        Err(_) => {
+            let why = format!("not complete within {} s", timeout.as_secs_f32());
+            handshakes.failed(addr, "timeout", &why);
+            None
+        }
     }
 }
 

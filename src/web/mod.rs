@@ -189,8 +189,7 @@ fn retry_after(mut resp: Response, secs: u64) -> Response {
 }
 
 /// A cookie of this site: HttpOnly, SameSite=Strict, Path=/, `Secure`
-/// when the request came over TLS (the listener is plain HTTP today, so
-/// a TLS-terminating proxy in front decides; vmail never sees TLS).
+/// when the HTTP port serves TLS (`ext.http_tls`).
 fn cookie(name: &str, value: &str, tls: bool, clear: bool) -> String {
     let mut c = format!("{name}={value}; HttpOnly; SameSite=Strict; Path=/");
     if tls {
@@ -202,9 +201,10 @@ fn cookie(name: &str, value: &str, tls: bool, clear: bool) -> String {
     c
 }
 
-/// Whether the request came over TLS (an absolute `https` URI).
-fn over_tls(req_uri: &axum::http::Uri) -> bool {
-    req_uri.scheme_str() == Some("https")
+/// Whether the request came over TLS on this port (marked by the
+/// listener).
+fn over_tls(extensions: &axum::http::Extensions) -> bool {
+    extensions.get::<api::OverTls>().is_some()
 }
 
 /// The value of the cookie `name`.
@@ -503,7 +503,7 @@ async fn login_page(State(web): State<Web>, req: Request) -> Response {
         Ok(_) => see_other("/inbox"),
         Err(NoCtx::Answer(r)) => r,
         Err(NoCtx::Login(lang)) => {
-            let tls = over_tls(req.uri());
+            let tls = over_tls(req.extensions());
             login_form(&web, headers, tls, lang, StatusCode::OK, "", false)
         }
     }
@@ -522,7 +522,7 @@ struct LoginForm {
 async fn login(
     State(web): State<Web>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
-    uri: axum::http::Uri,
+    tls: Option<Extension<api::OverTls>>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
@@ -532,7 +532,7 @@ async fn login(
         return r;
     }
     let lang = site_lang(&shared);
-    let tls = over_tls(&uri);
+    let tls = tls.is_some();
     let ip = peer.map_or(
         IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         |Extension(ConnectInfo(a))| a.ip(),
@@ -598,7 +598,7 @@ struct CsrfForm {
 
 async fn logout(
     State(web): State<Web>,
-    uri: axum::http::Uri,
+    tls: Option<Extension<api::OverTls>>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
@@ -611,7 +611,7 @@ async fn logout(
     tracing::info!(mailbox = %ctx.session.mailbox, "web logout");
     with_cookie(
         see_other("/login"),
-        &cookie(SESSION_COOKIE, "", over_tls(&uri), true),
+        &cookie(SESSION_COOKIE, "", tls.is_some(), true),
     )
 }
 

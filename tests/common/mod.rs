@@ -1177,11 +1177,7 @@ impl Vmail {
                         .is_some_and(|line| line.starts_with("SIP/2.0 200"))
                         && self.log().matches(RECOVERY_DONE).count() > repairs_before
                 }
-                Ready::HttpHealthz => {
-                    http_get(self.http_addr(), "/healthz", Duration::from_millis(500))
-                        .map(|(code, _)| code == 200)
-                        .unwrap_or(false)
-                }
+                Ready::HttpHealthz => healthz_ready(self),
                 Ready::Delay(_) => true,
             };
             if ok {
@@ -3046,4 +3042,110 @@ pub fn is_png(path: &Path, min_bytes: u64) -> bool {
         return false;
     };
     bytes.len() as u64 > min_bytes && bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+}
+
+// ---------------------------------------------------------------------------
+// HTTPS on the HTTP port (`ext.http_tls`): readiness probe, private CA.
+
+/// Whether the instance's configuration turns `ext.http_tls` on.
+pub fn http_tls_on(v: &Vmail) -> bool {
+    fs::read(v.config_path())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|c| {
+            c["roles"].as_array().map(|roles| {
+                roles
+                    .iter()
+                    .any(|r| r["ext"]["http_tls"].as_bool() == Some(true))
+            })
+        })
+        .unwrap_or(false)
+}
+
+/// `GET /healthz` answers 200, over HTTPS when the instance serves it (the
+/// probe checks readiness, not the certificate: any is accepted).
+fn healthz_ready(v: &Vmail) -> bool {
+    if !http_tls_on(v) {
+        return http_get(v.http_addr(), "/healthz", Duration::from_millis(500))
+            .is_some_and(|(code, _)| code == 200);
+    }
+    reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .ok()
+        .and_then(|c| {
+            c.get(format!("https://{}/healthz", v.http_addr()))
+                .send()
+                .ok()
+        })
+        .is_some_and(|r| r.status().as_u16() == 200)
+}
+
+/// A private CA (`ca.pem`) and a certificate for 127.0.0.1 it signed
+/// (`cert.pem`, `key.pem`), in the returned directory, made with the
+/// openssl command: what an operator's internal server has.
+pub fn private_ca() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let openssl = |args: &[&str]| {
+        let mut cmd = Command::new("openssl");
+        cmd.args(args).current_dir(dir.path());
+        let out = run_bounded(cmd, Duration::from_secs(30))
+            .expect("run openssl (scripts/test.sh installs it)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vmail test CA",
+        "-keyout",
+        "ca-key.pem",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "leaf.csr",
+    ]);
+    openssl(&csr);
+    fs::write(
+        dir.path().join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write leaf.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    dir
 }
