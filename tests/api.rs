@@ -989,6 +989,21 @@ fn openapi_describes_every_route() {
             "{method} {target} is not routed: {body}"
         );
     }
+    // Every mailbox route lists its 503 `not_active` answer (a passive
+    // instance), with `Retry-After`.
+    for (method, path) in listed.iter().filter(|(_, p)| p.starts_with(m)) {
+        let answer = &doc["paths"][path][method]["responses"]["503"];
+        assert!(
+            answer["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("not_active")),
+            "{method} {path}: {answer}"
+        );
+        assert!(
+            answer["headers"].get("Retry-After").is_some(),
+            "{method} {path}: {answer}"
+        );
+    }
     // Health routes are open in the description too.
     assert_eq!(
         doc["paths"]["/healthz"]["get"]["security"],

@@ -63,7 +63,9 @@ fn missing() -> ApiError {
         (status = 400, description = "Invalid name or kind", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or greeting", body = ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = ErrorBody)
+        (status = 416, description = "Range not satisfiable", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn download(
     State(state): State<ApiState>,
@@ -91,7 +93,9 @@ pub async fn download(
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox", body = ErrorBody),
         (status = 413, description = "More than 10 MiB", body = ErrorBody),
-        (status = 415, description = "Not audio vmail can decode", body = ErrorBody)
+        (status = 415, description = "Not audio vmail can decode", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn upload(
     State(state): State<ApiState>,
@@ -113,7 +117,9 @@ pub async fn upload(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or kind", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox or greeting", body = ErrorBody)
+        (status = 404, description = "No such mailbox or greeting", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn remove(
     State(state): State<ApiState>,

@@ -174,7 +174,9 @@ pub struct MailboxList {
         (status = 200, description = "A page of mailboxes", body = MailboxList),
         (status = 400, description = "Bad domain or paging", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "Domain not served here", body = ErrorBody)
+        (status = 404, description = "Domain not served here", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -256,7 +258,9 @@ pub struct NewMailbox {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "Domain not served here", body = ErrorBody),
         (status = 409, description = "The mailbox exists", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn create(
     State(state): State<ApiState>,
@@ -291,7 +295,9 @@ pub async fn create(
         (status = 200, description = "The mailbox", body = MailboxBody),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox", body = ErrorBody)
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn read(
     State(state): State<ApiState>,
@@ -392,7 +398,9 @@ pub struct MailboxChange {
         (status = 400, description = "Invalid name or value; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -444,7 +452,9 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox", body = ErrorBody)
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
@@ -473,7 +483,9 @@ pub struct NewPin {
         (status = 400, description = "PIN not allowed; invalid name; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn set_pin(
     State(state): State<ApiState>,
@@ -494,7 +506,9 @@ pub async fn set_pin(
         (status = 204, description = "Unlocked (or was not locked)"),
         (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox", body = ErrorBody)
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn unlock(
     State(state): State<ApiState>,

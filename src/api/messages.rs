@@ -174,7 +174,9 @@ fn message_id(msg: &str) -> Result<(), ApiError> {
         (status = 200, description = "A page of messages", body = MessageList),
         (status = 400, description = "Invalid name or query", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox", body = ErrorBody)
+        (status = 404, description = "No such mailbox", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -204,7 +206,9 @@ pub async fn list(
         (status = 200, description = "The message", body = MessageBody),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn read(
     State(state): State<ApiState>,
@@ -238,7 +242,9 @@ pub struct MessageChange {
         (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -264,7 +270,9 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
@@ -298,7 +306,9 @@ pub struct Forward {
         (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn forward(
     State(state): State<ApiState>,
@@ -347,7 +357,9 @@ pub(crate) async fn serve_wav(
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = ErrorBody)
+        (status = 416, description = "Range not satisfiable", body = ErrorBody),
+        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn audio(
     State(state): State<ApiState>,

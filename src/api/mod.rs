@@ -166,6 +166,16 @@ pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `https` when the HTTP port serves TLS (`ext.http_tls`; the instances of
+/// a group are expected to agree), else `http`.
+pub(crate) fn http_scheme(shared: &Shared) -> &'static str {
+    if shared.role.ext.http_tls {
+        "https"
+    } else {
+        "http"
+    }
+}
+
 /// `None` while this instance is the active one of its group; else the
 /// 503 answer, naming the active instance when it is known.
 pub(crate) fn not_active(shared: &Shared) -> Option<ApiError> {
@@ -174,8 +184,11 @@ pub(crate) fn not_active(shared: &Shared) -> Option<ApiError> {
     }
     let detail = match shared.cluster.standing().active {
         Some(a) => format!(
-            "this instance is passive; the active instance of group {} is {} at http://{}",
-            shared.role.group, a.name, a.http
+            "this instance is passive; the active instance of group {} is {} at {}://{}",
+            shared.role.group,
+            a.name,
+            http_scheme(shared),
+            a.http
         ),
         None => format!(
             "this instance is passive and group {} has no active instance right now",

@@ -237,7 +237,7 @@ fn passive_page(shared: &Shared) -> Option<Response> {
         .cluster
         .standing()
         .active
-        .map(|a| format!("http://{}/", a.http));
+        .map(|a| format!("{}://{}/", api::http_scheme(shared), a.http));
     let page = pages::message(
         lang,
         "passive",
