@@ -36,6 +36,19 @@ pub enum OpError {
     /// The upload is larger than [`MAX_GREETING_BYTES`].
     #[error("greeting upload larger than {MAX_GREETING_BYTES} bytes")]
     TooLarge,
+    /// The time zone is not one vmail knows.
+    #[error("unknown time zone {0:?}: expected an IANA zone name such as Europe/Moscow, or UTC")]
+    UnknownTimezone(String),
+}
+
+/// Refuses a time zone setting that names no zone vmail knows.
+fn check_timezone(settings: &MailboxSettings) -> Result<(), OpError> {
+    match settings.timezone.as_deref() {
+        Some(tz) if crate::config::TimeZone::parse(tz).is_none() => {
+            Err(OpError::UnknownTimezone(tz.to_owned()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Which PIN rule a new PIN must follow.
@@ -104,6 +117,7 @@ pub fn create(
     if let Some(p) = pin {
         rule.check(p)?;
     }
+    check_timezone(&settings)?;
     Ok(store.create_mailbox(id, settings, pin)?)
 }
 
@@ -146,7 +160,12 @@ pub fn update(
         .mailbox(id)?
         .ok_or(StoreError::NotFound { what: "mailbox" })?
         .settings;
+    let zone_before = settings.timezone.clone();
     change(&mut settings);
+    // A zone stored before it was checked is left alone until changed.
+    if settings.timezone != zone_before {
+        check_timezone(&settings)?;
+    }
     Ok(store.update_settings(id, settings)?)
 }
 
@@ -305,6 +324,33 @@ mod tests {
         assert_eq!((p.items, p.next), (vec!["e".to_string()], None));
         let p = page(all, Clone::clone, Some("zz"), 2);
         assert!(p.items.is_empty() && p.next.is_none());
+    }
+
+    #[test]
+    fn unknown_time_zones_are_refused_by_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FsStore::open_with_pin_cost(dir.path(), crate::store::PinCost::TestOnly)
+            .expect("store");
+        let id = MailboxId::new("1001", "example.com").expect("id");
+        let zoned = |tz: &str| MailboxSettings {
+            timezone: Some(tz.to_owned()),
+            ..MailboxSettings::default()
+        };
+        let e = create(
+            &store,
+            &id,
+            zoned("Mars/Olympus_Mons"),
+            None,
+            PinRule::Phone,
+        )
+        .expect_err("unknown zone");
+        assert!(e.to_string().contains("\"Mars/Olympus_Mons\""), "{e}");
+        create(&store, &id, zoned("Europe/Moscow"), None, PinRule::Phone).expect("known zone");
+        let e = update(&store, &id, |s| s.timezone = Some("Europe/Atlantis".into()))
+            .expect_err("unknown zone");
+        assert!(matches!(e, OpError::UnknownTimezone(ref z) if z == "Europe/Atlantis"));
+        let m = update(&store, &id, |s| s.timezone = Some("Asia/Tokyo".into())).expect("known");
+        assert_eq!(m.settings.timezone.as_deref(), Some("Asia/Tokyo"));
     }
 
     #[test]

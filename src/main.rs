@@ -170,6 +170,11 @@ enum MailboxCommand {
         /// mailbox; "" goes back to the domain's ext.operator_uri.
         #[arg(long)]
         operator: Option<String>,
+        /// Time zone of the dates and times said, shown and e-mailed: an
+        /// IANA zone name such as Europe/Moscow, or UTC; "" goes back to
+        /// ext.timezone.
+        #[arg(long)]
+        timezone: Option<String>,
     },
 }
 
@@ -544,6 +549,7 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
             attach,
             delete_after_send,
             operator,
+            timezone,
         } => {
             let id = match parse(&mailbox) {
                 Ok(id) => id,
@@ -562,10 +568,13 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                 if let Some(o) = operator {
                     s.operator = Some(o.trim().to_string()).filter(|o| !o.is_empty());
                 }
+                if let Some(tz) = timezone {
+                    s.timezone = Some(tz.trim().to_string()).filter(|t| !t.is_empty());
+                }
             })
             .map(|m| {
                 println!(
-                    "{}@{}: e-mail {}, attach {}, delete after send {}, operator {}",
+                    "{}@{}: e-mail {}, attach {}, delete after send {}, operator {}, time zone {}",
                     id.user(),
                     id.domain(),
                     m.settings.email.as_deref().unwrap_or("-"),
@@ -579,7 +588,8 @@ fn mailbox(file: Option<PathBuf>, name: Option<String>, command: MailboxCommand)
                     } else {
                         "no"
                     },
-                    m.settings.operator.as_deref().unwrap_or("(domain setting)")
+                    m.settings.operator.as_deref().unwrap_or("(domain setting)"),
+                    m.settings.timezone.as_deref().unwrap_or("(ext.timezone)")
                 )
             })
         }

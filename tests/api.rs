@@ -295,6 +295,35 @@ fn mailbox_crud_round_trip() {
         (400, Some("invalid_value")),
         "{body}"
     );
+    // Time zones: IANA names the database knows; an unknown one is refused
+    // by name.
+    let (code, body) = api.json(
+        Method::PATCH,
+        &mbx("2001"),
+        json!({"timezone": "Mars/Olympus_Mons"}),
+    );
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (400, Some("invalid_value")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Mars/Olympus_Mons"),
+        "{body}"
+    );
+    let (code, body) = api.json(
+        Method::PATCH,
+        &mbx("2001"),
+        json!({"timezone": "America/New_York"}),
+    );
+    assert_eq!(
+        (code, body["timezone"].as_str()),
+        (200, Some("America/New_York")),
+        "{body}"
+    );
     // PIN.
     let (code, _) = api.json(
         Method::PUT,

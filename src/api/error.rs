@@ -133,6 +133,7 @@ impl From<OpError> for ApiError {
         match e {
             OpError::Store(s) => s.into(),
             OpError::PinNotAllowed => Self::bad_request("pin_not_allowed", e.to_string()),
+            OpError::UnknownTimezone(_) => Self::bad_request("invalid_value", e.to_string()),
             OpError::NotAudio(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "not_audio",

@@ -273,7 +273,7 @@ pub enum Rule {
         max: u32,
     },
     /// A time zone that vmail cannot apply.
-    #[error("must be \"UTC\" or a fixed offset such as \"+03:00\", found {found}")]
+    #[error("must be \"UTC\", a fixed offset such as \"+03:00\" or an IANA zone name such as \"Europe/Moscow\" that the time zone database knows, found {found}")]
     BadTimezone {
         /// The value, as JSON.
         found: String,

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::domain::normalize_domain;
 use super::error::{Entry, Rule};
 use super::retention::{parse_retention, Retention};
+use super::timezone::TimeZone;
 use super::value::{
     boolean, list, object, port, shown, shown_str, string, suggest, u32_in, u64_in, Sink,
 };
@@ -394,9 +395,9 @@ impl Default for Ext {
 }
 
 impl Ext {
-    /// The fixed UTC offset of [`Ext::timezone`] (validated at load).
-    pub fn utc_offset(&self) -> time::UtcOffset {
-        parse_timezone(&self.timezone).unwrap_or(time::UtcOffset::UTC)
+    /// The zone of [`Ext::timezone`] (validated at load).
+    pub fn time_zone(&self) -> TimeZone {
+        parse_timezone(&self.timezone).unwrap_or_default()
     }
 
     /// Whether SIP listens on `t`.
@@ -1330,27 +1331,10 @@ fn is_mwi_target(s: &str) -> bool {
     })
 }
 
-/// `UTC`/`Z` or a fixed offset `+HH:MM` / `-HH:MM`.
-/// `UTC`, `Z` or a fixed offset `+HH:MM` / `-HH:MM`.
-pub fn parse_timezone(s: &str) -> Option<time::UtcOffset> {
-    if s.eq_ignore_ascii_case("utc") || s == "Z" {
-        return Some(time::UtcOffset::UTC);
-    }
-    let b = s.as_bytes();
-    if b.len() != 6 || b.get(3) != Some(&b':') {
-        return None;
-    }
-    let sign: i8 = match b.first() {
-        Some(b'+') => 1,
-        Some(b'-') => -1,
-        _ => return None,
-    };
-    let h: i8 = s.get(1..3)?.parse().ok()?;
-    let m: i8 = s.get(4..6)?.parse().ok()?;
-    if !(0..=14).contains(&h) || !(0..=59).contains(&m) {
-        return None;
-    }
-    time::UtcOffset::from_hms(sign * h, sign * m, 0).ok()
+/// `UTC`/`Z`, a fixed offset `+HH:MM` / `-HH:MM` or an IANA zone name
+/// (see [`TimeZone::parse`]).
+pub fn parse_timezone(s: &str) -> Option<TimeZone> {
+    TimeZone::parse(s)
 }
 
 #[cfg(test)]
@@ -1395,7 +1379,7 @@ mod tests {
             (ext.access_rate_burst, ext.access_rate_per_minute),
             (10, 60)
         );
-        assert_eq!(ext.utc_offset(), time::UtcOffset::UTC);
+        assert_eq!(ext.time_zone(), TimeZone::UTC);
         assert!(ext.demo_mailboxes.is_empty());
     }
 
@@ -1428,7 +1412,12 @@ mod tests {
         let ext = ext.unwrap();
         assert_eq!(ext.sip_transports, [SipTransport::Tcp]);
         assert_eq!(ext.demo_mailboxes[0].domain, "example.ru");
-        assert_eq!(ext.utc_offset().whole_hours(), 3);
+        assert_eq!(
+            ext.time_zone()
+                .offset_at(time::OffsetDateTime::UNIX_EPOCH)
+                .whole_hours(),
+            3
+        );
         // every known key was exercised
         assert_eq!(ext.answer_delay_ms, 1500);
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (3, 7));
@@ -1763,8 +1752,8 @@ mod tests {
                 json!({"mwi_min_expires": 600, "mwi_max_expires": 300}),
                 "mwi_min_expires (600) must not exceed",
             ),
-            (json!({"timezone": "Europe/Moscow"}), "fixed offset"),
-            (json!({"timezone": "+25:00"}), "fixed offset"),
+            (json!({"timezone": "Mars/Olympus_Mons"}), "IANA zone name"),
+            (json!({"timezone": "+25:00"}), "IANA zone name"),
             (json!({"siteshare": ""}), "non-empty path"),
             (json!({"sip_port": 20000}), "inside the RTP port range"),
             (json!({"http_port": 5060}), "equals sip_port"),

@@ -26,6 +26,7 @@ mod json;
 mod model;
 mod retention;
 mod role;
+mod timezone;
 pub mod tls;
 mod value;
 
@@ -38,6 +39,7 @@ pub use ext::{
 pub use model::{Config, GroupInfo, SiteLocation, DEFAULT_SITE};
 pub use retention::{DomainRetention, Retention, RetentionDays, MAX_RETENTION_DAYS};
 pub use role::{Role, VmailRole, MAX_GROUP, MAX_ORDER};
+pub use timezone::TimeZone;
 
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use time::macros::format_description;
-use time::{OffsetDateTime, UtcOffset};
+use time::OffsetDateTime;
 
-use crate::config::{Smtp, SmtpTls};
+use crate::config::{Smtp, SmtpTls, TimeZone};
 use crate::store::{parse_rfc3339, MailboxId, MessageMeta};
 
 /// An SMTP transaction (connect, TLS, AUTH, DATA) must finish within this.
@@ -50,13 +50,13 @@ pub fn duration_text(ms: u64) -> String {
     }
 }
 
-/// `received` (RFC 3339) in `offset`: `2026-12-07 17:03 +03:00`.
-pub fn time_text(received: &str, offset: UtcOffset) -> String {
+/// `received` (RFC 3339) in `zone`, with the offset in force then:
+/// `2026-12-07 17:03 +03:00`.
+pub fn time_text(received: &str, zone: &TimeZone) -> String {
     let Some(t) = parse_rfc3339(received) else {
         return received.to_string();
     };
-    OffsetDateTime::from(t)
-        .to_offset(offset)
+    zone.local(OffsetDateTime::from(t))
         .format(format_description!(
             "[year]-[month]-[day] [hour]:[minute] [offset_hour sign:mandatory]:[offset_minute]"
         ))
@@ -76,7 +76,7 @@ impl Fields {
     pub fn new(
         mailbox: &MailboxId,
         meta: &MessageMeta,
-        offset: UtcOffset,
+        zone: &TimeZone,
         link_template: Option<&str>,
     ) -> Fields {
         let name = meta
@@ -100,7 +100,7 @@ impl Fields {
             caller,
             caller_uri: uri.to_string(),
             caller_name: name.to_string(),
-            time: time_text(&meta.received, offset),
+            time: time_text(&meta.received, zone),
             duration: duration_text(meta.duration_ms),
             link: link_template.map_or_else(String::new, |t| link(t, mailbox, &meta.id)),
             urgent: meta.urgent,
@@ -327,12 +327,25 @@ mod tests {
     }
 
     #[test]
+    fn times_carry_the_offset_in_force_then() {
+        let berlin = TimeZone::parse("Europe/Berlin").unwrap();
+        assert_eq!(
+            time_text("2026-07-01T10:00:00Z", &berlin),
+            "2026-07-01 12:00 +02:00"
+        );
+        assert_eq!(
+            time_text("2026-12-01T10:00:00Z", &berlin),
+            "2026-12-01 11:00 +01:00"
+        );
+    }
+
+    #[test]
     fn texts_have_caller_time_duration_and_link() {
         let id = MailboxId::new("1001", "example.com").unwrap();
         let f = Fields::new(
             &id,
             &meta(),
-            UtcOffset::from_hms(3, 0, 0).unwrap(),
+            &TimeZone::parse("+03:00").unwrap(),
             Some("https://vm.example.com/web/{domain}/{user}/{id}"),
         );
         let (s, b) = render(&f, "en", None, None);

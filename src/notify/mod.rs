@@ -60,7 +60,7 @@ struct Settings {
     link_template: Option<String>,
     subject_template: Option<String>,
     body_template: Option<String>,
-    utc_offset: time::UtcOffset,
+    time_zone: crate::config::TimeZone,
     language: String,
     longest_recording: Duration,
 }
@@ -77,7 +77,7 @@ impl Settings {
             link_template: ext.email_link_template.clone(),
             subject_template: ext.email_subject_template.clone(),
             body_template: ext.email_body_template.clone(),
-            utc_offset: ext.utc_offset(),
+            time_zone: ext.time_zone(),
             language: ext.language.clone(),
             longest_recording: Duration::from_secs(u64::from(ext.max_message_seconds)),
         }
@@ -810,13 +810,13 @@ impl Notifier {
             Some(m) => m,
             None => return Err(Attempt::Dropped("the message is gone".into())),
         };
-        let offset = settings
+        let zone = settings
             .timezone
             .as_deref()
             .and_then(crate::config::parse_timezone)
-            .unwrap_or(s.utc_offset);
+            .unwrap_or_else(|| s.time_zone.clone());
         let language = settings.language.as_deref().unwrap_or(&s.language);
-        let fields = email::Fields::new(&mailbox, &meta, offset, s.link_template.as_deref());
+        let fields = email::Fields::new(&mailbox, &meta, &zone, s.link_template.as_deref());
         let (subject, body) = email::render(
             &fields,
             language,

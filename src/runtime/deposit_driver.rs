@@ -57,7 +57,7 @@ pub struct CallSetup {
 
 /// The menu settings of a deposit call whose caller may press `*`.
 pub struct LoginSetup {
-    pub utc_offset: time::UtcOffset,
+    pub time_zone: crate::config::TimeZone,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
     pub max_greeting: Duration,
@@ -347,7 +347,7 @@ pub async fn drive(setup: CallSetup) {
             menu: Menu::new(cfg, Some(mailbox.user().to_string())),
             peer,
             language,
-            utc_offset: l.utc_offset,
+            time_zone: l.time_zone,
             lockout_failures: l.lockout_failures,
             lockout_seconds: l.lockout_seconds,
             logins: l.logins,

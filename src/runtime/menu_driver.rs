@@ -37,7 +37,7 @@ pub struct MenuSetup {
     pub remote: RemoteAddr,
     pub rx: RxConfig,
     pub language: String,
-    pub utc_offset: time::UtcOffset,
+    pub time_zone: crate::config::TimeZone,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
     pub logins: Arc<Logins>,
@@ -74,7 +74,7 @@ struct Session {
     domain: String,
     mailbox: Option<MailboxId>,
     language: String,
-    utc_offset: time::UtcOffset,
+    time_zone: crate::config::TimeZone,
     lockout_failures: u32,
     lockout_seconds: u64,
     peer: SocketAddr,
@@ -92,7 +92,7 @@ pub async fn drive(setup: MenuSetup) {
         remote,
         rx,
         language,
-        utc_offset,
+        time_zone,
         lockout_failures,
         lockout_seconds,
         logins,
@@ -115,7 +115,7 @@ pub async fn drive(setup: MenuSetup) {
         menu,
         peer,
         language,
-        utc_offset,
+        time_zone,
         lockout_failures,
         lockout_seconds,
         logins,
@@ -136,7 +136,7 @@ pub struct MenuCall {
     pub menu: Menu,
     pub peer: SocketAddr,
     pub language: String,
-    pub utc_offset: time::UtcOffset,
+    pub time_zone: crate::config::TimeZone,
     pub lockout_failures: u32,
     pub lockout_seconds: u64,
     pub logins: Arc<Logins>,
@@ -156,7 +156,7 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
         mut menu,
         peer,
         language,
-        utc_offset,
+        time_zone,
         lockout_failures,
         lockout_seconds,
         logins,
@@ -171,7 +171,7 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
         domain,
         mailbox: None,
         language,
-        utc_offset,
+        time_zone,
         lockout_failures,
         lockout_seconds,
         peer,
@@ -335,8 +335,8 @@ async fn run_op(
             if let Some(lang) = logged_in.language {
                 session.language = lang;
             }
-            if let Some(offset) = logged_in.utc_offset {
-                session.utc_offset = offset;
+            if let Some(zone) = logged_in.time_zone {
+                session.time_zone = zone;
             }
             reply
         }
@@ -600,10 +600,8 @@ async fn render(
                 ) else {
                     continue;
                 };
-                let local = at.to_offset(s.utc_offset);
-                let today = time::OffsetDateTime::now_utc()
-                    .to_offset(s.utc_offset)
-                    .date();
+                let local = s.time_zone.local(at);
+                let today = s.time_zone.local(time::OffsetDateTime::now_utc()).date();
                 out.extend(prompts.date_time(
                     lang,
                     time::PrimitiveDateTime::new(local.date(), local.time()),

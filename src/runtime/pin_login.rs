@@ -25,7 +25,7 @@ pub(crate) struct Lockout {
 pub(crate) struct LoggedIn {
     pub mailbox: MailboxId,
     pub language: Option<String>,
-    pub utc_offset: Option<time::UtcOffset>,
+    pub time_zone: Option<crate::config::TimeZone>,
 }
 
 /// The answer to [`verify_pin`].
@@ -95,7 +95,7 @@ pub(crate) fn verify_pin(
             }
             let settings = store.mailbox(&id).ok().flatten().map(|m| m.settings);
             let language = settings.as_ref().and_then(|st| st.language.clone());
-            let utc_offset = settings
+            let time_zone = settings
                 .as_ref()
                 .and_then(|st| st.timezone.as_deref())
                 .and_then(crate::config::parse_timezone);
@@ -103,7 +103,7 @@ pub(crate) fn verify_pin(
             PinLogin::Ok(LoggedIn {
                 mailbox: id,
                 language,
-                utc_offset,
+                time_zone,
             })
         }
         Ok(Some(false)) => {

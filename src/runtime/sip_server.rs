@@ -822,7 +822,7 @@ impl SipServer {
                     login: (!create).then(|| {
                         let limiter = shared.clone();
                         LoginSetup {
-                            utc_offset: ext.utc_offset(),
+                            time_zone: ext.time_zone(),
                             lockout_failures: ext.lockout_failures,
                             lockout_seconds: ext.lockout_seconds,
                             max_greeting: Duration::from_secs(u64::from(ext.max_message_seconds)),
@@ -846,7 +846,7 @@ impl SipServer {
                     remote: io.remote,
                     rx: rx_config(negotiated),
                     language: ext.language.clone(),
-                    utc_offset: ext.utc_offset(),
+                    time_zone: ext.time_zone(),
                     lockout_failures: ext.lockout_failures,
                     lockout_seconds: ext.lockout_seconds,
                     logins: shared.logins.clone(),

@@ -314,7 +314,7 @@ struct Ctx {
     session: Session,
     sid: String,
     lang: Lang,
-    offset: time::UtcOffset,
+    zone: crate::config::TimeZone,
 }
 
 impl Ctx {
@@ -398,18 +398,17 @@ impl Web {
             Err(e) => return Err(NoCtx::Answer(failure(lang, e))),
         };
         let lang = settings.language.as_deref().map_or(lang, Lang::of);
-        let offset = settings
+        let zone = settings
             .timezone
             .as_deref()
             .and_then(crate::config::parse_timezone)
-            .or_else(|| crate::config::parse_timezone(&shared.role.ext.timezone))
-            .unwrap_or(time::UtcOffset::UTC);
+            .unwrap_or_else(|| shared.role.ext.time_zone());
         Ok(Ctx {
             shared,
             session,
             sid,
             lang,
-            offset,
+            zone,
         })
     }
 
@@ -654,12 +653,13 @@ fn caller(m: &MessageMeta, unknown: &str) -> String {
     }
 }
 
-/// RFC 3339 UTC as `YYYY-MM-DD HH:MM` at `offset` (unparsable: as is).
-fn local_time(rfc3339: &str, offset: time::UtcOffset) -> String {
+/// RFC 3339 UTC as `YYYY-MM-DD HH:MM` in `zone`, with the offset in force
+/// then (unparsable: as is).
+fn local_time(rfc3339: &str, zone: &crate::config::TimeZone) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
-        .and_then(|t| t.to_offset(offset).format(&fmt).ok())
+        .and_then(|t| zone.local(t).format(&fmt).ok())
         .unwrap_or_else(|| rfc3339.to_owned())
 }
 
@@ -701,7 +701,7 @@ async fn inbox(
             urgent: m.urgent,
             heard: m.heard,
             received_utc: m.received.clone(),
-            received_local: local_time(&m.received, ctx.offset),
+            received_local: local_time(&m.received, &ctx.zone),
             duration_ms: m.duration_ms,
         })
         .collect();
@@ -1237,10 +1237,20 @@ mod tests {
     }
 
     #[test]
-    fn times_follow_the_offset() {
-        let msk = time::UtcOffset::from_hms(3, 0, 0).expect("offset");
-        assert_eq!(local_time("2026-12-07T21:30:00Z", msk), "2026-12-08 00:30");
-        assert_eq!(local_time("garbage", msk), "garbage");
+    fn times_follow_the_zone() {
+        let msk = crate::config::TimeZone::parse("+03:00").expect("offset");
+        assert_eq!(local_time("2026-12-07T21:30:00Z", &msk), "2026-12-08 00:30");
+        assert_eq!(local_time("garbage", &msk), "garbage");
+        // Daylight saving time: the offset of each message's own instant.
+        let paris = crate::config::TimeZone::parse("Europe/Paris").expect("Europe/Paris");
+        assert_eq!(
+            local_time("2026-07-01T10:00:00Z", &paris),
+            "2026-07-01 12:00"
+        );
+        assert_eq!(
+            local_time("2026-12-01T10:00:00Z", &paris),
+            "2026-12-01 11:00"
+        );
     }
 
     #[test]
