@@ -64,12 +64,18 @@ fn set_cookies(r: &reqwest::blocking::Response) -> Vec<String> {
         .collect()
 }
 
-/// The value of the cookie `name` among `set`.
-fn cookie_of(set: &[String], name: &str) -> Option<String> {
-    set.iter().find_map(|c| {
-        let (kv, _) = c.split_once(';').unwrap_or((c, ""));
-        kv.strip_prefix(&format!("{name}=")).map(str::to_owned)
-    })
+/// The value of the cookie `name` set by `r`, which must be `Secure` and
+/// `HttpOnly`.
+fn secure_cookie(r: &reqwest::blocking::Response, name: &str) -> String {
+    let set = set_cookies(r);
+    let cookie = set
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no cookie {name}: {set:?}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("; HttpOnly"), "{cookie}");
+    let (kv, _) = cookie.split_once(';').unwrap_or((cookie, ""));
+    kv[name.len() + 1..].to_owned()
 }
 
 /// The metric `series` read over HTTPS.
@@ -120,13 +126,7 @@ fn https_serves_healthz_and_the_web_inbox_with_secure_cookies_and_hsts() {
         let r = c.get(url(&v, "/login")).send().ok()?;
         (r.status().as_u16() == 200).then_some(r)
     });
-    let set = set_cookies(&page);
-    let csrf_cookie = set
-        .iter()
-        .find(|c| c.starts_with("vmail_csrf="))
-        .unwrap_or_else(|| panic!("a CSRF cookie: {set:?}"));
-    assert!(csrf_cookie.contains("; Secure"), "{csrf_cookie}");
-    let token = cookie_of(&set, "vmail_csrf").expect("csrf value");
+    let token = secure_cookie(&page, "vmail_csrf");
     let body = page.text().expect("page");
     assert!(body.contains(&token), "the form carries the token");
 
@@ -141,14 +141,7 @@ fn https_serves_healthz_and_the_web_inbox_with_secure_cookies_and_hsts() {
         .send()
         .expect("POST /login");
     assert_eq!(r.status().as_u16(), 303, "login over HTTPS");
-    let set = set_cookies(&r);
-    let session = set
-        .iter()
-        .find(|c| c.starts_with("vmail_session="))
-        .unwrap_or_else(|| panic!("a session cookie: {set:?}"));
-    assert!(session.contains("; Secure"), "{session}");
-    assert!(session.contains("HttpOnly"), "{session}");
-    let sid = cookie_of(&set, "vmail_session").expect("session value");
+    let sid = secure_cookie(&r, "vmail_session");
     let r = c
         .get(url(&v, "/inbox"))
         .header("Cookie", format!("vmail_session={sid}"))

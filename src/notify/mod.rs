@@ -968,22 +968,37 @@ mod tests {
         assert_ne!(created_event_id(&m, "x"), created_event_id(&m, "y"));
     }
 
-    #[test]
-    fn a_recording_job_waits_for_its_message_and_goes_with_a_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
+    /// A store in `dir` with the mailbox 1001@example.com, and a notifier
+    /// with one webhook (unreachable) for `domains` and `events` (empty:
+    /// all).
+    fn webhook_notifier(
+        dir: &std::path::Path,
+        domains: &[&str],
+        events: &[&str],
+    ) -> (FsStore, MailboxId, Notifier) {
+        let store = FsStore::open(dir).unwrap();
+        let m = MailboxId::new("1001", "example.com").unwrap();
+        store
+            .create_mailbox(&m, crate::store::MailboxSettings::default(), None)
+            .unwrap();
         let ext = Ext {
             webhooks: vec![Webhook {
                 url: "http://127.0.0.1:9/hook".into(),
                 secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
-                domains: vec![],
-                events: vec!["message.created".into()],
+                domains: domains.iter().map(|d| d.to_string()).collect(),
+                events: events.iter().map(|e| e.to_string()).collect(),
                 ca_file: None,
             }],
             ..Ext::default()
         };
-        let n = Notifier::new(store, &ext, Arc::new(Metrics::default()));
-        let m = MailboxId::new("1001", "example.com").unwrap();
+        let n = Notifier::new(store.clone(), &ext, Arc::new(Metrics::default()));
+        (store, m, n)
+    }
+
+    #[test]
+    fn a_recording_job_waits_for_its_message_and_goes_with_a_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, m, n) = webhook_notifier(dir.path(), &[], &["message.created"]);
         n.message_recording(&m, "20261207T140000.000Z-vmail1-abcdef");
         let names = n.queue.names(Channel::Webhook).unwrap();
         assert_eq!(names.len(), 1);
@@ -1009,22 +1024,7 @@ mod tests {
     #[test]
     fn a_lock_is_an_event_and_a_passive_instance_queues_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
-        let m = MailboxId::new("1001", "example.com").unwrap();
-        store
-            .create_mailbox(&m, crate::store::MailboxSettings::default(), None)
-            .unwrap();
-        let ext = Ext {
-            webhooks: vec![Webhook {
-                url: "http://127.0.0.1:9/hook".into(),
-                secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
-                domains: vec!["example.com".into()],
-                events: vec![],
-                ca_file: None,
-            }],
-            ..Ext::default()
-        };
-        let n = Notifier::new(store.clone(), &ext, Arc::new(Metrics::default()));
+        let (store, m, n) = webhook_notifier(dir.path(), &["example.com"], &[]);
         let until = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         n.mailbox_locked(&m, until);
         // No event for a mailbox that does not exist.
@@ -1048,22 +1048,7 @@ mod tests {
     #[test]
     fn a_message_stored_before_a_crash_makes_its_waiting_job_due() {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::open(dir.path()).unwrap();
-        let m = MailboxId::new("1001", "example.com").unwrap();
-        store
-            .create_mailbox(&m, crate::store::MailboxSettings::default(), None)
-            .unwrap();
-        let ext = Ext {
-            webhooks: vec![Webhook {
-                url: "http://127.0.0.1:9/hook".into(),
-                secret: crate::config::WebhookSecret::Inline("0123456789abcdef".into()),
-                domains: vec![],
-                events: vec![],
-                ca_file: None,
-            }],
-            ..Ext::default()
-        };
-        let n = Notifier::new(store.clone(), &ext, Arc::new(Metrics::default()));
+        let (store, m, n) = webhook_notifier(dir.path(), &[], &[]);
         let info = crate::store::RecordingInfo {
             caller_uri: "sip:5551234@example.com".into(),
             caller_name: None,

@@ -360,19 +360,7 @@ async fn serve(
                     addr,
                     source,
                 })?;
-            // Checked with the configuration; read again here (the files
-            // may have changed since).
-            let (cert, key) = (
-                ext.tls_cert.clone().unwrap_or_default(),
-                ext.tls_key.clone().unwrap_or_default(),
-            );
-            let certs = crate::config::tls::load_server_config(&cert, &key).map_err(|e| {
-                RuntimeError::Bind {
-                    what: "SIP/TLS certificate",
-                    addr,
-                    source: std::io::Error::other(e),
-                }
-            })?;
+            let certs = start_certificate(&ext, "SIP/TLS certificate", addr)?;
             Some((listener, tls::TlsCerts::new(certs)))
         }
         None => None,
@@ -387,17 +375,7 @@ async fn serve(
             source,
         })?;
     let https_certs = if ext.http_tls {
-        let (cert, key) = (
-            ext.tls_cert.clone().unwrap_or_default(),
-            ext.tls_key.clone().unwrap_or_default(),
-        );
-        let config = crate::config::tls::load_server_config(&cert, &key).map_err(|e| {
-            RuntimeError::Bind {
-                what: "HTTPS certificate",
-                addr: http_addr,
-                source: std::io::Error::other(e),
-            }
-        })?;
+        let config = start_certificate(&ext, "HTTPS certificate", http_addr)?;
         Some(tls::TlsCerts::new(https_config(&config)))
     } else {
         None
@@ -599,6 +577,23 @@ fn reload_certificates(
         }
         Err(e) => warn!("reload: TLS keeps the certificate in use: {e}"),
     }
+}
+
+/// The certificate and key of `ext` at start, for the listener `what` on
+/// `addr`. Checked with the configuration; read again here (the files may
+/// have changed since).
+fn start_certificate(
+    ext: &crate::config::Ext,
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<Arc<rustls::ServerConfig>, RuntimeError> {
+    let cert = ext.tls_cert.clone().unwrap_or_default();
+    let key = ext.tls_key.clone().unwrap_or_default();
+    crate::config::tls::load_server_config(&cert, &key).map_err(|e| RuntimeError::Bind {
+        what,
+        addr,
+        source: std::io::Error::other(e),
+    })
 }
 
 /// The HTTPS variant of a server configuration: ALPN offers HTTP/1.1, the

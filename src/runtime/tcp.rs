@@ -12,7 +12,7 @@
 //! and only an unfinished message is kept (see [`StreamFramer`]).
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -115,6 +115,61 @@ impl Drop for Admission {
     }
 }
 
+impl Admission {
+    /// Admits a `what` (`SIP/TCP`, `SIP/TLS`) connection from `addr`
+    /// within `limits`, or refuses it: the caller closes it; refusals are
+    /// logged through `refused`.
+    pub(super) fn take(
+        limits: &Arc<Mutex<ConnLimits>>,
+        addr: SocketAddr,
+        refused: &mut Throttle,
+        what: &str,
+    ) -> Option<Admission> {
+        let admitted = limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(addr.ip());
+        match admitted {
+            Ok(()) => Some(Admission {
+                limits: limits.clone(),
+                ip: addr.ip(),
+            }),
+            Err(why) => {
+                match refused.tick() {
+                    Some(n) => warn!(%addr, refused = n, "{what} connection refused: {why}"),
+                    None => debug!(%addr, "{what} connection refused: {why}"),
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Logs a kind of event at most every [`REFUSAL_LOG_EVERY`] at `info` or
+/// `warn` (with how many happened since), the rest at `debug`.
+#[derive(Default)]
+pub(super) struct Throttle {
+    last: Option<Instant>,
+    since: u64,
+}
+
+impl Throttle {
+    /// Counts one; returns the count to log when it is time to.
+    pub(super) fn tick(&mut self) -> Option<u64> {
+        self.since += 1;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY)
+        {
+            self.last = Some(now);
+            Some(std::mem::take(&mut self.since))
+        } else {
+            None
+        }
+    }
+}
+
 /// The connection limits of `settings`, one budget for the TCP and the
 /// TLS listener together.
 pub fn shared_limits(settings: &TcpSettings) -> Arc<Mutex<ConnLimits>> {
@@ -132,31 +187,14 @@ pub async fn accept_loop(
     settings: TcpSettings,
     limits: Arc<Mutex<ConnLimits>>,
 ) {
-    let mut refused: u64 = 0;
-    let mut last_report: Option<Instant> = None;
+    let mut refused = Throttle::default();
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
-                let admitted = limits
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .admit(addr.ip());
-                if let Err(why) = admitted {
+                let Some(admission) = Admission::take(&limits, addr, &mut refused, "SIP/TCP")
+                else {
                     drop(stream);
-                    refused += 1;
-                    let now = Instant::now();
-                    if last_report.is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY) {
-                        warn!(%addr, refused, "SIP/TCP connection refused: {why}");
-                        last_report = Some(now);
-                        refused = 0;
-                    } else {
-                        debug!(%addr, "SIP/TCP connection refused: {why}");
-                    }
                     continue;
-                }
-                let admission = Admission {
-                    limits: limits.clone(),
-                    ip: addr.ip(),
                 };
                 let id = conns.next.fetch_add(1, Ordering::Relaxed) + 1;
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -182,8 +220,8 @@ pub async fn accept_loop(
     }
 }
 
-/// Why a connection ends.
-enum Close {
+/// Why a connection ends (TCP and TLS alike).
+pub(super) enum Close {
     /// The peer closed it.
     Eof,
     /// Reading failed.
@@ -194,6 +232,32 @@ enum Close {
     Refused,
     /// The SIP task is gone (shutting down).
     Shutdown,
+}
+
+impl Close {
+    /// Logs why the `transport` (`tcp`, `tls`) connection from `addr`
+    /// ends; `buffered` bytes of an unfinished message were held. A
+    /// refusal was logged when it happened.
+    pub(super) fn log(
+        &self,
+        transport: &str,
+        addr: SocketAddr,
+        buffered: usize,
+        message: Duration,
+    ) {
+        match self {
+            Close::Eof | Close::Shutdown => debug!(%addr, "{transport} connection closed"),
+            Close::Failed(e) => debug!(%addr, "{transport} read: {e}"),
+            Close::Expired(Expiry::Idle) => debug!(%addr, "closing idle {transport} connection"),
+            Close::Expired(Expiry::UnfinishedMessage) => info!(
+                %addr,
+                buffered,
+                "closing {transport} connection: message not complete within {} s of its first byte",
+                message.as_secs()
+            ),
+            Close::Refused => {}
+        }
+    }
 }
 
 struct Connection {
@@ -218,18 +282,7 @@ impl Connection {
         let mut writer = tokio::spawn(write_loop(wr, rx));
         let mut framer = StreamFramer::new(self.settings.max_message);
         let close = self.read_loop(&rd, &mut framer).await;
-        match &close {
-            Close::Eof | Close::Shutdown => debug!(%addr, "tcp connection closed"),
-            Close::Failed(e) => debug!(%addr, "tcp read: {e}"),
-            Close::Expired(Expiry::Idle) => debug!(%addr, "closing idle tcp connection"),
-            Close::Expired(Expiry::UnfinishedMessage) => info!(
-                %addr,
-                buffered = framer.buffered(),
-                "closing tcp connection: message not complete within {} s of its first byte",
-                self.settings.message.as_secs()
-            ),
-            Close::Refused => {}
-        }
+        close.log("tcp", addr, framer.buffered(), self.settings.message);
         let refusal = matches!(close, Close::Refused)
             .then(|| local.and_then(|l| framer.refusal(&self.peer, l)))
             .flatten();
@@ -341,6 +394,16 @@ async fn linger(rd: &mut OwnedReadHalf) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn throttle_logs_the_first_then_counts() {
+        let mut t = Throttle::default();
+        assert_eq!(t.tick(), Some(1));
+        assert_eq!(t.tick(), None);
+        assert_eq!(t.tick(), None);
+        t.last = Some(Instant::now() - REFUSAL_LOG_EVERY);
+        assert_eq!(t.tick(), Some(3));
+    }
 
     #[test]
     fn settings_follow_ext() {

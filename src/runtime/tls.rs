@@ -23,15 +23,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::metrics::Metrics;
-use crate::sip::{ConnClock, ConnId, ConnLimits, Expiry, Frame, Peer, StreamFramer};
+use crate::sip::{ConnClock, ConnId, ConnLimits, Frame, Peer, StreamFramer};
 
 use super::sip_server::Inbound;
 use super::tcp::{
-    finish, Admission, TcpConns, TcpSettings, FLUSH, LINGER, LINGER_BYTES, QUEUE, READ_CHUNK,
-    REFUSAL_LOG_EVERY,
+    finish, Admission, Close, TcpConns, TcpSettings, Throttle, FLUSH, LINGER, LINGER_BYTES, QUEUE,
+    READ_CHUNK,
 };
 
 /// The server certificate in use; replaced on reload. Cheap to clone.
@@ -60,31 +60,6 @@ impl TlsCerts {
     }
 }
 
-/// Logs a kind of event at most every [`REFUSAL_LOG_EVERY`] at `info`
-/// (with how many happened since), the rest at `debug`.
-#[derive(Default)]
-struct Throttle {
-    last: Option<Instant>,
-    since: u64,
-}
-
-impl Throttle {
-    /// Counts one; returns the count to log when it is time to.
-    fn tick(&mut self) -> Option<u64> {
-        self.since += 1;
-        let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|t| now.duration_since(t) >= REFUSAL_LOG_EVERY)
-        {
-            self.last = Some(now);
-            Some(std::mem::take(&mut self.since))
-        } else {
-            None
-        }
-    }
-}
-
 /// Accepts TLS connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
@@ -106,21 +81,9 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let admitted = limits
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .admit(addr.ip());
-        if let Err(why) = admitted {
+        let Some(admission) = Admission::take(&limits, addr, &mut refused, "SIP/TLS") else {
             drop(stream);
-            match refused.tick() {
-                Some(n) => warn!(%addr, refused = n, "SIP/TLS connection refused: {why}"),
-                None => debug!(%addr, "SIP/TLS connection refused: {why}"),
-            }
             continue;
-        }
-        let admission = Admission {
-            limits: limits.clone(),
-            ip: addr.ip(),
         };
         let acceptor = certs.acceptor();
         let conns = conns.clone();
@@ -163,7 +126,7 @@ impl TlsListener {
 }
 
 /// Counts the handshakes of one listener and logs the failed ones (at
-/// most every [`REFUSAL_LOG_EVERY`] at `info`, with a count).
+/// most every [`super::tcp::REFUSAL_LOG_EVERY`] at `info`, with a count).
 pub struct Handshakes {
     listener: TlsListener,
     metrics: Arc<Metrics>,
@@ -236,15 +199,6 @@ pub async fn handshake(
     }
 }
 
-/// Why a connection ends.
-enum Close {
-    Eof,
-    Failed(io::Error),
-    Expired(Expiry),
-    Refused,
-    Shutdown,
-}
-
 /// Serves one established TLS connection until it closes.
 #[allow(clippy::too_many_arguments)]
 async fn run<S>(
@@ -263,18 +217,7 @@ async fn run<S>(
     let mut writer = tokio::spawn(write_loop(wr, rx));
     let mut framer = StreamFramer::new(settings.max_message);
     let close = read_loop(&mut rd, &mut framer, peer, settings, &inbound).await;
-    match &close {
-        Close::Eof | Close::Shutdown => debug!(%addr, "tls connection closed"),
-        Close::Failed(e) => debug!(%addr, "tls read: {e}"),
-        Close::Expired(Expiry::Idle) => debug!(%addr, "closing idle tls connection"),
-        Close::Expired(Expiry::UnfinishedMessage) => info!(
-            %addr,
-            buffered = framer.buffered(),
-            "closing tls connection: message not complete within {} s of its first byte",
-            settings.message.as_secs()
-        ),
-        Close::Refused => {}
-    }
+    close.log("tls", addr, framer.buffered(), settings.message);
     let refusal = matches!(close, Close::Refused)
         .then(|| local.and_then(|l| framer.refusal(&peer, l)))
         .flatten();
@@ -358,20 +301,5 @@ async fn linger<R: AsyncRead>(rd: &mut ReadHalf<R>) {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
             Ok(Ok(n)) => discarded += n,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn throttle_logs_the_first_then_counts() {
-        let mut t = Throttle::default();
-        assert_eq!(t.tick(), Some(1));
-        assert_eq!(t.tick(), None);
-        assert_eq!(t.tick(), None);
-        t.last = Some(Instant::now() - REFUSAL_LOG_EVERY);
-        assert_eq!(t.tick(), Some(3));
     }
 }
