@@ -26,6 +26,7 @@ mod pin_pool;
 mod plan;
 mod retention;
 mod sip_server;
+mod stream_clip;
 mod tcp;
 mod tls;
 

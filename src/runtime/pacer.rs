@@ -20,6 +20,11 @@
 //!   2 ms ticks of a frame time: each tick sends a tenth of them, and a
 //!   frame waits behind that short burst only, not behind every call's;
 //! - the shards tick offset from each other, so their bursts do not meet.
+//!
+//! A playlist item is a decoded clip or a [`StreamClip`], audio that is
+//! still arriving (a message kept at another site): the shard takes what
+//! has arrived without waiting; a frame it has too little for is filled
+//! with silence and the stream goes on (see `stream_clip`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +41,22 @@ use crate::media::{RtpPacketizer, SrtpTx};
 use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
 use super::media_io::RtpSocket;
+use super::stream_clip::StreamClip;
+
+/// One item of a playlist.
+#[derive(Debug)]
+pub enum Playable {
+    /// Decoded audio.
+    Clip(Clip),
+    /// Audio still arriving.
+    Stream(StreamClip),
+}
+
+impl From<Clip> for Playable {
+    fn from(c: Clip) -> Self {
+        Playable::Clip(c)
+    }
+}
 
 /// Where a call's RTP goes (`None`: nowhere yet, frames are dropped): the
 /// SDP offer's address when the driver starts, then what the call's
@@ -60,7 +81,7 @@ enum Command {
     },
     Play {
         call: u64,
-        clips: Vec<Clip>,
+        clips: Vec<Playable>,
         generation: u64,
     },
     Stop {
@@ -144,9 +165,14 @@ impl Pacer {
 impl PacerSlot {
     /// Replaces whatever plays with `clips`.
     pub fn play(&self, clips: Vec<Clip>, generation: u64) {
+        self.play_items(clips.into_iter().map(Playable::Clip).collect(), generation);
+    }
+
+    /// Replaces whatever plays with `items` (clips and streams).
+    pub fn play_items(&self, items: Vec<Playable>, generation: u64) {
         let _ = self.shard.send(Command::Play {
             call: self.call,
-            clips,
+            clips: items,
             generation,
         });
     }
@@ -172,7 +198,7 @@ impl PacerSlot {
 }
 
 struct Playing {
-    clips: Vec<Clip>,
+    clips: Vec<Playable>,
     clip: usize,
     pos: usize,
     generation: u64,
@@ -206,15 +232,28 @@ impl Entry {
         let Some(p) = self.playing.as_mut() else {
             return false;
         };
+        let rate = self.packetizer.sample_rate();
         let mut filled = 0;
         while filled < self.frame_samples {
-            let Some(clip) = p.clips.get(p.clip) else {
-                break;
+            let clip = match p.clips.get_mut(p.clip) {
+                None => break,
+                Some(Playable::Clip(clip)) => clip,
+                Some(Playable::Stream(stream)) => {
+                    filled += stream.read(&mut self.frame[filled..], rate);
+                    if filled < self.frame_samples {
+                        if stream.is_finished() {
+                            p.clip += 1;
+                            continue;
+                        }
+                        // An underrun: the rest of this frame is silence,
+                        // the stream goes on with the next one.
+                        self.frame[filled..].fill(0);
+                        filled = self.frame_samples;
+                    }
+                    continue;
+                }
             };
-            let rest = clip
-                .samples_at(self.packetizer.sample_rate())
-                .get(p.pos..)
-                .unwrap_or(&[]);
+            let rest = clip.samples_at(rate).get(p.pos..).unwrap_or(&[]);
             if rest.is_empty() {
                 p.clip += 1;
                 p.pos = 0;

@@ -63,6 +63,8 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
             StoreReply::Messages {
                 new: metas(&ids[..n]),
                 old,
+                remote: vec![],
+                partial: false,
             }
         }
         Some(StoreOp::Forward { .. }) => match k % 3 {
