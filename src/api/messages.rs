@@ -188,11 +188,12 @@ pub async fn list(
     }
     .limit()?;
     let folder: Folder = q.folder.unwrap_or(FolderName::Inbox).into();
-    let page = mailbox
-        .run(move |store, id| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
-        .await?;
+    let merged = mailbox.list(Some(folder)).await?;
+    let mut all = merged.messages;
+    all.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    let page = ops::page(all, |m| m.meta.id.clone(), q.cursor.as_deref(), limit);
     Ok(Json(MessageList {
-        items: page.items.into_iter().map(Into::into).collect(),
+        items: page.items.into_iter().map(|m| m.meta.into()).collect(),
         next_cursor: page.next,
     }))
 }

@@ -40,7 +40,7 @@ use utoipa_axum::routes;
 
 use crate::mailbox_ops::MAX_GREETING_BYTES;
 use crate::runtime::Shared;
-use crate::store::{FsStore, MailboxId};
+use crate::store::{Folder, FsStore, MailboxId};
 
 /// What the handlers share: the running instance (replaced on SIGHUP) and
 /// the readiness latch.
@@ -123,6 +123,13 @@ impl Mailbox {
     /// Another mailbox `user` of `domain`, checked against the same instance.
     pub fn other(&self, domain: &str, user: &str) -> Result<MailboxId, ApiError> {
         mailbox_id(&self.shared, domain, user)
+    }
+
+    /// The mailbox's messages of `folder` (every folder with `None`) over
+    /// every site serving its domain.
+    pub async fn list(&self, folder: Option<Folder>) -> Result<crate::sites::Merged, ApiError> {
+        let shared = &self.shared;
+        Ok(shared.sites.list(&shared.store, &self.id, folder).await?)
     }
 
     /// Runs `f` on a blocking thread with the store and the mailbox. The

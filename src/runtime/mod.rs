@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub cluster: Arc<cluster::Cluster>,
     /// E-mail and webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// This site and its peer sites (merged listings, remote changes).
+    pub sites: Arc<crate::sites::Sites>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -205,7 +207,9 @@ impl Shared {
             l.set_limit(access_rate(&role.ext));
         }
         self.notifier.reconfigure(&role.ext);
+        let sites = crate::sites::Sites::new(&config, &role);
         Ok(Shared {
+            sites,
             config,
             role,
             routing,
@@ -406,7 +410,9 @@ async fn serve(
         metrics.clone(),
     ));
     crate::notify::install(notifier.clone());
+    let sites = crate::sites::Sites::new(&config, &role);
     let shared = Arc::new(Shared {
+        sites,
         notifier,
         config,
         routing,
