@@ -188,7 +188,9 @@ impl Menu {
         match reply {
             StoreReply::Done => {}
             StoreReply::Unreachable => {
-                tracing::info!("a remote message could not be marked heard: its site is unreachable");
+                tracing::info!(
+                    "a remote message could not be marked heard: its site is unreachable"
+                );
                 if let Some(m) = self.msgs.get_mut(i) {
                     m.folder = Folder::Inbox;
                     m.moved = false;

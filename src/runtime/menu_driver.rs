@@ -31,9 +31,9 @@ use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
 use super::pacer::{PacerSlot, Playable, PlaybackDone, RemoteAddr};
-use super::stream_clip::{spawn_feed, Incoming, StreamClip};
 use super::pin_login::{self, Lockout, LoggedIn, PinLogin};
 use super::pin_pool::{self, PinPermit, PinPool};
+use super::stream_clip::{spawn_feed, Incoming, StreamClip};
 
 /// Everything a menu call's driver needs.
 pub struct MenuSetup {
@@ -295,12 +295,8 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
                 };
                 let reply = match remote.site_of(&op) {
                     Some(site) => remote.run_op(op, &site, &store, &session).await,
-                    None if op == StoreOp::LoadMessages => {
-                        remote.load(&store, &session).await
-                    }
-                    None => {
-                        run_op(op, &store, &mut session, (&last_recording, rate), permit).await
-                    }
+                    None if op == StoreOp::LoadMessages => remote.load(&store, &session).await,
+                    None => run_op(op, &store, &mut session, (&last_recording, rate), permit).await,
                 };
                 if reply_expected && !menu.is_done() {
                     menu.on_store(Instant::now().into_std(), reply);
@@ -433,11 +429,13 @@ fn blocking_op(
                 Err(e) => fail("moving a message to Old", e),
             }
         }
-        StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => match crate::notify::delete_message(store, &id, &msg) {
-            Ok(()) => StoreReply::Done,
-            Err(e) if e.is_not_found() => StoreReply::Done,
-            Err(e) => fail("deleting a message", e),
-        },
+        StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => {
+            match crate::notify::delete_message(store, &id, &msg) {
+                Ok(()) => StoreReply::Done,
+                Err(e) if e.is_not_found() => StoreReply::Done,
+                Err(e) => fail("deleting a message", e),
+            }
+        }
         StoreOp::Forward { msg, to_user } => {
             let to = match MailboxId::new(&to_user, &s.domain) {
                 Ok(to) => to,
@@ -738,6 +736,7 @@ impl Remote {
             );
         }
         self.homes.clear();
+        let partial = merged.partial();
         let mut new = Vec::new();
         let mut old = Vec::new();
         let mut remote = Vec::new();
@@ -756,7 +755,7 @@ impl Remote {
             new,
             old,
             remote,
-            partial: merged.partial(),
+            partial,
         }
     }
 
@@ -797,7 +796,13 @@ impl Remote {
 
     /// A change of a remote message, applied at `site`; nothing is changed
     /// when the site cannot be reached (the menu says so).
-    async fn run_op(&mut self, op: StoreOp, site: &str, store: &FsStore, s: &Session) -> StoreReply {
+    async fn run_op(
+        &mut self,
+        op: StoreOp,
+        site: &str,
+        store: &FsStore,
+        s: &Session,
+    ) -> StoreReply {
         let Some(id) = s.mailbox.clone() else {
             return StoreReply::Failed;
         };

@@ -527,4 +527,82 @@ mod tests {
         assert_eq!(metrics.rtp_sent.get(), 10);
         assert_eq!(metrics.rtp_send_errors.get(), 0);
     }
+
+    /// A stream that has nothing yet plays silence frames and goes on;
+    /// what arrives is played; the playlist ends once the stream is closed
+    /// and drained.
+    #[test]
+    fn a_stream_is_played_as_it_arrives() {
+        let metrics = Arc::new(Metrics::default());
+        let pacer = Pacer::start(1, metrics).expect("pacer");
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let remote: RemoteAddr =
+            Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let slot = pacer.register(
+            1,
+            Arc::new(socket),
+            remote,
+            RtpPacketizer::new(0, crate::media::Codec::Pcmu, 7, 1, 0),
+            160,
+            done_tx,
+        );
+        let (tx, stream) = StreamClip::channel(8000);
+        // Two frames of a clip, then the stream.
+        slot.play_items(
+            vec![
+                Playable::Clip(Clip::new(vec![1000i16; 320])),
+                Playable::Stream(stream),
+            ],
+            3,
+        );
+        let mut buf = [0u8; 2048];
+        let mut payload = |receiver: &std::net::UdpSocket| -> Vec<u8> {
+            let n = receiver.recv(&mut buf).expect("a packet");
+            buf[12..n].to_vec()
+        };
+        // µ-law: silence is 0xFF (or 0x7F), the clip's level is not.
+        let silent = |p: &[u8]| p.iter().all(|&b| b == 0xFF || b == 0x7F);
+        assert!(!silent(&payload(&receiver)));
+        assert!(!silent(&payload(&receiver)));
+        // Underrun: silence keeps coming, the playlist is not over.
+        for _ in 0..5 {
+            assert!(silent(&payload(&receiver)));
+        }
+        assert!(done_rx.try_recv().is_err());
+        // 300 ms arrive in pieces: all of it is played, then silence again.
+        for _ in 0..3 {
+            tx.try_send(vec![-2000i16; 800]).expect("room");
+        }
+        let mut heard = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while heard < 15 && Instant::now() < deadline {
+            if !silent(&payload(&receiver)) {
+                heard += 1;
+            }
+        }
+        assert_eq!(heard, 15);
+        assert!(done_rx.try_recv().is_err());
+        // Closed: the playlist ends.
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match done_rx.try_recv() {
+                Ok(done) => {
+                    assert_eq!(done.generation, 3);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("no end of playback: {e}"),
+            }
+        }
+        slot.unregister();
+    }
 }

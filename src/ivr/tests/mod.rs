@@ -12,6 +12,7 @@ mod hangup;
 mod login;
 mod options;
 mod props;
+mod sites;
 mod timers;
 
 pub(super) fn cfg() -> MenuConfig {
