@@ -33,7 +33,7 @@ fn store(v: &Vmail) -> FsStore {
 /// `peer_port`) as another site serving [`DOMAIN`].
 fn site(name: &'static str, http_port: u16, peer: &'static str, peer_port: u16) -> Vmail {
     Vmail::builder()
-        .name(&format!("vmail-{name}"))
+        .name(&format!("vmail{name}"))
         .env("RUST_LOG", "info,vmail=debug")
         .ext(move |ext| {
             ext["http_port"] = json!(http_port);
@@ -69,7 +69,7 @@ fn deposit_tone(v: &Vmail, site: &str, user: &str, hz: f32, rate: u32) -> String
         cause: "unavailable".into(),
         codec: "PCMA".into(),
         site: site.into(),
-        instance: format!("vmail-{site}"),
+        instance: format!("vmail{site}"),
         epoch: 0,
         sample_rate: rate,
     };
@@ -87,7 +87,12 @@ fn ids(v: &Vmail, user: &str) -> Vec<String> {
     let s = store(v);
     let mut out = Vec::new();
     for f in Folder::ALL {
-        out.extend(s.list_messages(&id(user), f).unwrap().into_iter().map(|m| m.id));
+        out.extend(
+            s.list_messages(&id(user), f)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id),
+        );
     }
     out
 }
@@ -175,7 +180,13 @@ fn two_sites_in_the_phone_menu() {
     let Some(heard) = call(
         &a,
         16.0,
-        &[(1.0, "1001#"), (3.0, "1234#"), (6.0, "1"), (9.5, "6"), (13.0, "7")],
+        &[
+            (1.0, "1001#"),
+            (3.0, "1234#"),
+            (6.0, "1"),
+            (9.5, "6"),
+            (13.0, "7"),
+        ],
     ) else {
         return;
     };
