@@ -808,18 +808,21 @@ impl Remote {
         };
         let sites = &self.sites;
         let (what, msg, result) = match &op {
+            // The folder is the change the caller asked for (and what the
+            // counts follow); the heard flag goes with it, and should only
+            // that second request fail, the move stands (logged).
             StoreOp::MoveToOld { msg } => {
-                let r = match sites.move_to(site, &id, msg, Folder::Old).await {
-                    Ok(()) => sites.set_heard(site, &id, msg, true).await,
-                    Err(e) => Err(e),
-                };
+                let r = sites.move_to(site, &id, msg, Folder::Old).await;
+                if r.is_ok() {
+                    heard_flag(sites, site, &id, msg, true).await;
+                }
                 ("marking a remote message heard", msg, r)
             }
             StoreOp::MoveTo { msg, folder } => {
-                let r = match sites.move_to(site, &id, msg, *folder).await {
-                    Ok(()) => sites.set_heard(site, &id, msg, !folder.is_new()).await,
-                    Err(e) => Err(e),
-                };
+                let r = sites.move_to(site, &id, msg, *folder).await;
+                if r.is_ok() {
+                    heard_flag(sites, site, &id, msg, !folder.is_new()).await;
+                }
                 ("saving a remote message to a folder", msg, r)
             }
             StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => {
@@ -874,6 +877,13 @@ impl Remote {
                 StoreReply::Unreachable
             }
         }
+    }
+}
+
+/// Sets a remote message's heard flag after a move; a failure is logged.
+async fn heard_flag(sites: &Sites, site: &str, id: &MailboxId, msg: &str, heard: bool) {
+    if let Err(e) = sites.set_heard(site, id, msg, heard).await {
+        warn!(mailbox = %id, id = %msg, %site, heard, "remote message moved, heard flag not set: {e}");
     }
 }
 
