@@ -63,7 +63,7 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
             }
             // Some runs have messages kept at another site ("b", "d"),
             // and some a site that did not answer.
-            let remote = if k % 3 == 0 {
+            let remote = if k.is_multiple_of(3) {
                 vec![]
             } else {
                 vec!["b".to_string(), "d".to_string()]
@@ -72,7 +72,7 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
                 new: metas(&ids[..n]),
                 old,
                 remote,
-                partial: k % 5 == 0,
+                partial: k.is_multiple_of(5),
             }
         }
         Some(StoreOp::Forward { .. }) => match k % 3 {
