@@ -207,7 +207,7 @@ impl Shared {
             l.set_limit(access_rate(&role.ext));
         }
         self.notifier.reconfigure(&role.ext);
-        let sites = crate::sites::Sites::new(&config, &role);
+        let sites = self.sites.reconfigured(&config, &role);
         Ok(Shared {
             sites,
             config,
@@ -402,15 +402,22 @@ async fn serve(
     let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
     // Every change of the store's message counts is a change notice
     // (deposits, the phone menu, the API, recovery): MWI listens.
+    // Peer sites hear of them too (their subscribers' counts include
+    // this site's messages), and tell of theirs.
     let (changes, change_rx) = Changes::new();
-    store.set_observer(Arc::new(move |id: &MailboxId| changes.notify(id)));
+    let (site_changes, site_change_rx) = Changes::new();
+    let sites = crate::sites::Sites::new(&config, &role);
+    sites.set_changes(changes.clone());
+    store.set_observer(Arc::new(move |id: &MailboxId| {
+        changes.notify(id);
+        site_changes.notify(id);
+    }));
     let notifier = Arc::new(crate::notify::Notifier::new(
         store.clone(),
         &ext,
         metrics.clone(),
     ));
     crate::notify::install(notifier.clone());
-    let sites = crate::sites::Sites::new(&config, &role);
     let shared = Arc::new(Shared {
         sites,
         notifier,
@@ -485,6 +492,7 @@ async fn serve(
     let sip_ready = Arc::new(AtomicBool::new(true));
     let (api_tx, api_rx) = watch::channel(shared.clone());
     let (api_reload_tx, mut api_reload_rx) = mpsc::unbounded_channel();
+    tokio::spawn(announce_changes(site_change_rx, api_tx.subscribe()));
     let api = tokio::spawn(crate::api::serve(
         http_listener,
         api_rx,
@@ -650,6 +658,53 @@ fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
             Err(e) => warn!("recovery of interrupted recordings failed: {e}"),
         }
     });
+}
+
+/// Tells the peer sites serving its domain of every change of a
+/// mailbox here, with its new local counts (see `docs/sites.md`).
+async fn announce_changes(mut rx: ChangeReceiver, current: watch::Receiver<Arc<Shared>>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Some(m) if !batch.contains(&m) => batch.push(m),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let shared = current.borrow().clone();
+        batch.retain(|m| shared.sites.has_peers(m.domain()));
+        if batch.is_empty() {
+            continue;
+        }
+        let store = shared.store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|m| {
+                    let c = store.counts(&m);
+                    (m, c)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(read) = read else { continue };
+        for (m, c) in read {
+            match c {
+                Ok(c) => {
+                    let sites = shared.sites.clone();
+                    tokio::spawn(async move { sites.announce(&m, c).await });
+                }
+                // a removed mailbox: nothing left here
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    let sites = shared.sites.clone();
+                    let c = crate::store::Counts::default();
+                    tokio::spawn(async move { sites.announce(&m, c).await });
+                }
+                Err(e) => warn!(mailbox = %m, "counts for the peer sites not read: {e}"),
+            }
+        }
+    }
 }
 
 enum Signal {
