@@ -198,6 +198,9 @@ fn two_sites_in_the_phone_menu() {
     // more are allowed for a loaded test machine.
     let gap_local = gap_before(&heard, tones[0].onset_ms);
     let gap_remote = gap_before(&heard, tones[1].onset_ms);
+    eprintln!(
+        "silence before the local message {gap_local} ms, before the remote one {gap_remote} ms"
+    );
     assert!(
         gap_remote <= gap_local + 300 + 200,
         "gap before the local message {gap_local} ms, before the remote one {gap_remote} ms"

@@ -808,21 +808,19 @@ impl Remote {
         };
         let sites = &self.sites;
         let (what, msg, result) = match &op {
-            // The folder is the change the caller asked for (and what the
-            // counts follow); the heard flag goes with it, and should only
-            // that second request fail, the move stands (logged).
+            // Folder and heard flag in one request: both or neither.
             StoreOp::MoveToOld { msg } => {
-                let r = sites.move_to(site, &id, msg, Folder::Old).await;
-                if r.is_ok() {
-                    heard_flag(sites, site, &id, msg, true).await;
-                }
+                let r = sites
+                    .update(site, &id, msg, Some(true), Some(Folder::Old))
+                    .await
+                    .map(drop);
                 ("marking a remote message heard", msg, r)
             }
             StoreOp::MoveTo { msg, folder } => {
-                let r = sites.move_to(site, &id, msg, *folder).await;
-                if r.is_ok() {
-                    heard_flag(sites, site, &id, msg, !folder.is_new()).await;
-                }
+                let r = sites
+                    .update(site, &id, msg, Some(!folder.is_new()), Some(*folder))
+                    .await
+                    .map(drop);
                 ("saving a remote message to a folder", msg, r)
             }
             StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => {
@@ -877,13 +875,6 @@ impl Remote {
                 StoreReply::Unreachable
             }
         }
-    }
-}
-
-/// Sets a remote message's heard flag after a move; a failure is logged.
-async fn heard_flag(sites: &Sites, site: &str, id: &MailboxId, msg: &str, heard: bool) {
-    if let Err(e) = sites.set_heard(site, id, msg, heard).await {
-        warn!(mailbox = %id, id = %msg, %site, heard, "remote message moved, heard flag not set: {e}");
     }
 }
 
