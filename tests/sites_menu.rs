@@ -213,6 +213,12 @@ fn two_sites_in_the_phone_menu() {
     assert_eq!(ids(&b, "1001"), vec![msg_b2.clone()], "{}", b.log());
     assert_eq!(ids(&a, "1001"), vec![msg_a.clone()], "{}", a.log());
     assert!(a.log().contains("remote message deleted"), "{}", a.log());
+    // Its audio came as a stream from B, to its end.
+    assert!(
+        a.log().contains("remote message audio ended"),
+        "{}",
+        a.log()
+    );
 
     // B stopped: A plays its own message and says the listing is partial.
     b.terminate(Duration::from_secs(10));

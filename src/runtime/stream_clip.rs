@@ -23,9 +23,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tracing::{debug, info, warn};
 
-/// Chunks (of about 20 ms) kept between the fetch and the pacer: the fetch
-/// runs at most this far ahead of the playback (a few seconds).
-const FEED_CHUNKS: usize = 256;
+/// Chunks of 20 ms kept between the fetch and the pacer: the fetch runs
+/// at most this far ahead of the playback (2 s; the site's answer waits
+/// in its own small buffer and the connection meanwhile).
+const FEED_CHUNKS: usize = 100;
 
 /// A message that sends nothing for this long is ended (logged): its
 /// site stalled mid-stream.
@@ -164,21 +165,28 @@ where
         };
         samples += chunk.len() as u64;
         let out = conv.push(&chunk);
-        if !out.is_empty() && tx.send(out).await.is_err() {
+        if send_frames(&tx, out, rate).await.is_err() {
             debug!(message = %what, "remote message no longer played; fetch dropped");
             return;
         }
     }
-    let tail = conv.finish();
-    if !tail.is_empty() {
-        let _ = tx.send(tail).await;
-    }
+    let _ = send_frames(&tx, conv.finish(), rate).await;
     info!(message = %what, samples, rate = incoming.sample_rate, "remote message audio ended");
 }
 
+/// Sends `pcm` in 20 ms pieces (at `rate`), so that the channel's bound
+/// is a bound in time whatever the size of the chunks that came.
+async fn send_frames(tx: &mpsc::Sender<Vec<i16>>, pcm: Vec<i16>, rate: u32) -> Result<(), ()> {
+    let piece = (rate as usize / 50).max(1);
+    for p in pcm.chunks(piece) {
+        tx.send(p.to_vec()).await.map_err(drop)?;
+    }
+    Ok(())
+}
+
 /// Streaming rate conversion (rubato's FFT resampler, as for the local
-/// messages); passes the samples through when the rates are equal or the
-/// resampler refuses them (the pacer then converts by nearest sample).
+/// messages); passes the samples through when the rates are equal, and
+/// converts by nearest sample should the resampler refuse the rates.
 struct Converter {
     r: Option<FftFixedIn<f32>>,
     pending: Vec<f32>,
@@ -220,16 +228,6 @@ impl Converter {
         }
     }
 
-    /// The rate the converted samples are at.
-    #[cfg(test)]
-    fn out_rate(&self) -> u32 {
-        if self.r.is_some() {
-            self.to
-        } else {
-            self.from
-        }
-    }
-
     fn emit(&mut self, y: Vec<f32>, out: &mut Vec<i16>) {
         let drop = self.skip.min(y.len());
         self.skip -= drop;
@@ -240,7 +238,7 @@ impl Converter {
 
     fn push(&mut self, x: &[i16]) -> Vec<i16> {
         let Some(r) = self.r.as_mut() else {
-            return x.to_vec();
+            return self.nearest(x);
         };
         self.taken += x.len() as u64;
         self.pending
@@ -266,6 +264,27 @@ impl Converter {
             self.emit(y, &mut out);
         }
         self.made += out.len() as u64;
+        out
+    }
+
+    /// Conversion by nearest sample (no resampler): output sample `made`
+    /// is input sample `made * from / to`.
+    fn nearest(&mut self, x: &[i16]) -> Vec<i16> {
+        if self.from == self.to || self.from == 0 || self.to == 0 {
+            return x.to_vec();
+        }
+        let first = self.taken;
+        self.taken += x.len() as u64;
+        let mut out = Vec::new();
+        loop {
+            let src = self.made * u64::from(self.from) / u64::from(self.to);
+            if src >= self.taken {
+                break;
+            }
+            let i = usize::try_from(src - first).unwrap_or(usize::MAX);
+            out.push(x.get(i).copied().unwrap_or(0));
+            self.made += 1;
+        }
         out
     }
 
@@ -359,7 +378,6 @@ mod tests {
     fn the_converter_streams_to_the_expected_length() {
         for (from, to) in [(8000, 16000), (16000, 8000), (8000, 8000)] {
             let mut c = Converter::new(from, to);
-            assert_eq!(c.out_rate(), to);
             let x = tone(440.0, from, from as usize); // one second
             let mut y = Vec::new();
             for chunk in x.chunks(333) {
@@ -372,6 +390,20 @@ mod tests {
             let peak = mid.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
             assert!(peak > 6000, "{from}->{to}: peak {peak}");
         }
+    }
+
+    #[test]
+    fn the_fallback_conversion_keeps_the_length() {
+        let mut c = Converter::new(8000, 16000);
+        c.r = None;
+        let mut y = Vec::new();
+        for chunk in (0..8000).map(|i| i as i16).collect::<Vec<_>>().chunks(333) {
+            y.extend(c.push(chunk));
+        }
+        y.extend(c.finish());
+        assert_eq!(y.len(), 16000);
+        assert_eq!(&y[..5], &[0, 0, 1, 1, 2]);
+        assert_eq!(y[15999], 7999);
     }
 
     #[tokio::test]
@@ -402,5 +434,31 @@ mod tests {
             assert!(tokio::time::Instant::now() < deadline, "no end");
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// A site that stops sending mid-message (without closing) ends the
+    /// message after [`STALL`]; what came before was played.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_stream_ends() {
+        let (tx, rx) = mpsc::channel(8);
+        let fetch = async move {
+            Ok(Incoming {
+                sample_rate: 8000,
+                chunks: rx,
+            })
+        };
+        let mut clip = spawn_feed(fetch, 8000, "m3".into());
+        tx.send(vec![5; 400]).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let mut got = 0;
+        let mut out = [0i16; 160];
+        while !clip.is_finished() {
+            got += clip.read(&mut out, 8000);
+            assert!(start.elapsed() < STALL * 2, "no end");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(got, 400);
+        assert!(start.elapsed() >= STALL);
+        drop(tx);
     }
 }
