@@ -158,6 +158,7 @@ pub fn inbox(
     counts: &[(Folder, usize)],
     rows: &[Row],
     note_key: Option<&str>,
+    partial: bool,
 ) -> Markup {
     let t = lang.t();
     let from = folder.dir_name();
@@ -182,6 +183,9 @@ pub fn inbox(
                 }
             }
             (note(t, note_key))
+            @if partial {
+                p id="partial" class="error" role="status" { (t.partial) }
+            }
             @if rows.is_empty() {
                 p id="empty" { (t.empty) }
             } @else {
