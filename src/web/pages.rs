@@ -427,8 +427,12 @@ mod tests {
             &[(Folder::Inbox, 1), (Folder::Old, 0), (Folder::Work, 2)],
             &rows,
             Some("deleted"),
+            false,
         )
         .into_string();
+        assert!(!page.contains("id=\"partial\""));
+        let partial = inbox(Lang::En, &who, Folder::Inbox, &[], &[], None, true).into_string();
+        assert!(partial.contains("id=\"partial\""), "{partial}");
         // Log out, heard, move, delete, forward.
         assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 5);
         assert!(page.contains("class=\"message urgent unheard\""));
