@@ -308,3 +308,140 @@ fn message_waiting_on_one_site_counts_the_other() {
     phone.wait_counts(0, 1, Duration::from_secs(15));
     assert!(phone.wait_exit().success());
 }
+
+/// A browser session of the web inbox (cookies kept by hand, no redirects
+/// followed).
+struct Web {
+    base: String,
+    client: reqwest::blocking::Client,
+    cookie: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl Web {
+    fn login(v: &Vmail, user: &str) -> Web {
+        let web = Web {
+            base: format!("http://{}", v.http_addr()),
+            client: reqwest::blocking::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+            cookie: Default::default(),
+        };
+        let csrf = web.csrf("/login");
+        let r = web.post(
+            "/login",
+            &[
+                ("mailbox", &format!("{user}@{DOMAIN}")),
+                ("pin", "1234"),
+                ("csrf", &csrf),
+            ],
+        );
+        assert_eq!(r.0, 303, "login: {}", r.1);
+        web
+    }
+
+    fn send(&self, r: reqwest::blocking::RequestBuilder) -> (u16, String) {
+        let cookies: Vec<String> = self
+            .cookie
+            .borrow()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let resp = r.header("Cookie", cookies.join("; ")).send().unwrap();
+        for v in resp.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap();
+            let kv = s.split(';').next().unwrap_or("");
+            if let Some((k, val)) = kv.split_once('=') {
+                let mut c = self.cookie.borrow_mut();
+                c.retain(|(n, _)| n != k);
+                c.push((k.to_owned(), val.to_owned()));
+            }
+        }
+        (resp.status().as_u16(), resp.text().unwrap_or_default())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        self.send(self.client.post(format!("{}{path}", self.base)).form(form))
+    }
+
+    fn csrf(&self, path: &str) -> String {
+        let page = self.get(path).1;
+        let after = "name=\"csrf\" value=\"";
+        let start = page.find(after).expect("a csrf field") + after.len();
+        let end = page[start..].find('"').unwrap() + start;
+        page[start..end].to_owned()
+    }
+}
+
+#[test]
+fn the_web_inbox_shows_both_sites() {
+    if sipp_bin().is_none() {
+        return;
+    }
+    let mut sites = two_sites(&["1001"], |_| {});
+    let at_a = deposit_at(&sites.a, "1001", 1);
+    let at_b = deposit_at(&sites.b, "1001", 1);
+    let web = Web::login(&sites.a, "1001");
+    let (code, page) = web.get("/inbox");
+    assert_eq!(code, 200);
+    assert!(page.contains(&at_a) && page.contains(&at_b), "{page}");
+    assert!(!page.contains("id=\"partial\""), "{page}");
+    // B's message plays through A
+    let wav_b = std::fs::read(
+        sites
+            .b
+            .mailbox_dir("1001", DOMAIN)
+            .join(format!("INBOX/{at_b}.wav")),
+    )
+    .unwrap();
+    let cookies: Vec<String> = web
+        .cookie
+        .borrow()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let resp = web
+        .client
+        .get(format!("{}/messages/{at_b}/audio", web.base))
+        .header("Cookie", cookies.join("; "))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.bytes().unwrap() == wav_b, "the audio is B's file");
+    // heard through the web inbox of A: at B, moved to Old as the phone does
+    let csrf = web.csrf("/inbox");
+    let (code, _) = web.post(&format!("/messages/{at_b}/heard"), &[("csrf", &csrf)]);
+    assert_eq!(code, 303);
+    let m = store(&sites.b)
+        .message(&mailbox("1001"), &at_b)
+        .unwrap()
+        .unwrap();
+    assert!(m.heard && m.folder == Folder::Old, "{m:?}");
+    // B stops: A's inbox says some messages cannot be shown; a change to
+    // B's message is refused and says why
+    sites.b.kill9();
+    let (code, page) = web.get("/inbox?folder=Old");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("id=\"partial\"") && !page.contains(&at_b),
+        "{page}"
+    );
+    let (code, page) = web.post(&format!("/messages/{at_b}/delete"), &[("csrf", &csrf)]);
+    assert_eq!(code, 503, "{page}");
+    assert!(page.contains("another site"), "{page}");
+    sites.b.restart();
+    assert!(store(&sites.b)
+        .message(&mailbox("1001"), &at_b)
+        .unwrap()
+        .is_some());
+    let (_, page) = web.get("/inbox?folder=Old");
+    assert!(
+        page.contains(&at_b) && !page.contains("id=\"partial\""),
+        "{page}"
+    );
+}

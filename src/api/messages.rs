@@ -251,7 +251,9 @@ pub async fn list(
         (status = 200, description = "The message", body = MessageBody),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one (`not_active`)", body = ErrorBody)
     ))]
 pub async fn read(
     State(state): State<ApiState>,
@@ -291,7 +293,9 @@ pub struct MessageChange {
         (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one (`not_active`)", body = ErrorBody)
     ))]
 pub async fn update(
     State(state): State<ApiState>,
@@ -325,7 +329,9 @@ pub async fn update(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
-        (status = 404, description = "No such mailbox or message", body = ErrorBody)
+        (status = 404, description = "No such mailbox or message", body = ErrorBody),
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one (`not_active`)", body = ErrorBody)
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
@@ -367,7 +373,9 @@ pub struct Forward {
         (status = 400, description = "Invalid name or id; bad JSON", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 415, description = "Not JSON", body = ErrorBody)
+        (status = 415, description = "Not JSON", body = ErrorBody),
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one (`not_active`)", body = ErrorBody)
     ))]
 pub async fn forward(
     State(state): State<ApiState>,
@@ -458,7 +466,9 @@ pub(crate) async fn serve_wav(
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = ErrorBody)
+        (status = 416, description = "Range not satisfiable", body = ErrorBody),
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one (`not_active`)", body = ErrorBody)
     ))]
 pub async fn audio(
     State(state): State<ApiState>,

@@ -31,6 +31,7 @@ pub struct SiteMessages {
     params(MailboxPath),
     responses(
         (status = 200, description = "This site's messages of the mailbox", body = SiteMessages),
+        (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox here, or domain not served", body = ErrorBody),
         (status = 503, description = "Not the active instance (`Location` names the active one)", body = ErrorBody)
@@ -61,6 +62,7 @@ pub async fn messages(
     params(MailboxPath),
     responses(
         (status = 200, description = "This site's counts of the mailbox", body = WireCounts),
+        (status = 400, description = "Invalid name", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox here, or domain not served", body = ErrorBody),
         (status = 503, description = "Not the active instance (`Location` names the active one)", body = ErrorBody)
@@ -84,6 +86,7 @@ pub async fn counts(
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 403, description = "Not a peer site serving that domain here", body = ErrorBody),
         (status = 404, description = "Domain not served", body = ErrorBody),
+        (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 503, description = "Not the active instance (`Location` names the active one)", body = ErrorBody)
     ))]
 pub async fn changed(

@@ -689,21 +689,21 @@ async fn announce_changes(mut rx: ChangeReceiver, current: watch::Receiver<Arc<S
         })
         .await;
         let Ok(read) = read else { continue };
+        // one notice per mailbox at a time, in order: the next batch waits
+        // for this one (changes meanwhile are folded into it)
+        let mut notices = Vec::new();
         for (m, c) in read {
             match c {
-                Ok(c) => {
-                    let sites = shared.sites.clone();
-                    tokio::spawn(async move { sites.announce(&m, c).await });
-                }
+                Ok(c) => notices.push((m, c)),
                 // a removed mailbox: nothing left here
                 Err(crate::store::StoreError::NotFound { .. }) => {
-                    let sites = shared.sites.clone();
-                    let c = crate::store::Counts::default();
-                    tokio::spawn(async move { sites.announce(&m, c).await });
+                    notices.push((m, crate::store::Counts::default()))
                 }
                 Err(e) => warn!(mailbox = %m, "counts for the peer sites not read: {e}"),
             }
         }
+        let sites = &shared.sites;
+        futures_util::future::join_all(notices.iter().map(|(m, c)| sites.announce(m, *c))).await;
     }
 }
 

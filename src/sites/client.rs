@@ -114,9 +114,16 @@ impl Peer {
                 }
                 let resp = match r.send().await {
                     Ok(resp) => resp,
+                    // not sent: another instance may take it
+                    Err(e) if e.is_connect() => {
+                        debug!(site = %self.name, %url, "no connection: {e}");
+                        break;
+                    }
+                    // sent, the answer lost: the outcome is unknown, and a
+                    // change is not sent twice
                     Err(e) => {
                         debug!(site = %self.name, %url, "no answer: {e}");
-                        break;
+                        return Err(unreachable());
                     }
                 };
                 let status = resp.status();
@@ -151,10 +158,13 @@ impl Peer {
                     // another group's instance, or one stopping: the next
                     (StatusCode::NOT_FOUND, "domain_not_served")
                     | (StatusCode::NOT_FOUND, "not_found") => break,
-                    (s, _) if s.is_server_error() => {
+                    // a read may be asked elsewhere; a change that failed
+                    // there is not sent again
+                    (s, _) if s.is_server_error() && req.method == Method::GET => {
                         debug!(site = %self.name, %url, status = s.as_u16(), detail = %error.1, "peer instance failed");
                         break;
                     }
+                    (StatusCode::SERVICE_UNAVAILABLE, _) => return Err(unreachable()),
                     (StatusCode::NOT_FOUND, _) => return Err(RemoteError::NotFound),
                     (StatusCode::UNAUTHORIZED, _) => {
                         warn!(site = %self.name, "peer site refused the token of sites.{}", self.name);

@@ -759,3 +759,6 @@ pub(crate) fn merge(
     });
     all
 }
+
+#[cfg(test)]
+mod tests;
