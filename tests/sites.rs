@@ -66,6 +66,15 @@ fn either_site_lists_both_and_changes_go_home() {
         assert_eq!(item(&list, &at_a)["site"], "siteA");
         assert_eq!(item(&list, &at_b)["site"], "siteB");
     }
+    // the mailbox's counts on either site cover both
+    for api in [&a, &b] {
+        let (code, view) = api.send(Method::GET, "1001", None);
+        assert_eq!(
+            (code, view["counts"]["new"].as_u64()),
+            (200, Some(2)),
+            "{view}"
+        );
+    }
     // B's message read, and its audio streamed through A (Range passes)
     let (code, meta) = a.send(Method::GET, &format!("1001/messages/{at_b}"), None);
     assert_eq!(
@@ -136,6 +145,17 @@ fn either_site_lists_both_and_changes_go_home() {
     assert_eq!(
         (old["partial"].clone(), listed_ids(&old).len()),
         (json!(true), 0)
+    );
+    // its counts are B's last known ones
+    let (code, view) = a.send(Method::GET, "1001", None);
+    assert_eq!(code, 200);
+    assert_eq!(
+        (
+            view["counts"]["new"].as_u64(),
+            view["counts"]["old"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{view}"
     );
     // a change to B's message through A is refused, clearly, and nothing
     // changes anywhere
