@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use reqwest::Method;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, VmailRole};
 use crate::runtime::Changes;
@@ -106,6 +106,9 @@ struct State {
     preferred: Mutex<HashMap<String, String>>,
     /// Message-waiting's change notices.
     changes: OnceLock<Changes>,
+    /// The sites whose last request found no instance answering (logged
+    /// once when a site stops answering and once when it is back).
+    silent: Mutex<std::collections::HashSet<String>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -216,7 +219,7 @@ impl Sites {
                     answered.push((peer.name.clone(), list));
                 }
                 Err(e) => {
-                    warn!(site = %peer.name, %mailbox, "peer site left out of the listing: {e}");
+                    debug!(site = %peer.name, %mailbox, "peer site left out of the listing: {e}");
                     unreachable.push(peer.name.clone());
                 }
             }
@@ -591,7 +594,7 @@ impl Sites {
         for (p, r) in join_all(sends).await {
             if let Err(e) = r {
                 // its periodic refresh catches up
-                warn!(site = %p.name, %mailbox, "change notice not delivered: {e}");
+                debug!(site = %p.name, %mailbox, "change notice not delivered: {e}");
             }
         }
     }
@@ -644,15 +647,29 @@ impl Sites {
             })?
             .map_err(|_| unreachable())?;
         let preferred = locked(&self.state.preferred).get(&peer.name).cloned();
-        let (resp, base) = tokio::time::timeout(
+        let sent = tokio::time::timeout(
             self.timeout,
             peer.send(&self.site, &req, preferred.as_deref()),
         )
         .await
-        .map_err(|_| {
+        .unwrap_or_else(|_| {
             debug!(site = %peer.name, path = req.path, "no answer in time");
-            unreachable()
-        })??;
+            Err(unreachable())
+        });
+        match &sent {
+            Err(RemoteError::Unreachable(_)) => {
+                if locked(&self.state.silent).insert(peer.name.clone()) {
+                    warn!(site = %peer.name, "peer site does not answer: its messages are left out of listings, changes to them refused, its last counts kept");
+                }
+            }
+            // an answer, even a refusal: the site is there
+            _ => {
+                if locked(&self.state.silent).remove(&peer.name) {
+                    info!(site = %peer.name, "peer site answers again");
+                }
+            }
+        }
+        let (resp, base) = sent?;
         locked(&self.state.preferred).insert(peer.name.clone(), base);
         Ok(resp)
     }
