@@ -100,8 +100,9 @@ pub struct Sites {
 struct State {
     /// Mailbox → site → counts, from the last answer of that site.
     counts: Mutex<HashMap<MailboxId, BTreeMap<String, Counts>>>,
-    /// (site, mailbox) → when its counts were last asked for in vain.
-    failed: Mutex<HashMap<(String, MailboxId), Instant>>,
+    /// Site → when it last failed to answer a counts request (it is not
+    /// asked for unknown counts again within the refresh interval).
+    failed: Mutex<HashMap<String, Instant>>,
     /// Site → the base URL of its instance that answered last.
     preferred: Mutex<HashMap<String, String>>,
     /// Message-waiting's change notices.
@@ -438,8 +439,10 @@ impl Sites {
 
     /// The peer sites' counts of `mailbox`, summed: each site's last
     /// known answer (a site that does not answer keeps its last counts, so
-    /// the sum never drops because of it). A site not asked yet is asked
-    /// now (unless it failed within the refresh interval).
+    /// the sum never drops because of it). A site not asked yet about the
+    /// mailbox is asked now, unless it failed to answer within the refresh
+    /// interval (so a silent site costs one timeout per interval, not one
+    /// per mailbox).
     pub async fn remote_counts(&self, mailbox: &MailboxId) -> Counts {
         let missing: Vec<&client::Peer> = {
             let known = locked(&self.state.counts);
@@ -448,7 +451,7 @@ impl Sites {
                 .filter(|p| !known.get(mailbox).is_some_and(|m| m.contains_key(&p.name)))
                 .filter(|p| {
                     failed
-                        .get(&(p.name.clone(), mailbox.clone()))
+                        .get(&p.name)
                         .is_none_or(|t| t.elapsed() >= self.refresh)
                 })
                 .collect()
@@ -501,7 +504,7 @@ impl Sites {
             mailbox.domain(),
             mailbox.user()
         );
-        let key = (peer.name.clone(), mailbox.clone());
+        let key = peer.name.clone();
         match self
             .json::<wire::WireCounts>(peer, Method::GET, &path, None)
             .await
