@@ -107,6 +107,8 @@ struct State {
     preferred: Mutex<HashMap<String, String>>,
     /// Message-waiting's change notices.
     changes: OnceLock<Changes>,
+    /// Where requests to peers are counted.
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
     /// The sites whose last request found no instance answering (logged
     /// once when a site stops answering and once when it is back).
     silent: Mutex<std::collections::HashSet<String>>,
@@ -174,6 +176,17 @@ impl Sites {
     /// (set once, at start).
     pub fn set_changes(&self, changes: Changes) {
         let _ = self.state.changes.set(changes);
+    }
+
+    /// Where requests to peer sites are counted (set once, at start).
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.state.metrics.set(metrics);
+    }
+
+    fn count(&self, site: &str, outcome: &'static str) {
+        if let Some(m) = self.state.metrics.get() {
+            m.site_request(site, outcome);
+        }
     }
 
     fn peers_for<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a client::Peer> + 'a {
@@ -646,6 +659,7 @@ impl Sites {
             .await
             .map_err(|_| {
                 warn!(site = %peer.name, "too many requests to peer sites in flight");
+                self.count(&peer.name, "unreachable");
                 unreachable()
             })?
             .map_err(|_| unreachable())?;
@@ -659,6 +673,14 @@ impl Sites {
             debug!(site = %peer.name, path = req.path, "no answer in time");
             Err(unreachable())
         });
+        self.count(
+            &peer.name,
+            match &sent {
+                Ok(_) | Err(RemoteError::NotFound) => "answered",
+                Err(RemoteError::Refused(_)) => "refused",
+                Err(RemoteError::Unreachable(_)) => "unreachable",
+            },
+        );
         match &sent {
             Err(RemoteError::Unreachable(_)) => {
                 if locked(&self.state.silent).insert(peer.name.clone()) {

@@ -182,6 +182,8 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
         &down,
         &format!("http://{other}"),
     );
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    sites.set_metrics(metrics.clone());
     let store = FsStore::open(dir.path()).unwrap();
     let mailbox = MailboxId::new("1001", "example.com").unwrap();
     store
@@ -262,6 +264,10 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
         matches!(e, RemoteError::Unreachable(ref s) if s == "siteC"),
         "{e}"
     );
+    // every request counted by site and outcome
+    assert!(metrics.site_requests("siteB", "answered") >= 3);
+    assert!(metrics.site_requests("siteC", "unreachable") >= 3);
+    assert_eq!(metrics.site_requests("siteD", "answered"), 0);
 }
 
 #[tokio::test]
