@@ -301,9 +301,11 @@ fn message_waiting_on_one_site_counts_the_other() {
     if sipp_bin().is_none() {
         return;
     }
-    let mut sites = two_sites(&["1001"], |_| {});
+    let mut sites = two_sites(&["1001"], |ext| {
+        ext["sites_refresh_seconds"] = json!(5);
+    });
     let a = SiteApi::new(&sites.a, SITE_A_TOKEN);
-    let Some(phone) = PjsuaMwi::start(sites.a.sip_addr(), "1001", "0,1,2,1,0") else {
+    let Some(phone) = PjsuaMwi::start(sites.a.sip_addr(), "1001", "0,1,2,1,0,0") else {
         return;
     };
     phone.wait_counts(0, 0, Duration::from_secs(20));
@@ -321,8 +323,14 @@ fn message_waiting_on_one_site_counts_the_other() {
     );
     assert_eq!(code, 200);
     phone.wait_counts(1, 1, Duration::from_secs(15));
-    // B is back; its message deleted through A: the counts follow
+    // B is back. Its message is saved by another process, behind B's
+    // vmail (no change notice): A's periodic refresh finds it
     sites.b.restart();
+    store(&sites.b)
+        .move_message(&mailbox("1001"), &at_b, Folder::Old)
+        .unwrap();
+    phone.wait_counts(0, 2, Duration::from_secs(20));
+    // its message deleted through A: the counts follow at once
     let (code, body) = a.send(Method::DELETE, &format!("1001/messages/{at_b}"), None);
     assert_eq!(code, 204, "{body}");
     phone.wait_counts(0, 1, Duration::from_secs(15));

@@ -194,10 +194,26 @@ pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
             Some(e) => Err(e),
             None => Ok(()),
         },
-        _ => Err(ApiError::not_found(
-            "domain_not_served",
-            format!("domain {domain} is not served by this instance's group"),
-        )),
+        other => {
+            let e = ApiError::not_found(
+                "domain_not_served",
+                format!("domain {domain} is not served by this instance's group"),
+            );
+            // another group of this site serves it: its first instance's
+            // API (a passive one names its active in turn)
+            let owner = other.and_then(|o| {
+                let groups = shared.config.groups();
+                let first = groups.get(&o.group())?.instances.first()?;
+                Some(format!(
+                    "http://{}",
+                    std::net::SocketAddr::new(first.addr, first.ext.http_port)
+                ))
+            });
+            Err(match owner {
+                Some(url) => e.location(url),
+                None => e,
+            })
+        }
     }
 }
 

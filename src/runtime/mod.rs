@@ -408,6 +408,7 @@ async fn serve(
     let (site_changes, site_change_rx) = Changes::new();
     let sites = crate::sites::Sites::new(&config, &role);
     sites.set_changes(changes.clone());
+    sites.set_metrics(metrics.clone());
     store.set_observer(Arc::new(move |id: &MailboxId| {
         changes.notify(id);
         site_changes.notify(id);

@@ -857,19 +857,27 @@ async fn read_counts(
         let sites = current();
         match read {
             Ok(results) => {
+                // plus the peer sites' (their last known counts), asked for
+                // the whole batch at once
+                let results = futures_util::future::join_all(results.into_iter().map(|(m, c)| {
+                    let sites = &sites;
+                    async move {
+                        let c = match c {
+                            Ok(mut c) if sites.has_peers(m.domain()) => {
+                                let r = sites.remote_counts(&m).await;
+                                c.new += r.new;
+                                c.old += r.old;
+                                c.urgent_new += r.urgent_new;
+                                c.urgent_old += r.urgent_old;
+                                Ok(c)
+                            }
+                            other => other,
+                        };
+                        (m, c)
+                    }
+                }))
+                .await;
                 for (m, c) in results {
-                    // plus the peer sites' (their last known counts)
-                    let c = match c {
-                        Ok(mut c) if sites.has_peers(m.domain()) => {
-                            let r = sites.remote_counts(&m).await;
-                            c.new += r.new;
-                            c.old += r.old;
-                            c.urgent_new += r.urgent_new;
-                            c.urgent_old += r.urgent_old;
-                            Ok(c)
-                        }
-                        other => other,
-                    };
                     if out.send(Input::Counts(m, c)).is_err() {
                         return;
                     }

@@ -155,9 +155,19 @@ impl Peer {
                         url = format!("{base}{}", req.path);
                         continue;
                     }
-                    // another group's instance, or one stopping: the next
-                    (StatusCode::NOT_FOUND, "domain_not_served")
-                    | (StatusCode::NOT_FOUND, "not_found") => break,
+                    // an instance of another group: the group serving the
+                    // domain, when it names it, else the next URL
+                    (StatusCode::NOT_FOUND, "domain_not_served") => {
+                        let Some(owner) = location.filter(|l| l.starts_with("http")) else {
+                            break;
+                        };
+                        debug!(site = %self.name, other = %base, owner = %owner, "following to the group serving the domain");
+                        base = owner.trim_end_matches('/').to_owned();
+                        url = format!("{base}{}", req.path);
+                        continue;
+                    }
+                    // no such route there (not a vmail, or an older one)
+                    (StatusCode::NOT_FOUND, "not_found") => break,
                     // a read may be asked elsewhere; a change that failed
                     // there is not sent again
                     (s, _) if s.is_server_error() && req.method == Method::GET => {

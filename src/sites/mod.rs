@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use reqwest::Method;
 use tokio::sync::Semaphore;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{Config, VmailRole};
 use crate::runtime::Changes;
@@ -100,12 +100,18 @@ pub struct Sites {
 struct State {
     /// Mailbox → site → counts, from the last answer of that site.
     counts: Mutex<HashMap<MailboxId, BTreeMap<String, Counts>>>,
-    /// (site, mailbox) → when its counts were last asked for in vain.
-    failed: Mutex<HashMap<(String, MailboxId), Instant>>,
+    /// Site → when it last failed to answer a counts request (it is not
+    /// asked for unknown counts again within the refresh interval).
+    failed: Mutex<HashMap<String, Instant>>,
     /// Site → the base URL of its instance that answered last.
     preferred: Mutex<HashMap<String, String>>,
     /// Message-waiting's change notices.
     changes: OnceLock<Changes>,
+    /// Where requests to peers are counted.
+    metrics: OnceLock<Arc<crate::metrics::Metrics>>,
+    /// The sites whose last request found no instance answering (logged
+    /// once when a site stops answering and once when it is back).
+    silent: Mutex<std::collections::HashSet<String>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -172,6 +178,17 @@ impl Sites {
         let _ = self.state.changes.set(changes);
     }
 
+    /// Where requests to peer sites are counted (set once, at start).
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.state.metrics.set(metrics);
+    }
+
+    fn count(&self, site: &str, outcome: &'static str) {
+        if let Some(m) = self.state.metrics.get() {
+            m.site_request(site, outcome);
+        }
+    }
+
     fn peers_for<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a client::Peer> + 'a {
         self.peers.iter().filter(move |p| p.serves(domain))
     }
@@ -216,7 +233,7 @@ impl Sites {
                     answered.push((peer.name.clone(), list));
                 }
                 Err(e) => {
-                    warn!(site = %peer.name, %mailbox, "peer site left out of the listing: {e}");
+                    debug!(site = %peer.name, %mailbox, "peer site left out of the listing: {e}");
                     unreachable.push(peer.name.clone());
                 }
             }
@@ -435,8 +452,10 @@ impl Sites {
 
     /// The peer sites' counts of `mailbox`, summed: each site's last
     /// known answer (a site that does not answer keeps its last counts, so
-    /// the sum never drops because of it). A site not asked yet is asked
-    /// now (unless it failed within the refresh interval).
+    /// the sum never drops because of it). A site not asked yet about the
+    /// mailbox is asked now, unless it failed to answer within the refresh
+    /// interval (so a silent site costs one timeout per interval, not one
+    /// per mailbox).
     pub async fn remote_counts(&self, mailbox: &MailboxId) -> Counts {
         let missing: Vec<&client::Peer> = {
             let known = locked(&self.state.counts);
@@ -445,7 +464,7 @@ impl Sites {
                 .filter(|p| !known.get(mailbox).is_some_and(|m| m.contains_key(&p.name)))
                 .filter(|p| {
                     failed
-                        .get(&(p.name.clone(), mailbox.clone()))
+                        .get(&p.name)
                         .is_none_or(|t| t.elapsed() >= self.refresh)
                 })
                 .collect()
@@ -498,7 +517,7 @@ impl Sites {
             mailbox.domain(),
             mailbox.user()
         );
-        let key = (peer.name.clone(), mailbox.clone());
+        let key = peer.name.clone();
         match self
             .json::<wire::WireCounts>(peer, Method::GET, &path, None)
             .await
@@ -591,7 +610,7 @@ impl Sites {
         for (p, r) in join_all(sends).await {
             if let Err(e) = r {
                 // its periodic refresh catches up
-                warn!(site = %p.name, %mailbox, "change notice not delivered: {e}");
+                debug!(site = %p.name, %mailbox, "change notice not delivered: {e}");
             }
         }
     }
@@ -640,19 +659,42 @@ impl Sites {
             .await
             .map_err(|_| {
                 warn!(site = %peer.name, "too many requests to peer sites in flight");
+                self.count(&peer.name, "unreachable");
                 unreachable()
             })?
             .map_err(|_| unreachable())?;
         let preferred = locked(&self.state.preferred).get(&peer.name).cloned();
-        let (resp, base) = tokio::time::timeout(
+        let sent = tokio::time::timeout(
             self.timeout,
             peer.send(&self.site, &req, preferred.as_deref()),
         )
         .await
-        .map_err(|_| {
+        .unwrap_or_else(|_| {
             debug!(site = %peer.name, path = req.path, "no answer in time");
-            unreachable()
-        })??;
+            Err(unreachable())
+        });
+        self.count(
+            &peer.name,
+            match &sent {
+                Ok(_) | Err(RemoteError::NotFound) => "answered",
+                Err(RemoteError::Refused(_)) => "refused",
+                Err(RemoteError::Unreachable(_)) => "unreachable",
+            },
+        );
+        match &sent {
+            Err(RemoteError::Unreachable(_)) => {
+                if locked(&self.state.silent).insert(peer.name.clone()) {
+                    warn!(site = %peer.name, "peer site does not answer: its messages are left out of listings, changes to them refused, its last counts kept");
+                }
+            }
+            // an answer, even a refusal: the site is there
+            _ => {
+                if locked(&self.state.silent).remove(&peer.name) {
+                    info!(site = %peer.name, "peer site answers again");
+                }
+            }
+        }
+        let (resp, base) = sent?;
         locked(&self.state.preferred).insert(peer.name.clone(), base);
         Ok(resp)
     }

@@ -129,7 +129,19 @@ fn passive_peer(active: SocketAddr) -> Router {
     })
 }
 
-fn sites_for(b: &str, c: &str) -> (Arc<Sites>, tempfile::TempDir) {
+/// An instance of another group of the peer site: `404
+/// domain_not_served` naming the group that serves the domain.
+fn other_group(owner: SocketAddr) -> Router {
+    Router::new().fallback(move || async move {
+        (
+            StatusCode::NOT_FOUND,
+            [("location", format!("http://{owner}"))],
+            axum::Json(json!({"error": "domain_not_served", "detail": "another group"})),
+        )
+    })
+}
+
+fn sites_for(b: &str, c: &str, e: &str) -> (Arc<Sites>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let text = json!({
         "site": "siteA",
@@ -137,7 +149,8 @@ fn sites_for(b: &str, c: &str) -> (Arc<Sites>, tempfile::TempDir) {
         "sites": {
             "siteB": {"api": b, "token": "tok-b"},
             "siteC": {"api": c, "token": "tok-c", "domains": ["example.com"]},
-            "siteD": {"api": "http://127.0.0.1:9", "token": "tok-d", "domains": ["other.org"]}
+            "siteD": {"api": "http://127.0.0.1:9", "token": "tok-d", "domains": ["other.org"]},
+            "siteE": {"api": e, "token": "tok-b"}
         },
         "roles": [{"name": "vmA", "roletype": "vmail", "iface": "lo", "group": 1, "order": 1,
                    "ext": {"siteshare": dir.path(), "sites_timeout_ms": 1500}}]
@@ -159,9 +172,18 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
     let seen = Arc::new(AtomicUsize::new(0));
     let active = serve(active_peer(seen.clone())).await;
     let passive = serve(passive_peer(active)).await;
+    let other = serve(other_group(passive)).await;
     let down = format!("http://127.0.0.1:{}", closed_port());
-    // B is listed by its passive instance only: followed to the active
-    let (sites, dir) = sites_for(&format!("http://{passive}"), &down);
+    // B is listed by its passive instance only: followed to the active;
+    // E (the same fake site under another name) by an instance of another
+    // group: followed to the passive of the right one, then to its active
+    let (sites, dir) = sites_for(
+        &format!("http://{passive}"),
+        &down,
+        &format!("http://{other}"),
+    );
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    sites.set_metrics(metrics.clone());
     let store = FsStore::open(dir.path()).unwrap();
     let mailbox = MailboxId::new("1001", "example.com").unwrap();
     store
@@ -169,6 +191,7 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
         .unwrap();
 
     let merged = sites.list(&store, &mailbox, None).await.unwrap();
+    // B and E answer the same message: listed once, from the first
     assert_eq!(merged.messages.len(), 1, "{merged:?}");
     assert_eq!(merged.messages[0].home, Home::Remote("siteB".into()));
     // C serves example.com and is down; D does not serve it
@@ -193,21 +216,26 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
         samples.extend(chunk);
     }
     assert_eq!(samples, [1, 2, -1]);
+    let audio = sites
+        .audio("siteE", &mailbox, "20260101T000001.000Z-vmB-aaaaaa")
+        .await
+        .unwrap();
+    assert_eq!(audio.sample_rate, 16000);
 
-    // counts: B's answer; C's are unknown until it tells
-    assert_eq!(sites.remote_counts(&mailbox).await.new, 1);
+    // counts: B's and E's answers; C's are unknown until it tells
+    assert_eq!(sites.remote_counts(&mailbox).await.new, 2);
     let told = Counts {
         new: 2,
         ..Counts::default()
     };
     sites.notice("siteC", &mailbox, told).unwrap();
-    assert_eq!(sites.known_counts(&mailbox).new, 3);
+    assert_eq!(sites.known_counts(&mailbox).new, 4);
     // C does not answer a refresh: its last counts stay
     assert!(sites
         .refresh(std::slice::from_ref(&mailbox))
         .await
         .is_empty());
-    assert_eq!(sites.remote_counts(&mailbox).await.new, 3);
+    assert_eq!(sites.remote_counts(&mailbox).await.new, 4);
     // a notice from a site that is not a peer, or for a domain it does
     // not serve, is refused
     assert!(sites.notice("siteX", &mailbox, told).is_err());
@@ -236,6 +264,10 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
         matches!(e, RemoteError::Unreachable(ref s) if s == "siteC"),
         "{e}"
     );
+    // every request counted by site and outcome
+    assert!(metrics.site_requests("siteB", "answered") >= 3);
+    assert!(metrics.site_requests("siteC", "unreachable") >= 3);
+    assert_eq!(metrics.site_requests("siteD", "answered"), 0);
 }
 
 #[tokio::test]
