@@ -188,6 +188,8 @@ folder-6|folder six
 folder-7|folder seven
 folder-8|folder eight
 folder-9|folder nine
+some-unreachable|Some messages cannot be reached right now.
+cannot-now|That cannot be done right now. Please try again later.
 # Dates and times
 at|at
 am|A.M.
@@ -384,6 +386,8 @@ folder-6|номер шесть
 folder-7|номер семь
 folder-8|номер восемь
 folder-9|номер девять
+some-unreachable|Некоторые сообщения сейчас недоступны.
+cannot-now|Сейчас это сделать нельзя. Попробуйте позже.
 at|в
 today|сегодня
 yesterday|вчера

@@ -25,5 +25,6 @@ pub mod routing;
 pub mod runtime;
 pub mod sdp;
 pub mod sip;
+pub mod sites;
 pub mod store;
 pub mod web;

@@ -91,7 +91,12 @@ pub struct Page<T> {
 }
 
 /// The items after `after` (exclusive), at most `limit`, of a sorted list.
-fn page<T>(all: Vec<T>, key: impl Fn(&T) -> String, after: Option<&str>, limit: usize) -> Page<T> {
+pub fn page<T>(
+    all: Vec<T>,
+    key: impl Fn(&T) -> String,
+    after: Option<&str>,
+    limit: usize,
+) -> Page<T> {
     let mut items: Vec<T> = all
         .into_iter()
         .filter(|t| after.is_none_or(|a| key(t).as_str() > a))

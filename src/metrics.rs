@@ -184,6 +184,7 @@ pub struct Metrics {
     api_requests: Family<RouteLabels, PromCounter<u64>>,
     notify_sent: Family<[(&'static str, &'static str); 2], PromCounter<u64>>,
     notify_queue: Family<Label, PromGauge<i64>>,
+    site_requests: Family<[(&'static str, String); 2], PromCounter<u64>>,
     answer_time: Histogram,
     /// Times this instance became the active one of its group.
     pub takeovers: Counter,
@@ -366,6 +367,12 @@ impl Metrics {
             "Notifications waiting in the store's queue, by channel.",
             notify_queue.clone(),
         );
+        let site_requests = Family::<[(&'static str, String); 2], PromCounter<u64>>::default();
+        r.register(
+            "vmail_site_requests",
+            "Requests to peer sites (docs/sites.md) by site and outcome: answered, refused (the site's API said no), unreachable (no instance answered in time).",
+            site_requests.clone(),
+        );
         let answer_time = Histogram::new(ANSWER_BUCKETS);
         r.register_with_unit(
             "vmail_invite_answer",
@@ -444,6 +451,7 @@ impl Metrics {
             api_requests,
             notify_sent,
             notify_queue,
+            site_requests,
             answer_time,
         };
         // The fixed label values appear at 0 from the start, so a rate
@@ -475,6 +483,21 @@ impl Metrics {
             }
         }
         m
+    }
+
+    /// A request to the peer site `site` ended with `outcome` (`answered`,
+    /// `refused`, `unreachable`).
+    pub fn site_request(&self, site: &str, outcome: &'static str) {
+        self.site_requests
+            .get_or_create(&[("site", site.to_owned()), ("outcome", outcome.to_owned())])
+            .inc();
+    }
+
+    /// Requests to `site` that ended with `outcome`.
+    pub fn site_requests(&self, site: &str, outcome: &'static str) -> u64 {
+        self.site_requests
+            .get_or_create(&[("site", site.to_owned()), ("outcome", outcome.to_owned())])
+            .get()
     }
 
     /// A TLS handshake on the SIP/TLS listener failed; `reason` is

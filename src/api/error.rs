@@ -28,6 +28,9 @@ pub struct ApiError {
     pub detail: String,
     /// `Retry-After` seconds, for a `503`.
     pub retry_after: Option<u64>,
+    /// `Location`: where to ask instead (the active instance, for a
+    /// passive's `503 not_active`).
+    pub location: Option<String>,
 }
 
 impl ApiError {
@@ -37,7 +40,14 @@ impl ApiError {
             code,
             detail: detail.into(),
             retry_after: None,
+            location: None,
         }
+    }
+
+    /// The same error with a `Location` header.
+    pub fn location(mut self, url: String) -> Self {
+        self.location = Some(url);
+        self
     }
 
     /// The same error with a `Retry-After` header.
@@ -73,6 +83,7 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = self.status.as_u16(), code = self.code, detail = %self.detail, "API request refused");
         }
         let retry_after = self.retry_after;
+        let location = self.location.clone();
         let mut resp = (
             self.status,
             axum::Json(ErrorBody {
@@ -85,6 +96,9 @@ impl IntoResponse for ApiError {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
+        }
+        if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+            resp.headers_mut().insert(header::LOCATION, v);
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()

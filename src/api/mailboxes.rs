@@ -86,6 +86,8 @@ pub struct MailboxBody {
     pub has_pin: bool,
     /// Creation time, RFC 3339.
     pub created: String,
+    /// Every site's messages (a peer site that does not answer with its
+    /// last known counts).
     pub counts: CountsBody,
     /// PIN logins refused until `locked_until`.
     pub locked: bool,
@@ -302,9 +304,22 @@ pub async fn create(
 pub async fn read(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<MailboxBody>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
-    let view = mailbox.run(ops::view).await?;
+    let sites = state.shared().sites.clone();
+    let id = mailbox.id().clone();
+    let mut view = mailbox.run(ops::view).await?;
+    if sites.has_peers(id.domain()) && !headers.contains_key(crate::sites::SITE_HEADER) {
+        // every site's messages: asked now; a site that does not answer
+        // counts with its last known counts
+        sites.refresh(std::slice::from_ref(&id)).await;
+        let r = sites.known_counts(&id);
+        view.counts.new += r.new;
+        view.counts.old += r.old;
+        view.counts.urgent_new += r.urgent_new;
+        view.counts.urgent_old += r.urgent_old;
+    }
     Ok(Json(view.into()))
 }
 

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt as _;
@@ -16,6 +16,7 @@ use super::extract::{Json, Path, Query};
 use super::mailboxes::PageQuery;
 use super::{ApiError, ApiState, MailboxPath};
 use crate::mailbox_ops as ops;
+use crate::sites::Home;
 use crate::store::{validate_message_id, Folder, MessageMeta};
 
 /// A folder as the API names it: Asterisk's folders under their directory
@@ -107,6 +108,8 @@ pub struct MessageBody {
     pub sample_rate: u32,
     /// Instance that recorded it.
     pub instance: String,
+    /// Site that keeps it (where the call came in).
+    pub site: String,
 }
 
 impl From<MessageMeta> for MessageBody {
@@ -127,6 +130,7 @@ impl From<MessageMeta> for MessageBody {
             forwarded_by: m.forwarded_by,
             sample_rate: m.sample_rate,
             instance: m.instance,
+            site: m.site,
         }
     }
 }
@@ -152,6 +156,17 @@ pub struct MessageList {
     pub items: Vec<MessageBody>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
+    /// Some site serving the domain did not answer: its messages are
+    /// missing from the listing (`unreachable` names it).
+    pub partial: bool,
+    /// The sites that did not answer.
+    pub unreachable: Vec<String>,
+}
+
+/// Whether the request comes from a peer site (the site-to-site header):
+/// such a request is answered from this site's store only.
+fn from_site(headers: &HeaderMap) -> bool {
+    headers.contains_key(crate::sites::SITE_HEADER)
 }
 
 /// The `{id}` of a message route.
@@ -167,7 +182,9 @@ fn message_id(msg: &str) -> Result<(), ApiError> {
     validate_message_id(msg).map_err(ApiError::from)
 }
 
-/// Lists the messages of a folder, oldest first, a page at a time.
+/// Lists the messages of a folder, oldest first, a page at a time: those
+/// of every site serving the domain, each once (`partial` when a site did
+/// not answer).
 #[utoipa::path(get, path = "/api/v1/domains/{domain}/mailboxes/{user}/messages", tag = "messages",
     params(MailboxPath, MessageQuery),
     responses(
@@ -181,6 +198,7 @@ fn message_id(msg: &str) -> Result<(), ApiError> {
 pub async fn list(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
+    headers: HeaderMap,
     Query(q): Query<MessageQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
@@ -190,12 +208,41 @@ pub async fn list(
     }
     .limit()?;
     let folder: Folder = q.folder.unwrap_or(FolderName::Inbox).into();
-    let page = mailbox
-        .run(move |store, id| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
-        .await?;
+    if from_site(&headers) {
+        let page = mailbox
+            .run(move |store, id| ops::messages(store, id, folder, q.cursor.as_deref(), limit))
+            .await?;
+        return Ok(Json(MessageList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next,
+            partial: false,
+            unreachable: Vec::new(),
+        }));
+    }
+    let here = mailbox.sites().site().to_owned();
+    let merged = mailbox.list(Some(folder)).await?;
+    let mut all = merged.messages;
+    all.sort_by(|a, b| a.meta.id.cmp(&b.meta.id));
+    let page = ops::page(all, |m| m.meta.id.clone(), q.cursor.as_deref(), limit);
+    let items = page
+        .items
+        .into_iter()
+        .map(|m| {
+            let site = match m.home {
+                Home::Local => here.clone(),
+                Home::Remote(s) => s,
+            };
+            MessageBody {
+                site,
+                ..m.meta.into()
+            }
+        })
+        .collect();
     Ok(Json(MessageList {
-        items: page.items.into_iter().map(Into::into).collect(),
+        items,
         next_cursor: page.next,
+        partial: !merged.unreachable.is_empty(),
+        unreachable: merged.unreachable,
     }))
 }
 
@@ -207,20 +254,27 @@ pub async fn list(
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn read(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
+    headers: HeaderMap,
 ) -> Result<Json<MessageBody>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let m = mailbox
-        .run(move |store, id| ops::message(store, id, &msg))
-        .await?;
-    Ok(Json(m.into()))
+    let m = msg.clone();
+    let local = mailbox
+        .clone()
+        .run(move |store, id| ops::message(store, id, &m))
+        .await;
+    if let Some((_, meta)) = mailbox.elsewhere(&local, &msg, from_site(&headers)).await? {
+        return Ok(Json(meta.into()));
+    }
+    Ok(Json(local?.into()))
 }
 
 /// A change of a message.
@@ -243,24 +297,33 @@ pub struct MessageChange {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn update(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
+    headers: HeaderMap,
     Json(change): Json<MessageChange>,
 ) -> Result<Json<MessageBody>, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let m = mailbox
-        .run(move |store, id| {
-            let folder = change.folder.map(Into::into);
-            ops::update_message(store, id, &msg, change.heard, folder)
-        })
-        .await?;
-    Ok(Json(m.into()))
+    let (heard, folder) = (change.heard, change.folder.map(Folder::from));
+    let m = msg.clone();
+    let local = mailbox
+        .clone()
+        .run(move |store, id| ops::update_message(store, id, &m, heard, folder))
+        .await;
+    if let Some((site, _)) = mailbox.elsewhere(&local, &msg, from_site(&headers)).await? {
+        let meta = mailbox
+            .sites()
+            .update(&site, mailbox.id(), &msg, heard, folder)
+            .await?;
+        return Ok(Json(meta.into()));
+    }
+    Ok(Json(local?.into()))
 }
 
 /// Deletes a message. A call playing it finishes playing its copy.
@@ -271,19 +334,28 @@ pub async fn update(
         (status = 400, description = "Invalid name or id", body = ErrorBody),
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
-        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn remove(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
+    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    mailbox
-        .run(move |store, id| ops::delete_message(store, id, &msg))
-        .await?;
+    let m = msg.clone();
+    let local = mailbox
+        .clone()
+        .run(move |store, id| ops::delete_message(store, id, &m))
+        .await;
+    if let Some((site, _)) = mailbox.elsewhere(&local, &msg, from_site(&headers)).await? {
+        mailbox.sites().delete(&site, mailbox.id(), &msg).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    local?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -307,22 +379,65 @@ pub struct Forward {
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
-        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn forward(
     State(state): State<ApiState>,
     Path(MailboxPath { domain, user }): Path<MailboxPath>,
     Path(MessageIdPath { id: msg }): Path<MessageIdPath>,
+    headers: HeaderMap,
     Json(body): Json<Forward>,
 ) -> Result<Response, ApiError> {
     let from = state.mailbox(&domain, &user)?;
     let to = from.other(&domain, &body.to)?;
     message_id(&msg)?;
-    let m = from
-        .run(move |store, from| ops::forward_message(store, from, &msg, &to))
-        .await?;
-    Ok((StatusCode::CREATED, Json(MessageBody::from(m))).into_response())
+    let (m, dest) = (msg.clone(), to.clone());
+    let local = from
+        .clone()
+        .run(move |store, from| ops::forward_message(store, from, &m, &dest))
+        .await;
+    if let Some((site, _)) = from.elsewhere(&local, &msg, from_site(&headers)).await? {
+        let copy = from
+            .sites()
+            .forward_copy(&site, from.id(), &msg, &to)
+            .await?;
+        return Ok((StatusCode::CREATED, Json(MessageBody::from(copy))).into_response());
+    }
+    Ok((StatusCode::CREATED, Json(MessageBody::from(local?))).into_response())
+}
+
+/// A peer site's audio answer streamed on as it arrives: its status and
+/// the headers that describe the bytes.
+pub(crate) fn pass_through(resp: reqwest::Response) -> Response {
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out = Response::builder().status(status);
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_RANGE,
+        header::ACCEPT_RANGES,
+    ] {
+        if let Some(v) = resp.headers().get(name.as_str()) {
+            if let Ok(v) = HeaderValue::from_bytes(v.as_bytes()) {
+                out = out.header(name, v);
+            }
+        }
+    }
+    let body = futures_util::stream::unfold(Some(resp), |state| async move {
+        let mut resp = state?;
+        match resp.chunk().await {
+            Ok(Some(bytes)) => Some((Ok(bytes), Some(resp))),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("remote audio cut off: {e}");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+        }
+    });
+    out.body(Body::from_stream(body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
 
 /// Serves a WAV file byte-exact, with `Range` (206, 416). The file is
@@ -358,7 +473,8 @@ pub(crate) async fn serve_wav(
         (status = 401, description = "No or wrong token", body = ErrorBody),
         (status = 404, description = "No such mailbox or message", body = ErrorBody),
         (status = 416, description = "Range not satisfiable", body = ErrorBody),
-        (status = 503, description = "This instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
+        (status = 502, description = "The site keeping the message refused the change (`site_refused`)", body = ErrorBody),
+        (status = 503, description = "The site keeping the message cannot be reached (`site_unreachable`; nothing changed), or this instance is not the active one of its group (`not_active`, naming the active instance when known)", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the group may have an active instance")))
     ))]
 pub async fn audio(
@@ -369,13 +485,28 @@ pub async fn audio(
 ) -> Result<Response, ApiError> {
     let mailbox = state.mailbox(&domain, &user)?;
     message_id(&msg)?;
-    let path = mailbox
+    let m = msg.clone();
+    let local = mailbox
+        .clone()
         .run(move |store, id| {
             store
-                .message_audio_path(id, &msg)?
+                .message_audio_path(id, &m)?
                 .ok_or_else(|| ApiError::not_found("message_not_found", "message not found"))
         })
-        .await?;
+        .await;
+    let site_request = from_site(req.headers());
+    if let Some((site, _)) = mailbox.elsewhere(&local, &msg, site_request).await? {
+        let range = req
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok());
+        let resp = mailbox
+            .sites()
+            .audio_response(&site, mailbox.id(), &msg, range)
+            .await?;
+        return Ok(pass_through(resp));
+    }
+    let path = local?;
     serve_wav(
         path,
         req,

@@ -15,6 +15,7 @@ mod health;
 mod mailboxes;
 pub(crate) mod messages;
 mod notifications;
+mod peer;
 mod server;
 pub(crate) use server::{HttpsTls, OverTls};
 mod site;
@@ -41,7 +42,7 @@ use utoipa_axum::routes;
 
 use crate::mailbox_ops::MAX_GREETING_BYTES;
 use crate::runtime::Shared;
-use crate::store::{FsStore, MailboxId};
+use crate::store::{Folder, FsStore, MailboxId};
 
 /// What the handlers share: the running instance (replaced on SIGHUP) and
 /// the readiness latch.
@@ -106,6 +107,7 @@ pub(crate) struct MailboxPath {
 
 /// A valid mailbox of a domain this instance's group serves, with the
 /// running instance it was checked against.
+#[derive(Clone)]
 pub(crate) struct Mailbox {
     shared: Arc<Shared>,
     id: MailboxId,
@@ -124,6 +126,40 @@ impl Mailbox {
     /// Another mailbox `user` of `domain`, checked against the same instance.
     pub fn other(&self, domain: &str, user: &str) -> Result<MailboxId, ApiError> {
         mailbox_id(&self.shared, domain, user)
+    }
+
+    /// The mailbox.
+    pub fn id(&self) -> &MailboxId {
+        &self.id
+    }
+
+    /// The peer sites.
+    pub fn sites(&self) -> &crate::sites::Sites {
+        &self.shared.sites
+    }
+
+    /// Where `msg` is kept when `local` (this site's answer) says it is
+    /// not here: `Ok(None)` to keep `local`'s answer (found here, another
+    /// error, a site-to-site request, no peer site for the domain), else
+    /// the peer site holding it and its metadata.
+    pub async fn elsewhere<T>(
+        &self,
+        local: &Result<T, ApiError>,
+        msg: &str,
+        site_request: bool,
+    ) -> Result<Option<(String, crate::store::MessageMeta)>, ApiError> {
+        let missing = matches!(local, Err(e) if e.code == "message_not_found");
+        if !missing || site_request || !self.shared.sites.has_peers(self.id.domain()) {
+            return Ok(None);
+        }
+        Ok(Some(self.shared.sites.locate(&self.id, msg).await?))
+    }
+
+    /// The mailbox's messages of `folder` (every folder with `None`) over
+    /// every site serving its domain.
+    pub async fn list(&self, folder: Option<Folder>) -> Result<crate::sites::Merged, ApiError> {
+        let shared = &self.shared;
+        Ok(shared.sites.list(&shared.store, &self.id, folder).await?)
     }
 
     /// Runs `f` on a blocking thread with the store and the mailbox. The
@@ -159,10 +195,26 @@ pub(crate) fn served(shared: &Shared, domain: &str) -> Result<(), ApiError> {
             Some(e) => Err(e),
             None => Ok(()),
         },
-        _ => Err(ApiError::not_found(
-            "domain_not_served",
-            format!("domain {domain} is not served by this instance's group"),
-        )),
+        other => {
+            let e = ApiError::not_found(
+                "domain_not_served",
+                format!("domain {domain} is not served by this instance's group"),
+            );
+            // another group of this site serves it: its first instance's
+            // API (a passive one names its active in turn)
+            let owner = other.and_then(|o| {
+                let groups = shared.config.groups();
+                let first = groups.get(&o.group())?.instances.first()?;
+                Some(format!(
+                    "http://{}",
+                    std::net::SocketAddr::new(first.addr, first.ext.http_port)
+                ))
+            });
+            Err(match owner {
+                Some(url) => e.location(url),
+                None => e,
+            })
+        }
     }
 }
 
@@ -182,7 +234,8 @@ pub(crate) fn not_active(shared: &Shared) -> Option<ApiError> {
     if shared.cluster.is_active() {
         return None;
     }
-    let detail = match shared.cluster.standing().active {
+    let active = shared.cluster.standing().active;
+    let detail = match &active {
         Some(a) => format!(
             "this instance is passive; the active instance of group {} is {} at {}://{}",
             shared.role.group,
@@ -195,10 +248,12 @@ pub(crate) fn not_active(shared: &Shared) -> Option<ApiError> {
             shared.role.group
         ),
     };
-    Some(
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
-            .retry_after(shared.cluster.retry_after()),
-    )
+    let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_active", detail)
+        .retry_after(shared.cluster.retry_after());
+    if let Some(a) = active {
+        e = e.location(format!("http://{}", a.http));
+    }
+    Some(e)
 }
 
 /// The OpenAPI description's frame: title, version, the Bearer scheme.
@@ -252,6 +307,9 @@ pub(crate) fn router(
         .routes(routes!(messages::read, messages::update, messages::remove))
         .routes(routes!(messages::audio))
         .routes(routes!(messages::forward))
+        .routes(routes!(peer::messages))
+        .routes(routes!(peer::counts))
+        .routes(routes!(peer::changed))
         .routes(routes!(
             greetings::download,
             greetings::upload,

@@ -287,11 +287,32 @@ pub enum Rule {
         /// The value, as JSON.
         found: String,
     },
-    /// A `sites` element with neither or both of `siteshare` and `api`.
-    #[error(
-        "must hold exactly one of `siteshare` (a path) and `api` (an http:// or https:// URL)"
-    )]
-    BadSiteLocation,
+    /// A `sites` element naming another site's SiteShare.
+    #[error("another site's SiteShare is not read directly (its writes are fenced by its own Active-Passive group and its subscribers would miss the changes): name its vmail HTTP API with `api`")]
+    SiteShareNotSupported,
+    /// A `sites` element naming this site itself.
+    #[error("is this site itself (`site` is {site:?}); list only the other sites")]
+    OwnSite {
+        /// This site's name.
+        site: String,
+    },
+    /// A peer site's URL given twice.
+    #[error("{url} is given more than once (also at {other})")]
+    DuplicateUrl {
+        /// The URL, normalised.
+        url: String,
+        /// Where it appeared first.
+        other: String,
+    },
+    /// A peer site with neither or both of `token` and `token_file`.
+    #[error("must hold exactly one of `token` and `token_file` (the Bearer token the peer site accepts in its `ext.api_tokens`)")]
+    TokenChoice,
+    /// A CA file that does not load.
+    #[error("{reason}")]
+    BadCaFile {
+        /// Which file and what is wrong.
+        reason: String,
+    },
     /// A URL that is not http:// or https://.
     #[error("must be an http:// or https:// URL, found {found}")]
     BadUrl {

@@ -158,6 +158,14 @@ pub struct Ext {
     pub retention: Retention,
     /// Minutes between two retention passes of the active instance.
     pub retention_interval_minutes: u32,
+    /// How long one request to a peer site may take (listing, counts,
+    /// a change; for audio, until its first bytes), milliseconds.
+    pub sites_timeout_ms: u32,
+    /// Requests to peer sites in flight at once, over every peer.
+    pub sites_max_requests: u32,
+    /// Seconds between two refreshes of the peer sites' counts of the
+    /// mailboxes with message-waiting subscribers.
+    pub sites_refresh_seconds: u32,
     /// The SMTP relay of e-mail notifications (none: no e-mail is sent).
     pub smtp: Option<Smtp>,
     /// Endpoints that receive signed event webhooks.
@@ -376,6 +384,9 @@ impl Default for Ext {
             operator_keeps_recording: true,
             retention: Retention::default(),
             retention_interval_minutes: 60,
+            sites_timeout_ms: 2000,
+            sites_max_requests: 16,
+            sites_refresh_seconds: 60,
             smtp: None,
             webhooks: Vec::new(),
             notify_give_up_hours: 48,
@@ -526,6 +537,9 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "web_session_seconds",
     "retention",
     "retention_interval_minutes",
+    "sites_timeout_ms",
+    "sites_max_requests",
+    "sites_refresh_seconds",
     "smtp",
     "webhooks",
     "notify_give_up_hours",
@@ -815,6 +829,9 @@ fn set_key(
         "operator_keeps_recording" => ext.operator_keeps_recording = boolean(v)?,
         "retention" => ext.retention = parse_retention(v, field, entry, sink)?,
         "retention_interval_minutes" => ext.retention_interval_minutes = u32_in(v, 1, 1440)?,
+        "sites_timeout_ms" => ext.sites_timeout_ms = u32_in(v, 100, 60_000)?,
+        "sites_max_requests" => ext.sites_max_requests = u32_in(v, 1, 1024)?,
+        "sites_refresh_seconds" => ext.sites_refresh_seconds = u32_in(v, 5, 86_400)?,
         "smtp" => ext.smtp = smtp(v, field, entry, sink),
         "webhooks" => {
             let items = list(v)?;
@@ -1402,6 +1419,7 @@ mod tests {
             "web_session_seconds": 900,
             "retention": {"old_days": 30, "domains": {"example.ru": {"old_days": 7}}},
             "retention_interval_minutes": 15,
+            "sites_timeout_ms": 1500, "sites_max_requests": 8, "sites_refresh_seconds": 120,
             "smtp": {"host": "smtp.example.ru", "from": "vmail@example.ru"},
             "webhooks": [{"url": "https://hooks.example.ru/vm", "secret_file": "/etc/vmail/hook"}],
             "notify_give_up_hours": 24, "notify_delay_ms": 10, "notify_retry_ms": 500,
@@ -1454,7 +1472,15 @@ mod tests {
         assert_eq!(ext.notify_retry_max_seconds, 60);
         assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
         assert!(ext.email_subject_template.is_some());
-        assert_eq!(EXT_KEYS.len(), 56);
+        assert_eq!(
+            (
+                ext.sites_timeout_ms,
+                ext.sites_max_requests,
+                ext.sites_refresh_seconds
+            ),
+            (1500, 8, 120)
+        );
+        assert_eq!(EXT_KEYS.len(), 59);
     }
 
     #[test]
@@ -1648,6 +1674,43 @@ mod tests {
             json!({"web_session_seconds": 9}),
             json!({"web_session_seconds": 86401}),
             json!({"web_session_seconds": "1800"}),
+        ] {
+            let (ext, errs) = run(bad.clone());
+            assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn sites_limits_have_defaults_and_ranges() {
+        let d = Ext::default();
+        assert_eq!(
+            (
+                d.sites_timeout_ms,
+                d.sites_max_requests,
+                d.sites_refresh_seconds
+            ),
+            (2000, 16, 60)
+        );
+        let (ext, errs) = run(
+            json!({"sites_timeout_ms": 500, "sites_max_requests": 4, "sites_refresh_seconds": 30}),
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let ext = ext.unwrap();
+        assert_eq!(
+            (
+                ext.sites_timeout_ms,
+                ext.sites_max_requests,
+                ext.sites_refresh_seconds
+            ),
+            (500, 4, 30)
+        );
+        for bad in [
+            json!({"sites_timeout_ms": 99}),
+            json!({"sites_timeout_ms": 60_001}),
+            json!({"sites_max_requests": 0}),
+            json!({"sites_max_requests": 1025}),
+            json!({"sites_refresh_seconds": 4}),
+            json!({"sites_refresh_seconds": "60"}),
         ] {
             let (ext, errs) = run(bad.clone());
             assert!(ext.is_none() && errs.len() == 1, "{bad}: {errs:?}");

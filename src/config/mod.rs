@@ -36,7 +36,7 @@ pub use ext::{
     parse_timezone, Coordination, DemoMailbox, Ext, OperatorUris, SipTransport, Smtp, SmtpTls,
     Webhook, WebhookSecret, WEBHOOK_EVENTS,
 };
-pub use model::{Config, GroupInfo, SiteLocation, DEFAULT_SITE};
+pub use model::{Config, GroupInfo, PeerSite, DEFAULT_SITE};
 pub use retention::{DomainRetention, Retention, RetentionDays, MAX_RETENTION_DAYS};
 pub use role::{Role, VmailRole, MAX_GROUP, MAX_ORDER};
 pub use timezone::TimeZone;

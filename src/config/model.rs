@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
@@ -16,14 +16,48 @@ use super::value::{list, object, shown, string, Sink};
 /// Site name used when the file has no `site`.
 pub const DEFAULT_SITE: &str = "site1";
 
-/// Where another site's messages can be read (SPEC §10).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SiteLocation {
-    /// That site's SiteShare, mounted here.
-    SiteShare(PathBuf),
-    /// That site's vmail HTTP API (base URL).
-    Api(String),
+/// Another site serving some of the same domains (SPEC §10), reached
+/// through its vmail HTTP API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerSite {
+    /// The API base URLs of its instances (normalised, no trailing `/`),
+    /// in file order.
+    pub api: Vec<String>,
+    /// The Bearer token it accepts (`token`, or read from `token_file`).
+    pub token: String,
+    /// PEM certificates to trust for its https URLs (`ca_file`), besides
+    /// the system's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The domains it serves, with their subdomains (normalised, sorted);
+    /// `None`: every domain.
+    pub domains: Option<Vec<String>>,
+}
+
+impl PeerSite {
+    /// Whether the site serves `domain` (normalised): listed, or a
+    /// subdomain of a listed one, or every domain without `domains`.
+    pub fn serves(&self, domain: &str) -> bool {
+        match &self.domains {
+            None => true,
+            Some(list) => list.iter().any(|d| {
+                domain == d
+                    || domain
+                        .strip_suffix(d.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for PeerSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerSite")
+            .field("api", &self.api)
+            .field("token", &"********")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field("domains", &self.domains)
+            .finish()
+    }
 }
 
 /// One group of instances, as [`Config::groups`] gives it.
@@ -51,9 +85,9 @@ pub struct Config {
     pub site: String,
     /// Interface aliases: alias → address.
     pub interfaces: BTreeMap<String, IpAddr>,
-    /// Other sites serving the same domains: site name → where to read
-    /// their messages. May be empty.
-    pub sites: BTreeMap<String, SiteLocation>,
+    /// Other sites serving some of the same domains: site name → how to
+    /// reach it. May be empty.
+    pub sites: BTreeMap<String, PeerSite>,
     /// Every element of `roles`, in file order, of every roletype, enabled
     /// or not.
     pub roles: Vec<Role>,
@@ -163,6 +197,13 @@ impl Config {
     pub fn raw_redacted(&self) -> Value {
         const MASK: &str = "********";
         let mut raw = self.raw.clone();
+        if let Some(Value::Object(sites)) = raw.get_mut("sites") {
+            for site in sites.values_mut().filter_map(Value::as_object_mut) {
+                if let Some(token) = site.get_mut("token") {
+                    *token = Value::from(MASK);
+                }
+            }
+        }
         let Some(roles) = raw.get_mut("roles").and_then(Value::as_array_mut) else {
             return raw;
         };
@@ -240,7 +281,7 @@ pub(super) fn parse_with(
         },
     };
     let interfaces = interfaces(top.get("interfaces"), &mut sink);
-    let sites = sites(top.get("sites"), &mut sink);
+    let sites = sites(top.get("sites"), &site, &mut sink);
 
     let mut roles = Vec::new();
     let mut drafts = Vec::new();
@@ -333,7 +374,15 @@ fn interfaces(v: Option<&Value>, sink: &mut Sink) -> BTreeMap<String, IpAddr> {
     out
 }
 
-fn sites(v: Option<&Value>, sink: &mut Sink) -> BTreeMap<String, SiteLocation> {
+fn sites(v: Option<&Value>, own: &str, sink: &mut Sink) -> BTreeMap<String, PeerSite> {
+    const KEYS: [&str; 6] = [
+        "api",
+        "token",
+        "token_file",
+        "ca_file",
+        "domains",
+        "siteshare",
+    ];
     let mut out = BTreeMap::new();
     let Some(v) = v else { return out };
     let obj = match object(v) {
@@ -343,49 +392,234 @@ fn sites(v: Option<&Value>, sink: &mut Sink) -> BTreeMap<String, SiteLocation> {
             return out;
         }
     };
-    for (name, loc) in obj {
+    let file = Entry::File;
+    // every URL of every site: normalised URL → where it is first given
+    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    for (name, peer) in obj {
         let field = format!("sites.{name}");
+        let before = sink.count();
         if !is_site_name(name) {
             let found = shown(&Value::from(name.as_str()));
-            sink.field(&Entry::File, field.as_str(), Rule::BadSiteName { found });
+            sink.field(&file, field.as_str(), Rule::BadSiteName { found });
+        } else if name == own {
+            sink.field(
+                &file,
+                field.as_str(),
+                Rule::OwnSite {
+                    site: own.to_owned(),
+                },
+            );
         }
-        let loc = match object(loc) {
-            Ok(loc) => loc,
+        let peer = match object(peer) {
+            Ok(p) => p,
             Err(rule) => {
-                sink.field(&Entry::File, field, rule);
+                sink.field(&file, field, rule);
                 continue;
             }
         };
-        for k in loc.keys().filter(|k| *k != "siteshare" && *k != "api") {
-            let suggestion = super::value::suggest(k, &["siteshare", "api"]);
+        for k in peer.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+            let suggestion = super::value::suggest(k, &KEYS);
             sink.field(
-                &Entry::File,
+                &file,
                 format!("{field}.{k}"),
                 Rule::UnknownKey { suggestion },
             );
         }
-        let parsed = match (loc.get("siteshare"), loc.get("api")) {
-            (Some(p), None) => match string(p) {
-                Ok("") => Err(("siteshare", Rule::EmptyPath)),
-                Ok(p) => Ok(SiteLocation::SiteShare(PathBuf::from(p))),
-                Err(rule) => Err(("siteshare", rule)),
-            },
-            (None, Some(u)) => match string(u) {
-                Ok(s) if is_http_url(s) => Ok(SiteLocation::Api(s.to_owned())),
-                Ok(_) => Err(("api", Rule::BadUrl { found: shown(u) })),
-                Err(rule) => Err(("api", rule)),
-            },
-            _ => Err(("", Rule::BadSiteLocation)),
-        };
-        match parsed {
-            Ok(l) => {
-                out.insert(name.clone(), l);
+        if peer.contains_key("siteshare") {
+            sink.field(
+                &file,
+                format!("{field}.siteshare"),
+                Rule::SiteShareNotSupported,
+            );
+        }
+        let mut api = Vec::new();
+        match peer.get("api") {
+            None => sink.field(&file, format!("{field}.api"), Rule::Missing),
+            Some(v) => {
+                let items: Vec<(String, &Value)> = match v {
+                    Value::Array(a) if a.is_empty() => {
+                        sink.field(
+                            &file,
+                            format!("{field}.api"),
+                            Rule::WrongType {
+                                expected: "a URL or a non-empty list of URLs",
+                                found: shown(v),
+                            },
+                        );
+                        Vec::new()
+                    }
+                    Value::Array(a) => a
+                        .iter()
+                        .enumerate()
+                        .map(|(i, u)| (format!("{field}.api[{i}]"), u))
+                        .collect(),
+                    other => vec![(format!("{field}.api"), other)],
+                };
+                for (at, u) in items {
+                    match string(u).map(api_url) {
+                        Ok(Some(url)) => match urls.get(&url) {
+                            Some(other) => sink.field(
+                                &file,
+                                at,
+                                Rule::DuplicateUrl {
+                                    url,
+                                    other: other.clone(),
+                                },
+                            ),
+                            None => {
+                                urls.insert(url.clone(), at);
+                                api.push(url);
+                            }
+                        },
+                        Ok(None) => sink.field(&file, at, Rule::BadUrl { found: shown(u) }),
+                        Err(rule) => sink.field(&file, at, rule),
+                    }
+                }
             }
-            Err(("", rule)) => sink.field(&Entry::File, field, rule),
-            Err((key, rule)) => sink.field(&Entry::File, format!("{field}.{key}"), rule),
+        }
+        let token = match (peer.get("token"), peer.get("token_file")) {
+            (Some(t), None) => match string(t) {
+                Ok(t) if is_token(t) => Some(t.to_owned()),
+                Ok(_) => {
+                    sink.field(&file, format!("{field}.token"), Rule::BadToken);
+                    None
+                }
+                Err(rule) => {
+                    sink.field(&file, format!("{field}.token"), rule);
+                    None
+                }
+            },
+            (None, Some(p)) => {
+                let at = format!("{field}.token_file");
+                match string(p) {
+                    Ok("") => {
+                        sink.field(&file, at, Rule::EmptyPath);
+                        None
+                    }
+                    Ok(path) => match std::fs::read_to_string(path) {
+                        Ok(text) if is_token(text.trim()) => Some(text.trim().to_owned()),
+                        Ok(_) => {
+                            sink.field(&file, at, Rule::BadToken);
+                            None
+                        }
+                        Err(e) => {
+                            let rule = Rule::Unreadable {
+                                path: path.to_owned(),
+                                reason: e.to_string(),
+                            };
+                            sink.field(&file, at, rule);
+                            None
+                        }
+                    },
+                    Err(rule) => {
+                        sink.field(&file, at, rule);
+                        None
+                    }
+                }
+            }
+            _ => {
+                sink.field(&file, field.as_str(), Rule::TokenChoice);
+                None
+            }
+        };
+        let ca = match peer.get("ca_file") {
+            None => None,
+            Some(p) => {
+                let at = format!("{field}.ca_file");
+                match string(p) {
+                    Ok("") => {
+                        sink.field(&file, at, Rule::EmptyPath);
+                        None
+                    }
+                    Ok(path) => match super::tls::load_ca(Path::new(path)) {
+                        Ok(pem) => Some(pem),
+                        Err(reason) => {
+                            sink.field(&file, at, Rule::BadCaFile { reason });
+                            None
+                        }
+                    },
+                    Err(rule) => {
+                        sink.field(&file, at, rule);
+                        None
+                    }
+                }
+            }
+        };
+        let domains = match peer.get("domains") {
+            None => None,
+            Some(v) => {
+                let at = format!("{field}.domains");
+                match list(v) {
+                    Err(rule) => {
+                        sink.field(&file, at, rule);
+                        None
+                    }
+                    Ok(items) => {
+                        let mut out = Vec::new();
+                        for (i, d) in items.iter().enumerate() {
+                            let at = format!("{at}[{i}]");
+                            match string(d) {
+                                Ok(s) => match super::domain::normalize_domain(s) {
+                                    Ok(n) => {
+                                        if !out.contains(&n) {
+                                            out.push(n);
+                                        }
+                                    }
+                                    Err(error) => sink.field(
+                                        &file,
+                                        at,
+                                        Rule::BadDomain {
+                                            domain: s.to_owned(),
+                                            error,
+                                        },
+                                    ),
+                                },
+                                Err(rule) => sink.field(&file, at, rule),
+                            }
+                        }
+                        out.sort();
+                        Some(out)
+                    }
+                }
+            }
+        };
+        if sink.count() == before {
+            if let Some(token) = token {
+                out.insert(
+                    name.clone(),
+                    PeerSite {
+                        api,
+                        token,
+                        ca_pem: ca,
+                        domains,
+                    },
+                );
+            }
         }
     }
     out
+}
+
+/// A peer's API base URL, normalised (`http://host:port` or with a path,
+/// no trailing `/`), if `s` is one: http or https, a host, no query,
+/// fragment or credentials.
+fn api_url(s: &str) -> Option<String> {
+    let url = reqwest::Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none_or(str::is_empty)
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return None;
+    }
+    Some(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A Bearer token: visible ASCII, no spaces, at most 4096 characters.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 4096 && s.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// 1 to 64 of `A-Za-z0-9._-`, beginning with a letter or digit.
@@ -394,13 +628,4 @@ fn is_site_name(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-fn is_http_url(s: &str) -> bool {
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"));
-    rest.is_some_and(|r| {
-        !r.is_empty() && !r.starts_with('/') && r.bytes().all(|b| b.is_ascii_graphic())
-    })
 }

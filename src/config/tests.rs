@@ -501,30 +501,83 @@ fn all_errors_at_once() {
 #[test]
 fn sites_section() {
     let mut f = site(vec![vm("vmail1", 1, 1, &[])]);
-    f["sites"] = json!({"site2": {"siteshare": "/mnt/site2"}, "site3": {"api": "https://vm.site3.example.ru:8080"}});
+    f["sites"] = json!({
+        "site2": {"api": "http://10.0.2.10:8080/", "token": "t0ken-for-site2"},
+        "site3": {"api": ["https://vm1.site3.example.ru:8443", "https://vm2.site3.example.ru:8443"],
+                  "token": "t3", "domains": ["Example.COM", "b.example.org."]}
+    });
     let cfg = parse(&f).unwrap();
+    let s2 = &cfg.sites["site2"];
+    assert_eq!(s2.api, vec!["http://10.0.2.10:8080".to_owned()]);
+    assert_eq!(s2.token, "t0ken-for-site2");
+    assert!(s2.domains.is_none() && s2.serves("anything.example"));
+    let s3 = &cfg.sites["site3"];
+    assert_eq!(s3.api.len(), 2);
     assert_eq!(
-        cfg.sites["site2"],
-        SiteLocation::SiteShare("/mnt/site2".into())
+        s3.domains.as_deref(),
+        Some(&["b.example.org".to_owned(), "example.com".to_owned()][..])
     );
-    assert_eq!(
-        cfg.sites["site3"],
-        SiteLocation::Api("https://vm.site3.example.ru:8080".into())
-    );
-    f["sites"] = json!({"s2": {}, "s3": {"api": "ftp://x"}, "s4": {"siteshare": "/a", "api": "http://b"}, "s 5": {"siteshare": "/x"}, "s6": {"sitshare": "/x"}});
+    assert!(s3.serves("example.com") && s3.serves("pbx.example.com"));
+    assert!(!s3.serves("badexample.com") && !s3.serves("example.org"));
+    // the token is masked wherever the file is shown
+    assert_eq!(cfg.raw_redacted()["sites"]["site2"]["token"], "********");
+    assert!(!format!("{s2:?}").contains("t0ken-for-site2"));
+}
+
+#[test]
+fn sites_section_errors_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "from-a-file\n").unwrap();
+    let no_cert = dir.path().join("ca.pem");
+    std::fs::write(&no_cert, "not a certificate").unwrap();
+    let mut f = site(vec![vm("vmail1", 1, 1, &[])]);
+    f["sites"] = json!({"ok": {"api": "http://10.0.0.1:8080", "token_file": token_file}});
+    assert_eq!(parse(&f).unwrap().sites["ok"].token, "from-a-file");
+    f["sites"] = json!({
+        "site1": {"api": "http://10.0.0.1:8080", "token": "t"},
+        "s2": {"token": "t"},
+        "s3": {"api": "ftp://x", "token": "t"},
+        "s4": {"api": ["http://10.0.0.9:8080", "http://10.0.0.9:8080/"], "token": "t"},
+        "s5": {"api": "http://10.0.0.9:8080", "token": "t"},
+        "s6": {"api": "http://10.0.0.6:8080"},
+        "s7": {"api": "http://10.0.0.7:8080", "token": "a", "token_file": "/x"},
+        "s8": {"api": "http://10.0.0.8:8080", "token_file": "/nonexistent/token"},
+        "s9": {"siteshare": "/mnt/site9", "token": "t", "api": "http://10.0.0.19:8080"},
+        "s 10": {"api": "http://10.0.0.10:8080", "token": "t"},
+        "s11": {"api": "http://10.0.0.11:8080", "tokn": "t", "token": "t"},
+        "s12": {"api": "http://10.0.0.12:8080", "token": "has space"},
+        "s13": {"api": "http://10.0.0.13:8080", "token": "t", "ca_file": no_cert},
+        "s14": {"api": "http://10.0.0.14:8080", "token": "t", "domains": ["bad..domain"]},
+        "s15": {"api": [], "token": "t"},
+        "s16": {"api": "http://u:p@10.0.0.16:8080", "token": "t"}
+    });
     let errs = errors(&f);
     for expect in [
-        "file: field `sites.s2`: must hold exactly one",
+        "file: field `sites.site1`: is this site itself",
+        "file: field `sites.s2.api`: is required",
         "file: field `sites.s3.api`: must be an http:// or https:// URL",
-        "file: field `sites.s4`: must hold exactly one",
-        "file: field `sites.s 5`: must be 1 to 64 characters",
-        "file: field `sites.s6.sitshare`: unknown key (did you mean `siteshare`?)",
+        "file: field `sites.s4.api[1]`: http://10.0.0.9:8080 is given more than once (also at sites.s4.api[0])",
+        "file: field `sites.s5.api`: http://10.0.0.9:8080 is given more than once (also at sites.s4.api[0])",
+        "file: field `sites.s6`: must hold exactly one of `token` and `token_file`",
+        "file: field `sites.s7`: must hold exactly one of `token` and `token_file`",
+        "file: field `sites.s8.token_file`: cannot read /nonexistent/token",
+        "file: field `sites.s9.siteshare`: another site's SiteShare is not read directly",
+        "name its vmail HTTP API with `api`",
+        "file: field `sites.s 10`: must be 1 to 64 characters",
+        "file: field `sites.s11.tokn`: unknown key (did you mean `token`?)",
+        "file: field `sites.s12.token`: must be a non-empty string of visible ASCII",
+        "file: field `sites.s13.ca_file`: CA file",
+        "file: field `sites.s14.domains[0]`: \"bad..domain\" is not a valid domain name",
+        "file: field `sites.s15.api`: must be a URL or a non-empty list of URLs",
+        "file: field `sites.s16.api`: must be an http:// or https:// URL",
     ] {
         assert!(
             errs.iter().any(|e| e.contains(expect)),
             "{expect} not in {errs:#?}"
         );
     }
+    assert_eq!(errs.len(), 16, "{errs:#?}");
 }
 
 #[test]

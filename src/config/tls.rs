@@ -19,6 +19,27 @@ pub fn load_server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerC
     load_at(cert, key, OffsetDateTime::now_utc())
 }
 
+/// Reads the CA certificates of a peer site (`sites.*.ca_file`): the
+/// PEM text, checked to hold at least one certificate that parses.
+pub fn load_ca(path: &Path) -> Result<Vec<u8>, String> {
+    let pem =
+        std::fs::read(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("CA file {} holds no certificate", path.display()));
+    }
+    if let Some(bad) = certs.iter().position(|c| validity(c).is_none()) {
+        return Err(format!(
+            "CA file {}: certificate {} does not parse",
+            path.display(),
+            bad + 1
+        ));
+    }
+    Ok(pem)
+}
+
 fn load_at(
     cert: &Path,
     key: &Path,

@@ -7,7 +7,7 @@ use super::entry::{Entered, Entry};
 use super::menu::Menu;
 use super::phrases::{envelope, folder_name, message_number, p, pr};
 use super::state::{Browse, Pending, Phase, State, Timer};
-use super::types::{Audio, ForwardError, StoreOp, StoreReply};
+use super::types::{Action, Audio, ForwardError, StoreOp, StoreReply};
 use crate::store::Folder;
 
 impl Menu {
@@ -74,8 +74,9 @@ impl Menu {
             .filter(|(_, m)| m.folder == folder)
             .map(|(i, _)| i)
             .collect();
-        // Urgent ones first, then by arrival.
-        view.sort_by(|a, b| (!self.urgent(*a), self.id(*a)).cmp(&(!self.urgent(*b), self.id(*b))));
+        // Urgent ones first, then by arrival (messages of several sites
+        // interleave by time).
+        view.sort_by(|a, b| self.order_key(*a).cmp(&self.order_key(*b)));
         if view.is_empty() {
             self.say(vec![
                 pr(folder_name(folder)),
@@ -86,6 +87,21 @@ impl Menu {
             return State::Main;
         }
         self.open(view, vec![pr(folder_name(folder))])
+    }
+
+    fn order_key(&self, i: usize) -> (bool, &str, &str) {
+        let received = self.msgs.get(i).map_or("", |m| m.meta.received.as_str());
+        (!self.urgent(i), received, self.id(i))
+    }
+
+    /// A remote message's audio is wanted soon: fetch it early.
+    fn prefetch(&mut self, b: &Browse) {
+        if let Some(m) = self.current(b).and_then(|i| self.msgs.get(i)) {
+            if m.remote {
+                let id = m.meta.id.clone();
+                self.push_action(Action::Prefetch(id));
+            }
+        }
     }
 
     fn id(&self, i: usize) -> &str {
@@ -99,6 +115,7 @@ impl Menu {
             pos: 0,
             phase: Phase::Announce,
         };
+        self.prefetch(&b);
         let mut say = first;
         say.extend(message_number(1));
         self.say(say);
@@ -108,13 +125,18 @@ impl Menu {
     /// "Message N", then (on done) its audio.
     fn announce(&mut self, mut b: Browse) -> State {
         b.phase = Phase::Announce;
+        self.prefetch(&b);
         self.say(message_number(b.pos + 1));
         State::Browse(b)
     }
 
     /// Back to the message menu after saying `first` (a confirmation).
     fn menu_after(&mut self, mut b: Browse, first: Vec<Audio>) -> State {
-        let mut say = first;
+        let mut say = Vec::new();
+        if std::mem::take(&mut self.notice) {
+            say.push(pr(p::CANNOT_NOW));
+        }
+        say.extend(first);
         say.push(pr(p::MESSAGE_MENU));
         b.phase = Phase::Menu;
         self.say(say);
@@ -155,7 +177,27 @@ impl Menu {
             m.moved = true;
             m.folder = Folder::Old;
             let msg = m.meta.id.clone();
-            self.store(StoreOp::MoveToOld { msg }, Pending::Background);
+            self.store(StoreOp::MoveToOld { msg }, Pending::Background(i));
+        }
+    }
+
+    /// The reply to a `MoveToOld` of message `i`: when its site could not
+    /// be reached, the message is still new there, and the caller hears
+    /// so before the next message menu.
+    pub(super) fn heard_reply(&mut self, i: usize, reply: &StoreReply) {
+        match reply {
+            StoreReply::Done => {}
+            StoreReply::Unreachable => {
+                tracing::info!(
+                    "a remote message could not be marked heard: its site is unreachable"
+                );
+                if let Some(m) = self.msgs.get_mut(i) {
+                    m.folder = Folder::Inbox;
+                    m.moved = false;
+                }
+                self.notice = true;
+            }
+            other => tracing::warn!(reply = ?other, "moving a message to Old failed"),
         }
     }
 
@@ -190,6 +232,17 @@ impl Menu {
                     b.pos += 1;
                     self.announce(b)
                 }
+            }
+            '7' if self.msgs.get(i).is_some_and(|m| m.remote) => {
+                let deleted = self.msgs.get(i).is_some_and(|m| m.deleted);
+                if deleted {
+                    // Deleted at its site already: nothing to undo.
+                    return self.menu_after(b, vec![pr(p::DELETED)]);
+                }
+                b.phase = Phase::Menu;
+                let msg = self.id(i).to_string();
+                self.store(StoreOp::DeleteNow { msg }, Pending::Foreground);
+                State::Deleting { browse: b }
             }
             '7' => {
                 let said = match self.msgs.get_mut(i) {
@@ -249,12 +302,12 @@ impl Menu {
         let Some(m) = self.msgs.get_mut(i) else {
             return self.menu_after(b, Vec::new());
         };
-        m.deleted = false;
         if m.folder == folder {
+            if !m.remote {
+                m.deleted = false;
+            }
             return self.menu_after(b, vec![pr(p::SAVED_IN), pr(folder_name(folder))]);
         }
-        // It leaves INBOX now: no MoveToOld for it later in this call.
-        m.moved = true;
         let msg = m.meta.id.clone();
         self.store(StoreOp::MoveTo { msg, folder }, Pending::Foreground);
         State::Saving { browse: b, folder }
@@ -262,11 +315,18 @@ impl Menu {
 
     /// The reply to `MoveTo`.
     pub(super) fn saved(&mut self, b: Browse, folder: Folder, reply: StoreReply) -> State {
-        if reply != StoreReply::Done {
-            return self.store_failed(&reply);
+        match reply {
+            StoreReply::Done => {}
+            StoreReply::Unreachable => return self.menu_after(b, vec![pr(p::CANNOT_NOW)]),
+            other => return self.store_failed(&other),
         }
         if let Some(m) = self.current(&b).and_then(|i| self.msgs.get_mut(i)) {
             m.folder = folder;
+            // It has left INBOX: no MoveToOld for it later in this call.
+            m.moved = true;
+            if !m.remote {
+                m.deleted = false;
+            }
         }
         self.menu_after(b, vec![pr(p::SAVED_IN), pr(folder_name(folder))])
     }
@@ -311,6 +371,21 @@ impl Menu {
             StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)) => {
                 self.menu_after(browse, vec![pr(p::INVALID_MAILBOX)])
             }
+            StoreReply::Unreachable => self.menu_after(browse, vec![pr(p::CANNOT_NOW)]),
+            other => self.store_failed(&other),
+        }
+    }
+
+    /// The reply to `DeleteNow` (`7` on a remote message).
+    pub(super) fn deleted_now(&mut self, browse: Browse, reply: StoreReply) -> State {
+        match reply {
+            StoreReply::Done => {
+                if let Some(m) = self.current(&browse).and_then(|i| self.msgs.get_mut(i)) {
+                    m.deleted = true;
+                }
+                self.menu_after(browse, vec![pr(p::DELETED)])
+            }
+            StoreReply::Unreachable => self.menu_after(browse, vec![pr(p::CANNOT_NOW)]),
             other => self.store_failed(&other),
         }
     }

@@ -132,7 +132,13 @@ impl Menu {
     }
 
     pub(super) fn loaded(&mut self, reply: StoreReply) -> State {
-        let StoreReply::Messages { new, old } = reply else {
+        let StoreReply::Messages {
+            new,
+            old,
+            remote,
+            partial,
+        } = reply
+        else {
             return self.store_failed(&reply);
         };
         // "Old" in the intro is the Old folder, as key 1 plays it after the
@@ -142,7 +148,12 @@ impl Menu {
             .filter(|m| matches!(m.folder, Folder::Inbox | Folder::Old))
             .count();
         let mut intro = you_have(new.len(), in_old);
+        if partial {
+            // After the counts: they leave out what could not be reached.
+            intro.push(pr(p::SOME_UNREACHABLE));
+        }
         intro.push(pr(p::MAIN_MENU));
+        let remote = &remote;
         let tag = |was_new: bool| {
             move |mut meta: MessageMeta| {
                 meta.folder = match meta.folder {
@@ -152,6 +163,7 @@ impl Menu {
                 };
                 Msg {
                     folder: meta.folder,
+                    remote: remote.contains(&meta.id),
                     meta,
                     was_new,
                     moved: false,

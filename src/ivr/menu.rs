@@ -51,6 +51,9 @@ pub struct Menu {
     /// Ops waiting for the one in flight (at most one `MoveToOld` per
     /// message plus one foreground op).
     queued: VecDeque<(StoreOp, Pending)>,
+    /// A background change found its site unreachable: said before the
+    /// next message menu.
+    pub(super) notice: bool,
 }
 
 impl Menu {
@@ -70,6 +73,7 @@ impl Menu {
             login_failures: 0,
             in_flight: None,
             queued: VecDeque::new(),
+            notice: false,
         }
     }
 
@@ -108,6 +112,7 @@ impl Menu {
             s @ (State::CheckingPin { .. }
             | State::Loading
             | State::Forwarding { .. }
+            | State::Deleting { .. }
             | State::Saving { .. }
             | State::StoppingRecording { .. }
             | State::SavingGreeting
@@ -164,10 +169,8 @@ impl Menu {
             self.in_flight = Some(p);
             self.actions.push_back(Action::Store(op));
         }
-        if pending == Pending::Background {
-            if !matches!(reply, StoreReply::Done) {
-                tracing::warn!(?reply, "moving a message to Old failed");
-            }
+        if let Pending::Background(i) = pending {
+            self.heard_reply(i, &reply);
             return;
         }
         let state = self.take_state();
@@ -175,6 +178,7 @@ impl Menu {
             State::CheckingPin { mailbox } => self.pin_checked(mailbox, reply),
             State::Loading => self.loaded(reply),
             State::Forwarding { browse } => self.forwarded(browse, reply),
+            State::Deleting { browse } => self.deleted_now(browse, reply),
             State::Saving { browse, folder } => self.saved(browse, folder, reply),
             State::SavingGreeting | State::ErasingGreeting | State::SettingPin => {
                 self.options_done(state, reply)
@@ -271,6 +275,11 @@ impl Menu {
         self.repeats = 0;
     }
 
+    /// An action that needs no bookkeeping.
+    pub(super) fn push_action(&mut self, a: Action) {
+        self.actions.push_back(a);
+    }
+
     /// Play a playlist (replacing what plays).
     pub(super) fn say(&mut self, items: Vec<Audio>) {
         self.timer = None;
@@ -352,7 +361,8 @@ impl Menu {
         self.timer = None;
         self.queued.clear();
         self.in_flight = None;
-        for m in self.msgs.iter().filter(|m| m.deleted) {
+        // Remote messages marked deleted are gone at their site already.
+        for m in self.msgs.iter().filter(|m| m.deleted && !m.remote) {
             self.actions.push_back(Action::Store(StoreOp::Delete {
                 msg: m.meta.id.clone(),
             }));

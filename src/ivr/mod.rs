@@ -31,6 +31,17 @@
 //!   ends the call with "goodbye".
 //! - A menu is repeated `max_repeats` times for lack of input; the next
 //!   silence says "goodbye" and hangs up. Keys reset the count.
+//! - Sites (SPEC §10): the listing may hold messages kept at other sites
+//!   (`StoreReply::Messages::remote`). When a site did not answer, "some
+//!   messages cannot be reached right now" follows the counts. A remote
+//!   message's audio is announced with [`Action::Prefetch`] when its
+//!   "Message N" starts. Its changes go to its site and may come back
+//!   [`StoreReply::Unreachable`]: nothing changed, the caller hears "that
+//!   cannot be done right now" and the menu goes on (for the background
+//!   `MoveToOld`, before the next message menu; the message stays new).
+//!   `7` on a remote message deletes it at its site at once (`DeleteNow`):
+//!   the caller must hear whether that happened, which the end of the call
+//!   cannot tell; it cannot be undone in the call.
 
 mod browse;
 mod entry;

@@ -62,6 +62,8 @@ pub(super) mod p {
     pub const FOLDER_7: &str = "folder-7";
     pub const FOLDER_8: &str = "folder-8";
     pub const FOLDER_9: &str = "folder-9";
+    pub const SOME_UNREACHABLE: &str = "some-unreachable";
+    pub const CANNOT_NOW: &str = "cannot-now";
 }
 
 /// What the shell plays while a PIN check waits for a hashing slot.
@@ -126,6 +128,8 @@ pub const PROMPT_NAMES: &[&str] = &[
     p::FOLDER_7,
     p::FOLDER_8,
     p::FOLDER_9,
+    p::SOME_UNREACHABLE,
+    p::CANNOT_NOW,
 ];
 
 /// The spoken name of a folder: "work", "family", ...; the numbered

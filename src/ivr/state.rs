@@ -35,6 +35,8 @@ pub(super) enum State {
     ForwardEntry { browse: Browse, entry: Entry },
     /// `Forward` is out.
     Forwarding { browse: Browse },
+    /// `DeleteNow` (a remote message) is out.
+    Deleting { browse: Browse },
     /// The mailbox options menu.
     Options,
     /// The temporary greeting menu.
@@ -103,8 +105,11 @@ pub(super) struct Msg {
     pub was_new: bool,
     /// `MoveToOld` has been issued for it.
     pub moved: bool,
-    /// Marked for deletion at the end of the call.
+    /// Marked for deletion at the end of the call; for a remote message:
+    /// deleted at its site already.
     pub deleted: bool,
+    /// Kept at another site: its changes travel there.
+    pub remote: bool,
 }
 
 /// What the one timer of the menu is for.
@@ -123,6 +128,7 @@ pub(super) enum Timer {
 pub(super) enum Pending {
     /// The state waits for the reply.
     Foreground,
-    /// Nobody waits (`MoveToOld`); a failure is only logged.
-    Background,
+    /// Nobody waits (`MoveToOld` of this message, by index); a failure is
+    /// only logged, an unreachable site is told before the next menu.
+    Background(usize),
 }

@@ -140,6 +140,14 @@ pub enum StoreOp {
         /// Message id.
         msg: String,
     },
+    /// Remove a message kept at another site at once (`7` on it): the
+    /// subscriber hears whether its site took the change, so it cannot
+    /// wait for the end of the call. Reply: `Done` (also when the site
+    /// no longer has it), [`StoreReply::Unreachable`] or `Failed`.
+    DeleteNow {
+        /// Message id.
+        msg: String,
+    },
     /// Copy a message into another mailbox of the domain.
     /// Reply: [`StoreReply::Forwarded`].
     Forward {
@@ -171,7 +179,8 @@ pub enum StoreOp {
 pub enum StoreReply {
     /// Answer to `VerifyPin`.
     Pin(PinReply),
-    /// Answer to `LoadMessages`, each folder sorted by id.
+    /// Answer to `LoadMessages`: this site's and the other sites'
+    /// messages merged, each folder in order of arrival.
     Messages {
         /// `INBOX/`.
         new: Vec<MessageMeta>,
@@ -179,6 +188,12 @@ pub enum StoreReply {
         /// order, each message with its folder (one whose folder says
         /// `INBOX` counts as `Old`).
         old: Vec<MessageMeta>,
+        /// Ids of the messages kept at another site: their changes are
+        /// applied there (and may find it unreachable).
+        remote: Vec<String>,
+        /// Some site that keeps messages of the mailbox did not answer: the
+        /// subscriber hears that some messages cannot be reached now.
+        partial: bool,
     },
     /// The operation succeeded.
     Done,
@@ -186,6 +201,9 @@ pub enum StoreReply {
     Forwarded(Result<(), ForwardError>),
     /// The operation failed (any op).
     Failed,
+    /// The message is kept at another site, which cannot be reached (or
+    /// refused): nothing was changed. Any op on a remote message.
+    Unreachable,
 }
 
 /// What the shell must do, in order.
@@ -209,6 +227,11 @@ pub enum Action {
     StopRecording,
     /// Carry out a store operation.
     Store(StoreOp),
+    /// The audio of this message (kept at another site) is likely to be
+    /// played next: the shell may start fetching it now, so that it starts
+    /// without a gap. Needs no answer; a later `Play` of another message
+    /// (or none) makes it moot.
+    Prefetch(String),
     /// Send BYE (vmail hangs up).
     Hangup,
     /// The menu is over; release the call. Comes exactly once, last.

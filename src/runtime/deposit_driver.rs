@@ -62,6 +62,8 @@ pub struct LoginSetup {
     pub lockout_seconds: u64,
     pub max_greeting: Duration,
     pub logins: Arc<Logins>,
+    /// The sites serving the domain (the menu lists their messages too).
+    pub sites: Arc<crate::sites::Sites>,
     /// Counts the login against the access-number rate limit of the
     /// caller's address (`Err`: refused).
     pub access: Arc<dyn Fn(std::net::IpAddr) -> Result<(), u64> + Send + Sync>,
@@ -353,6 +355,7 @@ pub async fn drive(setup: CallSetup) {
             logins: l.logins,
             prompts: menu_prompts,
             store,
+            sites: l.sites,
             slot,
             events,
             metrics,

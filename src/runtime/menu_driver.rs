@@ -2,6 +2,13 @@
 //! ([`Menu`]), renders what it wants said into prompts, carries out its
 //! store operations off the async threads (one at a time, in order), and
 //! records greetings into memory until the subscriber accepts one.
+//!
+//! Sites (SPEC §10): the message list is this site's merged with the other
+//! sites' that serve the domain ([`Sites::list`]); each listed message
+//! remembers where it is kept. The audio of a message kept at another site
+//! is streamed to the caller as it arrives ([`StreamClip`]), its fetch
+//! started while "Message N" plays; its changes go to its site, and a site
+//! that cannot be reached changes nothing (the menu says so).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +22,7 @@ use crate::ivr::{Action, Audio, ForwardError, Menu, PinReply, StoreOp, StoreRepl
 use crate::media::RxConfig;
 use crate::metrics::Metrics;
 use crate::prompts::PromptSet;
+use crate::sites::{Home, RemoteError, Sites};
 use crate::store::{Folder, FsStore, MailboxId, StoreError};
 
 use super::call_messages::{CallCommand, CallEvent};
@@ -22,9 +30,10 @@ use super::media_clock::MediaTick;
 use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
 };
-use super::pacer::{PacerSlot, PlaybackDone, RemoteAddr};
+use super::pacer::{PacerSlot, Playable, PlaybackDone, RemoteAddr};
 use super::pin_login::{self, Lockout, LoggedIn, PinLogin};
 use super::pin_pool::{self, PinPermit, PinPool};
+use super::stream_clip::{spawn_feed, Incoming, StreamClip};
 
 /// Everything a menu call's driver needs.
 pub struct MenuSetup {
@@ -43,6 +52,8 @@ pub struct MenuSetup {
     pub logins: Arc<Logins>,
     pub prompts: PromptSet,
     pub store: FsStore,
+    /// The sites serving the domain (messages kept elsewhere).
+    pub sites: Arc<Sites>,
     pub slot: PacerSlot,
     pub done_rx: mpsc::UnboundedReceiver<PlaybackDone>,
     pub commands: mpsc::UnboundedReceiver<CallCommand>,
@@ -98,6 +109,7 @@ pub async fn drive(setup: MenuSetup) {
         logins,
         prompts,
         store,
+        sites,
         slot,
         done_rx,
         commands,
@@ -121,6 +133,7 @@ pub async fn drive(setup: MenuSetup) {
         logins,
         prompts,
         store,
+        sites,
         slot,
         events,
         metrics,
@@ -142,6 +155,7 @@ pub struct MenuCall {
     pub logins: Arc<Logins>,
     pub prompts: PromptSet,
     pub store: FsStore,
+    pub sites: Arc<Sites>,
     pub slot: PacerSlot,
     pub events: mpsc::UnboundedSender<CallEvent>,
     pub metrics: Arc<Metrics>,
@@ -162,6 +176,7 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
         logins,
         prompts,
         store,
+        sites,
         slot,
         events,
         metrics,
@@ -185,6 +200,14 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
     let per_ms = (rate / 1000).max(1) as usize;
     // Ops the menu emitted; run one at a time in order.
     let mut ops: std::collections::VecDeque<StoreOp> = std::collections::VecDeque::new();
+    // Where the listed messages kept at other sites are, by id; the audio
+    // of one fetched ahead of its playing.
+    let mut remote = Remote {
+        sites,
+        homes: std::collections::HashMap::new(),
+        prefetched: None,
+        rate: stream_rate(rate),
+    };
 
     let now = Instant::now().into_std();
     menu.start(now);
@@ -200,10 +223,18 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
             match action {
                 Action::Play(items) => {
                     inputs.generation += 1;
-                    let clips =
-                        render(&items, &prompts, &store, &session, (&last_recording, rate)).await;
-                    slot.play(clips, inputs.generation);
+                    let clips = render(
+                        &items,
+                        &prompts,
+                        &store,
+                        &session,
+                        &mut remote,
+                        (&last_recording, rate),
+                    )
+                    .await;
+                    slot.play_items(clips, inputs.generation);
                 }
+                Action::Prefetch(msg) => remote.prefetch(&session, &msg),
                 Action::StopPlayback => {
                     inputs.generation += 1;
                     slot.stop();
@@ -262,7 +293,11 @@ pub async fn run(c: MenuCall, mut media: MediaIo, mut inputs: CallInputs, digits
                 } else {
                     None
                 };
-                let reply = run_op(op, &store, &mut session, (&last_recording, rate), permit).await;
+                let reply = match remote.site_of(&op) {
+                    Some(site) => remote.run_op(op, &site, &store, &session).await,
+                    None if op == StoreOp::LoadMessages => remote.load(&store, &session).await,
+                    None => run_op(op, &store, &mut session, (&last_recording, rate), permit).await,
+                };
                 if reply_expected && !menu.is_done() {
                     menu.on_store(Instant::now().into_std(), reply);
                 }
@@ -367,26 +402,8 @@ fn blocking_op(
     };
     let reply = match op {
         StoreOp::VerifyPin { .. } => StoreReply::Failed,
-        StoreOp::LoadMessages => {
-            // INBOX, then Old and the other folders in key order.
-            let mut new = Vec::new();
-            let mut old = Vec::new();
-            let mut failed = None;
-            for folder in Folder::ALL {
-                match store.list_messages(&id, folder) {
-                    Ok(list) if folder.is_new() => new = list,
-                    Ok(list) => old.extend(list),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            match failed {
-                None => StoreReply::Messages { new, old },
-                Some(e) => fail("listing messages", e),
-            }
-        }
+        // Listed through the sites (`Remote::load`).
+        StoreOp::LoadMessages => StoreReply::Failed,
         StoreOp::MoveTo { msg, folder } => {
             let r = store
                 .move_message(&id, &msg, folder)
@@ -412,11 +429,13 @@ fn blocking_op(
                 Err(e) => fail("moving a message to Old", e),
             }
         }
-        StoreOp::Delete { msg } => match crate::notify::delete_message(store, &id, &msg) {
-            Ok(()) => StoreReply::Done,
-            Err(e) if e.is_not_found() => StoreReply::Done,
-            Err(e) => fail("deleting a message", e),
-        },
+        StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => {
+            match crate::notify::delete_message(store, &id, &msg) {
+                Ok(()) => StoreReply::Done,
+                Err(e) if e.is_not_found() => StoreReply::Done,
+                Err(e) => fail("deleting a message", e),
+            }
+        }
         StoreOp::Forward { msg, to_user } => {
             let to = match MailboxId::new(&to_user, &s.domain) {
                 Ok(to) => to,
@@ -577,11 +596,38 @@ async fn render(
     prompts: &PromptSet,
     store: &FsStore,
     s: &Session,
+    remote: &mut Remote,
+    (last_recording, rate): (&[i16], u32),
+) -> Vec<Playable> {
+    let mut out: Vec<Playable> = Vec::new();
+    let mut clips: Vec<Clip> = Vec::new();
+    for item in items {
+        if let Audio::Message(id) = item {
+            if remote.homes.contains_key(id) {
+                out.extend(clips.drain(..).map(Playable::Clip));
+                if let Some(stream) = remote.stream(s, id) {
+                    out.push(Playable::Stream(stream));
+                }
+                continue;
+            }
+        }
+        clips.extend(render_local(item, prompts, store, s, (last_recording, rate)).await);
+    }
+    out.extend(clips.into_iter().map(Playable::Clip));
+    out
+}
+
+/// One item of a playlist, decoded (all but a remote message's audio).
+async fn render_local(
+    item: &Audio,
+    prompts: &PromptSet,
+    store: &FsStore,
+    s: &Session,
     (last_recording, rate): (&[i16], u32),
 ) -> Vec<Clip> {
     let lang = s.language.as_str();
     let mut out: Vec<Clip> = Vec::new();
-    for item in items {
+    {
         match item {
             Audio::Prompt(name) => out.extend(prompts.get(lang, name)),
             Audio::Digits(d) => out.extend(prompts.digits(lang, d)),
@@ -598,7 +644,7 @@ async fn render(
                     received,
                     &time::format_description::well_known::Rfc3339,
                 ) else {
-                    continue;
+                    return out;
                 };
                 let local = s.time_zone.local(at);
                 let today = s.time_zone.local(time::OffsetDateTime::now_utc()).date();
@@ -630,6 +676,204 @@ async fn load_message(store: &FsStore, s: &Session, msg: &str) -> Option<Clip> {
     .await
     .ok()
     .flatten()
+}
+
+/// The rate the audio of a remote message is streamed at: the call's
+/// (16 kHz for wideband codecs, 8 kHz for the others), as the pacer plays
+/// decoded clips (`Clip::samples_at`).
+fn stream_rate(call_rate: u32) -> u32 {
+    if call_rate == crate::prompts::WIDE_RATE {
+        crate::prompts::WIDE_RATE
+    } else {
+        crate::prompts::SAMPLE_RATE
+    }
+}
+
+/// A call's view of the messages kept at other sites.
+struct Remote {
+    sites: Arc<Sites>,
+    /// Site of every listed message kept elsewhere, by id.
+    homes: std::collections::HashMap<String, String>,
+    /// A remote message's audio, fetched since its "Message N" started.
+    prefetched: Option<(String, StreamClip)>,
+    /// The rate streams are made at.
+    rate: u32,
+}
+
+impl Remote {
+    /// The site of the remote message `op` changes, if it is one.
+    fn site_of(&self, op: &StoreOp) -> Option<String> {
+        let msg = match op {
+            StoreOp::MoveToOld { msg }
+            | StoreOp::MoveTo { msg, .. }
+            | StoreOp::Delete { msg }
+            | StoreOp::DeleteNow { msg }
+            | StoreOp::Forward { msg, .. } => msg,
+            _ => return None,
+        };
+        self.homes.get(msg).cloned()
+    }
+
+    /// The merged listing: this site's and the other sites' messages.
+    async fn load(&mut self, store: &FsStore, s: &Session) -> StoreReply {
+        let Some(id) = s.mailbox.clone() else {
+            return StoreReply::Failed;
+        };
+        let merged = match self.sites.list(store, &id, None).await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(mailbox = %id, "listing messages failed: {e}");
+                return StoreReply::Failed;
+            }
+        };
+        if merged.partial() {
+            info!(
+                mailbox = %id,
+                unreachable = ?merged.unreachable,
+                "message listing is partial: some sites cannot be reached"
+            );
+        }
+        self.homes.clear();
+        let partial = merged.partial();
+        let mut new = Vec::new();
+        let mut old = Vec::new();
+        let mut remote = Vec::new();
+        for m in merged.messages {
+            if let Home::Remote(site) = m.home {
+                remote.push(m.meta.id.clone());
+                self.homes.insert(m.meta.id.clone(), site);
+            }
+            if m.meta.folder.is_new() {
+                new.push(m.meta);
+            } else {
+                old.push(m.meta);
+            }
+        }
+        StoreReply::Messages {
+            new,
+            old,
+            remote,
+            partial,
+        }
+    }
+
+    /// Starts fetching a remote message's audio now (it plays next).
+    fn prefetch(&mut self, s: &Session, msg: &str) {
+        if self.prefetched.as_ref().is_some_and(|(id, _)| id == msg) {
+            return;
+        }
+        // An earlier prefetch not played is dropped (its fetch stops).
+        self.prefetched = self.fetch(s, msg).map(|clip| (msg.to_owned(), clip));
+    }
+
+    /// The stream of a remote message: the prefetched one, or a new fetch.
+    fn stream(&mut self, s: &Session, msg: &str) -> Option<StreamClip> {
+        match self.prefetched.take() {
+            Some((id, clip)) if id == msg => Some(clip),
+            _ => self.fetch(s, msg),
+        }
+    }
+
+    fn fetch(&self, s: &Session, msg: &str) -> Option<StreamClip> {
+        let site = self.homes.get(msg)?.clone();
+        let mailbox = s.mailbox.clone()?;
+        let sites = self.sites.clone();
+        let what = format!("{mailbox}/{msg}@{site}");
+        let msg = msg.to_owned();
+        let fetch = async move {
+            match sites.audio(&site, &mailbox, &msg).await {
+                Ok(a) => Ok(Incoming {
+                    sample_rate: a.sample_rate,
+                    chunks: a.chunks,
+                }),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        Some(spawn_feed(fetch, self.rate, what))
+    }
+
+    /// A change of a remote message, applied at `site`; nothing is changed
+    /// when the site cannot be reached (the menu says so).
+    async fn run_op(
+        &mut self,
+        op: StoreOp,
+        site: &str,
+        store: &FsStore,
+        s: &Session,
+    ) -> StoreReply {
+        let Some(id) = s.mailbox.clone() else {
+            return StoreReply::Failed;
+        };
+        let sites = &self.sites;
+        let (what, msg, result) = match &op {
+            // Folder and heard flag in one request: both or neither.
+            StoreOp::MoveToOld { msg } => {
+                let r = sites
+                    .update(site, &id, msg, Some(true), Some(Folder::Old))
+                    .await
+                    .map(drop);
+                ("marking a remote message heard", msg, r)
+            }
+            StoreOp::MoveTo { msg, folder } => {
+                let r = sites
+                    .update(site, &id, msg, Some(!folder.is_new()), Some(*folder))
+                    .await
+                    .map(drop);
+                ("saving a remote message to a folder", msg, r)
+            }
+            StoreOp::Delete { msg } | StoreOp::DeleteNow { msg } => {
+                let r = match sites.delete(site, &id, msg).await {
+                    Err(RemoteError::NotFound) => Ok(()),
+                    r => r,
+                };
+                ("deleting a remote message", msg, r)
+            }
+            StoreOp::Forward { msg, to_user } => {
+                let to = match MailboxId::new(to_user, &s.domain) {
+                    Ok(to) => to,
+                    Err(_) => return StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)),
+                };
+                // The target is a mailbox of the domain: every site knows it.
+                let known = {
+                    let store = store.clone();
+                    let to = to.clone();
+                    tokio::task::spawn_blocking(move || store.mailbox(&to)).await
+                };
+                match known {
+                    Ok(Ok(Some(_))) => {}
+                    Ok(Ok(None)) => return StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)),
+                    Ok(Err(e)) => {
+                        warn!("forward lookup failed: {e}");
+                        return StoreReply::Forwarded(Err(ForwardError::Failed));
+                    }
+                    Err(e) => {
+                        warn!("forward lookup panicked: {e}");
+                        return StoreReply::Forwarded(Err(ForwardError::Failed));
+                    }
+                }
+                let r = sites.forward(site, &id, msg, &to).await;
+                if r.is_ok() {
+                    info!(from = %id, to = %to, id = %msg, %site, "remote message forwarded");
+                    return StoreReply::Forwarded(Ok(()));
+                }
+                ("forwarding a remote message", msg, r)
+            }
+            _ => return StoreReply::Failed,
+        };
+        match result {
+            Ok(()) => {
+                debug!(mailbox = %id, id = %msg, %site, "{what}: done at its site");
+                if matches!(op, StoreOp::Delete { .. } | StoreOp::DeleteNow { .. }) {
+                    info!(mailbox = %id, id = %msg, %site, "remote message deleted");
+                }
+                StoreReply::Done
+            }
+            Err(e) => {
+                warn!(mailbox = %id, id = %msg, %site, "{what}: not done: {e}");
+                StoreReply::Unreachable
+            }
+        }
+    }
 }
 
 impl CallFlow for Menu {

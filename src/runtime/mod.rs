@@ -26,6 +26,7 @@ mod pin_pool;
 mod plan;
 mod retention;
 mod sip_server;
+mod stream_clip;
 mod tcp;
 pub(crate) mod tls;
 
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub cluster: Arc<cluster::Cluster>,
     /// E-mail and webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// This site and its peer sites (merged listings, remote changes).
+    pub sites: Arc<crate::sites::Sites>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -204,7 +207,9 @@ impl Shared {
             l.set_limit(access_rate(&role.ext));
         }
         self.notifier.reconfigure(&role.ext);
+        let sites = self.sites.reconfigured(&config, &role);
         Ok(Shared {
+            sites,
             config,
             role,
             routing,
@@ -391,8 +396,17 @@ async fn serve(
     let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
     // Every change of the store's message counts is a change notice
     // (deposits, the phone menu, the API, recovery): MWI listens.
+    // Peer sites hear of them too (their subscribers' counts include
+    // this site's messages), and tell of theirs.
     let (changes, change_rx) = Changes::new();
-    store.set_observer(Arc::new(move |id: &MailboxId| changes.notify(id)));
+    let (site_changes, site_change_rx) = Changes::new();
+    let sites = crate::sites::Sites::new(&config, &role);
+    sites.set_changes(changes.clone());
+    sites.set_metrics(metrics.clone());
+    store.set_observer(Arc::new(move |id: &MailboxId| {
+        changes.notify(id);
+        site_changes.notify(id);
+    }));
     let notifier = Arc::new(crate::notify::Notifier::new(
         store.clone(),
         &ext,
@@ -400,6 +414,7 @@ async fn serve(
     ));
     crate::notify::install(notifier.clone());
     let shared = Arc::new(Shared {
+        sites,
         notifier,
         config,
         routing,
@@ -472,6 +487,7 @@ async fn serve(
     let sip_ready = Arc::new(AtomicBool::new(true));
     let (api_tx, api_rx) = watch::channel(shared.clone());
     let (api_reload_tx, mut api_reload_rx) = mpsc::unbounded_channel();
+    tokio::spawn(announce_changes(site_change_rx, api_tx.subscribe()));
     let api = tokio::spawn(crate::api::serve(
         http_listener,
         api_rx,
@@ -685,6 +701,53 @@ fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
             Err(e) => warn!("recovery of interrupted recordings failed: {e}"),
         }
     });
+}
+
+/// Tells the peer sites serving its domain of every change of a
+/// mailbox here, with its new local counts (see `docs/sites.md`).
+async fn announce_changes(mut rx: ChangeReceiver, current: watch::Receiver<Arc<Shared>>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 256 {
+            match rx.try_recv() {
+                Some(m) if !batch.contains(&m) => batch.push(m),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let shared = current.borrow().clone();
+        batch.retain(|m| shared.sites.has_peers(m.domain()));
+        if batch.is_empty() {
+            continue;
+        }
+        let store = shared.store.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            batch
+                .into_iter()
+                .map(|m| {
+                    let c = store.counts(&m);
+                    (m, c)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(read) = read else { continue };
+        // one notice per mailbox at a time, in order: the next batch waits
+        // for this one (changes meanwhile are folded into it)
+        let mut notices = Vec::new();
+        for (m, c) in read {
+            match c {
+                Ok(c) => notices.push((m, c)),
+                // a removed mailbox: nothing left here
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    notices.push((m, crate::store::Counts::default()))
+                }
+                Err(e) => warn!(mailbox = %m, "counts for the peer sites not read: {e}"),
+            }
+        }
+        let sites = &shared.sites;
+        futures_util::future::join_all(notices.iter().map(|(m, c)| sites.announce(m, *c))).await;
+    }
 }
 
 enum Signal {

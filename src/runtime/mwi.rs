@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rsipstack::sip::{parse_uri, Header, Method, Request, Response, Uri, Version};
@@ -29,6 +29,7 @@ use crate::mwi::{
     SubId, Subscriptions, Unsolicited, UnsolicitedSend,
 };
 use crate::sip::{self as sipcore, Dialog, Endpoint, Peer, SipError, Transport, TxKey};
+use crate::sites::Sites;
 use crate::store::{Counts, FsStore, MailboxId, StoreError};
 
 use super::{ChangeReceiver, Shared};
@@ -40,6 +41,8 @@ const MAX_PER_MAILBOX: usize = 32;
 const RESTORED_CSEQ_GAP: u32 = 1000;
 /// Mailboxes read in one go by the counts reader.
 const READ_BATCH: usize = 256;
+/// Mailboxes whose peer-site counts one refresh round asks for.
+const REFRESH_BATCH: usize = 1000;
 
 /// A subscription as saved in the store (`subscriptions.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +99,16 @@ pub(super) struct Mwi {
     saves: mpsc::UnboundedSender<(MailboxId, Vec<Saved>)>,
     inputs: mpsc::UnboundedReceiver<Input>,
     inputs_tx: mpsc::UnboundedSender<Input>,
+    /// The peer sites (replaced on a reload), as the counts reader sees
+    /// them.
+    sites: Arc<RwLock<Arc<Sites>>>,
+    /// Mailboxes whose peer-site counts the reader refreshes.
+    refreshes: mpsc::UnboundedSender<Vec<MailboxId>>,
+    /// The next refresh of the peer sites' counts of subscribed mailboxes.
+    next_refresh: Instant,
+    /// Where the next refresh round starts in the list of subscribed
+    /// mailboxes (rounds are bounded).
+    refresh_from: usize,
 }
 
 impl Mwi {
@@ -106,10 +119,15 @@ impl Mwi {
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let (reads, reads_rx) = mpsc::unbounded_channel();
         let (saves, saves_rx) = mpsc::unbounded_channel();
+        let (refreshes, refreshes_rx) = mpsc::unbounded_channel();
+        let sites = Arc::new(RwLock::new(shared.sites.clone()));
+        let next_refresh = Instant::now() + shared.sites.refresh_interval();
         tokio::spawn(read_counts(
             shared.store.clone(),
+            sites.clone(),
             changes,
             reads_rx,
+            refreshes_rx,
             inputs_tx.clone(),
         ));
         tokio::spawn(save_subscriptions(shared.store.clone(), saves_rx));
@@ -142,6 +160,10 @@ impl Mwi {
             reads,
             saves,
             inputs,
+            next_refresh,
+            refresh_from: 0,
+            sites,
+            refreshes,
         }
     }
 
@@ -170,6 +192,7 @@ impl Mwi {
 
     /// A new configuration (SIGHUP): the expiry limits follow it.
     pub fn reconfigure(&mut self, shared: Arc<Shared>) {
+        *self.sites.write().unwrap_or_else(|e| e.into_inner()) = shared.sites.clone();
         self.shared = shared;
     }
 
@@ -180,17 +203,55 @@ impl Mwi {
 
     /// The next subscription expiry or NOTIFY retry.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.subs.poll_timeout(), self.unsolicited.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
+        let refresh = (self.shared.sites.has_any_peers() && !self.entries.is_empty())
+            .then_some(self.next_refresh);
+        [
+            self.subs.poll_timeout(),
+            self.unsolicited.poll_timeout(),
+            refresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Timers due by `now`.
     pub fn handle_timeout(&mut self, now: Instant, ep: &mut Endpoint) {
+        if now >= self.next_refresh {
+            self.next_refresh = now + self.shared.sites.refresh_interval();
+            self.refresh_remote_counts();
+        }
         self.subs.handle_timeout(now);
         self.unsolicited.handle_timeout(now);
         self.pump(now, ep);
+    }
+
+    /// Asks the counts reader to refresh the peer sites' counts of the
+    /// subscribed mailboxes (a safety net for change notices that did not
+    /// arrive), at most [`REFRESH_BATCH`] mailboxes a round, in turn.
+    fn refresh_remote_counts(&mut self) {
+        let sites = &self.shared.sites;
+        let mut all: Vec<MailboxId> = self
+            .entries
+            .values()
+            .map(|e| e.mailbox.clone())
+            .filter(|m| sites.has_peers(m.domain()))
+            .collect();
+        all.sort();
+        all.dedup();
+        if all.is_empty() {
+            return;
+        }
+        let from = self.refresh_from % all.len();
+        let round: Vec<MailboxId> = all
+            .iter()
+            .cycle()
+            .skip(from)
+            .take(REFRESH_BATCH.min(all.len()))
+            .cloned()
+            .collect();
+        self.refresh_from = from + round.len();
+        let _ = self.refreshes.send(round);
     }
 
     fn limits(&self) -> Limits {
@@ -753,17 +814,27 @@ fn unsolicited_request(
 /// needs), one batch at a time, on a blocking thread.
 async fn read_counts(
     store: FsStore,
+    sites: Arc<RwLock<Arc<Sites>>>,
     mut changes: ChangeReceiver,
     mut asks: mpsc::UnboundedReceiver<MailboxId>,
+    mut refreshes: mpsc::UnboundedReceiver<Vec<MailboxId>>,
     out: mpsc::UnboundedSender<Input>,
 ) {
+    let current = || sites.read().unwrap_or_else(|e| e.into_inner()).clone();
     loop {
-        let first = tokio::select! {
-            Some(m) = changes.recv() => m,
-            Some(m) = asks.recv() => m,
+        let mut batch = tokio::select! {
+            Some(m) = changes.recv() => vec![m],
+            Some(m) = asks.recv() => vec![m],
+            Some(list) = refreshes.recv() => {
+                // only the mailboxes whose peer counts changed are read again
+                let changed = current().refresh(&list).await;
+                if changed.is_empty() {
+                    continue;
+                }
+                changed
+            }
             else => return,
         };
-        let mut batch = vec![first];
         while batch.len() < READ_BATCH {
             let next = changes.try_recv().or_else(|| asks.try_recv().ok());
             match next {
@@ -783,8 +854,29 @@ async fn read_counts(
                 .collect::<Vec<_>>()
         })
         .await;
+        let sites = current();
         match read {
             Ok(results) => {
+                // plus the peer sites' (their last known counts), asked for
+                // the whole batch at once
+                let results = futures_util::future::join_all(results.into_iter().map(|(m, c)| {
+                    let sites = &sites;
+                    async move {
+                        let c = match c {
+                            Ok(mut c) if sites.has_peers(m.domain()) => {
+                                let r = sites.remote_counts(&m).await;
+                                c.new += r.new;
+                                c.old += r.old;
+                                c.urgent_new += r.urgent_new;
+                                c.urgent_old += r.urgent_old;
+                                Ok(c)
+                            }
+                            other => other,
+                        };
+                        (m, c)
+                    }
+                }))
+                .await;
                 for (m, c) in results {
                     if out.send(Input::Counts(m, c)).is_err() {
                         return;

@@ -20,6 +20,11 @@
 //!   2 ms ticks of a frame time: each tick sends a tenth of them, and a
 //!   frame waits behind that short burst only, not behind every call's;
 //! - the shards tick offset from each other, so their bursts do not meet.
+//!
+//! A playlist item is a decoded clip or a [`StreamClip`], audio that is
+//! still arriving (a message kept at another site): the shard takes what
+//! has arrived without waiting; a frame it has too little for is filled
+//! with silence and the stream goes on (see `stream_clip`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +41,22 @@ use crate::media::{RtpPacketizer, SrtpTx};
 use crate::metrics::{CallCounts, Metrics, FOLD_INTERVAL};
 
 use super::media_io::RtpSocket;
+use super::stream_clip::StreamClip;
+
+/// One item of a playlist.
+#[derive(Debug)]
+pub enum Playable {
+    /// Decoded audio.
+    Clip(Clip),
+    /// Audio still arriving.
+    Stream(StreamClip),
+}
+
+impl From<Clip> for Playable {
+    fn from(c: Clip) -> Self {
+        Playable::Clip(c)
+    }
+}
 
 /// Where a call's RTP goes (`None`: nowhere yet, frames are dropped): the
 /// SDP offer's address when the driver starts, then what the call's
@@ -60,7 +81,7 @@ enum Command {
     },
     Play {
         call: u64,
-        clips: Vec<Clip>,
+        clips: Vec<Playable>,
         generation: u64,
     },
     Stop {
@@ -144,9 +165,14 @@ impl Pacer {
 impl PacerSlot {
     /// Replaces whatever plays with `clips`.
     pub fn play(&self, clips: Vec<Clip>, generation: u64) {
+        self.play_items(clips.into_iter().map(Playable::Clip).collect(), generation);
+    }
+
+    /// Replaces whatever plays with `items` (clips and streams).
+    pub fn play_items(&self, items: Vec<Playable>, generation: u64) {
         let _ = self.shard.send(Command::Play {
             call: self.call,
-            clips,
+            clips: items,
             generation,
         });
     }
@@ -172,7 +198,7 @@ impl PacerSlot {
 }
 
 struct Playing {
-    clips: Vec<Clip>,
+    clips: Vec<Playable>,
     clip: usize,
     pos: usize,
     generation: u64,
@@ -206,15 +232,28 @@ impl Entry {
         let Some(p) = self.playing.as_mut() else {
             return false;
         };
+        let rate = self.packetizer.sample_rate();
         let mut filled = 0;
         while filled < self.frame_samples {
-            let Some(clip) = p.clips.get(p.clip) else {
-                break;
+            let clip = match p.clips.get_mut(p.clip) {
+                None => break,
+                Some(Playable::Clip(clip)) => clip,
+                Some(Playable::Stream(stream)) => {
+                    filled += stream.read(&mut self.frame[filled..], rate);
+                    if filled < self.frame_samples {
+                        if stream.is_finished() {
+                            p.clip += 1;
+                            continue;
+                        }
+                        // An underrun: the rest of this frame is silence,
+                        // the stream goes on with the next one.
+                        self.frame[filled..].fill(0);
+                        filled = self.frame_samples;
+                    }
+                    continue;
+                }
             };
-            let rest = clip
-                .samples_at(self.packetizer.sample_rate())
-                .get(p.pos..)
-                .unwrap_or(&[]);
+            let rest = clip.samples_at(rate).get(p.pos..).unwrap_or(&[]);
             if rest.is_empty() {
                 p.clip += 1;
                 p.pos = 0;
@@ -487,5 +526,83 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(metrics.rtp_sent.get(), 10);
         assert_eq!(metrics.rtp_send_errors.get(), 0);
+    }
+
+    /// A stream that has nothing yet plays silence frames and goes on;
+    /// what arrives is played; the playlist ends once the stream is closed
+    /// and drained.
+    #[test]
+    fn a_stream_is_played_as_it_arrives() {
+        let metrics = Arc::new(Metrics::default());
+        let pacer = Pacer::start(1, metrics).expect("pacer");
+        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("non-blocking");
+        let remote: RemoteAddr =
+            Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let slot = pacer.register(
+            1,
+            Arc::new(socket),
+            remote,
+            RtpPacketizer::new(0, crate::media::Codec::Pcmu, 7, 1, 0),
+            160,
+            done_tx,
+        );
+        let (tx, stream) = StreamClip::channel(8000);
+        // Two frames of a clip, then the stream.
+        slot.play_items(
+            vec![
+                Playable::Clip(Clip::new(vec![1000i16; 320])),
+                Playable::Stream(stream),
+            ],
+            3,
+        );
+        let mut buf = [0u8; 2048];
+        let mut payload = |receiver: &std::net::UdpSocket| -> Vec<u8> {
+            let n = receiver.recv(&mut buf).expect("a packet");
+            buf[12..n].to_vec()
+        };
+        // µ-law: silence is 0xFF (or 0x7F), the clip's level is not.
+        let silent = |p: &[u8]| p.iter().all(|&b| b == 0xFF || b == 0x7F);
+        assert!(!silent(&payload(&receiver)));
+        assert!(!silent(&payload(&receiver)));
+        // Underrun: silence keeps coming, the playlist is not over.
+        for _ in 0..5 {
+            assert!(silent(&payload(&receiver)));
+        }
+        assert!(done_rx.try_recv().is_err());
+        // 300 ms arrive in pieces: all of it is played, then silence again.
+        for _ in 0..3 {
+            tx.try_send(vec![-2000i16; 800]).expect("room");
+        }
+        let mut heard = 0;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while heard < 15 && Instant::now() < deadline {
+            if !silent(&payload(&receiver)) {
+                heard += 1;
+            }
+        }
+        assert_eq!(heard, 15);
+        assert!(done_rx.try_recv().is_err());
+        // Closed: the playlist ends.
+        drop(tx);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match done_rx.try_recv() {
+                Ok(done) => {
+                    assert_eq!(done.generation, 3);
+                    break;
+                }
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("no end of playback: {e}"),
+            }
+        }
+        slot.unregister();
     }
 }

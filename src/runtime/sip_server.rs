@@ -827,6 +827,7 @@ impl SipServer {
                             lockout_seconds: ext.lockout_seconds,
                             max_greeting: Duration::from_secs(u64::from(ext.max_message_seconds)),
                             logins: shared.logins.clone(),
+                            sites: shared.sites.clone(),
                             access: Arc::new(move |ip: IpAddr| limiter.access_call(ip)),
                         }
                     }),
@@ -852,6 +853,7 @@ impl SipServer {
                     logins: shared.logins.clone(),
                     prompts: shared.prompts.clone(),
                     store: shared.store.clone(),
+                    sites: shared.sites.clone(),
                     slot: io.slot,
                     done_rx: io.done_rx,
                     commands: io.commands,

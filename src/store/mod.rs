@@ -40,7 +40,7 @@ mod staging;
 mod subscriptions;
 mod traits;
 mod types;
-mod wav;
+pub(crate) mod wav;
 
 #[cfg(test)]
 mod fencing_tests;

@@ -101,6 +101,10 @@ pub struct Texts {
     pub to_login: &'static str,
     pub not_found: &'static str,
     pub passive: &'static str,
+    /// Some messages are kept at a site that did not answer.
+    pub partial: &'static str,
+    /// A change to a message kept at a site that did not answer.
+    pub site_unreachable: &'static str,
     pub failed: &'static str,
     pub back: &'static str,
 }
@@ -167,6 +171,8 @@ static EN: Texts = Texts {
     to_login: "Log in",
     not_found: "Not found.",
     passive: "This server is on standby right now.",
+    partial: "Some messages are kept at another site that cannot be reached right now; they are not shown.",
+    site_unreachable: "This message is kept at another site that cannot be reached right now. Nothing was changed; try again later.",
     failed: "Something went wrong. Try again.",
     back: "Back to messages",
 };
@@ -233,6 +239,8 @@ static RU: Texts = Texts {
     to_login: "Войти",
     not_found: "Не найдено.",
     passive: "Этот сервер сейчас в резерве.",
+    partial: "Часть сообщений хранится на другой площадке, которая сейчас недоступна; они не показаны.",
+    site_unreachable: "Это сообщение хранится на другой площадке, которая сейчас недоступна. Ничего не изменено; попробуйте позже.",
     failed: "Что-то пошло не так. Попробуйте ещё раз.",
     back: "К сообщениям",
 };

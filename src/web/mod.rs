@@ -283,6 +283,19 @@ fn failure(lang: Lang, e: ApiError) -> Response {
     let t = lang.t();
     match e.status {
         StatusCode::NOT_FOUND => not_found(lang),
+        StatusCode::SERVICE_UNAVAILABLE if e.code == "site_unreachable" => {
+            let page = pages::message(
+                lang,
+                "site-unreachable",
+                t.site_unreachable,
+                None,
+                ("/inbox", t.back),
+            );
+            retry_after(
+                html(StatusCode::SERVICE_UNAVAILABLE, page),
+                e.retry_after.unwrap_or(10),
+            )
+        }
         StatusCode::SERVICE_UNAVAILABLE => {
             let secs = e.retry_after.unwrap_or(1);
             let page = pages::message(
@@ -679,18 +692,39 @@ async fn inbox(
         ),
         None => (Folder::Inbox, None),
     };
+    // every site's messages, each once
     let listed = ctx
-        .run(move |store, id| {
-            let counts = store.folder_counts(id)?;
-            let page = ops::messages(store, id, folder, None, usize::MAX)?;
-            Ok((counts, page.items))
-        })
-        .await;
-    let (counts, mut items) = match listed {
+        .shared
+        .sites
+        .list(&ctx.shared.store, &ctx.mailbox(), None)
+        .await
+        .map_err(ApiError::from);
+    let merged = match listed {
         Ok(x) => x,
         Err(e) => return failure(ctx.lang, e),
     };
-    items.reverse();
+    let counts: Vec<(Folder, usize)> = Folder::ALL
+        .into_iter()
+        .map(|f| {
+            (
+                f,
+                merged
+                    .messages
+                    .iter()
+                    .filter(|m| m.meta.folder == f)
+                    .count(),
+            )
+        })
+        .collect();
+    let mut items: Vec<MessageMeta> = merged
+        .messages
+        .into_iter()
+        .filter(|m| m.meta.folder == folder)
+        .map(|m| m.meta)
+        .collect();
+    // newest first
+    items.sort_by(|a, b| b.id.cmp(&a.id));
+    let partial = !merged.unreachable.is_empty();
     items.truncate(MAX_ROWS);
     let t = ctx.lang.t();
     let rows: Vec<Row> = items
@@ -712,7 +746,15 @@ async fn inbox(
     };
     html(
         StatusCode::OK,
-        pages::inbox(ctx.lang, &who, folder, &counts, &rows, note.as_deref()),
+        pages::inbox(
+            ctx.lang,
+            &who,
+            folder,
+            &counts,
+            &rows,
+            note.as_deref(),
+            partial,
+        ),
     )
 }
 
@@ -742,12 +784,25 @@ async fn message_audio(
                 .ok_or(crate::store::StoreError::NotFound { what: "message" })?)
         })
         .await;
-    let path = match path {
-        Ok(p) => p,
-        Err(e) => return failure(ctx.lang, e),
+    let served = match path {
+        Ok(path) => {
+            let missing = ApiError::not_found("message_not_found", "message not found");
+            api::messages::serve_wav(path, req, missing).await
+        }
+        // not here: streamed from the site that keeps it
+        Err(e) if e.code == "message_not_found" => {
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            remote_audio(&ctx, &msg, range.as_deref())
+                .await
+                .unwrap_or(Err(e))
+        }
+        Err(e) => Err(e),
     };
-    let missing = ApiError::not_found("message_not_found", "message not found");
-    let mut resp = match api::messages::serve_wav(path, req, missing).await {
+    let mut resp = match served {
         Ok(r) => r,
         Err(e) => return failure(ctx.lang, e),
     };
@@ -762,6 +817,26 @@ async fn message_audio(
         }
     }
     resp
+}
+
+/// A message kept at a peer site, streamed through; `None` when no peer
+/// site serves the domain.
+async fn remote_audio(
+    ctx: &Ctx,
+    msg: &str,
+    range: Option<&str>,
+) -> Option<Result<Response, ApiError>> {
+    let sites = ctx.shared.sites.clone();
+    let id = ctx.mailbox();
+    if !sites.has_peers(id.domain()) {
+        return None;
+    }
+    let r = async {
+        let (site, _) = sites.locate(&id, msg).await?;
+        let resp = sites.audio_response(&site, &id, msg, range).await?;
+        Ok::<_, crate::sites::RemoteError>(api::messages::pass_through(resp))
+    };
+    Some(r.await.map_err(ApiError::from))
 }
 
 #[derive(Deserialize)]
@@ -848,11 +923,13 @@ async fn change_message(
         }
     };
     let m = msg.clone();
+    let intent;
     let result = match change {
         MessageChange::Heard => {
             // Heard goes from INBOX to Old, like the phone (a message saved
             // in another folder stays there); unheard back to INBOX.
             let heard = form.as_ref().and_then(|f| f.heard.as_deref()) != Some("false");
+            intent = Intent::Heard(heard);
             ctx.run(move |s, id| {
                 let now_in = ops::message(s, id, &m)?.folder;
                 let folder = match (heard, now_in) {
@@ -875,14 +952,17 @@ async fn change_message(
                     ),
                 );
             };
+            intent = Intent::Move(folder);
             ctx.run(move |s, id| ops::update_message(s, id, &m, None, Some(folder)).map(drop))
                 .await
                 .map(|()| "moved")
         }
-        MessageChange::Delete => ctx
-            .run(move |s, id| ops::delete_message(s, id, &m))
-            .await
-            .map(|()| "deleted"),
+        MessageChange::Delete => {
+            intent = Intent::Delete;
+            ctx.run(move |s, id| ops::delete_message(s, id, &m))
+                .await
+                .map(|()| "deleted")
+        }
         MessageChange::Forward => {
             let to = form
                 .as_ref()
@@ -908,6 +988,7 @@ async fn change_message(
                     see_other(&back_to(from.as_deref(), "forward-failed"))
                 };
             };
+            intent = Intent::Forward(target.clone());
             let r = ctx
                 .run(move |s, id| {
                     // The message first: another mailbox's id is 404.
@@ -923,6 +1004,13 @@ async fn change_message(
             }
         }
     };
+    // not here: the site that keeps it applies the change
+    let result = match result {
+        Err(e) if e.code == "message_not_found" => {
+            remote_change(&ctx, &msg, intent).await.unwrap_or(Err(e))
+        }
+        other => other,
+    };
     match result {
         Ok(note) => {
             tracing::info!(mailbox = %ctx.session.mailbox, message = %msg, note, "web change");
@@ -930,6 +1018,57 @@ async fn change_message(
         }
         Err(e) => failure(ctx.lang, e),
     }
+}
+
+/// A change asked through a message form.
+enum Intent {
+    Heard(bool),
+    Move(Folder),
+    Delete,
+    Forward(MailboxId),
+}
+
+/// `intent` applied to the message `msg` at the peer site that keeps it;
+/// `None` when no peer site serves the domain.
+async fn remote_change(
+    ctx: &Ctx,
+    msg: &str,
+    intent: Intent,
+) -> Option<Result<&'static str, ApiError>> {
+    let sites = ctx.shared.sites.clone();
+    let id = ctx.mailbox();
+    if !sites.has_peers(id.domain()) {
+        return None;
+    }
+    let r = async {
+        let (site, meta) = sites.locate(&id, msg).await?;
+        Ok(match intent {
+            Intent::Heard(heard) => {
+                let folder = match (heard, meta.folder) {
+                    (true, Folder::Inbox) => Some(Folder::Old),
+                    (true, _) => None,
+                    (false, _) => Some(Folder::Inbox),
+                };
+                sites.update(&site, &id, msg, Some(heard), folder).await?;
+                "heard"
+            }
+            Intent::Move(folder) => {
+                sites.move_to(&site, &id, msg, folder).await?;
+                "moved"
+            }
+            Intent::Delete => {
+                sites.delete(&site, &id, msg).await?;
+                "deleted"
+            }
+            // the message was found: a 404 now is the target's
+            Intent::Forward(to) => match sites.forward(&site, &id, msg, &to).await {
+                Ok(()) => "forwarded",
+                Err(crate::sites::RemoteError::NotFound) => "forward-failed",
+                Err(e) => return Err(e),
+            },
+        })
+    };
+    Some(r.await.map_err(ApiError::from))
 }
 
 // ----- greetings -----

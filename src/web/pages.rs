@@ -158,6 +158,7 @@ pub fn inbox(
     counts: &[(Folder, usize)],
     rows: &[Row],
     note_key: Option<&str>,
+    partial: bool,
 ) -> Markup {
     let t = lang.t();
     let from = folder.dir_name();
@@ -182,6 +183,9 @@ pub fn inbox(
                 }
             }
             (note(t, note_key))
+            @if partial {
+                p id="partial" class="error" role="status" { (t.partial) }
+            }
             @if rows.is_empty() {
                 p id="empty" { (t.empty) }
             } @else {
@@ -423,8 +427,12 @@ mod tests {
             &[(Folder::Inbox, 1), (Folder::Old, 0), (Folder::Work, 2)],
             &rows,
             Some("deleted"),
+            false,
         )
         .into_string();
+        assert!(!page.contains("id=\"partial\""));
+        let partial = inbox(Lang::En, &who, Folder::Inbox, &[], &[], None, true).into_string();
+        assert!(partial.contains("id=\"partial\""), "{partial}");
         // Log out, heard, move, delete, forward.
         assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 5);
         assert!(page.contains("class=\"message urgent unheard\""));

@@ -3149,3 +3149,184 @@ pub fn private_ca() -> TempDir {
     ]);
     dir
 }
+// Sites: two sites on 127.0.0.1, each its own vmail and SiteShare, each
+// naming the other under `sites` (tests/sites.rs)
+
+/// The Bearer token site A's API accepts (site B uses it to reach A).
+pub const SITE_A_TOKEN: &str = "site-a-token-0123456789";
+/// The Bearer token site B's API accepts.
+pub const SITE_B_TOKEN: &str = "site-b-token-0123456789";
+
+/// Two sites serving [`DOMAIN`]: `siteA` (instance `vmailA`) and `siteB`
+/// (`vmailB`).
+pub struct TwoSites {
+    pub a: Vmail,
+    pub b: Vmail,
+}
+
+/// Starts both sites with demo mailboxes `users` (PIN 1234); `tweak`
+/// changes both instances' `ext`.
+pub fn two_sites(users: &[&str], tweak: impl Fn(&mut Value) + Clone + 'static) -> TwoSites {
+    let port_a = free_tcp_port();
+    let mut port_b = free_tcp_port();
+    while port_b == port_a {
+        port_b = free_tcp_port();
+    }
+    let demo: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"user": u, "domain": DOMAIN, "pin": "1234"}))
+        .collect();
+    let start = |me: &str, port: u16, token: &str, peer: &str, peer_port: u16, peer_token: &str| {
+        let (demo, tweak) = (demo.clone(), tweak.clone());
+        let (me, token, peer, peer_token) = (
+            me.to_owned(),
+            token.to_owned(),
+            peer.to_owned(),
+            peer_token.to_owned(),
+        );
+        Vmail::builder()
+            .name(&format!("vmail{}", &me[4..]))
+            .env("RUST_LOG", "info,vmail=debug")
+            .ext(move |ext| {
+                ext["http_port"] = json!(port);
+                ext["api_tokens"] = json!([token]);
+                ext["demo_mailboxes"] = Value::Array(demo);
+                tweak(ext);
+            })
+            .config(move |c| {
+                c["site"] = json!(me);
+                c["sites"] = json!({ peer: {
+                    "api": format!("http://127.0.0.1:{peer_port}"),
+                    "token": peer_token,
+                }});
+            })
+            .start()
+    };
+    let mut a = start("siteA", port_a, SITE_A_TOKEN, "siteB", port_b, SITE_B_TOKEN);
+    let mut b = start("siteB", port_b, SITE_B_TOKEN, "siteA", port_a, SITE_A_TOKEN);
+    // the ports chosen here, not the builder's
+    a.http_port = port_a;
+    b.http_port = port_b;
+    TwoSites { a, b }
+}
+
+/// The HTTP API of one site, as an operator's client uses it.
+pub struct SiteApi {
+    base: String,
+    token: String,
+    client: reqwest::blocking::Client,
+}
+
+impl SiteApi {
+    /// The API of `v`, with `token`.
+    pub fn new(v: &Vmail, token: &str) -> SiteApi {
+        SiteApi {
+            base: format!("http://{}", v.http_addr()),
+            token: token.to_owned(),
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .expect("HTTP client"),
+        }
+    }
+
+    /// `path` under `/api/v1/domains/<DOMAIN>/mailboxes/`.
+    pub fn mailbox_url(&self, path: &str) -> String {
+        format!("{}/api/v1/domains/{DOMAIN}/mailboxes/{path}", self.base)
+    }
+
+    /// A request with the token; status and JSON body (`null` when none).
+    pub fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method, self.mailbox_url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("HTTP request");
+        let code = resp.status().as_u16();
+        let text = resp.text().unwrap_or_default();
+        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The messages of `user`'s `folder`.
+    pub fn messages(&self, user: &str, folder: &str) -> Value {
+        let (code, body) = self.send(
+            reqwest::Method::GET,
+            &format!("{user}/messages?folder={folder}"),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// The bytes of a message's audio, with an optional `Range`.
+    pub fn audio(&self, user: &str, id: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+        let mut req = self
+            .client
+            .get(self.mailbox_url(&format!("{user}/messages/{id}/audio")))
+            .bearer_auth(&self.token);
+        if let Some(r) = range {
+            req = req.header("Range", r);
+        }
+        let resp = req.send().expect("HTTP request");
+        let code = resp.status().as_u16();
+        (code, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+    }
+}
+
+/// The ids of a listing's items, in order.
+pub fn listed_ids(list: &Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Leaves one message in `user`'s mailbox at `v` with sipp and waits until
+/// its INBOX there holds `inbox` messages; the new message's id.
+pub fn deposit_at(v: &Vmail, user: &str, inbox: usize) -> String {
+    // a 100 ms greeting: recording starts about half a second after the answer
+    let store = vmail::store::FsStore::open_with_pin_cost(
+        v.siteshare.path(),
+        vmail::store::PinCost::TestOnly,
+    )
+    .expect("open store");
+    let id = vmail::store::MailboxId::new(user, DOMAIN).expect("mailbox id");
+    let pcm = vmail::media::tone(400.0, 100, 8000, 8000);
+    store
+        .store_greeting(&id, vmail::store::GreetingKind::Temporary, &pcm, 8000)
+        .expect("store a short greeting");
+    let before: BTreeSet<PathBuf> =
+        files_with_suffix(&v.mailbox_dir(user, DOMAIN).join("INBOX"), ".wav")
+            .into_iter()
+            .collect();
+    let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
+        .mailbox(user)
+        .hold_ms(3000)
+        .run()
+    else {
+        panic!("sipp is needed");
+    };
+    run.assert_success("deposit.xml");
+    let after = wait_for_files(
+        &v.mailbox_dir(user, DOMAIN).join("INBOX"),
+        ".wav",
+        inbox,
+        Duration::from_secs(10),
+    );
+    let new = after
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .expect("a new message");
+    new.file_stem()
+        .and_then(|s| s.to_str())
+        .expect("message id")
+        .to_owned()
+}
+// --- end of the sites helpers ---

@@ -12,6 +12,8 @@ fn intro(new: usize, old: usize) -> Vec<String> {
     h.reply(StoreReply::Messages {
         new: metas(&ids[..new]),
         old: metas(&ids[new..]),
+        remote: vec![],
+        partial: false,
     })
 }
 
@@ -42,6 +44,8 @@ fn counts_carry_what_russian_needs() {
         StoreReply::Messages {
             new: metas(&["a", "b"]),
             old: vec![],
+            remote: vec![],
+            partial: false,
         },
     );
     let Some(Action::Play(items)) = h.m.poll_action() else {
@@ -334,7 +338,9 @@ fn folders_loaded_at_login_are_reached_with_two() {
     assert_eq!(
         h.reply(StoreReply::Messages {
             new: metas(&["n1"]),
-            old
+            old,
+            remote: vec![],
+            partial: false,
         }),
         v(&["play: you-have 1 new message and 1 old message main-menu"])
     );

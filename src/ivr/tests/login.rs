@@ -21,6 +21,8 @@ fn login_with_mailbox_number() {
         h.reply(StoreReply::Messages {
             new: metas(&["a", "b"]),
             old: metas(&["c"]),
+            remote: vec![],
+            partial: false,
         }),
         v(&["play: you-have 2 new messages and 1 old message main-menu"])
     );

@@ -12,6 +12,7 @@ mod hangup;
 mod login;
 mod options;
 mod props;
+mod sites;
 mod timers;
 
 pub(super) fn cfg() -> MenuConfig {
@@ -58,6 +59,7 @@ pub(super) fn render(a: &Action) -> String {
         Action::Store(op) => format!("{op:?}"),
         Action::Hangup => "hangup".into(),
         Action::Done => "done".into(),
+        Action::Prefetch(id) => format!("prefetch:{id}"),
     }
 }
 
@@ -140,7 +142,12 @@ impl H {
         h.start();
         h.keys("1234#");
         h.reply(StoreReply::Pin(PinReply::Ok));
-        h.reply(StoreReply::Messages { new, old });
+        h.reply(StoreReply::Messages {
+            new,
+            old,
+            remote: vec![],
+            partial: false,
+        });
         h.done();
         h
     }

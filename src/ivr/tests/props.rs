@@ -37,6 +37,7 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
         StoreReply::Failed,
         StoreReply::Pin(PinReply::Wrong),
         StoreReply::Forwarded(Ok(())),
+        StoreReply::Unreachable,
     ];
     if k % 8 == 7 {
         return any[usize::from(k / 8) % any.len()].clone();
@@ -60,9 +61,18 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
                 last.folder = crate::store::Folder::from_key(char::from(b'2' + k % 8))
                     .unwrap_or(crate::store::Folder::Work);
             }
+            // Some runs have messages kept at another site ("b", "d"),
+            // and some a site that did not answer.
+            let remote = if k.is_multiple_of(3) {
+                vec![]
+            } else {
+                vec!["b".to_string(), "d".to_string()]
+            };
             StoreReply::Messages {
                 new: metas(&ids[..n]),
                 old,
+                remote,
+                partial: k.is_multiple_of(5),
             }
         }
         Some(StoreOp::Forward { .. }) => match k % 3 {
@@ -70,13 +80,11 @@ fn reply_for(op: Option<&StoreOp>, k: u8) -> StoreReply {
             1 => StoreReply::Forwarded(Err(ForwardError::NoSuchMailbox)),
             _ => StoreReply::Forwarded(Err(ForwardError::Failed)),
         },
-        _ => {
-            if k % 6 == 5 {
-                StoreReply::Failed
-            } else {
-                StoreReply::Done
-            }
-        }
+        _ => match k % 6 {
+            5 => StoreReply::Failed,
+            4 => StoreReply::Unreachable,
+            _ => StoreReply::Done,
+        },
     }
 }
 
@@ -99,14 +107,18 @@ proptest! {
         let mut out: Option<StoreOp> = None;
         let mut hung_up = false;
         let mut done = 0;
-        let check = |h: &mut H, out: &mut Option<StoreOp>, hung_up: bool, done: &mut u32| {
+        let mut remote: Vec<String> = Vec::new();
+        let check = |h: &mut H, out: &mut Option<StoreOp>, hung_up: bool, done: &mut u32, remote: &[String]| {
             let mut n = 0;
             while let Some(a) = h.m.poll_action() {
                 n += 1;
                 prop_assert_eq!(*done, 0, "action after Done: {:?}", a);
                 match &a {
                     Action::Done => *done += 1,
-                    Action::Store(StoreOp::Delete { .. }) => {}
+                    Action::Store(StoreOp::Delete { msg }) => {
+                        // Remote ones were deleted during the call.
+                        prop_assert!(!remote.contains(msg), "end-of-call delete of {}", msg);
+                    }
                     Action::Store(op) => {
                         prop_assert!(!hung_up, "store op after hang-up: {:?}", op);
                         prop_assert!(out.is_none(), "two ops out: {:?} and {:?}", out, op);
@@ -119,7 +131,7 @@ proptest! {
             Ok(())
         };
         h.m.start(h.now);
-        check(&mut h, &mut out, hung_up, &mut done)?;
+        check(&mut h, &mut out, hung_up, &mut done, &remote)?;
         for i in inputs {
             match i {
                 Input::Digit(d) => h.m.on_digit(h.now, d),
@@ -127,6 +139,9 @@ proptest! {
                 Input::RecordingDone(ms) => h.m.on_recording_done(h.now, ms),
                 Input::Reply(k) => {
                     let r = reply_for(out.as_ref(), k);
+                    if let StoreReply::Messages { remote: r, .. } = &r {
+                        remote = r.clone();
+                    }
                     out = None;
                     h.m.on_store(h.now, r);
                 }
@@ -139,14 +154,14 @@ proptest! {
                     h.m.handle_timeout(h.now);
                 }
             }
-            check(&mut h, &mut out, hung_up, &mut done)?;
+            check(&mut h, &mut out, hung_up, &mut done, &remote)?;
             if done == 1 {
                 prop_assert!(h.m.is_done());
                 prop_assert_eq!(h.m.poll_timeout(), None);
             }
         }
         h.m.on_hangup(h.now);
-        check(&mut h, &mut out, true, &mut done)?;
+        check(&mut h, &mut out, true, &mut done, &remote)?;
         prop_assert_eq!(done, 1);
     }
 }
