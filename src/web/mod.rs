@@ -1,6 +1,7 @@
 //! The subscribers' web inbox, served on the HTTP port next to the API:
 //! log in with mailbox address and PIN, list, play, download, mark,
-//! move, delete and forward messages, manage greetings, change the PIN.
+//! move, delete and forward messages (50 a page), manage greetings, change
+//! the PIN and the mailbox's own settings.
 //!
 //! Pages are rendered on the server ([`pages`], maud: every value is
 //! escaped); `static/app.js` adds playing-marks-heard, delete with undo
