@@ -1321,6 +1321,17 @@ fn attach_name(a: Attach) -> &'static str {
     }
 }
 
+/// The mailbox's settings as stored (`NotFound` if it is gone).
+fn stored_settings(
+    store: &crate::store::FsStore,
+    id: &MailboxId,
+) -> Result<crate::store::MailboxSettings, OpError> {
+    Ok(store
+        .mailbox(id)?
+        .ok_or(StoreError::NotFound { what: "mailbox" })?
+        .settings)
+}
+
 /// The languages a subscriber may choose: the prompt set's, and the
 /// mailbox's own when it is another (set through the API).
 fn languages(shared: &Shared, own: Option<&str>) -> Vec<String> {
@@ -1340,9 +1351,7 @@ async fn settings_page(
     note: SettingsNote,
     pin_note: PinNote,
 ) -> Response {
-    let stored = ctx
-        .run(|store, id| Ok(ops::view(store, id)?.mailbox.settings))
-        .await;
+    let stored = ctx.run(stored_settings).await;
     let stored = match stored {
         Ok(s) => s,
         Err(e) => return failure(ctx.lang, e),
@@ -1465,7 +1474,7 @@ async fn save_settings(
     let zone_sent = form.timezone.as_deref().unwrap_or("").trim().to_owned();
     let r = ctx
         .run(move |store, id| {
-            let current = ops::view(store, id)?.mailbox.settings;
+            let current = stored_settings(store, id)?;
             if let Some(Some(l)) = &change.language {
                 if !prompt_languages.contains(l) && current.language.as_ref() != Some(l) {
                     return Ok(Err(Refusal::Language));
