@@ -37,7 +37,7 @@ pub enum OpError {
     #[error("greeting upload larger than {MAX_GREETING_BYTES} bytes")]
     TooLarge,
     /// The time zone is not one vmail knows.
-    #[error("unknown time zone {0:?}: expected an IANA zone name such as Europe/Moscow, or UTC")]
+    #[error("unknown time zone {0:?}: expected an IANA zone name such as Europe/Moscow, UTC, or an offset such as +03:00")]
     UnknownTimezone(String),
 }
 
@@ -356,6 +356,13 @@ mod tests {
         assert!(matches!(e, OpError::UnknownTimezone(ref z) if z == "Europe/Atlantis"));
         let m = update(&store, &id, |s| s.timezone = Some("Asia/Tokyo".into())).expect("known");
         assert_eq!(m.settings.timezone.as_deref(), Some("Asia/Tokyo"));
+        // Fixed offsets within ±14:59, as `ext.timezone` takes them.
+        let m = update(&store, &id, |s| s.timezone = Some("-03:30".into())).expect("offset");
+        assert_eq!(m.settings.timezone.as_deref(), Some("-03:30"));
+        for bad in ["+15:00", "+3:00", "+03:0x"] {
+            let e = update(&store, &id, |s| s.timezone = Some(bad.into())).expect_err(bad);
+            assert!(matches!(e, OpError::UnknownTimezone(_)), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -171,8 +171,8 @@ enum MailboxCommand {
         #[arg(long)]
         operator: Option<String>,
         /// Time zone of the dates and times said, shown and e-mailed: an
-        /// IANA zone name such as Europe/Moscow, or UTC; "" goes back to
-        /// ext.timezone.
+        /// IANA zone name such as Europe/Moscow, UTC, or an offset such as
+        /// +03:00; "" goes back to ext.timezone.
         #[arg(long)]
         timezone: Option<String>,
     },

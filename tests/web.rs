@@ -614,3 +614,50 @@ fn inbox_screenshot_with_two_messages() {
         println!("copied to {}", docs.join("web-inbox.png").display());
     }
 }
+
+/// A language chosen on the settings page in the browser: saved in the
+/// mailbox, and the pages follow it at once.
+#[test]
+fn a_language_chosen_in_the_browser_changes_the_pages() {
+    if chromium_python().is_none() {
+        return;
+    }
+    // Russian prompts (and English, always loaded): both offered.
+    let v = web_vmail(&["1001"], |ext| {
+        ext["language"] = json!("ru");
+    });
+    let run = Browser::new(v.http_addr())
+        .login_as(&address("1001"), PIN)
+        .run(&[
+            "login",
+            "goto",
+            "/settings",
+            "set-language",
+            "en",
+            "goto",
+            "/inbox",
+            "set-language",
+            "ru",
+        ])
+        .expect("browser present");
+    run.assert_success("language change");
+    let report = run.report();
+    assert_eq!(run.step("goto")["lang"], "ru", "ext.language: {report}");
+    let to_en = run.nth("set-language", 0);
+    assert_eq!(to_en["lang"], "en", "{report}");
+    assert_eq!(to_en["saved_text"], "Your settings are saved.", "{report}");
+    assert_eq!(
+        to_en["label_before"], "Язык подсказок и этих страниц",
+        "{report}"
+    );
+    assert_eq!(run.nth("goto", 1)["lang"], "en", "the inbox too: {report}");
+    let to_ru = run.nth("set-language", 1);
+    assert_eq!(to_ru["lang"], "ru", "{report}");
+    assert_eq!(to_ru["saved_text"], "Настройки сохранены.", "{report}");
+    let settings = store(&v)
+        .mailbox(&mailbox("1001"))
+        .expect("store")
+        .expect("mailbox")
+        .settings;
+    assert_eq!(settings.language.as_deref(), Some("ru"));
+}

@@ -662,3 +662,265 @@ fn a_passive_instance_answers_503_naming_the_active_one() {
     let a = Browser::new(active.http_addr().to_string());
     assert_eq!(a.get("/login").status().as_u16(), 200);
 }
+
+const API_TOKEN: &str = "web-settings-test-token";
+
+/// `GET` of the mailbox through the HTTP API.
+fn api_mailbox(v: &Vmail, user: &str) -> Value {
+    let r = Client::new()
+        .get(format!(
+            "http://{}/api/v1/domains/{DOMAIN}/mailboxes/{user}",
+            v.http_addr()
+        ))
+        .bearer_auth(API_TOKEN)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .expect("API request");
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().expect("API JSON")
+}
+
+/// The settings form's fields, each `(name, value)`.
+fn settings_form<'a>(csrf: &'a str, fields: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![("csrf", csrf)];
+    form.extend_from_slice(fields);
+    form
+}
+
+#[test]
+fn settings_changed_on_the_page_reach_the_store_and_the_api() {
+    // Prompts in Russian (and English, always loaded): both offered.
+    let v = vmail_with(|ext| {
+        ext["api_tokens"] = json!([API_TOKEN]);
+        ext["language"] = json!("ru");
+    });
+    let b = Browser::logged_in(v.http_addr().to_string(), "1001");
+    let st = store(&v);
+    let settings_of = |user: &str| st.mailbox(&mb(user)).unwrap().unwrap().settings;
+    let before = settings_of("1001");
+
+    let page = b.get("/settings").text().unwrap();
+    assert!(page.contains("<html lang=\"ru\">"), "{page}");
+    for id in [
+        "display-name",
+        "language",
+        "timezone",
+        "email",
+        "attach",
+        "delete-after-send",
+    ] {
+        assert!(
+            page.contains(&format!("<label for=\"{id}\"")),
+            "{id}: {page}"
+        );
+    }
+    assert!(
+        page.contains("<option value=\"en\">English</option>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<option value=\"ru\">Русский</option>"),
+        "{page}"
+    );
+    // No operator-only setting.
+    assert!(!page.contains("max_messages") && !page.contains("name=\"operator\""));
+    let csrf = field_value(&page, "name=\"csrf\" value=\"").unwrap();
+    let good = [
+        ("display_name", "Ann Example"),
+        ("language", "en"),
+        ("timezone", "Europe/Moscow"),
+        ("email", "ann@example.com, Bob <bob@example.com>"),
+        ("attach", "opus"),
+        ("delete_after_send", "true"),
+    ];
+
+    // Without the token, or with a wrong one: 403, nothing changed.
+    let r = b.post("/settings", &good);
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(r.text().unwrap().contains("id=\"csrf-error\""));
+    let with_wrong = settings_form("0000", &good);
+    assert_eq!(b.post("/settings", &with_wrong).status().as_u16(), 403);
+    assert_eq!(settings_of("1001"), before);
+
+    // Saved: PRG back to the page, in English at once.
+    let r = b.post("/settings", &settings_form(&csrf, &good));
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(location(&r), "/settings?note=settings-saved");
+    let saved = settings_of("1001");
+    assert_eq!(saved.display_name.as_deref(), Some("Ann Example"));
+    assert_eq!(saved.language.as_deref(), Some("en"));
+    assert_eq!(saved.timezone.as_deref(), Some("Europe/Moscow"));
+    assert_eq!(
+        saved.email.as_deref(),
+        Some("ann@example.com, Bob <bob@example.com>")
+    );
+    assert_eq!(saved.attach, Some(vmail::store::Attach::Opus));
+    assert!(saved.delete_after_send);
+    // Operator-only settings are untouched.
+    assert_eq!(
+        (
+            saved.max_messages,
+            saved.retention_old_days,
+            &saved.operator
+        ),
+        (
+            before.max_messages,
+            before.retention_old_days,
+            &before.operator
+        )
+    );
+    let api = api_mailbox(&v, "1001");
+    assert_eq!(api["display_name"], "Ann Example");
+    assert_eq!(api["language"], "en");
+    assert_eq!(api["timezone"], "Europe/Moscow");
+    assert_eq!(api["email"], "ann@example.com, Bob <bob@example.com>");
+    assert_eq!(api["attach"], "opus");
+    assert_eq!(api["delete_after_send"], true);
+    let page = b.get("/settings?note=settings-saved").text().unwrap();
+    assert!(page.contains("<html lang=\"en\">"), "{page}");
+    assert!(page.contains(
+        "id=\"settings-saved\" class=\"note\" role=\"status\">Your settings are saved.<"
+    ));
+    assert!(page.contains("<option value=\"en\" selected>"), "{page}");
+    assert!(page.contains("value=\"Europe/Moscow\""));
+    assert!(page.contains("<option value=\"opus\" selected>"));
+    assert!(b
+        .get("/inbox")
+        .text()
+        .unwrap()
+        .contains("<html lang=\"en\">"));
+
+    // Refused values: 400 with the reason, nothing changed (not even the
+    // form's other fields), the form shown again as sent.
+    let other = [
+        ("display_name", "Bob Other"),
+        ("language", "ru"),
+        ("timezone", "Asia/Tokyo"),
+        ("email", "bob@example.com"),
+        ("attach", "none"),
+    ];
+    for (field, bad, says) in [
+        ("timezone", "Mars/Olympus_Mons", "Unknown time zone. Use a name such as Europe/Moscow, UTC, or an offset such as +03:00: Mars/Olympus_Mons"),
+        ("timezone", "../../etc/passwd", "Unknown time zone"),
+        ("timezone", "+15:00", "Unknown time zone"),
+        ("email", "not an address", "These are not e-mail addresses"),
+        ("language", "xx", "This language is not one the prompts have"),
+        ("attach", "mp3", "Choose what the e-mail carries"),
+    ] {
+        let mut fields: Vec<(&str, &str)> =
+            other.iter().filter(|(k, _)| *k != field).copied().collect();
+        fields.push((field, bad));
+        let r = b.post("/settings", &settings_form(&csrf, &fields));
+        assert_eq!(r.status().as_u16(), 400, "{field}={bad}");
+        let page = r.text().unwrap();
+        let alert = page
+            .split("id=\"settings-error\" class=\"error\" role=\"alert\">")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no alert for {field}={bad}: {page}"));
+        let alert = alert.split('<').next().unwrap();
+        assert!(alert.contains(says), "{field}={bad}: {alert}");
+        assert!(page.contains("<html lang=\"en\">"));
+        assert!(page.contains("value=\"Bob Other\""), "{page}");
+        assert_eq!(settings_of("1001"), saved, "{field}={bad}");
+    }
+
+    // Russian, a fixed offset, no e-mail, the box unticked (a browser
+    // leaves it out): the page is Russian at once.
+    let r = b.post(
+        "/settings",
+        &settings_form(
+            &csrf,
+            &[
+                ("display_name", ""),
+                ("language", "ru"),
+                ("timezone", "+03:00"),
+                ("email", ""),
+                ("attach", "none"),
+            ],
+        ),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    let s = settings_of("1001");
+    assert_eq!(s.display_name, None);
+    assert_eq!(s.language.as_deref(), Some("ru"));
+    assert_eq!(s.timezone.as_deref(), Some("+03:00"));
+    assert_eq!(s.email, None);
+    assert_eq!(s.attach, Some(vmail::store::Attach::None));
+    assert!(!s.delete_after_send);
+    let api = api_mailbox(&v, "1001");
+    assert_eq!(api["timezone"], "+03:00");
+    assert_eq!(api["attach"], "none");
+    assert_eq!(api["email"], Value::Null);
+    let page = b.get("/settings?note=settings-saved").text().unwrap();
+    assert!(page.contains("<html lang=\"ru\">"), "{page}");
+    assert!(page.contains("Настройки сохранены."));
+    // Empty language and zone: the instance's defaults again.
+    let r = b.post(
+        "/settings",
+        &settings_form(&csrf, &[("language", ""), ("timezone", "")]),
+    );
+    assert_eq!(r.status().as_u16(), 303);
+    let s = settings_of("1001");
+    assert_eq!((s.language, s.timezone), (None, None));
+    // The other mailbox was never touched.
+    assert_eq!(settings_of("1002"), before);
+}
+
+#[test]
+fn a_folder_pages_fifty_newest_first_with_working_links() {
+    let v = vmail_with(|_| {});
+    let mut ids: Vec<String> = (0..60).map(|_| deposit(&v, "1001", 200)).collect();
+    ids.sort();
+    ids.reverse(); // newest first
+    let b = Browser::logged_in(v.http_addr().to_string(), "1001");
+    let shown = |page: &str| -> Vec<String> {
+        page.split("data-id=\"")
+            .skip(1)
+            .map(|p| p.split('"').next().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = b.get("/inbox?folder=INBOX").text().unwrap();
+    assert_eq!(shown(&first), ids[..50], "page 1");
+    // Counts are the folder's, not the page's.
+    assert!(
+        first.contains("id=\"count-new\" class=\"count\">60<"),
+        "{first}"
+    );
+    assert!(first.contains("id=\"page-info\""));
+    assert!(!first.contains("id=\"page-prev\""));
+    let next = field_value(&first, "id=\"page-next\" rel=\"next\" href=\"")
+        .expect("a next link")
+        .replace("&amp;", "&");
+    assert_eq!(next, "/inbox?folder=INBOX&page=2");
+
+    let second = b.get(&next).text().unwrap();
+    assert_eq!(shown(&second), ids[50..], "page 2");
+    assert!(second.contains("id=\"count-new\" class=\"count\">60<"));
+    assert!(!second.contains("id=\"page-next\""));
+    let prev = field_value(&second, "id=\"page-prev\" rel=\"prev\" href=\"")
+        .expect("a previous link")
+        .replace("&amp;", "&");
+    assert_eq!(shown(&b.get(&prev).text().unwrap()), ids[..50]);
+    // Beyond the end: the last page; garbage: the first.
+    assert_eq!(
+        shown(&b.get("/inbox?folder=INBOX&page=9").text().unwrap()),
+        ids[50..]
+    );
+    assert_eq!(
+        shown(&b.get("/inbox?folder=INBOX&page=x").text().unwrap()),
+        ids[..50]
+    );
+
+    // A change on page 2 comes back to page 2.
+    let csrf = field_value(&second, "name=\"csrf\" value=\"").unwrap();
+    let last = ids[59].clone();
+    let r = b.post(
+        &format!("/messages/{last}/delete"),
+        &[("csrf", &csrf), ("from", "INBOX"), ("page", "2")],
+    );
+    assert_eq!(location(&r), "/inbox?folder=INBOX&page=2&note=deleted");
+    let second = b.get("/inbox?folder=INBOX&page=2").text().unwrap();
+    assert_eq!(shown(&second), ids[50..59]);
+    assert!(second.contains("id=\"count-new\" class=\"count\">59<"));
+}

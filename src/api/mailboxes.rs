@@ -226,8 +226,8 @@ pub struct NewMailbox {
     /// A language tag such as `en` or `pt-BR` (a prompt directory).
     #[schema(pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
     pub language: Option<String>,
-    /// An IANA zone name such as `Europe/Moscow`.
-    #[schema(pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
+    /// An IANA zone name such as `Europe/Moscow`, `UTC`, or an offset such as `+03:00`.
+    #[schema(pattern = r"^([A-Za-z][A-Za-z0-9/_+-]{0,63}|[+-][0-9]{2}:[0-9]{2})$")]
     pub timezone: Option<String>,
     /// Where new messages are e-mailed: one address or a comma-separated list.
     #[schema(max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]
@@ -377,7 +377,7 @@ pub struct MailboxChange {
     #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9_-]{0,15}$")]
     pub language: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>, nullable, pattern = r"^[A-Za-z][A-Za-z0-9/_+-]{0,63}$")]
+    #[schema(value_type = Option<String>, nullable, pattern = r"^([A-Za-z][A-Za-z0-9/_+-]{0,63}|[+-][0-9]{2}:[0-9]{2})$")]
     pub timezone: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, nullable, max_length = 254, pattern = r"^[^\x00-\x1f\x7f]*$")]

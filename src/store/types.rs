@@ -159,16 +159,27 @@ impl MailboxSettings {
             }
         }
         if let Some(tz) = &self.timezone {
-            let ok = (1..=64).contains(&tz.len())
+            // A fixed offset `+hh:mm` / `-hh:mm`, or a zone name.
+            let offset = tz.len() == 6
+                && tz.starts_with(['+', '-'])
+                && tz.bytes().enumerate().skip(1).all(|(i, b)| {
+                    if i == 3 {
+                        b == b':'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            let name = (1..=64).contains(&tz.len())
                 && tz
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'+' | b'-'))
                 && tz.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
                 && !tz.contains("//");
+            let ok = offset || name;
             if !ok {
                 return Err(StoreError::InvalidValue {
                     what: "timezone",
-                    reason: "expected an IANA zone name such as Europe/Moscow",
+                    reason: "expected an IANA zone name such as Europe/Moscow, or an offset such as +03:00",
                 });
             }
         }

@@ -1,6 +1,7 @@
 //! The subscribers' web inbox, served on the HTTP port next to the API:
 //! log in with mailbox address and PIN, list, play, download, mark,
-//! move, delete and forward messages, manage greetings, change the PIN.
+//! move, delete and forward messages (50 a page), manage greetings, change
+//! the PIN and the mailbox's own settings.
 //!
 //! Pages are rendered on the server ([`pages`], maud: every value is
 //! escaped); `static/app.js` adds playing-marks-heard, delete with undo
@@ -45,9 +46,11 @@ use crate::api::{self, ApiError, ApiState};
 use crate::mailbox_ops::{self as ops, OpError, PinRule, MAX_GREETING_BYTES};
 use crate::runtime::pin_login::{self, PinLogin, PoolLogin};
 use crate::runtime::Shared;
-use crate::store::{validate_message_id, Folder, GreetingKind, MailboxId, MessageMeta};
+use crate::store::{
+    validate_message_id, Attach, Folder, GreetingKind, MailboxId, MessageMeta, StoreError,
+};
 use i18n::Lang;
-use pages::{PinNote, Row, Who};
+use pages::{Paging, PinNote, Row, SettingsChoices, SettingsNote, SettingsValues, Who};
 use session::{Session, Sessions, MAX_SESSIONS};
 
 /// The session cookie.
@@ -62,8 +65,10 @@ const CSRF_HEADER: &str = "x-csrf-token";
 pub const LOGIN_FAILURE_TIME: Duration = Duration::from_millis(1000);
 /// Seconds a login refused because the hashing queue is full should wait.
 const BUSY_RETRY_SECONDS: u64 = 5;
-/// Most messages one folder page shows (the newest).
-const MAX_ROWS: usize = 1000;
+/// Messages on one page of a folder (newest first).
+pub const PAGE_SIZE: usize = 50;
+/// The highest page number read from a request (more is the last page).
+const MAX_PAGE: usize = 1_000_000;
 /// The longest PIN hashed; a longer one is checked as an empty PIN (a
 /// failure counted like any other).
 const MAX_PIN_LEN: usize = 64;
@@ -112,7 +117,7 @@ pub(crate) fn router(api: ApiState) -> Router<ApiState> {
         )
         .route("/greetings/{kind}/audio", get(greeting_audio))
         .route("/greetings/{kind}/delete", post(delete_greeting))
-        .route("/settings", get(settings))
+        .route("/settings", get(settings).post(save_settings))
         .route("/pin", post(set_pin))
         .route("/static/app.js", get(app_js))
         .route("/static/app.css", get(app_css))
@@ -632,7 +637,25 @@ async fn logout(
 #[derive(Deserialize)]
 struct InboxQuery {
     folder: Option<String>,
+    page: Option<String>,
     note: Option<String>,
+}
+
+/// A page number as sent (`1`, `2`, ...); anything else is the first.
+fn page_of(page: Option<&str>) -> usize {
+    page.and_then(|p| p.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 1)
+        .map_or(1, |n| n.min(MAX_PAGE))
+}
+
+/// The page `asked` of `total` items, `per_page` each: the page shown
+/// (the last one when `asked` is beyond it) and the range of its items.
+fn paging(total: usize, asked: usize, per_page: usize) -> (Paging, std::ops::Range<usize>) {
+    let pages = total.div_ceil(per_page).max(1);
+    let page = asked.clamp(1, pages);
+    let start = (page - 1) * per_page;
+    let end = (start + per_page).min(total);
+    (Paging { page, pages }, start.min(total)..end)
 }
 
 /// A folder by its exact directory name (`INBOX`, `Old`, `Work`, ...).
@@ -641,10 +664,13 @@ fn folder_of(name: Option<&str>) -> Option<Folder> {
     Folder::ALL.into_iter().find(|f| f.dir_name() == name)
 }
 
-/// Where a form goes back to: the folder it came from.
-fn back_to(from: Option<&str>, note: &str) -> String {
+/// Where a form goes back to: the folder (and page) it came from.
+fn back_to(from: Option<&str>, page: Option<&str>, note: &str) -> String {
     let folder = folder_of(from).unwrap_or(Folder::Inbox).dir_name();
-    format!("/inbox?folder={folder}&note={note}")
+    match page_of(page) {
+        1 => format!("/inbox?folder={folder}&note={note}"),
+        n => format!("/inbox?folder={folder}&page={n}&note={note}"),
+    }
 }
 
 /// The caller as shown: the display name and the URI's user part.
@@ -685,12 +711,13 @@ async fn inbox(
         Ok(c) => c,
         Err(n) => return n.page(),
     };
-    let (folder, note) = match q.ok() {
+    let (folder, asked, note) = match q.ok() {
         Some(Query(q)) => (
             folder_of(q.folder.as_deref()).unwrap_or(Folder::Inbox),
+            page_of(q.page.as_deref()),
             q.note,
         ),
-        None => (Folder::Inbox, None),
+        None => (Folder::Inbox, 1, None),
     };
     // every site's messages, each once
     let listed = ctx
@@ -725,9 +752,9 @@ async fn inbox(
     // newest first
     items.sort_by(|a, b| b.id.cmp(&a.id));
     let partial = !merged.unreachable.is_empty();
-    items.truncate(MAX_ROWS);
+    let (paging, range) = paging(items.len(), asked, PAGE_SIZE);
     let t = ctx.lang.t();
-    let rows: Vec<Row> = items
+    let rows: Vec<Row> = items[range]
         .iter()
         .map(|m| Row {
             id: m.id.clone(),
@@ -752,6 +779,7 @@ async fn inbox(
             folder,
             &counts,
             &rows,
+            paging,
             note.as_deref(),
             partial,
         ),
@@ -846,6 +874,8 @@ struct MessageForm {
     #[serde(default)]
     from: Option<String>,
     #[serde(default)]
+    page: Option<String>,
+    #[serde(default)]
     heard: Option<String>,
     #[serde(default)]
     folder: Option<String>,
@@ -914,12 +944,13 @@ async fn change_message(
         return not_found(ctx.lang);
     }
     let from = form.as_ref().and_then(|f| f.from.clone());
+    let from_page = form.as_ref().and_then(|f| f.page.clone());
     let script = from_script(&headers);
     let done = |note: &str| {
         if script {
             StatusCode::NO_CONTENT.into_response()
         } else {
-            see_other(&back_to(from.as_deref(), note))
+            see_other(&back_to(from.as_deref(), from_page.as_deref(), note))
         }
     };
     let m = msg.clone();
@@ -985,7 +1016,11 @@ async fn change_message(
                 return if script {
                     StatusCode::BAD_REQUEST.into_response()
                 } else {
-                    see_other(&back_to(from.as_deref(), "forward-failed"))
+                    see_other(&back_to(
+                        from.as_deref(),
+                        from_page.as_deref(),
+                        "forward-failed",
+                    ))
                 };
             };
             intent = Intent::Forward(target.clone());
@@ -1266,6 +1301,80 @@ async fn delete_greeting(
 
 // ----- settings -----
 
+/// What the settings form shows for stored settings.
+fn values_of(s: &crate::store::MailboxSettings) -> SettingsValues {
+    SettingsValues {
+        display_name: s.display_name.clone().unwrap_or_default(),
+        language: s.language.clone().unwrap_or_default(),
+        timezone: s.timezone.clone().unwrap_or_default(),
+        email: s.email.clone().unwrap_or_default(),
+        attach: attach_name(s.attach.unwrap_or(Attach::Wav)).to_owned(),
+        delete_after_send: s.delete_after_send,
+    }
+}
+
+fn attach_name(a: Attach) -> &'static str {
+    match a {
+        Attach::None => "none",
+        Attach::Wav => "wav",
+        Attach::Opus => "opus",
+    }
+}
+
+/// The mailbox's settings as stored (`NotFound` if it is gone).
+fn stored_settings(
+    store: &crate::store::FsStore,
+    id: &MailboxId,
+) -> Result<crate::store::MailboxSettings, OpError> {
+    Ok(store
+        .mailbox(id)?
+        .ok_or(StoreError::NotFound { what: "mailbox" })?
+        .settings)
+}
+
+/// The languages a subscriber may choose: the prompt set's, and the
+/// mailbox's own when it is another (set through the API).
+fn languages(shared: &Shared, own: Option<&str>) -> Vec<String> {
+    let mut all = shared.prompts.languages();
+    if let Some(l) = own.filter(|l| !l.is_empty() && !all.iter().any(|a| a == l)) {
+        all.push(l.to_owned());
+    }
+    all
+}
+
+/// The settings page: the stored values unless `shown` (a refused form,
+/// shown again as sent).
+async fn settings_page(
+    ctx: &Ctx,
+    status: StatusCode,
+    shown: Option<SettingsValues>,
+    note: SettingsNote,
+    pin_note: PinNote,
+) -> Response {
+    let stored = ctx.run(stored_settings).await;
+    let stored = match stored {
+        Ok(s) => s,
+        Err(e) => return failure(ctx.lang, e),
+    };
+    let languages = languages(&ctx.shared, stored.language.as_deref());
+    let values = shown.unwrap_or_else(|| values_of(&stored));
+    let ext = &ctx.shared.role.ext;
+    let choices = SettingsChoices {
+        languages: &languages,
+        default_language: &ext.language,
+        default_timezone: &ext.timezone,
+    };
+    let (mailbox, csrf) = ctx.who();
+    let who = Who {
+        mailbox: &mailbox,
+        csrf,
+    };
+    html(
+        status,
+        pages::settings(ctx.lang, &who, &values, &choices, note, pin_note),
+    )
+}
+
 async fn settings(
     State(web): State<Web>,
     headers: HeaderMap,
@@ -1275,16 +1384,200 @@ async fn settings(
         Ok(c) => c,
         Err(n) => return n.page(),
     };
-    let note = match q.ok().and_then(|Query(q)| q.note).as_deref() {
-        Some("pin-changed") => PinNote::Changed,
-        _ => PinNote::None,
+    let (note, pin_note) = match q.ok().and_then(|Query(q)| q.note).as_deref() {
+        Some("pin-changed") => (SettingsNote::None, PinNote::Changed),
+        Some("settings-saved") => (SettingsNote::Saved, PinNote::None),
+        _ => (SettingsNote::None, PinNote::None),
     };
-    let (mailbox, csrf) = ctx.who();
-    let who = Who {
-        mailbox: &mailbox,
-        csrf,
+    settings_page(&ctx, StatusCode::OK, None, note, pin_note).await
+}
+
+/// The settings form. A text field not sent is left as it is, an empty
+/// one clears the setting (the default applies); the check box is off
+/// when not sent, as browsers send it.
+#[derive(Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    csrf: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    attach: Option<String>,
+    #[serde(default)]
+    delete_after_send: Option<String>,
+}
+
+/// Why the settings form was refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Not a zone vmail knows (as sent).
+    Timezone(String),
+    /// A language the prompts do not have.
+    Language,
+    /// Not one of the attachment kinds.
+    Attach,
+    /// The store's rule for this setting.
+    Invalid(&'static str),
+}
+
+impl Refusal {
+    fn text(&self, t: &i18n::Texts) -> String {
+        match self {
+            Refusal::Timezone(z) => format!("{} {z}", t.bad_timezone),
+            Refusal::Language => t.bad_language.to_owned(),
+            Refusal::Attach => t.bad_attach.to_owned(),
+            Refusal::Invalid("email") => t.bad_email.to_owned(),
+            Refusal::Invalid("display_name") => t.bad_display_name.to_owned(),
+            Refusal::Invalid("language") => t.bad_language.to_owned(),
+            Refusal::Invalid(_) => t.failed.to_owned(),
+        }
+    }
+}
+
+/// A form value: trimmed, `None` when empty.
+fn setting(v: &str) -> Option<String> {
+    Some(v.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+async fn save_settings(
+    State(web): State<Web>,
+    headers: HeaderMap,
+    form: Result<Form<SettingsForm>, FormRejection>,
+) -> Response {
+    let form = form.ok().map(|Form(f)| f);
+    let field = form.as_ref().and_then(|f| f.csrf.as_deref());
+    let ctx = match web.change_ctx(&headers, field).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
-    html(StatusCode::OK, pages::settings(ctx.lang, &who, note))
+    let Some(form) = form else {
+        return failure(ctx.lang, ApiError::bad_request("invalid_form", "bad form"));
+    };
+    let attach = match form.attach.as_deref().map(str::trim) {
+        None => None,
+        Some(a) => match Attach::parse(a) {
+            Some(a) => Some(a),
+            None => {
+                let shown = shown_values(&form);
+                return refuse_settings(&ctx, shown, Refusal::Attach).await;
+            }
+        },
+    };
+    let prompt_languages = ctx.shared.prompts.languages();
+    let change = form_change(&form, attach);
+    let zone_sent = form.timezone.as_deref().unwrap_or("").trim().to_owned();
+    let r = ctx
+        .run(move |store, id| {
+            let current = stored_settings(store, id)?;
+            if let Some(Some(l)) = &change.language {
+                if !prompt_languages.contains(l) && current.language.as_ref() != Some(l) {
+                    return Ok(Err(Refusal::Language));
+                }
+            }
+            let updated = ops::update(store, id, |s| {
+                if let Some(v) = change.display_name {
+                    s.display_name = v;
+                }
+                if let Some(v) = change.language {
+                    s.language = v;
+                }
+                if let Some(v) = change.timezone {
+                    s.timezone = v;
+                }
+                if let Some(v) = change.email {
+                    s.email = v;
+                }
+                if let Some(v) = change.attach {
+                    s.attach = Some(v);
+                }
+                s.delete_after_send = change.delete_after_send;
+            });
+            match updated {
+                Ok(m) => Ok(Ok(m)),
+                Err(OpError::UnknownTimezone(z)) => Ok(Err(Refusal::Timezone(z))),
+                Err(OpError::Store(StoreError::InvalidValue {
+                    what: "timezone", ..
+                })) => Ok(Err(Refusal::Timezone(zone_sent))),
+                Err(OpError::Store(StoreError::InvalidValue { what, .. })) => {
+                    Ok(Err(Refusal::Invalid(what)))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await;
+    match r {
+        Ok(Ok(m)) => {
+            let s = &m.settings;
+            tracing::info!(
+                mailbox = %ctx.session.mailbox,
+                language = s.language.as_deref().unwrap_or(""),
+                timezone = s.timezone.as_deref().unwrap_or(""),
+                email = s.email.is_some(),
+                attach = attach_name(s.attach.unwrap_or(Attach::Wav)),
+                delete_after_send = s.delete_after_send,
+                "mailbox settings changed on the web"
+            );
+            see_other("/settings?note=settings-saved")
+        }
+        Ok(Err(refusal)) => refuse_settings(&ctx, shown_values(&form), refusal).await,
+        Err(e) => failure(ctx.lang, e),
+    }
+}
+
+/// The settings a form asks for: `None` leaves one as it is.
+struct Change {
+    display_name: Option<Option<String>>,
+    language: Option<Option<String>>,
+    timezone: Option<Option<String>>,
+    email: Option<Option<String>>,
+    attach: Option<Attach>,
+    delete_after_send: bool,
+}
+
+fn form_change(f: &SettingsForm, attach: Option<Attach>) -> Change {
+    let text = |v: &Option<String>| v.as_deref().map(setting);
+    Change {
+        display_name: text(&f.display_name),
+        language: text(&f.language),
+        timezone: text(&f.timezone),
+        email: text(&f.email),
+        attach,
+        delete_after_send: f.delete_after_send.is_some(),
+    }
+}
+
+/// The form as sent, to show it again after a refusal.
+fn shown_values(f: &SettingsForm) -> SettingsValues {
+    let text = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or("").to_owned();
+    SettingsValues {
+        display_name: text(&f.display_name),
+        language: text(&f.language),
+        timezone: text(&f.timezone),
+        email: text(&f.email),
+        attach: text(&f.attach),
+        delete_after_send: f.delete_after_send.is_some(),
+    }
+}
+
+/// 400: the settings page with the form as sent and why it was refused;
+/// nothing changed.
+async fn refuse_settings(ctx: &Ctx, shown: SettingsValues, refusal: Refusal) -> Response {
+    tracing::info!(mailbox = %ctx.session.mailbox, ?refusal, "web settings change refused");
+    let text = refusal.text(ctx.lang.t());
+    settings_page(
+        ctx,
+        StatusCode::BAD_REQUEST,
+        Some(shown),
+        SettingsNote::Refused(text),
+        PinNote::None,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -1310,21 +1603,19 @@ async fn set_pin(
     };
     let (pin, pin2) = form.map(|f| (f.pin, f.pin2)).unwrap_or_default();
     let refused = |note: PinNote| {
-        let (mailbox, csrf) = ctx.who();
-        let who = Who {
-            mailbox: &mailbox,
-            csrf,
-        };
-        html(
+        settings_page(
+            &ctx,
             StatusCode::BAD_REQUEST,
-            pages::settings(ctx.lang, &who, note),
+            None,
+            SettingsNote::None,
+            note,
         )
     };
     if pin != pin2 {
-        return refused(PinNote::Mismatch);
+        return refused(PinNote::Mismatch).await;
     }
     if pin.len() > MAX_PIN_LEN {
-        return refused(PinNote::NotAllowed);
+        return refused(PinNote::NotAllowed).await;
     }
     // The hash runs in the PIN pool, like the phone's PIN change.
     let store = ctx.shared.store.clone();
@@ -1338,7 +1629,7 @@ async fn set_pin(
             tracing::info!(mailbox = %ctx.session.mailbox, "PIN changed on the web");
             see_other("/settings?note=pin-changed")
         }
-        Some(Err(OpError::PinNotAllowed)) => refused(PinNote::NotAllowed),
+        Some(Err(OpError::PinNotAllowed)) => refused(PinNote::NotAllowed).await,
         Some(Err(e)) => failure(ctx.lang, e.into()),
         None => failure(ctx.lang, ApiError::internal("PIN change task failed")),
     }
@@ -1404,13 +1695,37 @@ mod tests {
     #[test]
     fn back_links_name_only_known_folders() {
         assert_eq!(
-            back_to(Some("Old"), "moved"),
+            back_to(Some("Old"), None, "moved"),
             "/inbox?folder=Old&note=moved"
         );
         assert_eq!(
-            back_to(Some("/evil"), "moved"),
+            back_to(Some("/evil"), Some("x&y"), "moved"),
             "/inbox?folder=INBOX&note=moved"
         );
+        assert_eq!(
+            back_to(Some("Work"), Some("3"), "deleted"),
+            "/inbox?folder=Work&page=3&note=deleted"
+        );
+    }
+
+    #[test]
+    fn pages_hold_fifty_newest_first_and_clamp() {
+        assert_eq!(page_of(None), 1);
+        assert_eq!(page_of(Some("0")), 1);
+        assert_eq!(page_of(Some("-2")), 1);
+        assert_eq!(page_of(Some("2")), 2);
+        assert_eq!(page_of(Some("99999999999999999999999")), 1);
+        let (p, r) = paging(60, 1, 50);
+        assert_eq!((p, r), (Paging { page: 1, pages: 2 }, 0..50));
+        let (p, r) = paging(60, 2, 50);
+        assert_eq!((p, r), (Paging { page: 2, pages: 2 }, 50..60));
+        // Beyond the end: the last page.
+        let (p, r) = paging(60, 7, 50);
+        assert_eq!((p, r), (Paging { page: 2, pages: 2 }, 50..60));
+        let (p, r) = paging(0, 3, 50);
+        assert_eq!((p, r), (Paging::ONE, 0..0));
+        let (p, r) = paging(100, 2, 50);
+        assert_eq!((p, r), (Paging { page: 2, pages: 2 }, 50..100));
     }
 
     #[tokio::test]

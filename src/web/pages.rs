@@ -150,13 +150,50 @@ pub fn duration(ms: u64) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// The inbox of one folder.
+/// Which page of a folder is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// 1-based.
+    pub page: usize,
+    /// At least 1.
+    pub pages: usize,
+}
+
+impl Paging {
+    /// One page.
+    #[cfg(test)]
+    pub const ONE: Paging = Paging { page: 1, pages: 1 };
+}
+
+/// The previous/next links of a folder with more than one page.
+fn pager(t: &Texts, folder: Folder, p: Paging) -> Markup {
+    let link = |n: usize| format!("/inbox?folder={}&page={n}", folder.dir_name());
+    html! {
+        @if p.pages > 1 {
+            nav class="pager" aria-label=(t.pages_label) {
+                @if p.page > 1 {
+                    a id="page-prev" rel="prev" href=(link(p.page - 1)) { "← " (t.prev_page) }
+                }
+                " "
+                span id="page-info" aria-current="page" { (t.page_of) " " (p.page) " / " (p.pages) }
+                " "
+                @if p.page < p.pages {
+                    a id="page-next" rel="next" href=(link(p.page + 1)) { (t.next_page) " →" }
+                }
+            }
+        }
+    }
+}
+
+/// The inbox of one folder, one page of it.
+#[allow(clippy::too_many_arguments)]
 pub fn inbox(
     lang: Lang,
     who: &Who<'_>,
     folder: Folder,
     counts: &[(Folder, usize)],
     rows: &[Row],
+    paging: Paging,
     note_key: Option<&str>,
     partial: bool,
 ) -> Markup {
@@ -189,11 +226,13 @@ pub fn inbox(
             @if rows.is_empty() {
                 p id="empty" { (t.empty) }
             } @else {
+                (pager(t, folder, paging))
                 ul class="messages" {
                     @for m in rows {
-                        (row(t, m, from, who.csrf))
+                        (row(t, m, from, paging.page, who.csrf))
                     }
                 }
+                (pager(t, folder, paging))
             }
             div id="undo" role="status" hidden {
                 span { (t.deleted) }
@@ -204,9 +243,14 @@ pub fn inbox(
     )
 }
 
-fn row(t: &Texts, m: &Row, from: &str, csrf: &str) -> Markup {
+fn row(t: &Texts, m: &Row, from: &str, page: usize, csrf: &str) -> Markup {
     let id = &m.id;
-    let hidden_from = html! { input type="hidden" name="from" value=(from); };
+    let hidden_from = html! {
+        input type="hidden" name="from" value=(from);
+        @if page > 1 {
+            input type="hidden" name="page" value=(page);
+        }
+    };
     html! {
         li class={ "message" @if m.urgent { " urgent" } @if !m.heard { " unheard" } }
             data-id=(id) data-duration-ms=(m.duration_ms) {
@@ -329,32 +373,136 @@ pub enum PinNote {
     NotAllowed,
 }
 
-/// The settings page: the PIN change.
-pub fn settings(lang: Lang, who: &Who<'_>, pin_note: PinNote) -> Markup {
+/// The values of the settings form (as stored, or as sent back).
+#[derive(Debug, Clone, Default)]
+pub struct SettingsValues {
+    pub display_name: String,
+    /// Empty: the default language.
+    pub language: String,
+    /// Empty: the default zone.
+    pub timezone: String,
+    pub email: String,
+    /// `none`, `wav` or `opus`.
+    pub attach: String,
+    pub delete_after_send: bool,
+}
+
+/// What the settings form offers.
+pub struct SettingsChoices<'a> {
+    /// The prompt set's languages (and the mailbox's own, if another).
+    pub languages: &'a [String],
+    /// `ext.language`.
+    pub default_language: &'a str,
+    /// `ext.timezone`.
+    pub default_timezone: &'a str,
+}
+
+/// What the settings form says after a change.
+pub enum SettingsNote {
+    None,
+    Saved,
+    /// Refused: the text, already in the page's language.
+    Refused(String),
+}
+
+/// A language's own name, else its code.
+fn language_name(code: &str) -> &str {
+    match code {
+        "en" => "English",
+        "ru" => "Русский",
+        other => other,
+    }
+}
+
+/// The settings page: the mailbox's settings and the PIN change.
+pub fn settings(
+    lang: Lang,
+    who: &Who<'_>,
+    values: &SettingsValues,
+    choices: &SettingsChoices<'_>,
+    note: SettingsNote,
+    pin_note: PinNote,
+) -> Markup {
     let t = lang.t();
+    let attach = [
+        ("none", t.attach_none),
+        ("wav", t.attach_wav),
+        ("opus", t.attach_opus),
+    ];
     layout(
         lang,
         t.settings,
         Some(who),
         html! {
             h1 id="settings-title" { (t.settings) }
-            h2 { (t.change_pin) }
-            @match pin_note {
-                PinNote::None => {}
-                PinNote::Changed => p id="pin-changed" class="note" role="status" { (t.pin_changed) },
-                PinNote::Mismatch => p id="pin-error" class="error" role="alert" { (t.pin_mismatch) },
-                PinNote::NotAllowed => p id="pin-error" class="error" role="alert" { (t.pin_not_allowed) },
+            section aria-labelledby="mailbox-settings-title" {
+                h2 id="mailbox-settings-title" { (t.mailbox_settings) }
+                @match &note {
+                    SettingsNote::None => {}
+                    SettingsNote::Saved => p id="settings-saved" class="note" role="status" { (t.settings_saved) },
+                    SettingsNote::Refused(text) => p id="settings-error" class="error" role="alert" { (text) },
+                }
+                form id="settings-form" method="post" action="/settings" {
+                    (csrf_field(who.csrf))
+                    label for="display-name" { (t.display_name_label) }
+                    input id="display-name" name="display_name" type="text" maxlength="256"
+                        value=(values.display_name) autocomplete="name";
+                    label for="language" { (t.language_label) }
+                    select id="language" name="language" {
+                        option value="" selected[values.language.is_empty()] {
+                            (t.default_choice) " (" (language_name(choices.default_language)) ")"
+                        }
+                        @for l in choices.languages {
+                            option value=(l) selected[*l == values.language] { (language_name(l)) }
+                        }
+                    }
+                    label for="timezone" { (t.timezone_label) }
+                    input id="timezone" name="timezone" type="text" maxlength="64"
+                        value=(values.timezone) autocapitalize="none" spellcheck="false"
+                        placeholder=(choices.default_timezone) aria-describedby="timezone-hint";
+                    p id="timezone-hint" class="hint" {
+                        (t.timezone_hint) " (" (choices.default_timezone) ")."
+                    }
+                    label for="email" { (t.email_label) }
+                    input id="email" name="email" type="text" maxlength="2048"
+                        value=(values.email) autocomplete="email" autocapitalize="none"
+                        spellcheck="false" aria-describedby="email-hint";
+                    p id="email-hint" class="hint" { (t.email_hint) }
+                    label for="attach" { (t.attach_label) }
+                    select id="attach" name="attach" {
+                        @for (v, text) in attach {
+                            option value=(v) selected[v == values.attach] { (text) }
+                        }
+                    }
+                    div class="check" {
+                        input id="delete-after-send" name="delete_after_send" type="checkbox"
+                            value="true" checked[values.delete_after_send]
+                            aria-describedby="delete-after-send-hint";
+                        label for="delete-after-send" { (t.delete_after_send_label) }
+                    }
+                    p id="delete-after-send-hint" class="hint" { (t.delete_after_send_hint) }
+                    button id="settings-submit" type="submit" { (t.save) }
+                }
             }
-            form id="pin-form" method="post" action="/pin" {
-                (csrf_field(who.csrf))
-                label for="new-pin" { (t.new_pin) }
-                input id="new-pin" name="pin" type="password" inputmode="numeric"
-                    autocomplete="new-password" required aria-describedby="pin-rule";
-                label for="new-pin2" { (t.repeat_pin) }
-                input id="new-pin2" name="pin2" type="password" inputmode="numeric"
-                    autocomplete="new-password" required aria-describedby="pin-rule";
-                p id="pin-rule" class="hint" { (t.pin_rule) }
-                button id="pin-submit" type="submit" { (t.save) }
+            section aria-labelledby="pin-title" {
+                h2 id="pin-title" { (t.change_pin) }
+                @match pin_note {
+                    PinNote::None => {}
+                    PinNote::Changed => p id="pin-changed" class="note" role="status" { (t.pin_changed) },
+                    PinNote::Mismatch => p id="pin-error" class="error" role="alert" { (t.pin_mismatch) },
+                    PinNote::NotAllowed => p id="pin-error" class="error" role="alert" { (t.pin_not_allowed) },
+                }
+                form id="pin-form" method="post" action="/pin" {
+                    (csrf_field(who.csrf))
+                    label for="new-pin" { (t.new_pin) }
+                    input id="new-pin" name="pin" type="password" inputmode="numeric"
+                        autocomplete="new-password" required aria-describedby="pin-rule";
+                    label for="new-pin2" { (t.repeat_pin) }
+                    input id="new-pin2" name="pin2" type="password" inputmode="numeric"
+                        autocomplete="new-password" required aria-describedby="pin-rule";
+                    p id="pin-rule" class="hint" { (t.pin_rule) }
+                    button id="pin-submit" type="submit" { (t.save) }
+                }
             }
         },
     )
@@ -426,12 +574,23 @@ mod tests {
             Folder::Inbox,
             &[(Folder::Inbox, 1), (Folder::Old, 0), (Folder::Work, 2)],
             &rows,
+            Paging { page: 2, pages: 3 },
             Some("deleted"),
             false,
         )
         .into_string();
         assert!(!page.contains("id=\"partial\""));
-        let partial = inbox(Lang::En, &who, Folder::Inbox, &[], &[], None, true).into_string();
+        let partial = inbox(
+            Lang::En,
+            &who,
+            Folder::Inbox,
+            &[],
+            &[],
+            Paging::ONE,
+            None,
+            true,
+        )
+        .into_string();
         assert!(partial.contains("id=\"partial\""), "{partial}");
         // Log out, heard, move, delete, forward.
         assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 5);
@@ -448,5 +607,66 @@ mod tests {
         // The move list offers every folder.
         assert!(page.contains("<option value=\"Cust5\">Папка 9</option>"));
         assert!(page.contains("<option value=\"Family\">Семья</option>"));
+        // Page 2 of 3: both links, and the forms come back to page 2.
+        assert!(page.contains("href=\"/inbox?folder=INBOX&amp;page=1\""));
+        assert!(page.contains("href=\"/inbox?folder=INBOX&amp;page=3\""));
+        assert!(page.contains("name=\"page\" value=\"2\""));
+        assert!(!partial.contains("class=\"pager\""));
+    }
+
+    #[test]
+    fn the_settings_form_labels_every_field_and_keeps_the_values() {
+        let who = Who {
+            mailbox: "1001@test.example",
+            csrf: "abcd",
+        };
+        let values = SettingsValues {
+            display_name: "Ann <A>".into(),
+            language: "ru".into(),
+            timezone: "Europe/Moscow".into(),
+            email: "ann@example.com".into(),
+            attach: "opus".into(),
+            delete_after_send: true,
+        };
+        let langs = ["en".to_owned(), "ru".to_owned()];
+        let choices = SettingsChoices {
+            languages: &langs,
+            default_language: "en",
+            default_timezone: "UTC",
+        };
+        for lang in [Lang::En, Lang::Ru] {
+            let page = settings(
+                lang,
+                &who,
+                &values,
+                &choices,
+                SettingsNote::Refused("no <good>".into()),
+                PinNote::None,
+            )
+            .into_string();
+            for id in [
+                "display-name",
+                "language",
+                "timezone",
+                "email",
+                "attach",
+                "delete-after-send",
+                "new-pin",
+                "new-pin2",
+            ] {
+                assert!(page.contains(&format!("<label for=\"{id}\"")), "{id}");
+                assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+            }
+            assert!(page.contains("value=\"Ann &lt;A&gt;\""));
+            assert!(page.contains("<option value=\"ru\" selected>Русский</option>"));
+            assert!(page.contains("<option value=\"opus\" selected>"));
+            assert!(page.contains("checked"));
+            assert!(page.contains("role=\"alert\">no &lt;good&gt;<"));
+            // Two forms, each with the token (and the log-out form).
+            assert_eq!(page.matches("name=\"csrf\" value=\"abcd\"").count(), 3);
+            for operator_only in ["max_messages", "retention", "operator"] {
+                assert!(!page.contains(operator_only), "{operator_only}");
+            }
+        }
     }
 }

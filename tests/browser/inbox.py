@@ -27,6 +27,9 @@ Steps (arguments after the step's name):
   upload-greeting KIND FILE
                          upload FILE through form.upload of section#greeting-KIND
                          on /greetings; ok when the section then has an audio player
+  set-language CODE      on /settings, choose CODE in the #language list and
+                         save with #settings-submit; ok when the answer is
+                         /settings with #settings-saved; reports the page's lang
   logout                 submit the logout form; ok when /login is reached
   post-without-csrf PATH a POST to PATH (same origin, with the session cookie)
                          lacking the csrf field; reports status and whether the
@@ -70,6 +73,7 @@ STEPS = {
     "play-to-end": 1,
     "delete": 1,
     "upload-greeting": 2,
+    "set-language": 1,
     "logout": 0,
     "post-without-csrf": 1,
     "get": 1,
@@ -524,6 +528,31 @@ class Session:
             time.sleep(0.5)
             self.driver.get(self.url("/greetings"))
         return {"url": self.driver.current_url, "src": player[0].get_attribute("src"), "ids": self.ids()}
+
+    def step_set_language(self, code):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        self.driver.get(self.url("/settings"))
+        form = self.wait("#settings-form", lambda: self.css("#settings-form"))[0]
+        choice = Select(form.find_element(By.ID, "language"))
+        offered = [o.get_attribute("value") for o in choice.options]
+        if code not in offered:
+            raise StepError("language %r not offered (offered: %s)" % (code, offered))
+        label = form.find_element(By.CSS_SELECTOR, 'label[for="language"]').text
+        choice.select_by_value(code)
+        old = self.driver.find_element(By.TAG_NAME, "html")
+        form.find_element(By.ID, "settings-submit").click()
+        self.wait("the settings answer", lambda: not _alive(old))
+        self.wait(
+            "/settings with #settings-saved",
+            lambda: self.path() == "/settings" and self.css("#settings-saved"),
+        )
+        info = self.page_info()
+        info["label_before"] = label
+        info["offered"] = offered
+        info["saved_text"] = self.css("#settings-saved")[0].text
+        return info
 
     def step_logout(self):
         from selenium.webdriver.common.by import By
