@@ -74,6 +74,12 @@ pub enum PromptError {
         /// The folder looked at.
         path: PathBuf,
     },
+    /// The thread loading a language's prompts panicked.
+    #[error("loading the prompts of language {language:?} failed unexpectedly")]
+    LoaderPanicked {
+        /// The language being loaded.
+        language: String,
+    },
     /// Two files map to the same prompt name (e.g. `beep.wav` and `beep.flac`).
     #[error("prompt {language}/{name} is given twice: {} and {}", first.display(), second.display())]
     Duplicate {

@@ -223,12 +223,33 @@ impl PromptSet {
         if !wanted.iter().any(|l| l == FALLBACK_LANGUAGE) && dir.join(FALLBACK_LANGUAGE).is_dir() {
             wanted.push(FALLBACK_LANGUAGE.to_string());
         }
+        wanted.sort();
+        wanted.dedup();
+        // Languages decode on threads of their own: start-up takes as long
+        // as the largest language, not their sum.
+        let loaded: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wanted
+                .iter()
+                .map(|lang| {
+                    let path = dir.join(lang);
+                    (lang, scope.spawn(move || load_language(&path, lang)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(lang, h)| {
+                    let loaded = h.join().unwrap_or_else(|_| {
+                        Err(PromptError::LoaderPanicked {
+                            language: lang.clone(),
+                        })
+                    });
+                    (lang.clone(), loaded)
+                })
+                .collect()
+        });
         let mut all = BTreeMap::new();
-        for lang in wanted {
-            if all.contains_key(&lang) {
-                continue;
-            }
-            let prompts = load_language(&dir.join(&lang), &lang)?;
+        for (lang, prompts) in loaded {
+            let prompts = prompts?;
             let total_ms: u64 = prompts.values().map(Prompt::duration_ms).sum();
             tracing::info!(language = %lang, prompts = prompts.len(), total_ms, "prompts loaded");
             all.insert(lang, prompts);
@@ -239,6 +260,21 @@ impl PromptSet {
         set.check_required()?;
         set.warn_vocabulary();
         Ok(set)
+    }
+
+    /// Every language folder under `dir` (so that each mailbox hears its
+    /// own language), which must include `default`, the instance's
+    /// `ext.language`.
+    pub fn load_all(dir: &Path, default: &str) -> Result<PromptSet, PromptError> {
+        check_language(default)?;
+        let path = dir.join(default);
+        if !path.is_dir() {
+            return Err(PromptError::LanguageMissing {
+                language: default.to_owned(),
+                path,
+            });
+        }
+        Self::load(dir, &[])
     }
 
     /// A set from prompts already in memory: `(language, name, prompt)`.
@@ -652,6 +688,25 @@ mod tests {
         assert_eq!(set.languages(), ["en", "fr"]);
         assert_eq!(set.get("fr", "beep").unwrap().len(), 10);
         assert_eq!(set.get("fr", "goodbye").unwrap().len(), 80);
+    }
+
+    #[test]
+    fn an_instance_loads_every_language_folder() {
+        let tmp = minimal_dir("en");
+        write_wav(&tmp.path().join("fr/beep.wav"), &[5; 10], 8000);
+        write_wav(&tmp.path().join("ru/beep.wav"), &[7; 12], 8000);
+        let set = PromptSet::load_all(tmp.path(), "en").unwrap();
+        assert_eq!(set.languages(), ["en", "fr", "ru"]);
+        assert_eq!(set.get("ru", "beep").unwrap().len(), 12);
+        let set = PromptSet::load_all(tmp.path(), "fr").unwrap();
+        assert_eq!(set.languages(), ["en", "fr", "ru"]);
+        // The instance's own language must be there.
+        let err = PromptSet::load_all(tmp.path(), "de").unwrap_err();
+        assert!(matches!(err, PromptError::LanguageMissing { .. }), "{err}");
+        // A broken file in any language stops the load, naming it.
+        std::fs::write(tmp.path().join("ru/broken.wav"), b"RIFF junk").unwrap();
+        let err = PromptSet::load_all(tmp.path(), "en").unwrap_err();
+        assert!(err.to_string().contains("broken.wav"), "{err}");
     }
 
     #[test]

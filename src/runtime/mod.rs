@@ -311,19 +311,13 @@ async fn serve(
     let prompts = {
         let dir = ext.prompts.clone();
         let lang = ext.language.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut langs = vec![lang.as_str()];
-            if lang != "en" {
-                langs.push("en");
-            }
-            PromptSet::load(&dir, &langs)
-        })
-        .await
-        .map_err(|e| RuntimeError::Tokio(std::io::Error::other(e)))?
-        .map_err(|source| RuntimeError::Prompts {
-            path: ext.prompts.display().to_string(),
-            source,
-        })?
+        tokio::task::spawn_blocking(move || PromptSet::load_all(&dir, &lang))
+            .await
+            .map_err(|e| RuntimeError::Tokio(std::io::Error::other(e)))?
+            .map_err(|source| RuntimeError::Prompts {
+                path: ext.prompts.display().to_string(),
+                source,
+            })?
     };
 
     // Sockets.
