@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use crate::ivr::new_pin_allowed;
 use crate::prompts::{decode_to_8k, SAMPLE_RATE};
 use crate::store::{
-    rfc3339, Counts, Folder, FsStore, GreetingKind, LoginState, Mailbox, MailboxId,
+    rfc3339, Attach, Counts, Folder, FsStore, GreetingKind, LoginState, Mailbox, MailboxId,
     MailboxSettings, MessageMeta, StoreError,
 };
 
@@ -153,6 +153,54 @@ pub fn list_page(
 ) -> Result<Page<MailboxId>, OpError> {
     let all = store.list_mailboxes(Some(domain))?;
     Ok(page(all, |id| id.user().to_owned(), after, limit))
+}
+
+/// A change of a mailbox's settings: `None` leaves a setting as it is;
+/// `Some(None)` clears it (back to its default).
+#[derive(Debug, Clone, Default)]
+pub struct SettingsChange {
+    pub display_name: Option<Option<String>>,
+    pub language: Option<Option<String>>,
+    pub timezone: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub attach: Option<Option<Attach>>,
+    pub delete_after_send: Option<bool>,
+    pub max_messages: Option<Option<u32>>,
+    pub retention_old_days: Option<Option<u32>>,
+    pub operator: Option<Option<String>>,
+}
+
+impl SettingsChange {
+    /// Sets what the change names in `s`.
+    pub fn apply(self, s: &mut MailboxSettings) {
+        if let Some(v) = self.display_name {
+            s.display_name = v;
+        }
+        if let Some(v) = self.language {
+            s.language = v;
+        }
+        if let Some(v) = self.timezone {
+            s.timezone = v;
+        }
+        if let Some(v) = self.email {
+            s.email = v;
+        }
+        if let Some(v) = self.attach {
+            s.attach = v;
+        }
+        if let Some(v) = self.delete_after_send {
+            s.delete_after_send = v;
+        }
+        if let Some(v) = self.max_messages {
+            s.max_messages = v;
+        }
+        if let Some(v) = self.retention_old_days {
+            s.retention_old_days = v;
+        }
+        if let Some(v) = self.operator {
+            s.operator = v;
+        }
+    }
 }
 
 /// Changes the settings with `change` applied to the current ones.

@@ -425,35 +425,18 @@ pub async fn update(
     let mailbox = state.mailbox(&domain, &user)?;
     let view = mailbox
         .run(move |store, id| {
-            ops::update(store, id, |s| {
-                if let Some(v) = change.display_name {
-                    s.display_name = v;
-                }
-                if let Some(v) = change.language {
-                    s.language = v;
-                }
-                if let Some(v) = change.timezone {
-                    s.timezone = v;
-                }
-                if let Some(v) = change.email {
-                    s.email = v;
-                }
-                if let Some(v) = change.attach {
-                    s.attach = v.map(Attach::from);
-                }
-                if let Some(v) = change.delete_after_send {
-                    s.delete_after_send = v;
-                }
-                if let Some(v) = change.max_messages {
-                    s.max_messages = v;
-                }
-                if let Some(v) = change.retention_old_days {
-                    s.retention_old_days = v;
-                }
-                if let Some(v) = change.operator {
-                    s.operator = v;
-                }
-            })?;
+            let change = ops::SettingsChange {
+                display_name: change.display_name,
+                language: change.language,
+                timezone: change.timezone,
+                email: change.email,
+                attach: change.attach.map(|a| a.map(Attach::from)),
+                delete_after_send: change.delete_after_send,
+                max_messages: change.max_messages,
+                retention_old_days: change.retention_old_days,
+                operator: change.operator,
+            };
+            ops::update(store, id, |s| change.apply(s))?;
             ops::view(store, id)
         })
         .await?;

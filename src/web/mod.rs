@@ -446,6 +446,20 @@ impl Web {
         }
     }
 
+    /// [`Web::change_ctx`] for a form that carries its CSRF token: the
+    /// context and the form (`None` when it could not be read).
+    async fn form_ctx<F: CsrfField>(
+        &self,
+        headers: &HeaderMap,
+        form: Result<Form<F>, FormRejection>,
+    ) -> Result<(Ctx, Option<F>), Response> {
+        let form = form.ok().map(|Form(f)| f);
+        let ctx = self
+            .change_ctx(headers, form.as_ref().and_then(CsrfField::csrf))
+            .await?;
+        Ok((ctx, form))
+    }
+
     /// A pre-session CSRF token: a random nonce and its MAC.
     fn login_token(&self) -> String {
         let mut nonce = [0u8; 16];
@@ -613,15 +627,30 @@ struct CsrfForm {
     csrf: Option<String>,
 }
 
+/// A form with a CSRF token field.
+trait CsrfField {
+    fn csrf(&self) -> Option<&str>;
+}
+
+macro_rules! csrf_field {
+    ($($form:ty),*) => {$(
+        impl CsrfField for $form {
+            fn csrf(&self) -> Option<&str> {
+                self.csrf.as_deref()
+            }
+        }
+    )*};
+}
+csrf_field!(CsrfForm, MessageForm, SettingsForm, PinForm);
+
 async fn logout(
     State(web): State<Web>,
     tls: Option<Extension<api::OverTls>>,
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let field = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
-    let ctx = match web.change_ctx(&headers, field).await {
-        Ok(c) => c,
+    let (ctx, _) = match web.form_ctx(&headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     web.sessions.remove(&ctx.sid);
@@ -934,10 +963,8 @@ async fn change_message(
     form: Result<Form<MessageForm>, FormRejection>,
     change: MessageChange,
 ) -> Response {
-    let form = form.ok().map(|Form(f)| f);
-    let field = form.as_ref().and_then(|f| f.csrf.as_deref());
-    let ctx = match web.change_ctx(&headers, field).await {
-        Ok(c) => c,
+    let (ctx, form) = match web.form_ctx(&headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     if validate_message_id(&msg).is_err() {
@@ -1278,9 +1305,8 @@ async fn delete_greeting(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let field = form.as_ref().ok().and_then(|f| f.csrf.as_deref());
-    let ctx = match web.change_ctx(&headers, field).await {
-        Ok(c) => c,
+    let (ctx, _) = match web.form_ctx(&headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let Some(kind) = kind_of(&kind) else {
@@ -1450,10 +1476,8 @@ async fn save_settings(
     headers: HeaderMap,
     form: Result<Form<SettingsForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|Form(f)| f);
-    let field = form.as_ref().and_then(|f| f.csrf.as_deref());
-    let ctx = match web.change_ctx(&headers, field).await {
-        Ok(c) => c,
+    let (ctx, form) = match web.form_ctx(&headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let Some(form) = form else {
@@ -1480,24 +1504,7 @@ async fn save_settings(
                     return Ok(Err(Refusal::Language));
                 }
             }
-            let updated = ops::update(store, id, |s| {
-                if let Some(v) = change.display_name {
-                    s.display_name = v;
-                }
-                if let Some(v) = change.language {
-                    s.language = v;
-                }
-                if let Some(v) = change.timezone {
-                    s.timezone = v;
-                }
-                if let Some(v) = change.email {
-                    s.email = v;
-                }
-                if let Some(v) = change.attach {
-                    s.attach = Some(v);
-                }
-                s.delete_after_send = change.delete_after_send;
-            });
+            let updated = ops::update(store, id, |s| change.apply(s));
             match updated {
                 Ok(m) => Ok(Ok(m)),
                 Err(OpError::UnknownTimezone(z)) => Ok(Err(Refusal::Timezone(z))),
@@ -1531,24 +1538,16 @@ async fn save_settings(
 }
 
 /// The settings a form asks for: `None` leaves one as it is.
-struct Change {
-    display_name: Option<Option<String>>,
-    language: Option<Option<String>>,
-    timezone: Option<Option<String>>,
-    email: Option<Option<String>>,
-    attach: Option<Attach>,
-    delete_after_send: bool,
-}
-
-fn form_change(f: &SettingsForm, attach: Option<Attach>) -> Change {
+fn form_change(f: &SettingsForm, attach: Option<Attach>) -> ops::SettingsChange {
     let text = |v: &Option<String>| v.as_deref().map(setting);
-    Change {
+    ops::SettingsChange {
         display_name: text(&f.display_name),
         language: text(&f.language),
         timezone: text(&f.timezone),
         email: text(&f.email),
-        attach,
-        delete_after_send: f.delete_after_send.is_some(),
+        attach: attach.map(Some),
+        delete_after_send: Some(f.delete_after_send.is_some()),
+        ..ops::SettingsChange::default()
     }
 }
 
@@ -1595,10 +1594,8 @@ async fn set_pin(
     headers: HeaderMap,
     form: Result<Form<PinForm>, FormRejection>,
 ) -> Response {
-    let form = form.ok().map(|Form(f)| f);
-    let field = form.as_ref().and_then(|f| f.csrf.as_deref());
-    let ctx = match web.change_ctx(&headers, field).await {
-        Ok(c) => c,
+    let (ctx, form) = match web.form_ctx(&headers, form).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
     let (pin, pin2) = form.map(|f| (f.pin, f.pin2)).unwrap_or_default();
