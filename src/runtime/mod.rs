@@ -697,35 +697,55 @@ fn recover_in_background(shared: &Arc<Shared>, epoch: u64) {
     });
 }
 
+/// Adds to `batch` what `next` has ready, each mailbox once, up to `max`.
+fn fill_batch(batch: &mut Vec<MailboxId>, max: usize, mut next: impl FnMut() -> Option<MailboxId>) {
+    while batch.len() < max {
+        match next() {
+            Some(m) if !batch.contains(&m) => batch.push(m),
+            Some(_) => {}
+            None => break,
+        }
+    }
+}
+
+/// The counts of every mailbox of `batch`, read on a blocking thread.
+async fn counts_of(
+    store: &crate::store::FsStore,
+    batch: Vec<MailboxId>,
+) -> Result<
+    Vec<(
+        MailboxId,
+        Result<crate::store::Counts, crate::store::StoreError>,
+    )>,
+    tokio::task::JoinError,
+> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        batch
+            .into_iter()
+            .map(|m| {
+                let c = store.counts(&m);
+                (m, c)
+            })
+            .collect()
+    })
+    .await
+}
+
 /// Tells the peer sites serving its domain of every change of a
 /// mailbox here, with its new local counts (see `docs/sites.md`).
 async fn announce_changes(mut rx: ChangeReceiver, current: watch::Receiver<Arc<Shared>>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        while batch.len() < 256 {
-            match rx.try_recv() {
-                Some(m) if !batch.contains(&m) => batch.push(m),
-                Some(_) => {}
-                None => break,
-            }
-        }
+        fill_batch(&mut batch, 256, || rx.try_recv());
         let shared = current.borrow().clone();
         batch.retain(|m| shared.sites.has_peers(m.domain()));
         if batch.is_empty() {
             continue;
         }
-        let store = shared.store.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|m| {
-                    let c = store.counts(&m);
-                    (m, c)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        let Ok(read) = read else { continue };
+        let Ok(read) = counts_of(&shared.store, batch).await else {
+            continue;
+        };
         // one notice per mailbox at a time, in order: the next batch waits
         // for this one (changes meanwhile are folded into it)
         let mut notices = Vec::new();

@@ -835,25 +835,10 @@ async fn read_counts(
             }
             else => return,
         };
-        while batch.len() < READ_BATCH {
-            let next = changes.try_recv().or_else(|| asks.try_recv().ok());
-            match next {
-                Some(m) if !batch.contains(&m) => batch.push(m),
-                Some(_) => {}
-                None => break,
-            }
-        }
-        let store = store.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            batch
-                .into_iter()
-                .map(|m| {
-                    let c = store.counts(&m);
-                    (m, c)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
+        super::fill_batch(&mut batch, READ_BATCH, || {
+            changes.try_recv().or_else(|| asks.try_recv().ok())
+        });
+        let read = super::counts_of(&store, batch).await;
         let sites = current();
         match read {
             Ok(results) => {
