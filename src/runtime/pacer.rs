@@ -481,18 +481,24 @@ fn send_due(e: &mut Entry, now: Instant) -> bool {
 mod tests {
     use super::*;
 
-    /// The frames a call sent are in the metrics once it is unregistered,
-    /// exactly once.
-    #[test]
-    fn a_calls_sent_frames_are_folded_in_when_it_ends() {
-        let metrics = Arc::new(Metrics::default());
-        let pacer = Pacer::start(1, metrics.clone()).expect("pacer");
+    /// A call registered on `pacer` (id 1, PCMU, 20 ms frames), sending to
+    /// the returned socket (reads time out after 5 s).
+    fn register(
+        pacer: &Pacer,
+    ) -> (
+        std::net::UdpSocket,
+        PacerSlot,
+        mpsc::UnboundedReceiver<PlaybackDone>,
+    ) {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         socket.set_nonblocking(true).expect("non-blocking");
         let remote: RemoteAddr =
             Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let slot = pacer.register(
             1,
             Arc::new(socket),
@@ -501,13 +507,16 @@ mod tests {
             160,
             done_tx,
         );
-        // 10 frames of 20 ms.
-        slot.play(vec![Clip::new(vec![0i16; 1600])], 1);
+        (receiver, slot, done_rx)
+    }
+
+    /// Waits (at most 5 s) for the end of playlist `generation`.
+    fn wait_done(done_rx: &mut mpsc::UnboundedReceiver<PlaybackDone>, generation: u64) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match done_rx.try_recv() {
                 Ok(done) => {
-                    assert_eq!(done.generation, 1);
+                    assert_eq!(done.generation, generation);
                     break;
                 }
                 Err(_) if Instant::now() < deadline => {
@@ -516,6 +525,18 @@ mod tests {
                 Err(e) => panic!("no end of playback: {e}"),
             }
         }
+    }
+
+    /// The frames a call sent are in the metrics once it is unregistered,
+    /// exactly once.
+    #[test]
+    fn a_calls_sent_frames_are_folded_in_when_it_ends() {
+        let metrics = Arc::new(Metrics::default());
+        let pacer = Pacer::start(1, metrics.clone()).expect("pacer");
+        let (_receiver, slot, mut done_rx) = register(&pacer);
+        // 10 frames of 20 ms.
+        slot.play(vec![Clip::new(vec![0i16; 1600])], 1);
+        wait_done(&mut done_rx, 1);
         slot.unregister();
         // Well before the periodic fold (FOLD_INTERVAL): the unregister did it.
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -535,23 +556,7 @@ mod tests {
     fn a_stream_is_played_as_it_arrives() {
         let metrics = Arc::new(Metrics::default());
         let pacer = Pacer::start(1, metrics).expect("pacer");
-        let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        receiver
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        socket.set_nonblocking(true).expect("non-blocking");
-        let remote: RemoteAddr =
-            Arc::new(Mutex::new(Some(receiver.local_addr().expect("address"))));
-        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-        let slot = pacer.register(
-            1,
-            Arc::new(socket),
-            remote,
-            RtpPacketizer::new(0, crate::media::Codec::Pcmu, 7, 1, 0),
-            160,
-            done_tx,
-        );
+        let (receiver, slot, mut done_rx) = register(&pacer);
         let (tx, stream) = StreamClip::channel(8000);
         // Two frames of a clip, then the stream.
         slot.play_items(
@@ -590,19 +595,7 @@ mod tests {
         assert!(done_rx.try_recv().is_err());
         // Closed: the playlist ends.
         drop(tx);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match done_rx.try_recv() {
-                Ok(done) => {
-                    assert_eq!(done.generation, 3);
-                    break;
-                }
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => panic!("no end of playback: {e}"),
-            }
-        }
+        wait_done(&mut done_rx, 3);
         slot.unregister();
     }
 }
