@@ -161,6 +161,16 @@ fn sites_for(b: &str, c: &str, e: &str) -> (Arc<Sites>, tempfile::TempDir) {
     (Sites::new(&config, &role), dir)
 }
 
+/// The store at `root` with an empty mailbox 1001@example.com.
+fn store_with_1001(root: &std::path::Path) -> (FsStore, MailboxId) {
+    let store = FsStore::open(root).unwrap();
+    let mailbox = MailboxId::new("1001", "example.com").unwrap();
+    store
+        .create_mailbox(&mailbox, Default::default(), None)
+        .unwrap();
+    (store, mailbox)
+}
+
 /// A port nothing listens on (bound, then closed).
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -184,11 +194,7 @@ async fn peers_are_asked_at_their_active_instance_and_a_silent_one_marks_partial
     );
     let metrics = Arc::new(crate::metrics::Metrics::default());
     sites.set_metrics(metrics.clone());
-    let store = FsStore::open(dir.path()).unwrap();
-    let mailbox = MailboxId::new("1001", "example.com").unwrap();
-    store
-        .create_mailbox(&mailbox, Default::default(), None)
-        .unwrap();
+    let (store, mailbox) = store_with_1001(dir.path());
 
     let merged = sites.list(&store, &mailbox, None).await.unwrap();
     // B and E answer the same message: listed once, from the first
@@ -282,11 +288,7 @@ async fn without_peers_the_listing_is_local_and_no_request_is_made() {
     .to_string();
     let config = Config::parse(&text).unwrap();
     let sites = Sites::new(&config, config.select(None).unwrap());
-    let store = FsStore::open(dir.path()).unwrap();
-    let mailbox = MailboxId::new("1001", "example.com").unwrap();
-    store
-        .create_mailbox(&mailbox, Default::default(), None)
-        .unwrap();
+    let (store, mailbox) = store_with_1001(dir.path());
     let merged = sites.list(&store, &mailbox, None).await.unwrap();
     assert!(merged.messages.is_empty() && !merged.partial());
     assert!(!sites.has_peers("example.com"));
