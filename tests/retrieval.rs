@@ -6,7 +6,6 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use common::*;
@@ -59,79 +58,6 @@ fn count(v: &Vmail, user: &str, folder: Folder) -> usize {
     store(v).list_messages(&id(user), folder).unwrap().len()
 }
 
-struct Call<'a> {
-    caller: String,
-    dtmf: Vec<(f64, &'a str)>,
-    method: &'a str,
-    hangup_after: f64,
-    wav: Option<(PathBuf, f64)>,
-}
-
-impl<'a> Call<'a> {
-    fn new(caller: &str, hangup_after: f64) -> Self {
-        Call {
-            caller: format!("sip:{caller}@{DOMAIN}"),
-            dtmf: Vec::new(),
-            method: "rfc2833",
-            hangup_after,
-            wav: None,
-        }
-    }
-
-    fn dtmf(mut self, at: f64, digits: &'a str) -> Self {
-        self.dtmf.push((at, digits));
-        self
-    }
-
-    /// Calls the access number; returns the pjsua result and what the
-    /// caller heard.
-    fn run(self, v: &Vmail) -> Option<(PjsuaRun, Vec<i16>)> {
-        if pjsua_python().is_none() {
-            skip_or_fail("pjsua2 (VMAIL_PYTHON)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let rec = dir.path().join("heard.wav");
-        let mut args: Vec<String> = vec![
-            "--target".into(),
-            format!("sip:*98@{DOMAIN}"),
-            "--proxy".into(),
-            v.sip_addr().to_string(),
-            "--caller".into(),
-            self.caller.clone(),
-            "--record".into(),
-            rec.display().to_string(),
-            "--hangup-after-seconds".into(),
-            format!("{:.1}", self.hangup_after),
-            "--dtmf-method".into(),
-            self.method.into(),
-            "--codecs".into(),
-            "PCMU,PCMA".into(),
-            "--timeout".into(),
-            format!("{:.0}", self.hangup_after + 20.0),
-        ];
-        for (at, digits) in &self.dtmf {
-            args.push("--dtmf".into());
-            args.push(format!("{at:.1}:{digits}"));
-        }
-        if let Some((wav, delay)) = &self.wav {
-            args.push("--wav".into());
-            args.push(wav.display().to_string());
-            args.push("--wav-delay".into());
-            args.push(format!("{delay:.1}"));
-        }
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = pjsua("deposit.py", &argv).expect("python present");
-        run.assert_success("deposit.py to the access number");
-        let heard = if rec.exists() {
-            read_wav(&rec).1
-        } else {
-            Vec::new()
-        };
-        Some((run, heard))
-    }
-}
-
 fn tones_heard(heard: &[i16], candidates: &[u32]) -> Vec<u32> {
     tone_sequence(heard, 8000)
         .iter()
@@ -146,7 +72,7 @@ fn listen_and_delete(method: &str) {
     let v = vmail_with(|_| {});
     deposit_tone(&v, "1001", 500.0);
     deposit_tone(&v, "1001", 700.0);
-    let mut call = Call::new("5551234", 15.0)
+    let mut call = AccessCall::new("5551234", 15.0)
         .dtmf(1.0, "1001#")
         .dtmf(3.0, "1234#")
         .dtmf(6.0, "1")
@@ -188,7 +114,7 @@ fn login_listen_and_delete_with_sip_info_digits() {
 fn caller_id_login_asks_only_the_pin() {
     let v = vmail_with(|_| {});
     deposit_tone(&v, "1001", 600.0);
-    let Some((_, heard)) = Call::new("1001", 10.0)
+    let Some((_, heard)) = AccessCall::new("1001", 10.0)
         .dtmf(1.0, "1234#")
         .dtmf(4.0, "1")
         .run(&v)
@@ -207,7 +133,7 @@ fn wrong_pins_lock_the_mailbox_across_calls_and_restarts() {
     });
     deposit_tone(&v, "1001", 600.0);
     // Three wrong PINs: vmail says goodbye and hangs up.
-    let Some((run, _)) = Call::new("1001", 20.0)
+    let Some((run, _)) = AccessCall::new("1001", 20.0)
         .dtmf(1.0, "0000#")
         .dtmf(4.0, "1111#")
         .dtmf(7.0, "2222#")
@@ -217,7 +143,7 @@ fn wrong_pins_lock_the_mailbox_across_calls_and_restarts() {
     };
     assert_eq!(run.field("hung_up_by"), "remote", "{:?}", run.result);
     // Two more in a second call: five in a row lock the mailbox.
-    Call::new("1001", 8.0)
+    AccessCall::new("1001", 8.0)
         .dtmf(1.0, "3333#")
         .dtmf(4.0, "4444#")
         .run(&v)
@@ -226,7 +152,7 @@ fn wrong_pins_lock_the_mailbox_across_calls_and_restarts() {
     assert!(state.is_locked(SystemTime::now()), "{state:?}\n{}", v.log());
     // Survives a restart; the right PIN is refused while locked.
     v.restart();
-    let (run, heard) = Call::new("1001", 10.0)
+    let (run, heard) = AccessCall::new("1001", 10.0)
         .dtmf(1.0, "1234#")
         .dtmf(4.0, "1")
         .run(&v)
@@ -242,7 +168,7 @@ fn wrong_pins_lock_the_mailbox_across_calls_and_restarts() {
     while SystemTime::now() < until + Duration::from_millis(200) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (_, heard) = Call::new("1001", 10.0)
+    let (_, heard) = AccessCall::new("1001", 10.0)
         .dtmf(1.0, "1234#")
         .dtmf(4.0, "1")
         .run(&v)
@@ -294,7 +220,7 @@ fn greeting_recorded_by_phone_is_played_to_the_next_caller() {
     let wav = dir.path().join("greeting.wav");
     write_wav(&wav, 8000, &vmail::media::tone(900.0, 1500, 8000, 8000));
     // PIN, 0 options, 1 unavailable greeting, (record after the tone), # stop, 1 accept.
-    let mut call = Call::new("1001", 17.0)
+    let mut call = AccessCall::new("1001", 17.0)
         .dtmf(1.0, "1234#")
         .dtmf(4.0, "0")
         .dtmf(6.0, "1")
@@ -336,7 +262,7 @@ fn digit_floods_and_absurd_input_leave_the_menu_consistent() {
     deposit_tone(&v, "1001", 600.0);
     let long_pin = "9".repeat(200) + "#";
     let flood = "*#0#*7#8#9#6#5#4#3".repeat(5);
-    let mut call = Call::new("1001", 8.0)
+    let mut call = AccessCall::new("1001", 8.0)
         .dtmf(0.5, &long_pin)
         .dtmf(3.0, &flood)
         .dtmf(4.0, "##**##");
@@ -349,7 +275,7 @@ fn digit_floods_and_absurd_input_leave_the_menu_consistent() {
     // Nothing was deleted or moved by the flood.
     assert_eq!(count(&v, "1001", Folder::Inbox), 1);
     // The next call logs in and hears the message.
-    let (_, heard) = Call::new("1001", 10.0)
+    let (_, heard) = AccessCall::new("1001", 10.0)
         .dtmf(1.0, "1234#")
         .dtmf(4.0, "1")
         .run(&v)

@@ -10,11 +10,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use serde_json::{json, Value};
 use vmail::store::{Folder, FsStore, MailboxId, PinCost, RecordingInfo};
-
-/// The token each site's API accepts from the other.
-const PEER_TOKEN: &str = "sites-menu-peer-token-0123456789";
 
 /// Tones of the messages: A's, B's first (deleted by `7`), B's second.
 const TONE_A: u32 = 500;
@@ -27,37 +23,6 @@ fn id(user: &str) -> MailboxId {
 
 fn store(v: &Vmail) -> FsStore {
     FsStore::open_with_pin_cost(v.siteshare.path(), PinCost::TestOnly).expect("open store")
-}
-
-/// Site `name` (HTTP API on `http_port`) naming `peer` (API on
-/// `peer_port`) as another site serving [`DOMAIN`].
-fn site(name: &'static str, http_port: u16, peer: &'static str, peer_port: u16) -> Vmail {
-    Vmail::builder()
-        .name(&format!("vmail{name}"))
-        .env("RUST_LOG", "info,vmail=debug")
-        .ext(move |ext| {
-            ext["http_port"] = json!(http_port);
-            ext["api_tokens"] = json!([PEER_TOKEN]);
-            ext["demo_mailboxes"] = json!([
-                {"user": "1001", "domain": DOMAIN, "pin": "1234"},
-                {"user": "1002", "domain": DOMAIN, "pin": "5678"}
-            ]);
-        })
-        .config(move |config| {
-            config["site"] = json!(name);
-            name_peer(config, peer, peer_port);
-        })
-        .start()
-}
-
-/// The `sites` section naming the peer site and its instance's API.
-fn name_peer(config: &mut Value, peer: &str, peer_port: u16) {
-    config["sites"] = json!({
-        peer: {
-            "api": [format!("http://127.0.0.1:{peer_port}")],
-            "token": PEER_TOKEN,
-        }
-    });
 }
 
 /// A message for `user` recorded on `v`'s site, a 1 s tone at `rate`.
@@ -97,43 +62,14 @@ fn ids(v: &Vmail, user: &str) -> Vec<String> {
     out
 }
 
-/// Calls site `v`'s access number as 1001 with these keys (at seconds);
-/// what the caller heard. `None`: pjsua2 missing (skipped).
+/// Calls site `v`'s access number from 5551234 with these keys (at
+/// seconds); what the caller heard. `None`: pjsua2 missing (skipped).
 fn call(v: &Vmail, hangup_after: f64, dtmf: &[(f64, &str)]) -> Option<Vec<i16>> {
-    if pjsua_python().is_none() {
-        skip_or_fail("pjsua2 (VMAIL_PYTHON)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let rec = dir.path().join("heard.wav");
-    let mut args: Vec<String> = vec![
-        "--target".into(),
-        format!("sip:*98@{DOMAIN}"),
-        "--proxy".into(),
-        v.sip_addr().to_string(),
-        "--caller".into(),
-        format!("sip:5551234@{DOMAIN}"),
-        "--record".into(),
-        rec.display().to_string(),
-        "--hangup-after-seconds".into(),
-        format!("{hangup_after:.1}"),
-        "--codecs".into(),
-        "PCMU,PCMA".into(),
-        "--timeout".into(),
-        format!("{:.0}", hangup_after + 20.0),
-    ];
-    for (at, digits) in dtmf {
-        args.push("--dtmf".into());
-        args.push(format!("{at:.1}:{digits}"));
-    }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = pjsua("deposit.py", &argv).expect("python present");
-    run.assert_success("deposit.py to the access number");
-    Some(if rec.exists() {
-        read_wav(&rec).1
-    } else {
-        Vec::new()
-    })
+    let call = dtmf.iter().fold(
+        AccessCall::new("5551234", hangup_after),
+        |c, (at, digits)| c.dtmf(*at, digits),
+    );
+    call.run(v).map(|(_, heard)| heard)
 }
 
 fn tones_heard(heard: &[i16]) -> Vec<Tone> {
@@ -167,9 +103,7 @@ fn two_sites_in_the_phone_menu() {
         skip_or_fail("pjsua2 (VMAIL_PYTHON)");
         return;
     }
-    let (port_a, port_b) = (free_tcp_port(), free_tcp_port());
-    let a = site("siteA", port_a, "siteB", port_b);
-    let mut b = site("siteB", port_b, "siteA", port_a);
+    let TwoSites { a, mut b } = two_sites(&["1001", "1002"], |_| {});
     let msg_a = deposit_tone(&a, "siteA", "1001", TONE_A as f32, 8000);
     // B's first message is wideband: streamed and resampled to the call's
     // 8 kHz on its way.

@@ -3330,3 +3330,85 @@ pub fn deposit_at(v: &Vmail, user: &str, inbox: usize) -> String {
         .to_owned()
 }
 // --- end of the sites helpers ---
+// Calls to the access number with pjsua (tests/retrieval.rs,
+// tests/sites_menu.rs)
+
+/// A pjsua call to the access number (`*98`), as `caller` (a user of
+/// [`DOMAIN`]), hanging up after `hangup_after` seconds.
+pub struct AccessCall<'a> {
+    /// `sip:<caller>@DOMAIN`.
+    pub caller: String,
+    pub dtmf: Vec<(f64, &'a str)>,
+    /// `rfc2833` (the default) or `info`.
+    pub method: &'a str,
+    pub hangup_after: f64,
+    /// A WAV file the caller plays, and after how many seconds.
+    pub wav: Option<(PathBuf, f64)>,
+}
+
+impl<'a> AccessCall<'a> {
+    pub fn new(caller: &str, hangup_after: f64) -> Self {
+        AccessCall {
+            caller: format!("sip:{caller}@{DOMAIN}"),
+            dtmf: Vec::new(),
+            method: "rfc2833",
+            hangup_after,
+            wav: None,
+        }
+    }
+
+    /// Sends `digits` at `at` seconds.
+    pub fn dtmf(mut self, at: f64, digits: &'a str) -> Self {
+        self.dtmf.push((at, digits));
+        self
+    }
+
+    /// Calls the access number; returns the pjsua result and what the
+    /// caller heard.
+    pub fn run(self, v: &Vmail) -> Option<(PjsuaRun, Vec<i16>)> {
+        if pjsua_python().is_none() {
+            skip_or_fail("pjsua2 (VMAIL_PYTHON)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("heard.wav");
+        let mut args: Vec<String> = vec![
+            "--target".into(),
+            format!("sip:*98@{DOMAIN}"),
+            "--proxy".into(),
+            v.sip_addr().to_string(),
+            "--caller".into(),
+            self.caller.clone(),
+            "--record".into(),
+            rec.display().to_string(),
+            "--hangup-after-seconds".into(),
+            format!("{:.1}", self.hangup_after),
+            "--dtmf-method".into(),
+            self.method.into(),
+            "--codecs".into(),
+            "PCMU,PCMA".into(),
+            "--timeout".into(),
+            format!("{:.0}", self.hangup_after + 20.0),
+        ];
+        for (at, digits) in &self.dtmf {
+            args.push("--dtmf".into());
+            args.push(format!("{at:.1}:{digits}"));
+        }
+        if let Some((wav, delay)) = &self.wav {
+            args.push("--wav".into());
+            args.push(wav.display().to_string());
+            args.push("--wav-delay".into());
+            args.push(format!("{delay:.1}"));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = pjsua("deposit.py", &argv).expect("python present");
+        run.assert_success("deposit.py to the access number");
+        let heard = if rec.exists() {
+            read_wav(&rec).1
+        } else {
+            Vec::new()
+        };
+        Some((run, heard))
+    }
+}
+// --- end of the access call helper ---
