@@ -41,25 +41,6 @@ fn short_greeting(v: &Vmail, user: &str) {
         .unwrap();
 }
 
-/// Leaves one message in `user`'s mailbox with sipp and waits until the
-/// INBOX holds `inbox` messages.
-fn deposit(v: &Vmail, user: &str, inbox: usize) {
-    let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
-        .mailbox(user)
-        .hold_ms(3000)
-        .run()
-    else {
-        panic!("sipp is needed");
-    };
-    run.assert_success("deposit.xml");
-    wait_for_files(
-        &v.mailbox_dir(user, DOMAIN).join("INBOX"),
-        ".wav",
-        inbox,
-        Duration::from_secs(10),
-    );
-}
-
 /// A minimal SIP subscriber over UDP: sends SUBSCRIBEs in one dialog and
 /// answers every NOTIFY with 200 (unless told otherwise), keeping them.
 struct Subscriber {
@@ -255,7 +236,7 @@ fn deposit_refresh_and_unsubscribe() {
     assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
     s.notify_with("0/0 (0/0)", Duration::from_secs(5));
     // A message: the lamp lights.
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     let n = s.notify_with("1/0 (0/0)", Duration::from_secs(10));
     assert!(body_of(&n).starts_with("Messages-Waiting: yes\r\n"), "{n}");
     // Moved to Old behind vmail's back (another process): a refresh
@@ -366,7 +347,7 @@ fn a_481_to_notify_ends_the_subscription() {
             .contains("NOTIFY failed: subscription ended")
             .then_some(())
     });
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     assert!(
         s.notify(Duration::from_secs(2)).is_none(),
         "no NOTIFY after a 481"
@@ -390,7 +371,7 @@ fn subscriptions_survive_a_restart() {
     let n = s.notify_with("0/0 (0/0)", Duration::from_secs(10));
     let tag = s.to_tag.clone().unwrap();
     assert!(header_value(&n, "From").unwrap().contains(&tag), "{n}");
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     s.notify_with("1/0 (0/0)", Duration::from_secs(10));
     // A saved subscription that expired while vmail was down is dropped.
     let text = fs::read_to_string(&saved).unwrap();
@@ -427,7 +408,7 @@ fn mwi_notify_target_gets_an_unsolicited_notify_per_change() {
     });
     short_greeting(&v, "1001");
     let Some(target) = target.spawn() else { return };
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     let run = target.wait();
     run.assert_success("uas_mwi_notify.xml");
     let n = target_notifies(&run);
@@ -459,8 +440,8 @@ fn mwi_notify_target_down_gets_the_newest_counts_once_up() {
     });
     short_greeting(&v, "1001");
     // Two changes while nobody listens there.
-    deposit(&v, "1001", 1);
-    deposit(&v, "1001", 2);
+    sipp_deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 2);
     let Some(target) = target.spawn() else { return };
     let run = target.wait();
     run.assert_success("uas_mwi_notify.xml");
@@ -494,7 +475,7 @@ fn pjsua_lamp_lights_after_a_deposit_and_goes_out_after_an_api_delete_across_a_r
     };
     let first = phone.wait_counts(0, 0, Duration::from_secs(15));
     assert_eq!(first["waiting"], false, "{first}");
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     let lit = phone.wait_counts(1, 0, Duration::from_secs(15));
     assert_eq!(lit["waiting"], true, "{lit}");
     // vmail restarts: the subscription comes back by itself, re-NOTIFYed
@@ -502,7 +483,7 @@ fn pjsua_lamp_lights_after_a_deposit_and_goes_out_after_an_api_delete_across_a_r
     v.restart();
     let again = phone.wait_counts(1, 0, Duration::from_secs(15));
     assert_eq!(again["waiting"], true, "{again}");
-    deposit(&v, "1001", 2);
+    sipp_deposit(&v, "1001", 2);
     let two = phone.wait_counts(2, 0, Duration::from_secs(15));
     assert_eq!(two["waiting"], true, "{two}");
     // Both messages deleted through the HTTP API: the lamp goes out.
@@ -548,7 +529,7 @@ fn a_message_deleted_by_phone_puts_the_lamp_out() {
     let mut s = Subscriber::new(v.sip_addr());
     let resp = s.subscribe("1001", DOMAIN, Some("message-summary"), Some(600));
     assert!(resp.starts_with("SIP/2.0 200"), "{resp}");
-    deposit(&v, "1001", 1);
+    sipp_deposit(&v, "1001", 1);
     s.notify_with("1/0 (0/0)", Duration::from_secs(10));
     // The mailbox menu: mailbox, PIN, `1` new messages, `7` delete.
     let args = [

@@ -3306,21 +3306,7 @@ pub fn deposit_at(v: &Vmail, user: &str, inbox: usize) -> String {
         files_with_suffix(&v.mailbox_dir(user, DOMAIN).join("INBOX"), ".wav")
             .into_iter()
             .collect();
-    let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
-        .mailbox(user)
-        .hold_ms(3000)
-        .run()
-    else {
-        panic!("sipp is needed");
-    };
-    run.assert_success("deposit.xml");
-    let after = wait_for_files(
-        &v.mailbox_dir(user, DOMAIN).join("INBOX"),
-        ".wav",
-        inbox,
-        Duration::from_secs(10),
-    );
-    let new = after
+    let new = sipp_deposit(v, user, inbox)
         .into_iter()
         .find(|p| !before.contains(p))
         .expect("a new message");
@@ -3331,7 +3317,7 @@ pub fn deposit_at(v: &Vmail, user: &str, inbox: usize) -> String {
 }
 // --- end of the sites helpers ---
 // Calls to the access number with pjsua (tests/retrieval.rs,
-// tests/sites_menu.rs)
+// tests/sites_menu.rs) and deposits with sipp (tests/mwi.rs, sites)
 
 /// A pjsua call to the access number (`*98`), as `caller` (a user of
 /// [`DOMAIN`]), hanging up after `hangup_after` seconds.
@@ -3411,4 +3397,23 @@ impl<'a> AccessCall<'a> {
         Some((run, heard))
     }
 }
-// --- end of the access call helper ---
+
+/// Leaves one message in `user`'s mailbox at `v` with sipp (3 s of audio)
+/// and waits until its INBOX holds `inbox` messages; their `.wav` files.
+pub fn sipp_deposit(v: &Vmail, user: &str, inbox: usize) -> Vec<PathBuf> {
+    let Some(run) = Sipp::uac("deposit.xml", v.sip_addr())
+        .mailbox(user)
+        .hold_ms(3000)
+        .run()
+    else {
+        panic!("sipp is needed");
+    };
+    run.assert_success("deposit.xml");
+    wait_for_files(
+        &v.mailbox_dir(user, DOMAIN).join("INBOX"),
+        ".wav",
+        inbox,
+        Duration::from_secs(10),
+    )
+}
+// --- end of the access call and deposit helpers ---
