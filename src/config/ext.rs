@@ -104,6 +104,9 @@ pub struct Ext {
     pub mwi_max_expires: u32,
     /// Calls in progress beyond which new INVITEs get `503`.
     pub max_calls: u32,
+    /// Bytes of decoded personal greetings kept in memory between calls
+    /// (0: every call decodes its greeting).
+    pub greeting_cache_bytes: u64,
     /// A call with no RTP for this long is ended, seconds.
     pub media_timeout_seconds: u32,
     /// A lease not renewed for this long is dead, milliseconds.
@@ -354,6 +357,7 @@ impl Default for Ext {
             mwi_min_expires: 60,
             mwi_max_expires: 3600,
             max_calls: 2000,
+            greeting_cache_bytes: 64 << 20,
             media_timeout_seconds: 30,
             lease_ms: 3000,
             coordination: Coordination::SiteShare,
@@ -504,6 +508,7 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "mwi_min_expires",
     "mwi_max_expires",
     "max_calls",
+    "greeting_cache_bytes",
     "media_timeout_seconds",
     "lease_ms",
     "coordination",
@@ -793,6 +798,7 @@ fn set_key(
             ext.mwi_notify = out;
         }
         "max_calls" => ext.max_calls = u32_in(v, 1, 1_000_000)?,
+        "greeting_cache_bytes" => ext.greeting_cache_bytes = u64_in(v, 0, 1 << 40)?,
         "media_timeout_seconds" => ext.media_timeout_seconds = u32_in(v, 1, 86_400)?,
         "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
         "coordination" => ext.coordination = coordination(v)?,
@@ -1372,6 +1378,7 @@ mod tests {
         assert!(ext.api_tokens.is_empty() && ext.mwi_notify.is_empty());
         assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (60, 3600));
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
+        assert_eq!(ext.greeting_cache_bytes, 64 << 20);
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (0, 64));
@@ -1394,6 +1401,7 @@ mod tests {
             "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=udp"],
             "mwi_min_expires": 30, "mwi_max_expires": 7200,
             "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
+            "greeting_cache_bytes": 0,
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
@@ -1420,6 +1428,7 @@ mod tests {
         );
         // every known key was exercised
         assert_eq!(ext.answer_delay_ms, 1500);
+        assert_eq!(ext.greeting_cache_bytes, 0);
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (3, 7));
         assert_eq!(
             (ext.access_rate_burst, ext.access_rate_per_minute),
@@ -1454,7 +1463,7 @@ mod tests {
         assert_eq!(ext.notify_retry_max_seconds, 60);
         assert!(ext.email_link_template.is_some() && ext.email_body_template.is_some());
         assert!(ext.email_subject_template.is_some());
-        assert_eq!(EXT_KEYS.len(), 56);
+        assert_eq!(EXT_KEYS.len(), 57);
     }
 
     #[test]

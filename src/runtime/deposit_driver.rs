@@ -17,6 +17,7 @@ use crate::prompts::PromptSet;
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
+use super::greetings::GreetingCache;
 use super::media_clock::MediaTick;
 use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,
@@ -38,6 +39,8 @@ pub struct CallSetup {
     pub rx: RxConfig,
     pub plan: DepositPlan,
     pub prompts: PromptSet,
+    /// Decoded personal greetings, shared by the calls.
+    pub greetings: Arc<GreetingCache>,
     pub store: FsStore,
     pub recording: RecordingInfo,
     pub slot: PacerSlot,
@@ -89,6 +92,7 @@ pub async fn drive(setup: CallSetup) {
         rx: rx_config,
         plan,
         prompts,
+        greetings,
         store,
         recording: info,
         slot,
@@ -118,7 +122,11 @@ pub async fn drive(setup: CallSetup) {
         let store = store.clone();
         let mailbox = mailbox.clone();
         let limits = plan.limits.clone();
-        match tokio::task::spawn_blocking(move || plan.prepare(&store, &prompts, &mailbox)).await {
+        match tokio::task::spawn_blocking(move || {
+            plan.prepare(&store, &prompts, &greetings, &mailbox)
+        })
+        .await
+        {
             Ok((p, opening)) => (Deposit::new(limits, p), opening),
             Err(e) => {
                 warn!("preparing the call failed: {e}");

@@ -16,6 +16,7 @@ mod call_messages;
 mod changes;
 pub(crate) mod cluster;
 mod deposit_driver;
+mod greetings;
 mod media_clock;
 mod media_io;
 mod menu_driver;
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     pub cluster: Arc<cluster::Cluster>,
     /// E-mail and webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// Decoded personal greetings (`ext.greeting_cache_bytes`).
+    pub greetings: Arc<greetings::GreetingCache>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -190,6 +193,7 @@ impl Shared {
             tcp_message_seconds,
             pin_hash_workers,
             pin_hash_queue,
+            greeting_cache_bytes,
             mwi_notify,
             retention,
             retention_interval_minutes
@@ -218,6 +222,7 @@ impl Shared {
             access_limiter: self.access_limiter.clone(),
             cluster: self.cluster.clone(),
             notifier: self.notifier.clone(),
+            greetings: self.greetings.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -415,6 +420,7 @@ async fn serve(
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         cluster,
+        greetings: Arc::new(greetings::GreetingCache::new(ext.greeting_cache_bytes)),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -800,6 +800,7 @@ impl SipServer {
                         create: create.then(|| settings.clone()),
                     },
                     prompts: shared.prompts.clone(),
+                    greetings: shared.greetings.clone(),
                     store: shared.store.clone(),
                     recording: RecordingInfo {
                         caller_uri: caller_uri.unwrap_or_default(),
