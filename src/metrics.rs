@@ -649,6 +649,7 @@ pub fn refusal_label(r: &Refusal) -> &'static str {
         Refusal::Merged => "merged",
         Refusal::ShuttingDown => "shutting_down",
         Refusal::Overloaded => "overload",
+        Refusal::MediaLag => "media_lag",
         Refusal::InvalidMailbox(_) | Refusal::NoSuchMailbox(_) => "no_mailbox",
         Refusal::DomainNotServed(_) => "domain_not_served",
         Refusal::StoreUnavailable(_) => "store_unavailable",

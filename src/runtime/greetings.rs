@@ -143,11 +143,13 @@ impl GreetingCache {
     }
 
     /// What the cache did so far.
+    #[cfg(test)]
     pub fn stats(&self) -> CacheStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes of samples held now.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.lock().bytes
     }

@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::admission::{RateLimit, SourceLimiter, Verdict};
+use crate::admission::{MediaLag, RateLimit, SourceLimiter, Verdict};
 use crate::config::{Config, SipTransport, VmailRole};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
@@ -109,6 +109,8 @@ pub(crate) struct Shared {
     pub cluster: Arc<cluster::Cluster>,
     /// E-mail and webhook notifications.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// How late the media threads run, and whether new calls wait for it.
+    pub media_lag: Arc<MediaLag>,
     /// Decoded personal greetings (`ext.greeting_cache_bytes`).
     pub greetings: Arc<greetings::GreetingCache>,
     ports: Arc<Mutex<PortPool>>,
@@ -208,6 +210,8 @@ impl Shared {
             l.set_limit(access_rate(&role.ext));
         }
         self.notifier.reconfigure(&role.ext);
+        let (limit, hold) = lag_limits(&role.ext);
+        self.media_lag.set_limits(limit, hold);
         Ok(Shared {
             config,
             role,
@@ -222,6 +226,7 @@ impl Shared {
             access_limiter: self.access_limiter.clone(),
             cluster: self.cluster.clone(),
             notifier: self.notifier.clone(),
+            media_lag: self.media_lag.clone(),
             greetings: self.greetings.clone(),
             ports: self.ports.clone(),
         })
@@ -234,6 +239,14 @@ fn access_rate(ext: &crate::config::Ext) -> RateLimit {
         burst: ext.access_rate_burst,
         per_minute: ext.access_rate_per_minute,
     }
+}
+
+/// The media-lag limit and hold time of `ext`.
+fn lag_limits(ext: &crate::config::Ext) -> (Duration, Duration) {
+    (
+        Duration::from_millis(u64::from(ext.media_lag_limit_ms)),
+        Duration::from_millis(u64::from(ext.media_lag_hold_ms)),
+    )
 }
 
 /// The routing table and every group's instances.
@@ -393,7 +406,11 @@ async fn serve(
             source: std::io::Error::other(e),
         })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
+    // The lag of each pacer shard and of the receive clock (the last one).
+    let (limit, hold) = lag_limits(&ext);
+    let media_lag = Arc::new(MediaLag::new(workers + 1, limit, hold));
+    let pacer =
+        Pacer::start(workers, metrics.clone(), media_lag.clone()).map_err(RuntimeError::Tokio)?;
     // Every change of the store's message counts is a change notice
     // (deposits, the phone menu, the API, recovery): MWI listens.
     let (changes, change_rx) = Changes::new();
@@ -413,7 +430,8 @@ async fn serve(
         prompts,
         metrics,
         pacer,
-        media_clock: media_clock::MediaClock::start(),
+        media_clock: media_clock::MediaClock::start(Some((media_lag.clone(), workers))),
+        media_lag,
         logins: Arc::new(menu_driver::Logins::new(
             ext.pin_hash_workers as usize,
             ext.pin_hash_queue as usize,

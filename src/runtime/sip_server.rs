@@ -608,6 +608,7 @@ impl SipServer {
                 shutting_down: self.shutting_down,
                 active_calls: self.calls.len(),
                 max_calls: ext.max_calls,
+                media_lagging: shared.media_lag.refusing(),
                 access_numbers: &ext.access_numbers,
                 auto_create_mailboxes: ext.auto_create_mailboxes,
                 local_tag: &local_tag,
@@ -870,7 +871,9 @@ impl SipServer {
             .metrics
             .call_refused(metrics::refusal_label(refusal));
         match refusal {
-            Refusal::Overloaded => {
+            // The gate logged the change once (a warning); each refusal
+            // would flood the log under overload.
+            Refusal::Overloaded | Refusal::MediaLag => {
                 debug!(%call_id, "INVITE refused: {refusal}");
             }
             Refusal::ShuttingDown => debug!(%call_id, "INVITE refused: {refusal}"),
