@@ -1189,6 +1189,7 @@ impl Bench {
             t.elapsed().as_secs_f64()
         ));
         let mut readies = Vec::new();
+        let mut actives = Vec::new();
         let mut rss = Vec::new();
         let mut scans = Vec::new();
         for _ in 0..2 {
@@ -1211,6 +1212,7 @@ impl Bench {
             }
             let after = vm.rss_kib();
             readies.push(vm.ready_after);
+            actives.push(vm.active_after);
             rss.push((at_ready, after));
             scans.push(scan);
             vm.stop();
@@ -1224,10 +1226,13 @@ impl Bench {
         };
         row.rss = format!("{:.1} MiB", rss[1].0 as f64 / 1024.0);
         row.notes = format!(
-            "ready (OPTIONS answered) after {:.0} ms, again {:.0} ms; RSS at ready {:.1} MiB; \
+            "ready (OPTIONS answered) after {:.0} ms, again {:.0} ms; active (OPTIONS answered 200, \
+             the group's lease taken) after {:.2} / {:.2} s; RSS at ready {:.1} MiB; \
              background recovery scan done after {} / {} (RSS then {:.1} MiB)",
             ms(&readies[0]),
             ms(&readies[1]),
+            actives[0].as_secs_f64(),
+            actives[1].as_secs_f64(),
             rss[1].0 as f64 / 1024.0,
             scan(&scans[0]),
             scan(&scans[1]),

@@ -99,7 +99,11 @@ impl Site {
     }
 
     /// Starts the release vmail (optionally under `wrapper`, e.g. valgrind)
-    /// and waits until it answers an OPTIONS.
+    /// and waits until it answers an OPTIONS, then until it is the active
+    /// instance of its group (OPTIONS answered `200`, not `503`): a fresh
+    /// instance watches the group's lease for `lease_ms` (3 s) before it
+    /// takes it, and meanwhile sends callers away. Calls started before
+    /// that were lost to the steps that start sipp at once.
     pub fn start(&mut self, wrapper: &[String], ready_within: Duration) -> std::io::Result<Vmail> {
         self.logs += 1;
         let log_path = self.root.join(format!("vmail-{}.log", self.logs));
@@ -127,6 +131,7 @@ impl Site {
             child,
             log: log_path,
             ready_after: Duration::ZERO,
+            active_after: Duration::ZERO,
         };
         loop {
             if let Ok(Some(status)) = v.child.try_wait() {
@@ -135,9 +140,21 @@ impl Site {
                     v.log_tail(30)
                 )));
             }
-            if options_answered(self.sip, Duration::from_millis(20)) {
-                v.ready_after = spawned.elapsed();
-                return Ok(v);
+            match options_status(self.sip, Duration::from_millis(20)) {
+                Some(code) if v.ready_after.is_zero() => {
+                    v.ready_after = spawned.elapsed();
+                    if code == 200 {
+                        v.active_after = v.ready_after;
+                        return Ok(v);
+                    }
+                }
+                Some(200) => {
+                    v.active_after = spawned.elapsed();
+                    return Ok(v);
+                }
+                // Passive still: ask again shortly.
+                Some(_) => std::thread::sleep(Duration::from_millis(20)),
+                None => {}
             }
             if spawned.elapsed() > ready_within {
                 v.stop();
@@ -156,6 +173,8 @@ pub struct Vmail {
     pub log: PathBuf,
     /// From spawn to the first answered OPTIONS.
     pub ready_after: Duration,
+    /// From spawn to the first OPTIONS answered `200` (the active instance).
+    pub active_after: Duration,
 }
 
 impl Vmail {
@@ -224,13 +243,10 @@ fn free_sip_port() -> std::io::Result<u16> {
 }
 
 /// True when an OPTIONS to `addr` gets any answer within `wait`.
-pub fn options_answered(addr: SocketAddr, wait: Duration) -> bool {
-    let Ok(sock) = UdpSocket::bind(("127.0.0.1", 0)) else {
-        return false;
-    };
-    let Ok(local) = sock.local_addr() else {
-        return false;
-    };
+/// The status code of vmail's answer to an OPTIONS within `wait`.
+pub fn options_status(addr: SocketAddr, wait: Duration) -> Option<u16> {
+    let sock = UdpSocket::bind(("127.0.0.1", 0)).ok()?;
+    let local = sock.local_addr().ok()?;
     let msg = format!(
         "OPTIONS sip:{addr} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK-bench-{}-{};rport\r\n\
@@ -246,12 +262,12 @@ pub fn options_answered(addr: SocketAddr, wait: Duration) -> bool {
         std::process::id(),
         local.port(),
     );
-    if sock.send_to(msg.as_bytes(), addr).is_err() {
-        return false;
-    }
+    sock.send_to(msg.as_bytes(), addr).ok()?;
     let _ = sock.set_read_timeout(Some(wait));
     let mut buf = [0u8; 2048];
-    matches!(sock.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0"))
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let status = buf[..n].strip_prefix(b"SIP/2.0 ")?;
+    std::str::from_utf8(status.get(..3)?).ok()?.parse().ok()
 }
 
 /// A WAV file (16-bit mono 8 kHz PCM) of `pcm`.
