@@ -53,7 +53,7 @@ vmail load harness
   --pacing LIST      concurrent greetings per pacing step (e.g. 100,500,1000)
   --mailboxes N      mailboxes for the start-up test
   --wrap CMD         run vmail under CMD (e.g. \"valgrind --tool=callgrind\")
-  --threads N        RTP sender threads of the generator (default 2)
+  --threads N        RTP generator threads (default: one per core)
   --keep             keep the temporary folder (logs, sipp files)
 ";
 
@@ -97,7 +97,7 @@ impl Opts {
                 cpu_calls: 100,
                 startup_mailboxes: 100_000,
                 wrapper: Vec::new(),
-                threads: 2,
+                threads: 0,
                 keep: false,
             }
         } else {
@@ -114,7 +114,7 @@ impl Opts {
                 cpu_calls: 1200,
                 startup_mailboxes: 100_000,
                 wrapper: Vec::new(),
-                threads: 2,
+                threads: 0,
                 keep: false,
             }
         };
@@ -652,6 +652,7 @@ impl Bench {
             .max_lag_us
             .load(std::sync::atomic::Ordering::Relaxed) as f64
             / 1000.0;
+        let send_path = gen.send_path;
         let genres = gen.finish();
         let warnings = vm.warnings();
         vm.stop();
@@ -709,9 +710,10 @@ impl Bench {
         let own = own1.saturating_sub(own0);
         let sipp_cpu = sipp1.saturating_sub(sipp0);
         let mut notes = format!(
-            "{:.0} kpps in; generator {:.0} %, sipp {:.0} % CPU; idle RSS {:.1} MiB",
+            "{:.0} kpps in; generator {:.0} % CPU ({:.2} µs per packet sent, {send_path}), sipp {:.0} %; idle RSS {:.1} MiB",
             packets as f64 / dt.as_secs_f64() / 1000.0,
             pct(own.as_secs_f64(), dt.as_secs_f64()),
+            own.as_secs_f64() * 1e6 / packets.max(1) as f64,
             pct(sipp_cpu.as_secs_f64(), dt.as_secs_f64()),
             idle_rss as f64 / 1024.0
         );
@@ -1118,6 +1120,7 @@ impl Bench {
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
+        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
         let res = sipp.wait();
@@ -1130,6 +1133,10 @@ impl Bench {
         );
         let dt = t0.elapsed();
         let cpu = vm.cpu().saturating_sub(cpu0);
+        let own = procfs::cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(own0);
+        let send_path = gen.send_path;
         let sent = gen.counters.sent.load(std::sync::atomic::Ordering::Relaxed);
         let received = gen
             .counters
@@ -1151,12 +1158,15 @@ impl Bench {
         row.cpu = format!("{per_call:.2} ms/call");
         row.per_packet = format!("{per_packet:.2}");
         row.notes = format!(
-            "{:.0} s greeting + beep, then the message; {} packets in, {} out; {:.0} % CPU over {:.0} s",
+            "{:.0} s greeting + beep, then the message; {} packets in, {} out; {:.0} % CPU over {:.0} s; \
+             generator {:.0} % CPU, {:.2} µs per packet sent or received ({send_path})",
             f64::from(PERSONAL_GREETING_MS) / 1000.0,
             sent,
             received,
             pct(cpu.as_secs_f64(), dt.as_secs_f64()),
-            dt.as_secs_f64()
+            dt.as_secs_f64(),
+            pct(own.as_secs_f64(), dt.as_secs_f64()),
+            own.as_secs_f64() * 1e6 / (sent + received).max(1) as f64,
         );
         say(&format!(
             "{what}: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
