@@ -13,11 +13,10 @@ use tracing::{debug, info, warn};
 use crate::call::{Action, Clip, Deposit, DepositPrompts, Opening, RecordingOutcome};
 use crate::media::{RxConfig, SilenceDetector};
 use crate::metrics::Metrics;
-use crate::prompts::PromptSet;
+use crate::prompts::{GreetingCache, PromptSet};
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
-use super::greetings::GreetingCache;
 use super::media_clock::MediaTick;
 use super::media_io::{
     wait_for_send_address, CallFlow, CallInputs, MediaIo, RtpSocket, Wake, SEND_ADDRESS_WAIT,

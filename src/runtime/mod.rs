@@ -16,7 +16,6 @@ mod call_messages;
 mod changes;
 pub(crate) mod cluster;
 mod deposit_driver;
-mod greetings;
 mod media_clock;
 mod media_io;
 mod menu_driver;
@@ -112,7 +111,7 @@ pub(crate) struct Shared {
     /// How late the media threads run, and whether new calls wait for it.
     pub media_lag: Arc<MediaLag>,
     /// Decoded personal greetings (`ext.greeting_cache_bytes`).
-    pub greetings: Arc<greetings::GreetingCache>,
+    pub greetings: Arc<crate::prompts::GreetingCache>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -438,7 +437,7 @@ async fn serve(
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         cluster,
-        greetings: Arc::new(greetings::GreetingCache::new(ext.greeting_cache_bytes)),
+        greetings: Arc::new(crate::prompts::GreetingCache::new(ext.greeting_cache_bytes)),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -5,10 +5,9 @@
 
 use tracing::warn;
 
-use super::greetings::GreetingCache;
 use crate::call::{Clip, DepositLimits, DepositPrompts, Opening};
 use crate::destination::Cause;
-use crate::prompts::PromptSet;
+use crate::prompts::{GreetingCache, PromptSet};
 use crate::store::{Counts, FsStore, GreetingKind, MailboxId, MailboxSettings, StoreError};
 
 /// The inputs of a deposit call, fixed when the INVITE is accepted.

@@ -2,7 +2,8 @@
 //!
 //! A deposit call plays the mailbox's own greeting; decoding the WAV and
 //! making its 16 kHz copy for every call cost about 3 % of the CPU of a
-//! phone-like call (docs/performance.md). The cache holds the decoded
+//! phone-like call (docs/performance.md); the deposit calls load their
+//! greetings through it (`runtime::plan`). The cache holds the decoded
 //! [`Prompt`] (both rates) keyed by the file's path and checked against its
 //! identity at every use: inode, size and modification time. A greeting
 //! re-recorded or uploaded is a new file (written and renamed into place),
@@ -22,7 +23,7 @@ use std::time::SystemTime;
 
 use tracing::warn;
 
-use crate::prompts::Prompt;
+use super::Prompt;
 
 /// What tells one version of a greeting file from another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +130,7 @@ impl GreetingCache {
             return None;
         }
         drop(file);
-        let prompt = match crate::prompts::decode_prompt(bytes, Some("wav")) {
+        let prompt = match super::decode_prompt(bytes, Some("wav")) {
             Ok(p) if !p.is_empty() => p,
             Ok(_) => return None,
             Err(e) => {
@@ -143,13 +144,11 @@ impl GreetingCache {
     }
 
     /// What the cache did so far.
-    #[cfg(test)]
     pub fn stats(&self) -> CacheStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes of samples held now.
-    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.lock().bytes
     }
