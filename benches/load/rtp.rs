@@ -76,6 +76,9 @@ pub struct GenConfig {
     /// SRTP (AES_CM_128_HMAC_SHA1_80): every packet sent is protected
     /// with this key and salt (what the SDP offer carried).
     pub srtp: Option<[u8; 30]>,
+    /// Time how long each call's first `n` packets from vmail took to
+    /// arrive (the greeting and the beep), against `(n - 1) × 20 ms`.
+    pub prompt_span: Option<u32>,
 }
 
 /// What happened on one call, as the generator saw it.
@@ -136,6 +139,13 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// Values above `d` (to the bucket: values in the bucket of `d` do
+    /// not count).
+    pub fn count_over(&self, d: Duration) -> u64 {
+        let i = (d.as_micros() as u64 / BUCKET_US).min(BUCKETS as u64) as usize;
+        self.buckets.get(i + 1..).map_or(0, |b| b.iter().sum())
+    }
+
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count
@@ -182,6 +192,8 @@ struct RxInfo {
     src: Option<SocketAddr>,
     /// Packets of the current call.
     count: u32,
+    /// Arrival of its first packet.
+    first: Option<Instant>,
     last: Option<Instant>,
     /// Arrival of the previous timed packet (Listen mode).
     last_timed: Option<Instant>,
@@ -222,12 +234,16 @@ pub struct GenResult {
     pub pacing: Pacing,
     /// Calls vmail started per slot (new source addresses seen).
     pub calls_seen: Vec<u32>,
+    /// With `prompt_span`: how much longer than its nominal length each
+    /// call's prompt took to arrive.
+    pub stretch: Histogram,
 }
 
 #[derive(Default)]
 struct WorkerResult {
     records: Vec<CallRecord>,
     pacing: Pacing,
+    stretch: Histogram,
     /// (slot, calls seen on it)
     seen: Vec<(usize, u32)>,
 }
@@ -381,12 +397,14 @@ impl Generator {
             calls: Vec::new(),
             pacing: Pacing::default(),
             calls_seen: vec![0; self.slots],
+            stretch: Histogram::default(),
         };
         for h in self.workers.drain(..) {
             if let Ok(mut r) = h.join() {
                 out.calls.append(&mut r.records);
                 out.pacing.intervals.merge(&r.pacing.intervals);
                 out.pacing.deviation.merge(&r.pacing.deviation);
+                out.stretch.merge(&r.stretch);
                 for (slot, n) in r.seen {
                     if let Some(c) = out.calls_seen.get_mut(slot) {
                         *c = n;
@@ -455,6 +473,7 @@ struct Worker {
     poll: Option<mio::Poll>,
     records: Vec<CallRecord>,
     pacing: Pacing,
+    stretch: Histogram,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
     /// Ports with a call not yet taken care of (AfterPrompt).
     waiting: Vec<usize>,
@@ -531,6 +550,7 @@ impl Worker {
             poll,
             records: Vec::new(),
             pacing: Pacing::default(),
+            stretch: Histogram::default(),
             heap: BinaryHeap::new(),
             waiting: Vec::new(),
             timed,
@@ -597,6 +617,7 @@ impl Worker {
             seen: self.ports.iter().map(|p| (p.slot, p.rx.calls)).collect(),
             records: self.records,
             pacing: self.pacing,
+            stretch: self.stretch,
         }
     }
 
@@ -642,11 +663,19 @@ impl Worker {
             p.rx.calls += 1;
             p.rx.src = Some(from);
             p.rx.count = 0;
+            p.rx.first = Some(now);
             p.rx.last_timed = None;
             self.counters.calls.fetch_add(1, Ordering::Relaxed);
         }
         p.rx.count += 1;
         p.rx.last = Some(now);
+        if let (Some(n), Some(first)) = (self.cfg.prompt_span, p.rx.first) {
+            if p.rx.count == n {
+                let nominal = FRAME * n.saturating_sub(1);
+                self.stretch
+                    .add(now.saturating_duration_since(first).saturating_sub(nominal));
+            }
+        }
         if self.timed > 0 && p.rx.count <= self.timed {
             // Kernel time when there is one, else the time read.
             let at = stamp.map_or(now, |k| {

@@ -23,8 +23,12 @@ pub struct Site {
     /// `ext.siteshare`.
     pub siteshare: PathBuf,
     config: PathBuf,
+    /// The whole configuration, rewritten by [`Site::set_ext`].
+    doc: Value,
     /// vmail's SIP address.
     pub sip: SocketAddr,
+    /// vmail's HTTP address (`/metrics`).
+    pub http: SocketAddr,
     logs: u32,
 }
 
@@ -34,9 +38,10 @@ impl Site {
         let siteshare = root.join("siteshare");
         fs::create_dir_all(siteshare.join("vmail/domains").join(DOMAIN))?;
         let sip_port = free_sip_port()?;
+        let http_port = free_sip_port()?;
         let mut e = json!({
             "sip_port": sip_port,
-            "http_port": free_sip_port()?,
+            "http_port": http_port,
             // Below the ephemeral range the generator's ports come from.
             "rtp_port_min": 10000,
             "rtp_port_max": 29999,
@@ -70,9 +75,49 @@ impl Site {
             root: root.to_path_buf(),
             siteshare,
             config: path,
+            doc: config,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
             logs: 0,
         })
+    }
+
+    /// Sets `ext` keys for the next start.
+    pub fn set_ext(&mut self, more: Value) -> std::io::Result<()> {
+        if let (Some(ext), Value::Object(more)) = (
+            self.doc
+                .pointer_mut("/roles/0/ext")
+                .and_then(Value::as_object_mut),
+            more,
+        ) {
+            ext.extend(more);
+        }
+        fs::write(
+            &self.config,
+            serde_json::to_vec_pretty(&self.doc).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// The value of the counter `name` with `label` (e.g.
+    /// `reason="media_lag"`) in vmail's `/metrics`; 0 when absent.
+    pub fn metric(&self, name: &str, label: &str) -> u64 {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2))
+        else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.http);
+        if s.write_all(req.as_bytes()).is_err() {
+            return 0;
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
     }
 
     /// `<siteshare>/vmail/domains/<DOMAIN>/<user>`.
