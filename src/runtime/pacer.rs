@@ -276,6 +276,9 @@ fn shard(
         let woke = Instant::now();
         if let Some(mean) = meter.tick(tick, woke) {
             publish_lag(&lag, source, woke, mean);
+            metrics
+                .media_lag_us
+                .set(i64::try_from(lag.worst().as_micros()).unwrap_or(i64::MAX));
         }
         loop {
             match rx.try_recv() {
