@@ -561,7 +561,7 @@ impl Worker {
     }
 
     fn run(mut self, stop: &AtomicBool) -> WorkerResult {
-        let mut events = mio::Events::with_capacity(1024);
+        let mut events = mio::Events::with_capacity(4096);
         let mut bufs = RecvBufs {
             data: vec![[0u8; 2048]; RECV_BATCH],
             headers: MultiHeaders::preallocate(
