@@ -199,6 +199,9 @@ pub struct Metrics {
     /// How long the last takeover waited for the group to have no live
     /// active, milliseconds.
     pub last_takeover_ms: PromGauge<i64>,
+    /// How late the media threads run (the worst quarter-second mean of
+    /// the pacer shards and the receive clock), microseconds.
+    pub media_lag_us: PromGauge<i64>,
 }
 
 impl Default for Metrics {
@@ -415,8 +418,14 @@ impl Metrics {
             "vmail_cluster_last_takeover_milliseconds",
             "How long the group was without a live active before this instance's last takeover.",
         );
+        let media_lag_us = gauge(
+            &mut r,
+            "vmail_media_lag_microseconds",
+            "How late the media threads run against their schedule (the worst of the pacer shards and the receive clock, mean over a quarter second).",
+        );
         let m = Metrics {
             registry: r,
+            media_lag_us,
             takeovers,
             step_downs,
             lease_failures,
@@ -672,6 +681,7 @@ pub fn refusal_label(r: &Refusal) -> &'static str {
         Refusal::Merged => "merged",
         Refusal::ShuttingDown => "shutting_down",
         Refusal::Overloaded => "overload",
+        Refusal::MediaLag => "media_lag",
         Refusal::InvalidMailbox(_) | Refusal::NoSuchMailbox(_) => "no_mailbox",
         Refusal::DomainNotServed(_) => "domain_not_served",
         Refusal::StoreUnavailable(_) => "store_unavailable",

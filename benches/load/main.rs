@@ -18,7 +18,11 @@
 //! - CPU per 11-second phone-like deposit at 400 concurrent calls, and
 //!   (`srtp`) the same calls in SRTP (SDES keys offered over UDP, the
 //!   generator encrypting every packet);
-//! - start-up with 100,000 mailboxes.
+//! - start-up with 100,000 mailboxes;
+//! - (`overload`, only when named in `--only`) phone-like calls offered
+//!   faster than the box can carry, with the admission by media lag on and
+//!   then off: the refusals (503) against how late the admitted calls'
+//!   greetings arrive.
 //!
 //! Everything is bounded (sipp `-m` and `-timeout`, every wait has a limit)
 //! and all traffic stays on 127.0.0.1. Run by `cargo bench` or `cargo test`
@@ -46,14 +50,16 @@ vmail load harness
 
   --quick            small steps, about 3 minutes
   --full             the whole measurement, about 10 minutes
-  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,cpu-g722,srtp,startup
+  --only LIST        comma-separated subset of: floor,deposits,rate,pacing,cpu,cpu-g722,srtp,startup,
+                     and overload (saturates the box; run only when named)
+  --overload N,R     overload step: N calls offered at R per second
   --steps LIST       concurrent deposits per step (e.g. 250,500,1000)
   --hold SECONDS     how long each concurrent deposit is held
   --rates LIST       call set-up rates to try (calls per second)
   --pacing LIST      concurrent greetings per pacing step (e.g. 100,500,1000)
   --mailboxes N      mailboxes for the start-up test
   --wrap CMD         run vmail under CMD (e.g. \"valgrind --tool=callgrind\")
-  --threads N        RTP sender threads of the generator (default 2)
+  --threads N        RTP generator threads (default: one per core)
   --keep             keep the temporary folder (logs, sipp files)
 ";
 
@@ -69,6 +75,8 @@ struct Opts {
     pacing_steps: Vec<usize>,
     cpu_concurrent: usize,
     cpu_calls: usize,
+    overload_calls: usize,
+    overload_rate: u32,
     startup_mailboxes: usize,
     wrapper: Vec<String>,
     threads: usize,
@@ -95,9 +103,11 @@ impl Opts {
                 pacing_steps: vec![100],
                 cpu_concurrent: 100,
                 cpu_calls: 100,
+                overload_calls: 2400,
+                overload_rate: 200,
                 startup_mailboxes: 100_000,
                 wrapper: Vec::new(),
-                threads: 2,
+                threads: 0,
                 keep: false,
             }
         } else {
@@ -112,9 +122,11 @@ impl Opts {
                 pacing_steps: vec![100, 500, 1000],
                 cpu_concurrent: 400,
                 cpu_calls: 1200,
+                overload_calls: 4000,
+                overload_rate: 300,
                 startup_mailboxes: 100_000,
                 wrapper: Vec::new(),
-                threads: 2,
+                threads: 0,
                 keep: false,
             }
         };
@@ -147,6 +159,14 @@ impl Opts {
                 "--hold" => o.hold = Duration::from_secs(value(it.next(), a)?),
                 "--mailboxes" => o.startup_mailboxes = value(it.next(), a)?,
                 "--threads" => o.threads = value(it.next(), a)?,
+                "--overload" => {
+                    let v: Vec<usize> = list(it.next(), a)?;
+                    let [n, r] = v[..] else {
+                        return Err("--overload needs N,R".into());
+                    };
+                    o.overload_calls = n;
+                    o.overload_rate = u32::try_from(r).map_err(|e| e.to_string())?.max(1);
+                }
                 "--wrap" => {
                     o.wrapper = value::<String>(it.next(), a)?
                         .split_whitespace()
@@ -167,6 +187,13 @@ impl Opts {
         self.only
             .as_ref()
             .is_none_or(|l| l.iter().any(|t| t == test))
+    }
+
+    /// Steps that run only when `--only` names them.
+    fn names(&self, test: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|t| t == test))
     }
 }
 
@@ -325,7 +352,11 @@ fn run(opts: Opts) -> Result<(), String> {
         .max()
         .unwrap_or(0)
         .max(if opts.wants("rate") { 4000 } else { 0 });
-    let phone_mailboxes = if opts.wants("cpu") || opts.wants("cpu-g722") || opts.wants("srtp") {
+    let phone_mailboxes = if opts.wants("cpu")
+        || opts.wants("cpu-g722")
+        || opts.wants("srtp")
+        || opts.names("overload")
+    {
         opts.cpu_concurrent
     } else {
         0
@@ -398,6 +429,9 @@ fn run(opts: Opts) -> Result<(), String> {
     }
     if opts.wants("startup") {
         b.startup()?;
+    }
+    if opts.names("overload") {
+        b.overload()?;
     }
 
     let report = b.report(started.elapsed());
@@ -588,6 +622,7 @@ impl Bench {
                 frames,
                 g722: false,
                 srtp: None,
+                prompt_span: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -652,6 +687,7 @@ impl Bench {
             .max_lag_us
             .load(std::sync::atomic::Ordering::Relaxed) as f64
             / 1000.0;
+        let send_path = gen.send_path;
         let genres = gen.finish();
         let warnings = vm.warnings();
         vm.stop();
@@ -709,9 +745,10 @@ impl Bench {
         let own = own1.saturating_sub(own0);
         let sipp_cpu = sipp1.saturating_sub(sipp0);
         let mut notes = format!(
-            "{:.0} kpps in; generator {:.0} %, sipp {:.0} % CPU; idle RSS {:.1} MiB",
+            "{:.0} kpps in; generator {:.0} % CPU ({:.2} µs per packet sent, {send_path}), sipp {:.0} %; idle RSS {:.1} MiB",
             packets as f64 / dt.as_secs_f64() / 1000.0,
             pct(own.as_secs_f64(), dt.as_secs_f64()),
+            own.as_secs_f64() * 1e6 / packets.max(1) as f64,
             pct(sipp_cpu.as_secs_f64(), dt.as_secs_f64()),
             idle_rss as f64 / 1024.0
         );
@@ -843,6 +880,7 @@ impl Bench {
                 frames: 50,
                 g722: false,
                 srtp: None,
+                prompt_span: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -983,6 +1021,7 @@ impl Bench {
                 frames: 0,
                 g722: false,
                 srtp: None,
+                prompt_span: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -1093,6 +1132,7 @@ impl Bench {
                 frames,
                 g722,
                 srtp: srtp.then_some(SRTP_KEY),
+                prompt_span: None,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
@@ -1118,6 +1158,7 @@ impl Bench {
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
+        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
         let res = sipp.wait();
@@ -1130,6 +1171,10 @@ impl Bench {
         );
         let dt = t0.elapsed();
         let cpu = vm.cpu().saturating_sub(cpu0);
+        let own = procfs::cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(own0);
+        let send_path = gen.send_path;
         let sent = gen.counters.sent.load(std::sync::atomic::Ordering::Relaxed);
         let received = gen
             .counters
@@ -1151,12 +1196,15 @@ impl Bench {
         row.cpu = format!("{per_call:.2} ms/call");
         row.per_packet = format!("{per_packet:.2}");
         row.notes = format!(
-            "{:.0} s greeting + beep, then the message; {} packets in, {} out; {:.0} % CPU over {:.0} s",
+            "{:.0} s greeting + beep, then the message; {} packets in, {} out; {:.0} % CPU over {:.0} s; \
+             generator {:.0} % CPU, {:.2} µs per packet sent or received ({send_path})",
             f64::from(PERSONAL_GREETING_MS) / 1000.0,
             sent,
             received,
             pct(cpu.as_secs_f64(), dt.as_secs_f64()),
-            dt.as_secs_f64()
+            dt.as_secs_f64(),
+            pct(own.as_secs_f64(), dt.as_secs_f64()),
+            own.as_secs_f64() * 1e6 / (sent + received).max(1) as f64,
         );
         say(&format!(
             "{what}: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
@@ -1170,6 +1218,142 @@ impl Bench {
             format!("{per_call:.2} ms at {c}"),
             c >= 400 && per_call <= 3.0 && failed == 0,
         );
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// Past what the box carries: phone-like calls (5 s greeting, beep,
+    /// message, 11 s) offered at `overload_rate` per second, so that
+    /// about `rate × 11` would be in progress, once with the admission by
+    /// media lag on (the default `media_lag_limit_ms`) and once off. Shown:
+    /// the INVITEs refused and how much later than its nominal length each
+    /// admitted call's greeting and beep arrived at the caller.
+    fn overload(&mut self) -> Result<(), String> {
+        let on = self.overload_step(true);
+        let off = self.overload_step(false);
+        self.site
+            .set_ext(json!({ "media_lag_limit_ms": 20 }))
+            .map_err(|e| e.to_string())?;
+        on.and(off)
+    }
+
+    fn overload_step(&mut self, gate: bool) -> Result<(), String> {
+        let calls = self.opts.overload_calls;
+        let rate = f64::from(self.opts.overload_rate);
+        let call = Duration::from_secs(11);
+        let limit = ((rate * call.as_secs_f64()) * 1.5) as usize + 10;
+        let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
+        let beep = self
+            .prompt_frames
+            .saturating_sub(frames_of(SHORT_GREETING_MS as usize * 8));
+        let prompt = frames_of(PERSONAL_GREETING_MS as usize * 8) + beep;
+        let what = if gate {
+            "overload, admission by media lag"
+        } else {
+            "overload, lag check off"
+        };
+        say(&format!(
+            "{what}: {calls} calls of 11 s offered at {rate:.0}/s"
+        ));
+        self.site
+            .set_ext(json!({ "media_lag_limit_ms": if gate { 20 } else { 0 } }))
+            .map_err(|e| e.to_string())?;
+        let mut vm = self
+            .site
+            .start(&self.opts.wrapper, Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+        let gen = Generator::start(
+            calls,
+            self.opts.threads,
+            GenConfig {
+                mode: Mode::FromAnswer,
+                frames,
+                g722: false,
+                srtp: None,
+                prompt_span: Some(prompt),
+            },
+        )
+        .map_err(|e| format!("RTP generator: {e}"))?;
+        let nmb = self.phone_mailboxes.max(1);
+        let lines = (0..calls)
+            .map(|i| (phone_user(i % nmb), gen.ports()[i]))
+            .collect();
+        let job = sipp::SippJob {
+            remote: self.site.sip,
+            domain: DOMAIN,
+            lines,
+            hold: call,
+            rate,
+            limit,
+            timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
+            dir: self.root.join(if gate {
+                "sipp-overload-on"
+            } else {
+                "sipp-overload-off"
+            }),
+            g722: false,
+            srtp_key: None,
+        };
+        std::thread::sleep(Duration::from_millis(500));
+        let cpu0 = vm.cpu();
+        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
+        let t0 = Instant::now();
+        let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
+        let sipp0 = procfs::cpu_time(sipp.pid).unwrap_or_default();
+        let sipp_pid = sipp.pid;
+        let mut sipp_cpu = Duration::ZERO;
+        let mut sipp = Some(sipp);
+        // sipp's own CPU, read while it runs.
+        while sipp.as_mut().is_some_and(|s| s.running()) {
+            if let Some(c) = procfs::cpu_time(sipp_pid) {
+                sipp_cpu = c.saturating_sub(sipp0);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let res = sipp.take().map(sipp::SippProc::wait).unwrap_or_default();
+        let dt = t0.elapsed();
+        let cpu = vm.cpu().saturating_sub(cpu0);
+        let own = procfs::cpu_time(std::process::id())
+            .unwrap_or_default()
+            .saturating_sub(own0);
+        let by_lag = self.site.metric("vmail_calls_refused_total", "media_lag");
+        let by_count = self
+            .site
+            .metric("vmail_calls_refused_total", "\"overload\"");
+        let users: Vec<String> = (0..calls.min(nmb)).map(phone_user).collect();
+        self.wait_messages(
+            &users,
+            res.successful as usize,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        let genres = gen.finish();
+        vm.stop();
+        let stored: usize = users
+            .iter()
+            .map(|u| site::take_messages(&self.site, u).len())
+            .sum();
+        let s = &genres.stretch;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let mut row = Row::new(what, format!("{calls} × 11 s phone-like at {rate:.0}/s"));
+        row.calls = format!("{calls} ({by_lag} refused by lag, {by_count} by max_calls)");
+        row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
+        row.cpu = format!("{:.0} %", pct(cpu.as_secs_f64(), dt.as_secs_f64()));
+        row.notes = format!(
+            "{} answered, {stored} messages; greeting + beep ({prompt} frames) of {} admitted calls \
+             late by p50 {:.0} / p99 {:.0} / max {:.0} ms, {} calls over 100 ms; generator {:.0} %, \
+             sipp {:.0} % CPU over {:.0} s",
+            res.successful,
+            s.count(),
+            ms(s.quantile(0.5)),
+            ms(s.quantile(0.99)),
+            ms(s.max()),
+            s.count_over(Duration::from_millis(100)),
+            pct(own.as_secs_f64(), dt.as_secs_f64()),
+            pct(sipp_cpu.as_secs_f64(), dt.as_secs_f64()),
+            dt.as_secs_f64()
+        );
+        say(&format!("{what}: {}", row.notes));
         self.rows.push(row);
         Ok(())
     }
@@ -1189,6 +1373,7 @@ impl Bench {
             t.elapsed().as_secs_f64()
         ));
         let mut readies = Vec::new();
+        let mut actives = Vec::new();
         let mut rss = Vec::new();
         let mut scans = Vec::new();
         for _ in 0..2 {
@@ -1211,6 +1396,7 @@ impl Bench {
             }
             let after = vm.rss_kib();
             readies.push(vm.ready_after);
+            actives.push(vm.active_after);
             rss.push((at_ready, after));
             scans.push(scan);
             vm.stop();
@@ -1224,10 +1410,13 @@ impl Bench {
         };
         row.rss = format!("{:.1} MiB", rss[1].0 as f64 / 1024.0);
         row.notes = format!(
-            "ready (OPTIONS answered) after {:.0} ms, again {:.0} ms; RSS at ready {:.1} MiB; \
+            "ready (OPTIONS answered) after {:.0} ms, again {:.0} ms; active (OPTIONS answered 200, \
+             the group's lease taken) after {:.2} / {:.2} s; RSS at ready {:.1} MiB; \
              background recovery scan done after {} / {} (RSS then {:.1} MiB)",
             ms(&readies[0]),
             ms(&readies[1]),
+            actives[0].as_secs_f64(),
+            actives[1].as_secs_f64(),
             rss[1].0 as f64 / 1024.0,
             scan(&scans[0]),
             scan(&scans[1]),

@@ -23,8 +23,12 @@ pub struct Site {
     /// `ext.siteshare`.
     pub siteshare: PathBuf,
     config: PathBuf,
+    /// The whole configuration, rewritten by [`Site::set_ext`].
+    doc: Value,
     /// vmail's SIP address.
     pub sip: SocketAddr,
+    /// vmail's HTTP address (`/metrics`).
+    pub http: SocketAddr,
     logs: u32,
 }
 
@@ -34,9 +38,10 @@ impl Site {
         let siteshare = root.join("siteshare");
         fs::create_dir_all(siteshare.join("vmail/domains").join(DOMAIN))?;
         let sip_port = free_sip_port()?;
+        let http_port = free_sip_port()?;
         let mut e = json!({
             "sip_port": sip_port,
-            "http_port": free_sip_port()?,
+            "http_port": http_port,
             // Below the ephemeral range the generator's ports come from.
             "rtp_port_min": 10000,
             "rtp_port_max": 29999,
@@ -70,9 +75,49 @@ impl Site {
             root: root.to_path_buf(),
             siteshare,
             config: path,
+            doc: config,
             sip: SocketAddr::from(([127, 0, 0, 1], sip_port)),
+            http: SocketAddr::from(([127, 0, 0, 1], http_port)),
             logs: 0,
         })
+    }
+
+    /// Sets `ext` keys for the next start.
+    pub fn set_ext(&mut self, more: Value) -> std::io::Result<()> {
+        if let (Some(ext), Value::Object(more)) = (
+            self.doc
+                .pointer_mut("/roles/0/ext")
+                .and_then(Value::as_object_mut),
+            more,
+        ) {
+            ext.extend(more);
+        }
+        fs::write(
+            &self.config,
+            serde_json::to_vec_pretty(&self.doc).map_err(std::io::Error::other)?,
+        )
+    }
+
+    /// The value of the counter `name` with `label` (e.g.
+    /// `reason="media_lag"`) in vmail's `/metrics`; 0 when absent.
+    pub fn metric(&self, name: &str, label: &str) -> u64 {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect_timeout(&self.http, Duration::from_secs(2))
+        else {
+            return 0;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let req = format!("GET /metrics HTTP/1.0\r\nHost: {}\r\n\r\n", self.http);
+        if s.write_all(req.as_bytes()).is_err() {
+            return 0;
+        }
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum()
     }
 
     /// `<siteshare>/vmail/domains/<DOMAIN>/<user>`.
@@ -99,7 +144,11 @@ impl Site {
     }
 
     /// Starts the release vmail (optionally under `wrapper`, e.g. valgrind)
-    /// and waits until it answers an OPTIONS.
+    /// and waits until it answers an OPTIONS, then until it is the active
+    /// instance of its group (OPTIONS answered `200`, not `503`): a fresh
+    /// instance watches the group's lease for `lease_ms` (3 s) before it
+    /// takes it, and meanwhile sends callers away. Calls started before
+    /// that were lost to the steps that start sipp at once.
     pub fn start(&mut self, wrapper: &[String], ready_within: Duration) -> std::io::Result<Vmail> {
         self.logs += 1;
         let log_path = self.root.join(format!("vmail-{}.log", self.logs));
@@ -127,6 +176,7 @@ impl Site {
             child,
             log: log_path,
             ready_after: Duration::ZERO,
+            active_after: Duration::ZERO,
         };
         loop {
             if let Ok(Some(status)) = v.child.try_wait() {
@@ -135,9 +185,21 @@ impl Site {
                     v.log_tail(30)
                 )));
             }
-            if options_answered(self.sip, Duration::from_millis(20)) {
-                v.ready_after = spawned.elapsed();
-                return Ok(v);
+            match options_status(self.sip, Duration::from_millis(20)) {
+                Some(code) if v.ready_after.is_zero() => {
+                    v.ready_after = spawned.elapsed();
+                    if code == 200 {
+                        v.active_after = v.ready_after;
+                        return Ok(v);
+                    }
+                }
+                Some(200) => {
+                    v.active_after = spawned.elapsed();
+                    return Ok(v);
+                }
+                // Passive still: ask again shortly.
+                Some(_) => std::thread::sleep(Duration::from_millis(20)),
+                None => {}
             }
             if spawned.elapsed() > ready_within {
                 v.stop();
@@ -156,6 +218,8 @@ pub struct Vmail {
     pub log: PathBuf,
     /// From spawn to the first answered OPTIONS.
     pub ready_after: Duration,
+    /// From spawn to the first OPTIONS answered `200` (the active instance).
+    pub active_after: Duration,
 }
 
 impl Vmail {
@@ -224,13 +288,10 @@ fn free_sip_port() -> std::io::Result<u16> {
 }
 
 /// True when an OPTIONS to `addr` gets any answer within `wait`.
-pub fn options_answered(addr: SocketAddr, wait: Duration) -> bool {
-    let Ok(sock) = UdpSocket::bind(("127.0.0.1", 0)) else {
-        return false;
-    };
-    let Ok(local) = sock.local_addr() else {
-        return false;
-    };
+/// The status code of vmail's answer to an OPTIONS within `wait`.
+pub fn options_status(addr: SocketAddr, wait: Duration) -> Option<u16> {
+    let sock = UdpSocket::bind(("127.0.0.1", 0)).ok()?;
+    let local = sock.local_addr().ok()?;
     let msg = format!(
         "OPTIONS sip:{addr} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {local};branch=z9hG4bK-bench-{}-{};rport\r\n\
@@ -246,12 +307,12 @@ pub fn options_answered(addr: SocketAddr, wait: Duration) -> bool {
         std::process::id(),
         local.port(),
     );
-    if sock.send_to(msg.as_bytes(), addr).is_err() {
-        return false;
-    }
+    sock.send_to(msg.as_bytes(), addr).ok()?;
     let _ = sock.set_read_timeout(Some(wait));
     let mut buf = [0u8; 2048];
-    matches!(sock.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0"))
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let status = buf[..n].strip_prefix(b"SIP/2.0 ")?;
+    std::str::from_utf8(status.get(..3)?).ok()?.parse().ok()
 }
 
 /// A WAV file (16-bit mono 8 kHz PCM) of `pcm`.

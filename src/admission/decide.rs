@@ -23,6 +23,9 @@ pub struct InviteInput<'a> {
     pub active_calls: usize,
     /// `max_calls` of the instance.
     pub max_calls: u32,
+    /// The media threads have been running late (see [`super::MediaLag`]):
+    /// new calls wait.
+    pub media_lagging: bool,
     /// `access_numbers` of the instance.
     pub access_numbers: &'a [String],
     /// `auto_create_mailboxes` of the instance.
@@ -94,6 +97,9 @@ pub enum Refusal {
     ShuttingDown,
     /// `max_calls` reached: `503`, retry in 5 s.
     Overloaded,
+    /// The media threads run late (`ext.media_lag_limit_ms`): `503`,
+    /// retry in 5 s.
+    MediaLag,
     /// No valid mailbox or domain in the request: `404`.
     InvalidMailbox(String),
     /// The domain is served by no group: `404` with a Reason.
@@ -128,6 +134,7 @@ impl Refusal {
         match self {
             Refusal::ShuttingDown
             | Refusal::Overloaded
+            | Refusal::MediaLag
             | Refusal::StoreUnavailable(_)
             | Refusal::NotActive { .. }
             | Refusal::RateLimited { .. } => 503,
@@ -146,6 +153,7 @@ impl Refusal {
             Refusal::Merged => "Loop Detected",
             Refusal::ShuttingDown => "Shutting down",
             Refusal::Overloaded => "Overloaded",
+            Refusal::MediaLag => "Overloaded",
             Refusal::InvalidMailbox(_) => "Invalid mailbox",
             Refusal::DomainNotServed(_) => "Domain not served",
             Refusal::NoSuchMailbox(_) => "No such mailbox",
@@ -163,7 +171,7 @@ impl Refusal {
             Refusal::ShuttingDown | Refusal::StoreUnavailable(_) => {
                 vec![Header::RetryAfter("30".into())]
             }
-            Refusal::Overloaded => vec![Header::RetryAfter("5".into())],
+            Refusal::Overloaded | Refusal::MediaLag => vec![Header::RetryAfter("5".into())],
             Refusal::RateLimited { retry_after, .. } | Refusal::NotActive { retry_after } => {
                 vec![Header::RetryAfter(retry_after.to_string().into())]
             }
@@ -181,6 +189,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Merged => f.write_str("merged with a call in progress"),
             Refusal::ShuttingDown => f.write_str("shutting down"),
             Refusal::Overloaded => f.write_str("max_calls reached"),
+            Refusal::MediaLag => f.write_str("media threads running late"),
             Refusal::InvalidMailbox(why) => write!(f, "invalid mailbox: {why}"),
             Refusal::DomainNotServed(d) => write!(f, "domain {d} not served"),
             Refusal::NoSuchMailbox(id) => write!(f, "no mailbox {id}"),
@@ -266,6 +275,9 @@ pub fn decide(input: &InviteInput<'_>, facts: &dyn InviteFacts) -> InviteDecisio
     }
     if input.active_calls >= input.max_calls as usize {
         return Refuse(Refusal::Overloaded);
+    }
+    if input.media_lagging {
+        return Refuse(Refusal::MediaLag);
     }
     let req = input.request;
     // Which mailbox, and is it ours (SPEC §3, §5)?

@@ -6,15 +6,19 @@
 //! RTP port and starts the call's driver.
 //!
 //! The checks run in a fixed order, the cheapest and the ones that protect
-//! the process first: a merged request, shutting down, overload, destination, owner group,
+//! the process first: a merged request, shutting down, overload, media lag, destination, owner group,
 //! mailbox, dialog, SDP offer. A new admission check is one more step in
 //! [`decide`] and, when it refuses, one more [`Refusal`].
+//!
+//! New calls also wait while the media threads run late ([`MediaLag`]:
+//! the shell measures, the gate decides, [`Refusal::MediaLag`]).
 //!
 //! Access-number calls are also limited per source address
 //! ([`SourceLimiter`], a token bucket on injected time); the shell asks it
 //! through [`InviteFacts::access_call`].
 
 mod decide;
+mod lag;
 mod source_limit;
 
 #[cfg(test)]
@@ -24,4 +28,5 @@ pub use decide::{
     decide, negotiate, not_ours, redirect_contacts, Accepted, CallKind, CodecChoice, DomainOwner,
     InviteDecision, InviteFacts, InviteInput, Refusal,
 };
+pub use lag::{LagChange, LagGate, LagMeter, MediaLag, LAG_WINDOW};
 pub use source_limit::{RateLimit, SourceLimiter, Verdict, MAX_SOURCES};

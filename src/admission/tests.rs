@@ -115,6 +115,7 @@ fn input(req: &Request) -> InviteInput<'_> {
         shutting_down: false,
         active_calls: 0,
         max_calls: 10,
+        media_lagging: false,
         access_numbers: ACCESS.get_or_init(|| vec!["*98".to_owned(), "voicemail".to_owned()]),
         auto_create_mailboxes: false,
         local_tag: "vmtag",
@@ -177,6 +178,13 @@ fn merged_shutting_down_and_overload_refuse_before_anything_is_looked_up() {
     i.active_calls = 10;
     let r = refusal(decide(&i, &fake));
     assert_eq!(r, Refusal::Overloaded);
+    assert_eq!(r.headers(), vec![Header::RetryAfter("5".into())]);
+
+    let mut i = input(&req);
+    i.media_lagging = true;
+    let r = refusal(decide(&i, &fake));
+    assert_eq!(r, Refusal::MediaLag);
+    assert_eq!((r.code(), r.reason()), (503, "Overloaded"));
     assert_eq!(r.headers(), vec![Header::RetryAfter("5".into())]);
 
     let mut i = input(&req);

@@ -104,6 +104,17 @@ pub struct Ext {
     pub mwi_max_expires: u32,
     /// Calls in progress beyond which new INVITEs get `503`.
     pub max_calls: u32,
+    /// Bytes of decoded personal greetings kept in memory between calls
+    /// (0: every call decodes its greeting).
+    pub greeting_cache_bytes: u64,
+    /// New INVITEs get `503` while the media threads run this late,
+    /// milliseconds (the pacer's ticks or the receive clock, averaged over
+    /// a quarter second); 0 turns the check off.
+    pub media_lag_limit_ms: u32,
+    /// How long the lag must stay over `media_lag_limit_ms` before INVITEs
+    /// are refused, and under half of it before they are taken again,
+    /// milliseconds.
+    pub media_lag_hold_ms: u32,
     /// A call with no RTP for this long is ended, seconds.
     pub media_timeout_seconds: u32,
     /// A lease not renewed for this long is dead, milliseconds.
@@ -362,6 +373,9 @@ impl Default for Ext {
             mwi_min_expires: 60,
             mwi_max_expires: 3600,
             max_calls: 2000,
+            greeting_cache_bytes: 64 << 20,
+            media_lag_limit_ms: 20,
+            media_lag_hold_ms: 1000,
             media_timeout_seconds: 30,
             lease_ms: 3000,
             coordination: Coordination::SiteShare,
@@ -515,6 +529,9 @@ pub(super) const EXT_KEYS: &[&str] = &[
     "mwi_min_expires",
     "mwi_max_expires",
     "max_calls",
+    "greeting_cache_bytes",
+    "media_lag_limit_ms",
+    "media_lag_hold_ms",
     "media_timeout_seconds",
     "lease_ms",
     "coordination",
@@ -807,6 +824,9 @@ fn set_key(
             ext.mwi_notify = out;
         }
         "max_calls" => ext.max_calls = u32_in(v, 1, 1_000_000)?,
+        "greeting_cache_bytes" => ext.greeting_cache_bytes = u64_in(v, 0, 1 << 40)?,
+        "media_lag_limit_ms" => ext.media_lag_limit_ms = u32_in(v, 0, 10_000)?,
+        "media_lag_hold_ms" => ext.media_lag_hold_ms = u32_in(v, 100, 60_000)?,
         "media_timeout_seconds" => ext.media_timeout_seconds = u32_in(v, 1, 86_400)?,
         "lease_ms" => ext.lease_ms = u64_in(v, 500, 600_000)?,
         "coordination" => ext.coordination = coordination(v)?,
@@ -1389,6 +1409,8 @@ mod tests {
         assert!(ext.api_tokens.is_empty() && ext.mwi_notify.is_empty());
         assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (60, 3600));
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
+        assert_eq!(ext.greeting_cache_bytes, 64 << 20);
+        assert_eq!((ext.media_lag_limit_ms, ext.media_lag_hold_ms), (20, 1000));
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (0, 64));
@@ -1411,6 +1433,7 @@ mod tests {
             "api_tokens": ["abc"], "mwi_notify": ["sip:proxy.example.ru:5060;transport=udp"],
             "mwi_min_expires": 30, "mwi_max_expires": 7200,
             "max_calls": 10, "media_timeout_seconds": 5, "lease_ms": 1000,
+            "greeting_cache_bytes": 0, "media_lag_limit_ms": 50, "media_lag_hold_ms": 3000,
             "lockout_failures": 3, "lockout_seconds": 60, "timezone": "+03:00",
             "demo_mailboxes": [{"user": "1001", "domain": "Example.RU.", "pin": "1234"}],
             "answer_delay_ms": 1500, "pin_hash_workers": 3, "pin_hash_queue": 7,
@@ -1438,6 +1461,8 @@ mod tests {
         );
         // every known key was exercised
         assert_eq!(ext.answer_delay_ms, 1500);
+        assert_eq!(ext.greeting_cache_bytes, 0);
+        assert_eq!((ext.media_lag_limit_ms, ext.media_lag_hold_ms), (50, 3000));
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (3, 7));
         assert_eq!(
             (ext.access_rate_burst, ext.access_rate_per_minute),
@@ -1480,7 +1505,7 @@ mod tests {
             ),
             (1500, 8, 120)
         );
-        assert_eq!(EXT_KEYS.len(), 59);
+        assert_eq!(EXT_KEYS.len(), 62);
     }
 
     #[test]

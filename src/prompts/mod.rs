@@ -8,11 +8,13 @@
 
 mod decode;
 mod error;
+mod greeting_cache;
 mod set;
 mod speak;
 
 pub use decode::{decode_prompt, decode_to_8k, resample_to, MAX_DECODED_SECONDS, SAMPLE_RATE};
 pub use error::PromptError;
+pub use greeting_cache::GreetingCache;
 pub use set::{resample_i16, Prompt, PromptSet, FALLBACK_LANGUAGE, WIDE_RATE};
 pub use speak::{
     counted_names, date_time_names, digit_names, number_names, ordinal_name, plural, Gender, Plural,

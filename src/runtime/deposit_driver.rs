@@ -13,7 +13,7 @@ use tracing::{debug, info, warn};
 use crate::call::{Action, Clip, Deposit, DepositPrompts, Opening, RecordingOutcome};
 use crate::media::{RxConfig, SilenceDetector};
 use crate::metrics::Metrics;
-use crate::prompts::PromptSet;
+use crate::prompts::{GreetingCache, PromptSet};
 use crate::store::{FsStore, MailboxId, RecordingInfo, RecordingWriter};
 
 use super::call_messages::{CallCommand, CallEvent};
@@ -38,6 +38,8 @@ pub struct CallSetup {
     pub rx: RxConfig,
     pub plan: DepositPlan,
     pub prompts: PromptSet,
+    /// Decoded personal greetings, shared by the calls.
+    pub greetings: Arc<GreetingCache>,
     pub store: FsStore,
     pub recording: RecordingInfo,
     pub slot: PacerSlot,
@@ -91,6 +93,7 @@ pub async fn drive(setup: CallSetup) {
         rx: rx_config,
         plan,
         prompts,
+        greetings,
         store,
         recording: info,
         slot,
@@ -120,7 +123,11 @@ pub async fn drive(setup: CallSetup) {
         let store = store.clone();
         let mailbox = mailbox.clone();
         let limits = plan.limits.clone();
-        match tokio::task::spawn_blocking(move || plan.prepare(&store, &prompts, &mailbox)).await {
+        match tokio::task::spawn_blocking(move || {
+            plan.prepare(&store, &prompts, &greetings, &mailbox)
+        })
+        .await
+        {
             Ok((p, opening)) => (Deposit::new(limits, p), opening),
             Err(e) => {
                 warn!("preparing the call failed: {e}");

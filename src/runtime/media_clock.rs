@@ -17,11 +17,17 @@
 //! of its phase instead, every [`SLOW`] periods, so idle calls cost
 //! (almost) nothing. The first packets after such a pause wait in the
 //! socket's buffer for at most a slow period; nothing is lost.
+//!
+//! The clock's task runs on the tokio workers with the call drivers, so
+//! how late its ticks run is how far the receive path is behind: it
+//! publishes that lag (`admission::MediaLag`) beside the pacer's.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use crate::admission::{LagMeter, MediaLag, LAG_WINDOW};
 
 /// How often a call reads its RTP socket: two 20 ms frames a read. At
 /// 1,000 calls vmail spent 9.3 µs a packet with 20 ms and 7.1 µs with
@@ -42,8 +48,9 @@ pub struct MediaClock {
 
 impl MediaClock {
     /// Starts the clock on the current tokio runtime. It stops when the
-    /// last handle is dropped.
-    pub fn start() -> Arc<MediaClock> {
+    /// last handle is dropped. With `lag`, it publishes how late its ticks
+    /// run as that source.
+    pub fn start(lag: Option<(Arc<MediaLag>, usize)>) -> Arc<MediaClock> {
         let clock = Arc::new(MediaClock {
             phases: (0..PHASES).map(|_| Notify::new()).collect(),
             slow: (0..PHASES).map(|_| Notify::new()).collect(),
@@ -53,8 +60,15 @@ impl MediaClock {
             let mut interval = tokio::time::interval(PERIOD / PHASES as u32);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut tick = 0usize;
+            let mut meter = LagMeter::new(LAG_WINDOW);
             loop {
-                interval.tick().await;
+                let due = interval.tick().await;
+                if let Some((lag, source)) = &lag {
+                    let now = tokio::time::Instant::now();
+                    if let Some(mean) = meter.tick(due.into_std(), now.into_std()) {
+                        super::pacer::publish_lag(lag, *source, now.into_std(), mean);
+                    }
+                }
                 let Some(clock) = weak.upgrade() else {
                     return;
                 };
@@ -110,7 +124,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn every_phase_ticks_once_per_period() {
-        let clock = MediaClock::start();
+        let clock = MediaClock::start(None);
         let ticks: Vec<MediaTick> = (0..PHASES as u64).map(|c| clock.subscribe(c)).collect();
         for t in &ticks {
             t.tick(false).await;
@@ -127,7 +141,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stops_with_the_last_handle() {
-        let clock = MediaClock::start();
+        let clock = MediaClock::start(None);
         let weak = Arc::downgrade(&clock);
         drop(clock);
         tokio::time::sleep(PERIOD * 2).await;

@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::admission::{RateLimit, SourceLimiter, Verdict};
+use crate::admission::{MediaLag, RateLimit, SourceLimiter, Verdict};
 use crate::config::{Config, SipTransport, VmailRole};
 use crate::media::PortPool;
 use crate::metrics::Metrics;
@@ -111,6 +111,10 @@ pub(crate) struct Shared {
     pub notifier: Arc<crate::notify::Notifier>,
     /// This site and its peer sites (merged listings, remote changes).
     pub sites: Arc<crate::sites::Sites>,
+    /// How late the media threads run, and whether new calls wait for it.
+    pub media_lag: Arc<MediaLag>,
+    /// Decoded personal greetings (`ext.greeting_cache_bytes`).
+    pub greetings: Arc<crate::prompts::GreetingCache>,
     ports: Arc<Mutex<PortPool>>,
 }
 
@@ -193,6 +197,7 @@ impl Shared {
             tcp_message_seconds,
             pin_hash_workers,
             pin_hash_queue,
+            greeting_cache_bytes,
             mwi_notify,
             retention,
             retention_interval_minutes
@@ -208,6 +213,8 @@ impl Shared {
         }
         self.notifier.reconfigure(&role.ext);
         let sites = self.sites.reconfigured(&config, &role);
+        let (limit, hold) = lag_limits(&role.ext);
+        self.media_lag.set_limits(limit, hold);
         Ok(Shared {
             sites,
             config,
@@ -223,6 +230,8 @@ impl Shared {
             access_limiter: self.access_limiter.clone(),
             cluster: self.cluster.clone(),
             notifier: self.notifier.clone(),
+            media_lag: self.media_lag.clone(),
+            greetings: self.greetings.clone(),
             ports: self.ports.clone(),
         })
     }
@@ -234,6 +243,14 @@ fn access_rate(ext: &crate::config::Ext) -> RateLimit {
         burst: ext.access_rate_burst,
         per_minute: ext.access_rate_per_minute,
     }
+}
+
+/// The media-lag limit and hold time of `ext`.
+fn lag_limits(ext: &crate::config::Ext) -> (Duration, Duration) {
+    (
+        Duration::from_millis(u64::from(ext.media_lag_limit_ms)),
+        Duration::from_millis(u64::from(ext.media_lag_hold_ms)),
+    )
 }
 
 /// The routing table and every group's instances.
@@ -387,7 +404,11 @@ async fn serve(
             source: std::io::Error::other(e),
         })?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pacer = Pacer::start(workers, metrics.clone()).map_err(RuntimeError::Tokio)?;
+    // The lag of each pacer shard and of the receive clock (the last one).
+    let (limit, hold) = lag_limits(&ext);
+    let media_lag = Arc::new(MediaLag::new(workers + 1, limit, hold));
+    let pacer =
+        Pacer::start(workers, metrics.clone(), media_lag.clone()).map_err(RuntimeError::Tokio)?;
     // Every change of the store's message counts is a change notice
     // (deposits, the phone menu, the API, recovery): MWI listens.
     // Peer sites hear of them too (their subscribers' counts include
@@ -417,13 +438,15 @@ async fn serve(
         prompts,
         metrics,
         pacer,
-        media_clock: media_clock::MediaClock::start(),
+        media_clock: media_clock::MediaClock::start(Some((media_lag.clone(), workers))),
+        media_lag,
         logins: Arc::new(menu_driver::Logins::new(
             ext.pin_hash_workers as usize,
             ext.pin_hash_queue as usize,
         )),
         access_limiter: Arc::new(Mutex::new(SourceLimiter::new(access_rate(&ext)))),
         cluster,
+        greetings: Arc::new(crate::prompts::GreetingCache::new(ext.greeting_cache_bytes)),
         ports: Arc::new(Mutex::new(ports)),
         role,
     });

@@ -19,7 +19,10 @@
 //! - calls start playing at any time, so their frames spread over the ten
 //!   2 ms ticks of a frame time: each tick sends a tenth of them, and a
 //!   frame waits behind that short burst only, not behind every call's;
-//! - the shards tick offset from each other, so their bursts do not meet.
+//! - the shards tick offset from each other, so their bursts do not meet;
+//! - each shard measures how late its ticks run against the grid and
+//!   publishes the mean of every quarter second (`admission::MediaLag`):
+//!   new calls wait while the shards fall behind.
 //!
 //! A playlist item is a decoded clip or a [`StreamClip`], audio that is
 //! still arriving (a message kept at another site): the shard takes what
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
 
+use crate::admission::{LagChange, LagMeter, MediaLag, LAG_WINDOW};
 use crate::call::Clip;
 use crate::media::{RtpPacketizer, SrtpTx};
 
@@ -115,7 +119,12 @@ const TICK: Duration = Duration::from_millis(2);
 impl Pacer {
     /// Starts `shards` pacing threads; each ends when every handle to it
     /// is gone.
-    pub fn start(shards: usize, metrics: Arc<Metrics>) -> std::io::Result<Pacer> {
+    /// Shard `i` publishes its lag as source `i` of `lag`.
+    pub fn start(
+        shards: usize,
+        metrics: Arc<Metrics>,
+        lag: Arc<MediaLag>,
+    ) -> std::io::Result<Pacer> {
         let n = shards.max(1);
         // The shards tick on one grid, each offset by its share of a tick,
         // so their bursts of packets do not coincide.
@@ -124,11 +133,12 @@ impl Pacer {
             .map(|i| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let metrics = metrics.clone();
+                let lag = lag.clone();
                 let first =
                     epoch + TICK * u32::try_from(i).unwrap_or(0) / u32::try_from(n).unwrap_or(1);
                 std::thread::Builder::new()
                     .name(format!("vmail-pacer{i}"))
-                    .spawn(move || shard(rx, metrics, first))?;
+                    .spawn(move || shard(rx, metrics, first, (lag, i)))?;
                 Ok(tx)
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -272,8 +282,29 @@ impl Entry {
     }
 }
 
-fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>, first: Instant) {
+/// Publishes a window's lag of `source` and logs what it changed.
+pub(super) fn publish_lag(lag: &MediaLag, source: usize, now: Instant, mean: Duration) {
+    match lag.publish(source, now, mean) {
+        Some(LagChange::Refusing(l)) => tracing::warn!(
+            lag_ms = l.as_secs_f64() * 1000.0,
+            "media threads running late: new calls refused (503) until they catch up"
+        ),
+        Some(LagChange::Admitting(l)) => tracing::info!(
+            lag_ms = l.as_secs_f64() * 1000.0,
+            "media threads caught up: new calls taken again"
+        ),
+        None => {}
+    }
+}
+
+fn shard(
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    metrics: Arc<Metrics>,
+    first: Instant,
+    (lag, source): (Arc<MediaLag>, usize),
+) {
     let mut calls = Calls::default();
+    let mut meter = LagMeter::new(LAG_WINDOW);
     let mut ended: Vec<u64> = Vec::new();
     // Ticks on a fixed grid; after a stall the missed ticks are skipped
     // and the grid is kept, so every call's frames stay on it.
@@ -281,6 +312,13 @@ fn shard(mut rx: mpsc::UnboundedReceiver<Command>, metrics: Arc<Metrics>, first:
     let mut fold_at = first + FOLD_INTERVAL;
     std::thread::sleep(first.saturating_duration_since(Instant::now()));
     loop {
+        let woke = Instant::now();
+        if let Some(mean) = meter.tick(tick, woke) {
+            publish_lag(&lag, source, woke, mean);
+            metrics
+                .media_lag_us
+                .set(i64::try_from(lag.worst().as_micros()).unwrap_or(i64::MAX));
+        }
         loop {
             match rx.try_recv() {
                 Ok(cmd) => calls.apply(cmd, &metrics),
@@ -481,6 +519,15 @@ fn send_due(e: &mut Entry, now: Instant) -> bool {
 mod tests {
     use super::*;
 
+    /// A media lag tracker for one shard, as the runtime makes them.
+    fn test_lag() -> Arc<MediaLag> {
+        Arc::new(MediaLag::new(
+            1,
+            Duration::from_millis(20),
+            Duration::from_secs(1),
+        ))
+    }
+
     /// A call registered on `pacer` (id 1, PCMU, 20 ms frames), sending to
     /// the returned socket (reads time out after 5 s).
     fn register(
@@ -532,7 +579,7 @@ mod tests {
     #[test]
     fn a_calls_sent_frames_are_folded_in_when_it_ends() {
         let metrics = Arc::new(Metrics::default());
-        let pacer = Pacer::start(1, metrics.clone()).expect("pacer");
+        let pacer = Pacer::start(1, metrics.clone(), test_lag()).expect("pacer");
         let (_receiver, slot, mut done_rx) = register(&pacer);
         // 10 frames of 20 ms.
         slot.play(vec![Clip::new(vec![0i16; 1600])], 1);
@@ -555,7 +602,7 @@ mod tests {
     #[test]
     fn a_stream_is_played_as_it_arrives() {
         let metrics = Arc::new(Metrics::default());
-        let pacer = Pacer::start(1, metrics).expect("pacer");
+        let pacer = Pacer::start(1, metrics, test_lag()).expect("pacer");
         let (receiver, slot, mut done_rx) = register(&pacer);
         let (tx, stream) = StreamClip::channel(8000);
         // Two frames of a clip, then the stream.

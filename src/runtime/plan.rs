@@ -7,7 +7,7 @@ use tracing::warn;
 
 use crate::call::{Clip, DepositLimits, DepositPrompts, Opening};
 use crate::destination::Cause;
-use crate::prompts::PromptSet;
+use crate::prompts::{GreetingCache, PromptSet};
 use crate::store::{Counts, FsStore, GreetingKind, MailboxId, MailboxSettings, StoreError};
 
 /// The inputs of a deposit call, fixed when the INVITE is accepted.
@@ -32,6 +32,7 @@ impl DepositPlan {
         &self,
         store: &FsStore,
         prompts: &PromptSet,
+        greetings: &GreetingCache,
         mailbox: &MailboxId,
     ) -> (DepositPrompts, Opening) {
         let p = |name: &str| -> Vec<Clip> {
@@ -100,7 +101,7 @@ impl DepositPlan {
         };
         let own = |kind| {
             exists
-                .then(|| load_greeting(store, mailbox, kind))
+                .then(|| load_greeting(store, greetings, mailbox, kind))
                 .flatten()
         };
         let custom = [GreetingKind::Temporary, by_cause]
@@ -128,27 +129,19 @@ impl DepositPlan {
     }
 }
 
-fn load_greeting(store: &FsStore, mailbox: &MailboxId, kind: GreetingKind) -> Option<Clip> {
-    let path = match store.greeting_path(mailbox, kind) {
-        Ok(Some(path)) => path,
-        Ok(None) => return None,
+/// The mailbox's greeting of `kind`, decoded once per version of its file
+/// (see [`GreetingCache`]).
+fn load_greeting(
+    store: &FsStore,
+    greetings: &GreetingCache,
+    mailbox: &MailboxId,
+    kind: GreetingKind,
+) -> Option<Clip> {
+    match store.greeting_path(mailbox, kind) {
+        Ok(Some(path)) => greetings.load(&path),
+        Ok(None) => None,
         Err(e) => {
             warn!("greeting lookup failed: {e}");
-            return None;
-        }
-    };
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) => {
-            warn!(path = %path.display(), "cannot read greeting: {e}");
-            return None;
-        }
-    };
-    match crate::prompts::decode_prompt(bytes, Some("wav")) {
-        Ok(clip) if !clip.is_empty() => Some(clip),
-        Ok(_) => None,
-        Err(e) => {
-            warn!(path = %path.display(), "cannot decode greeting: {e}");
             None
         }
     }

@@ -608,6 +608,7 @@ impl SipServer {
                 shutting_down: self.shutting_down,
                 active_calls: self.calls.len(),
                 max_calls: ext.max_calls,
+                media_lagging: shared.media_lag.refusing(),
                 access_numbers: &ext.access_numbers,
                 auto_create_mailboxes: ext.auto_create_mailboxes,
                 local_tag: &local_tag,
@@ -800,6 +801,7 @@ impl SipServer {
                         create: create.then(|| settings.clone()),
                     },
                     prompts: shared.prompts.clone(),
+                    greetings: shared.greetings.clone(),
                     store: shared.store.clone(),
                     recording: RecordingInfo {
                         caller_uri: caller_uri.unwrap_or_default(),
@@ -871,7 +873,9 @@ impl SipServer {
             .metrics
             .call_refused(metrics::refusal_label(refusal));
         match refusal {
-            Refusal::Overloaded => {
+            // The gate logged the change once (a warning); each refusal
+            // would flood the log under overload.
+            Refusal::Overloaded | Refusal::MediaLag => {
                 debug!(%call_id, "INVITE refused: {refusal}");
             }
             Refusal::ShuttingDown => debug!(%call_id, "INVITE refused: {refusal}"),
