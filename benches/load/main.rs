@@ -647,13 +647,15 @@ impl Bench {
         };
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
-        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
-        let sipp0 = procfs::cpu_time(sipp.pid).unwrap_or_default();
 
-        // The window where every call is up and its caller talking.
+        // The window where every call is up and its caller talking. The
+        // generator's and sipp's CPU are read over the same window as
+        // vmail's (before, from sipp's start on: about twice too high).
         let w0 = t0 + ramp + self.prompt_time + GUARD + Duration::from_secs(2);
         let w1 = (t0 + self.prompt_time + GUARD + talk).max(w0 + Duration::from_secs(1));
         sleep_until(w0);
+        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
+        let sipp0 = procfs::cpu_time(sipp.pid).unwrap_or_default();
         let (cpu0, sent0, at0) = (
             vm.cpu(),
             gen.counters.sent.load(std::sync::atomic::Ordering::Relaxed),

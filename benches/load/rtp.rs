@@ -344,7 +344,10 @@ impl Generator {
         } else {
             tone_payload().into()
         };
-        let raw_ok = RawSender::open().is_some();
+        // VMAIL_LOAD_SEND_TO=1: one send_to per frame even where a raw
+        // socket is allowed (to compare the two paths).
+        let raw_ok =
+            std::env::var_os("VMAIL_LOAD_SEND_TO").is_none() && RawSender::open().is_some();
         let mut workers = Vec::new();
         for (t, share) in shares.into_iter().enumerate() {
             let stop = stop.clone();
