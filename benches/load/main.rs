@@ -1227,7 +1227,7 @@ impl Bench {
     /// Past what the box carries: phone-like calls (5 s greeting, beep,
     /// message, 11 s) offered at `overload_rate` per second, so that
     /// about `rate × 11` would be in progress, once with the admission by
-    /// media lag on (the default `media_lag_limit_ms`) and once off. Shown:
+    /// media lag on (`media_lag_limit_ms` 20) and once off. Shown:
     /// the INVITEs refused and how much later than its nominal length each
     /// admitted call's greeting and beep arrived at the caller.
     fn overload(&mut self) -> Result<(), String> {

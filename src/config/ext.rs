@@ -374,7 +374,7 @@ impl Default for Ext {
             mwi_max_expires: 3600,
             max_calls: 2000,
             greeting_cache_bytes: 64 << 20,
-            media_lag_limit_ms: 20,
+            media_lag_limit_ms: 0,
             media_lag_hold_ms: 1000,
             media_timeout_seconds: 30,
             lease_ms: 3000,
@@ -1410,7 +1410,7 @@ mod tests {
         assert_eq!((ext.mwi_min_expires, ext.mwi_max_expires), (60, 3600));
         assert_eq!((ext.max_calls, ext.media_timeout_seconds), (2000, 30));
         assert_eq!(ext.greeting_cache_bytes, 64 << 20);
-        assert_eq!((ext.media_lag_limit_ms, ext.media_lag_hold_ms), (20, 1000));
+        assert_eq!((ext.media_lag_limit_ms, ext.media_lag_hold_ms), (0, 1000));
         assert_eq!(ext.lease_ms, 3000);
         assert_eq!((ext.lockout_failures, ext.lockout_seconds), (5, 300));
         assert_eq!((ext.pin_hash_workers, ext.pin_hash_queue), (0, 64));
