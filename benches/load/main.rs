@@ -1106,64 +1106,77 @@ impl Bench {
     /// in PCMA or (`g722`) in G.722: recorded at 16 kHz, prompts encoded
     /// in G.722; with `srtp`, the same calls in SRTP (SDES keys offered
     /// over UDP: the site allows it for this).
-    fn cpu_per_call(&mut self, g722: bool, srtp: bool) -> Result<(), String> {
-        let codec = if g722 { "G.722" } else { "PCMA" };
-        let c = self.opts.cpu_concurrent;
-        let calls = self.opts.cpu_calls;
+    /// One run of phone-like calls (11 s: greeting, beep, message) placed
+    /// by sipp with the RTP generator's ports, against a vmail started for
+    /// it; what the CPU-per-call and the overload steps both measure.
+    fn phone_run(&mut self, run: PhoneRun) -> Result<PhoneOutcome, String> {
         let call = Duration::from_secs(11);
-        let rate = c as f64 / call.as_secs_f64();
-        let limit = c + c / 2;
-        let slots = limit * 2;
         let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
-        let what = format!(
-            "CPU per call, {codec}{}",
-            if srtp { " in SRTP" } else { "" }
-        );
-        say(&format!(
-            "{what}: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
-        ));
         let mut vm = self
             .site
             .start(&self.opts.wrapper, Duration::from_secs(60))
             .map_err(|e| e.to_string())?;
         let gen = Generator::start(
-            slots,
+            run.slots,
             self.opts.threads,
             GenConfig {
                 mode: Mode::FromAnswer,
                 frames,
-                g722,
-                srtp: srtp.then_some(SRTP_KEY),
-                prompt_span: None,
+                g722: run.g722,
+                srtp: run.srtp.then_some(SRTP_KEY),
+                prompt_span: run.prompt_span,
             },
         )
         .map_err(|e| format!("RTP generator: {e}"))?;
+        let calls = run.calls;
         let nmb = self.phone_mailboxes.max(1);
         let lines = (0..calls)
-            .map(|i| (phone_user(i % nmb), gen.ports()[i % slots]))
+            .map(|i| (phone_user(i % nmb), gen.ports()[i % run.slots]))
             .collect();
         let job = sipp::SippJob {
             remote: self.site.sip,
             domain: DOMAIN,
             lines,
             hold: call,
-            rate,
-            limit,
-            timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join(match (g722, srtp) {
-                (true, _) => "sipp-cpu-g722",
-                (false, true) => "sipp-cpu-srtp",
-                (false, false) => "sipp-cpu",
-            }),
-            g722,
-            srtp_key: srtp.then(|| SRTP_KEY_B64.to_string()),
+            rate: run.rate,
+            limit: run.limit,
+            timeout: Duration::from_secs_f64(calls as f64 / run.rate)
+                + call
+                + Duration::from_secs(60),
+            dir: self.root.join(run.dir),
+            g722: run.g722,
+            srtp_key: run.srtp.then(|| SRTP_KEY_B64.to_string()),
         };
         std::thread::sleep(Duration::from_millis(500));
         let cpu0 = vm.cpu();
         let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
         let t0 = Instant::now();
         let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
-        let res = sipp.wait();
+        let sipp0 = procfs::cpu_time(sipp.pid).unwrap_or_default();
+        let sipp_pid = sipp.pid;
+        let mut sipp_cpu = Duration::ZERO;
+        let mut sipp = Some(sipp);
+        // sipp's own CPU, read while it runs.
+        while sipp.as_mut().is_some_and(|s| s.running()) {
+            if let Some(c) = procfs::cpu_time(sipp_pid) {
+                sipp_cpu = c.saturating_sub(sipp0);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let res = sipp.take().map(sipp::SippProc::wait).unwrap_or_default();
+        // CPU since sipp started: vmail's and the harness's own.
+        let window = || Window {
+            dt: t0.elapsed(),
+            cpu: vm.cpu().saturating_sub(cpu0),
+            own: procfs::cpu_time(std::process::id())
+                .unwrap_or_default()
+                .saturating_sub(own0),
+        };
+        let calls_ended = window();
+        let refused_by_lag = self.site.metric("vmail_calls_refused_total", "media_lag");
+        let refused_by_count = self
+            .site
+            .metric("vmail_calls_refused_total", "\"overload\"");
         let users: Vec<String> = (0..calls.min(nmb)).map(phone_user).collect();
         self.wait_messages(
             &users,
@@ -1171,27 +1184,68 @@ impl Bench {
             Duration::from_secs(5),
             Duration::from_secs(60),
         );
-        let dt = t0.elapsed();
-        let cpu = vm.cpu().saturating_sub(cpu0);
-        let own = procfs::cpu_time(std::process::id())
-            .unwrap_or_default()
-            .saturating_sub(own0);
+        let stored_too = window();
         let send_path = gen.send_path;
         let sent = gen.counters.sent.load(std::sync::atomic::Ordering::Relaxed);
         let received = gen
             .counters
             .received
             .load(std::sync::atomic::Ordering::Relaxed);
-        let _ = gen.finish();
+        let generated = gen.finish();
         vm.stop();
         let stored: usize = users
             .iter()
             .map(|u| site::take_messages(&self.site, u).len())
             .sum();
-        let per_call = cpu.as_secs_f64() * 1000.0 / calls as f64;
-        let per_packet = cpu.as_secs_f64() * 1e6 / (sent + received).max(1) as f64;
+        Ok(PhoneOutcome {
+            res,
+            calls_ended,
+            stored_too,
+            sipp_cpu,
+            send_path,
+            sent,
+            received,
+            generated,
+            stored,
+            refused_by_lag,
+            refused_by_count,
+        })
+    }
+
+    fn cpu_per_call(&mut self, g722: bool, srtp: bool) -> Result<(), String> {
+        let codec = if g722 { "G.722" } else { "PCMA" };
+        let c = self.opts.cpu_concurrent;
+        let calls = self.opts.cpu_calls;
+        let rate = c as f64 / 11.0;
+        let limit = c + c / 2;
+        let what = format!(
+            "CPU per call, {codec}{}",
+            if srtp { " in SRTP" } else { "" }
+        );
+        say(&format!(
+            "{what}: {calls} calls of 11 s at {rate:.1}/s ({c} in progress)"
+        ));
+        let out = self.phone_run(PhoneRun {
+            calls,
+            slots: limit * 2,
+            rate,
+            limit,
+            g722,
+            srtp,
+            prompt_span: None,
+            dir: match (g722, srtp) {
+                (true, _) => "sipp-cpu-g722",
+                (false, true) => "sipp-cpu-srtp",
+                (false, false) => "sipp-cpu",
+            },
+        })?;
+        let (res, sent, received) = (&out.res, out.sent, out.received);
+        let w = &out.stored_too;
+        let per_call = w.cpu.as_secs_f64() * 1000.0 / calls as f64;
+        let per_packet = w.cpu.as_secs_f64() * 1e6 / (sent + received).max(1) as f64;
         let failed = ((res.failed + (calls as u64).saturating_sub(res.created)) as usize)
-            .max(calls.saturating_sub(stored));
+            .max(calls.saturating_sub(out.stored));
+        let dt = w.dt.as_secs_f64();
         let mut row = Row::new(&what, format!("{c} × 11 s phone-like"));
         row.calls = format!("{calls} ({failed} failed)");
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
@@ -1199,14 +1253,15 @@ impl Bench {
         row.per_packet = format!("{per_packet:.2}");
         row.notes = format!(
             "{:.0} s greeting + beep, then the message; {} packets in, {} out; {:.0} % CPU over {:.0} s; \
-             generator {:.0} % CPU, {:.2} µs per packet sent or received ({send_path})",
+             generator {:.0} % CPU, {:.2} µs per packet sent or received ({})",
             f64::from(PERSONAL_GREETING_MS) / 1000.0,
             sent,
             received,
-            pct(cpu.as_secs_f64(), dt.as_secs_f64()),
-            dt.as_secs_f64(),
-            pct(own.as_secs_f64(), dt.as_secs_f64()),
-            own.as_secs_f64() * 1e6 / (sent + received).max(1) as f64,
+            pct(w.cpu.as_secs_f64(), dt),
+            dt,
+            pct(w.own.as_secs_f64(), dt),
+            w.own.as_secs_f64() * 1e6 / (sent + received).max(1) as f64,
+            out.send_path,
         );
         say(&format!(
             "{what}: {per_call:.2} ms, {per_packet:.2} µs/packet, {failed} failed"
@@ -1242,9 +1297,6 @@ impl Bench {
     fn overload_step(&mut self, gate: bool) -> Result<(), String> {
         let calls = self.opts.overload_calls;
         let rate = f64::from(self.opts.overload_rate);
-        let call = Duration::from_secs(11);
-        let limit = ((rate * call.as_secs_f64()) * 1.5) as usize + 10;
-        let frames = ((call - Duration::from_millis(400)).as_millis() / FRAME.as_millis()) as u32;
         let beep = self
             .prompt_frames
             .saturating_sub(frames_of(SHORT_GREETING_MS as usize * 8));
@@ -1260,100 +1312,46 @@ impl Bench {
         self.site
             .set_ext(json!({ "media_lag_limit_ms": if gate { 20 } else { 0 } }))
             .map_err(|e| e.to_string())?;
-        let mut vm = self
-            .site
-            .start(&self.opts.wrapper, Duration::from_secs(60))
-            .map_err(|e| e.to_string())?;
-        let gen = Generator::start(
+        let out = self.phone_run(PhoneRun {
             calls,
-            self.opts.threads,
-            GenConfig {
-                mode: Mode::FromAnswer,
-                frames,
-                g722: false,
-                srtp: None,
-                prompt_span: Some(prompt),
-            },
-        )
-        .map_err(|e| format!("RTP generator: {e}"))?;
-        let nmb = self.phone_mailboxes.max(1);
-        let lines = (0..calls)
-            .map(|i| (phone_user(i % nmb), gen.ports()[i]))
-            .collect();
-        let job = sipp::SippJob {
-            remote: self.site.sip,
-            domain: DOMAIN,
-            lines,
-            hold: call,
+            slots: calls,
             rate,
-            limit,
-            timeout: Duration::from_secs_f64(calls as f64 / rate) + call + Duration::from_secs(60),
-            dir: self.root.join(if gate {
+            limit: (rate * 11.0 * 1.5) as usize + 10,
+            g722: false,
+            srtp: false,
+            prompt_span: Some(prompt),
+            dir: if gate {
                 "sipp-overload-on"
             } else {
                 "sipp-overload-off"
-            }),
-            g722: false,
-            srtp_key: None,
-        };
-        std::thread::sleep(Duration::from_millis(500));
-        let cpu0 = vm.cpu();
-        let own0 = procfs::cpu_time(std::process::id()).unwrap_or_default();
-        let t0 = Instant::now();
-        let sipp = job.start().map_err(|e| format!("sipp: {e}"))?;
-        let sipp0 = procfs::cpu_time(sipp.pid).unwrap_or_default();
-        let sipp_pid = sipp.pid;
-        let mut sipp_cpu = Duration::ZERO;
-        let mut sipp = Some(sipp);
-        // sipp's own CPU, read while it runs.
-        while sipp.as_mut().is_some_and(|s| s.running()) {
-            if let Some(c) = procfs::cpu_time(sipp_pid) {
-                sipp_cpu = c.saturating_sub(sipp0);
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let res = sipp.take().map(sipp::SippProc::wait).unwrap_or_default();
-        let dt = t0.elapsed();
-        let cpu = vm.cpu().saturating_sub(cpu0);
-        let own = procfs::cpu_time(std::process::id())
-            .unwrap_or_default()
-            .saturating_sub(own0);
-        let by_lag = self.site.metric("vmail_calls_refused_total", "media_lag");
-        let by_count = self
-            .site
-            .metric("vmail_calls_refused_total", "\"overload\"");
-        let users: Vec<String> = (0..calls.min(nmb)).map(phone_user).collect();
-        self.wait_messages(
-            &users,
-            res.successful as usize,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-        );
-        let genres = gen.finish();
-        vm.stop();
-        let stored: usize = users
-            .iter()
-            .map(|u| site::take_messages(&self.site, u).len())
-            .sum();
-        let s = &genres.stretch;
+            },
+        })?;
+        let res = &out.res;
+        let w = &out.calls_ended;
+        let dt = w.dt.as_secs_f64();
+        let s = &out.generated.stretch;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let mut row = Row::new(what, format!("{calls} × 11 s phone-like at {rate:.0}/s"));
-        row.calls = format!("{calls} ({by_lag} refused by lag, {by_count} by max_calls)");
+        row.calls = format!(
+            "{calls} ({} refused by lag, {} by max_calls)",
+            out.refused_by_lag, out.refused_by_count
+        );
         row.retrans = format!("{} / {}", res.retrans_sent, res.retrans_received);
-        row.cpu = format!("{:.0} %", pct(cpu.as_secs_f64(), dt.as_secs_f64()));
+        row.cpu = format!("{:.0} %", pct(w.cpu.as_secs_f64(), dt));
         row.notes = format!(
-            "{} answered, {stored} messages; greeting + beep ({prompt} frames) of {} admitted calls \
+            "{} answered, {} messages; greeting + beep ({prompt} frames) of {} admitted calls \
              late by p50 {:.0} / p99 {:.0} / max {:.0} ms, {} calls over 100 ms; generator {:.0} %, \
              sipp {:.0} % CPU over {:.0} s",
             res.successful,
+            out.stored,
             s.count(),
             ms(s.quantile(0.5)),
             ms(s.quantile(0.99)),
             ms(s.max()),
             s.count_over(Duration::from_millis(100)),
-            pct(own.as_secs_f64(), dt.as_secs_f64()),
-            pct(sipp_cpu.as_secs_f64(), dt.as_secs_f64()),
-            dt.as_secs_f64()
+            pct(w.own.as_secs_f64(), dt),
+            pct(out.sipp_cpu.as_secs_f64(), dt),
+            dt
         );
         say(&format!("{what}: {}", row.notes));
         self.rows.push(row);
@@ -1471,4 +1469,48 @@ impl Bench {
         }
         s
     }
+}
+
+/// What [`Bench::phone_run`] places.
+struct PhoneRun {
+    calls: usize,
+    /// Generator ports (callers reuse them in turn).
+    slots: usize,
+    /// New calls per second.
+    rate: f64,
+    /// Calls in progress at most (sipp).
+    limit: usize,
+    g722: bool,
+    srtp: bool,
+    /// Frames of the greeting and beep whose arrival is timed.
+    prompt_span: Option<u32>,
+    /// sipp's folder under the run's root.
+    dir: &'static str,
+}
+
+/// What [`Bench::phone_run`] measured.
+struct PhoneOutcome {
+    res: sipp::SippResult,
+    /// From sipp's start to its end (the last call over).
+    calls_ended: Window,
+    /// From sipp's start to the last message stored.
+    stored_too: Window,
+    /// sipp's CPU while it ran.
+    sipp_cpu: Duration,
+    send_path: &'static str,
+    sent: u64,
+    received: u64,
+    generated: rtp::GenResult,
+    stored: usize,
+    refused_by_lag: u64,
+    refused_by_count: u64,
+}
+
+/// CPU over a span of a run.
+struct Window {
+    dt: Duration,
+    /// vmail's.
+    cpu: Duration,
+    /// The harness's own (the generator).
+    own: Duration,
 }
